@@ -1,0 +1,158 @@
+"""Model registry: a paper name such as ``"Inception-GAP5-L1"`` resolves to arguments.
+
+Grammar: ``<Backbone>-GAP<m>[-L1|-L2]`` or ``<Backbone>-GAP-Zhou[-L1|-L2]`` with
+``<Backbone>`` one of ``Inception`` (InceptionV3 cut at ``mixed7``),
+``GoogLeNet`` (cut after ``inception_4e``) or ``Tiny`` (a small CPU backbone).
+"""
+
+import dataclasses
+import re
+
+import keras
+
+from mindgap import backbones, heads
+from mindgap.layers import ClassProbabilities
+from mindgap.regularizers import DEFAULT_ALPHA, REDUCTIONS
+
+BACKBONE_NAMES = {"Inception": "inception_v3", "GoogLeNet": "googlenet", "Tiny": "tiny"}
+TABLE1_NAMES = (
+    "Inception-GAP5",
+    "Inception-GAP5-L1",
+    "Inception-GAP5-L2",
+    "Inception-GAP-Zhou",
+    "Inception-GAP-Zhou-L1",
+    "Inception-GAP-Zhou-L2",
+    "GoogLeNet-GAP-Zhou",
+)
+LISTED_MAPS_PER_CLASS = (1, 5, 10)
+_NAME_PATTERN = re.compile(r"^(?P<backbone>Inception|GoogLeNet|Tiny)-GAP(?:(?P<m>\d+)|-(?P<zhou>Zhou))(?:-(?P<penalty>L1|L2))?$")
+_OVERRIDES = ("cut_layer", "zhou_units", "reduction", "class_names")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What a model name means: backbone, head, m and penalty."""
+
+    backbone: str
+    head: str  # "gapm" or "zhou"
+    maps_per_class: int | None
+    penalty: str | None  # None, "l1" or "l2"
+
+    @property
+    def name(self):
+        prefix = next(key for key, value in BACKBONE_NAMES.items() if value == self.backbone)
+        head = "GAP-Zhou" if self.head == "zhou" else f"GAP{self.maps_per_class}"
+        suffix = "" if self.penalty is None else f"-{self.penalty.upper()}"
+        return f"{prefix}-{head}{suffix}"
+
+
+def list_models():
+    """Names ``build_model`` accepts: the paper's Table 1 first, then GAP1/GAP10 and the other backbones.
+
+    Any m >= 1 is accepted too (``Inception-GAP3``); the list shows m = 1, 5, 10.
+    """
+    names = list(TABLE1_NAMES)
+    for prefix in BACKBONE_NAMES:
+        for head in [f"GAP{m}" for m in LISTED_MAPS_PER_CLASS] + ["GAP-Zhou"]:
+            for suffix in ("", "-L1", "-L2"):
+                name = f"{prefix}-{head}{suffix}"
+                if name not in names:
+                    names.append(name)
+    return names
+
+
+def parse_model_name(name):
+    """``"Inception-GAP5-L1"`` → ``ModelSpec("inception_v3", "gapm", 5, "l1")``."""
+    match = _NAME_PATTERN.match(str(name))
+    if match is None:
+        raise ValueError(
+            f"Unknown model name {name!r}; valid names are {', '.join(list_models())} "
+            "(any m >= 1 in GAPm)."
+        )
+    maps_per_class = None if match["zhou"] else int(match["m"])
+    if maps_per_class is not None and maps_per_class < 1:
+        raise ValueError(f"Model name {name!r} asks for m={maps_per_class} maps per class; m must be >= 1.")
+    penalty = match["penalty"].lower() if match["penalty"] else None
+    return ModelSpec(
+        backbone=BACKBONE_NAMES[match["backbone"]],
+        head="zhou" if match["zhou"] else "gapm",
+        maps_per_class=maps_per_class,
+        penalty=penalty,
+    )
+
+
+def build_model(name, num_classes, *, weights=None, input_shape=(299, 299, 3), alpha=DEFAULT_ALPHA, **overrides):
+    """Build one of the paper's models (Table 1) by name.
+
+    Args:
+        name: a name from :func:`list_models`, e.g. ``"Inception-GAP5-L1"``.
+        num_classes: c, at least 2 (40 for Stanford 40).
+        weights: backbone weights: None, ``"imagenet"`` (InceptionV3, Keras'
+            download or cache) or a path to a weights file of the backbone.
+        input_shape: (height, width, 3); 299×299 in the paper.
+        alpha: weight of the L1 (eq. 5) / group-L2 (eq. 6) penalty, 1e-7.
+        **overrides: ``cut_layer`` (default ``mixed7`` / ``inception_4e`` /
+            ``tiny_block4``), ``zhou_units`` (1024), ``reduction`` of the
+            penalty over the batch (``"sum"``, the paper's Keras, or
+            ``"mean"``), ``class_names`` (saved inside the model).
+
+    Returns:
+        A functional ``keras.Model`` named after ``name`` whose input takes
+        images scaled to [-1, 1] and whose output is the class probabilities.
+    """
+    unknown = sorted(set(overrides) - set(_OVERRIDES))
+    if unknown:
+        raise ValueError(f"Unknown argument(s) {unknown} for build_model; accepted overrides: {', '.join(_OVERRIDES)}.")
+    spec = parse_model_name(name)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+    reduction = overrides.get("reduction", "sum")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"Unknown reduction {reduction!r}; use one of {REDUCTIONS}.")
+    class_names = overrides.get("class_names")
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names were given for num_classes={num_classes}; pass one per class.")
+    zhou_units = overrides.get("zhou_units", heads.ZHOU_UNITS)
+    if not isinstance(zhou_units, int) or zhou_units < 1:
+        raise ValueError(f"zhou_units must be an integer >= 1, got {zhou_units!r}.")
+
+    backbone = backbones.build_backbone(
+        spec.backbone, input_shape=input_shape, weights=weights, cut_layer=overrides.get("cut_layer")
+    )
+    inputs = keras.Input(tuple(input_shape), name="image")
+    features = backbone(inputs)
+    head_arguments = dict(penalty=spec.penalty, alpha=alpha, reduction=reduction, class_names=class_names)
+    if spec.head == "gapm":
+        probabilities = heads.gapm_head(features, num_classes, spec.maps_per_class, **head_arguments)
+    else:
+        probabilities = heads.zhou_head(features, num_classes, units=zhou_units, **head_arguments)
+    return keras.Model(inputs, probabilities, name=spec.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What a built or loaded mindgap model is: read from its layers."""
+
+    head: str
+    num_classes: int
+    maps_per_class: int | None
+    class_names: tuple
+    input_shape: tuple
+
+
+def model_info(model):
+    """Describe a mindgap model; ``ValueError`` if ``model`` is not one."""
+    layer_names = {layer.name for layer in getattr(model, "layers", [])}
+    probabilities = model.get_layer(heads.PROBABILITIES_LAYER) if heads.PROBABILITIES_LAYER in layer_names else None
+    if not isinstance(probabilities, ClassProbabilities) or heads.MAPS_LAYER not in layer_names:
+        raise ValueError(
+            f"Model {getattr(model, 'name', model)!r} is not a mindgap model (no 'gap_maps' and "
+            "'probabilities' layers); build it with mindgap.build_model."
+        )
+    num_classes = int(probabilities.output.shape[-1])
+    if heads.GROUPED_GAP_LAYER in layer_names:
+        head, maps_per_class = "gapm", model.get_layer(heads.GROUPED_GAP_LAYER).maps_per_class
+    else:
+        head, maps_per_class = "zhou", None
+    class_names = probabilities.class_names or [f"class_{index}" for index in range(num_classes)]
+    return ModelInfo(head, num_classes, maps_per_class, tuple(class_names), tuple(model.input.shape[1:]))

@@ -1,0 +1,175 @@
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import mindgap
+from mindgap.backbones import build_backbone
+
+
+def test_list_models_starts_with_table1():
+    names = mindgap.list_models()
+    assert names[:7] == [
+        "Inception-GAP5", "Inception-GAP5-L1", "Inception-GAP5-L2",
+        "Inception-GAP-Zhou", "Inception-GAP-Zhou-L1", "Inception-GAP-Zhou-L2", "GoogLeNet-GAP-Zhou",
+    ]
+    for name in ["Inception-GAP10", "Inception-GAP1", "GoogLeNet-GAP5", "Tiny-GAP5", "Tiny-GAP-Zhou-L1"]:
+        assert name in names
+
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("Inception-GAP5-L1", ("inception_v3", "gapm", 5, "l1")),
+        ("Inception-GAP10", ("inception_v3", "gapm", 10, None)),
+        ("GoogLeNet-GAP-Zhou", ("googlenet", "zhou", None, None)),
+        ("Tiny-GAP-Zhou-L2", ("tiny", "zhou", None, "l2")),
+        ("Tiny-GAP3", ("tiny", "gapm", 3, None)),
+    ],
+)
+def test_parse_name(name, expected):
+    spec = mindgap.parse_model_name(name)
+    assert (spec.backbone, spec.head, spec.maps_per_class, spec.penalty) == expected
+    assert spec.name == name
+
+
+def test_full_size_inception_shapes():
+    gap5 = mindgap.build_model("Inception-GAP5", 40)
+    assert gap5.get_layer("backbone").get_layer("mixed7").output.shape[1:] == (17, 17, 768)
+    assert gap5.get_layer("gap_maps").input.shape[1:] == (17, 17, 768)
+    assert gap5.get_layer("gap_maps").output.shape[1:] == (17, 17, 200)
+    assert gap5.get_layer("gap_maps").kernel.shape == (3, 3, 768, 200)
+    assert gap5.output.shape[1:] == (40,)
+    zhou = mindgap.build_model("Inception-GAP-Zhou", 40)
+    assert zhou.get_layer("gap_maps").output.shape[1:] == (17, 17, 1024)
+    assert zhou.get_layer("dense").kernel.shape == (1024, 40)
+
+
+def test_googlenet_cut_after_inception_4e():
+    model = mindgap.build_model("GoogLeNet-GAP-Zhou", 40, input_shape=(224, 224, 3))
+    assert model.get_layer("backbone").output.shape[1:] == (14, 14, 832)
+    assert model.get_layer("gap_maps").output.shape[1:] == (14, 14, 1024)
+
+
+def _images(size=32, count=4, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (count, size, size, 3)).astype("float32")
+
+
+@pytest.mark.parametrize("name", ["Tiny-GAP5", "Tiny-GAP1", "Inception-GAP5"])
+def test_gapm_cam_means_are_the_logits(name):
+    size = 75 if name.startswith("Inception") else 32
+    model = mindgap.build_model(name, 4, input_shape=(size, size, 3))
+    images = _images(size)
+    probabilities, cams = mindgap.cam_model(model).predict(images, verbose=0)
+    assert cams.shape == (4, *model.get_layer("gap_maps").output.shape[1:3], 4)
+    logits = keras.Model(model.input, model.get_layer("grouped_gap").output).predict(images, verbose=0)
+    np.testing.assert_allclose(cams.mean(axis=(1, 2)), logits, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.softmax(cams.mean(axis=(1, 2))).numpy(), probabilities, atol=1e-6)
+
+
+def test_zhou_cam_means_plus_bias_are_the_logits():
+    model = mindgap.build_model("Tiny-GAP-Zhou", 5, input_shape=(32, 32, 3))
+    dense = model.get_layer("dense")
+    dense.bias.assign(np.linspace(-1, 1, 5).astype("float32"))
+    images = _images()
+    probabilities, cams = mindgap.cam_model(model).predict(images, verbose=0)
+    maps = keras.Model(model.input, model.get_layer("gap_maps").output).predict(images, verbose=0)
+    np.testing.assert_allclose(cams, np.einsum("bhwk,kc->bhwc", maps, dense.kernel.numpy()), rtol=1e-4, atol=1e-5)
+    logits = cams.mean(axis=(1, 2)) + dense.bias.numpy()
+    np.testing.assert_allclose(keras.ops.softmax(logits).numpy(), probabilities, atol=1e-6)
+
+
+def test_upsampled_cams_match_helper():
+    model = mindgap.build_model("Tiny-GAP5", 3, input_shape=(32, 32, 3))
+    images = _images()
+    _, cams = mindgap.cam_model(model).predict(images, verbose=0)
+    _, big = mindgap.cam_model(model, upsample=True).predict(images, verbose=0)
+    assert big.shape == (4, 32, 32, 3)
+    np.testing.assert_allclose(big, mindgap.upsample_cams(cams, (32, 32)), atol=1e-5)
+
+
+@pytest.mark.parametrize("head", ["GAP5", "GAP-Zhou"])
+@pytest.mark.parametrize("penalty", ["", "-L1", "-L2"])
+def test_one_fit_step(head, penalty):
+    model = mindgap.build_model(f"Tiny-{head}{penalty}", 3, input_shape=(32, 32, 3))
+    model.compile(optimizer="nadam", loss="categorical_crossentropy")
+    before = model.get_layer("gap_maps").kernel.numpy().copy()
+    history = model.fit(_images(), np.eye(3)[[0, 1, 2, 0]], epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert not np.allclose(before, model.get_layer("gap_maps").kernel.numpy())
+
+
+@pytest.mark.parametrize("name", ["Tiny-GAP5-L1", "Tiny-GAP-Zhou-L2"])
+def test_keras_round_trip(tmp_path, name):
+    model = mindgap.build_model(name, 3, input_shape=(32, 32, 3), class_names=["a", "b", "c"])
+    explainer = mindgap.cam_model(model)
+    images = _images()
+    for saved, path in [(model, tmp_path / "model.keras"), (explainer, tmp_path / "cam.keras")]:
+        saved.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+        for got, want in zip(keras.tree.flatten(loaded.predict(images, verbose=0)),
+                             keras.tree.flatten(saved.predict(images, verbose=0))):
+            np.testing.assert_array_equal(got, want)
+    assert mindgap.model_info(keras.saving.load_model(tmp_path / "model.keras")).class_names == ("a", "b", "c")
+
+
+def test_round_trip_in_a_fresh_process(tmp_path):
+    model = mindgap.build_model("Tiny-GAP5-L2", 3, input_shape=(32, 32, 3))
+    images = _images()
+    np.save(tmp_path / "images.npy", images)
+    np.save(tmp_path / "expected.npy", mindgap.cam_model(model).predict(images, verbose=0)[1])
+    mindgap.cam_model(model).save(tmp_path / "cam.keras")
+    script = (
+        "import sys, numpy as np, keras, mindgap\n"
+        "model = keras.saving.load_model(sys.argv[1] + '/cam.keras')\n"
+        "cams = model.predict(np.load(sys.argv[1] + '/images.npy'), verbose=0)[1]\n"
+        "np.testing.assert_array_equal(cams, np.load(sys.argv[1] + '/expected.npy'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_weights_from_a_file(tmp_path):
+    source = build_backbone("tiny", (32, 32, 3))
+    path = tmp_path / "tiny.weights.h5"
+    source.save_weights(path)
+    model = mindgap.build_model("Tiny-GAP5", 3, input_shape=(32, 32, 3), weights=str(path))
+    for got, want in zip(model.get_layer("backbone").get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: mindgap.build_model("Inception-GAP", 40), "Unknown model name 'Inception-GAP'; valid names are Inception-GAP5"),
+        (lambda: mindgap.build_model("ResNet-GAP5", 40), "Unknown model name"),
+        (lambda: mindgap.build_model("Tiny-GAP0", 4), "m must be >= 1"),
+        (lambda: mindgap.build_model("Tiny-GAP5", 1), "num_classes must be an integer >= 2, got 1"),
+        (lambda: mindgap.build_model("Tiny-GAP5", 4, cut_layer="mixed7"), "no layer 'mixed7' to cut at; candidates: tiny_block1"),
+        (lambda: mindgap.build_model("Inception-GAP5", 4, input_shape=(64, 64, 3)), "too small for InceptionV3"),
+        (lambda: mindgap.build_model("Inception-GAP5", 4, input_shape=(75, 75, 3), cut_layer="mixed9"), "too small for the cut at 'mixed9'"),
+        (lambda: mindgap.build_model("Tiny-GAP5", 4, weights="/nope/w.h5"), "does not exist"),
+        (lambda: mindgap.build_model("Tiny-GAP5", 4, weights="imagenet"), "No ImageNet weights"),
+        (lambda: mindgap.build_model("Tiny-GAP5", 4, maps=3), "Unknown argument"),
+        (lambda: mindgap.build_model("Tiny-GAP5", 2, class_names=["a"]), "1 class names were given"),
+    ],
+)
+def test_bad_arguments(call, message):
+    with pytest.raises(ValueError, match=message) as error:
+        call()
+    assert "\n" not in str(error.value)
+
+
+def test_mismatched_weights_file(tmp_path):
+    path = tmp_path / "other.weights.h5"
+    build_backbone("tiny", (32, 32, 3)).save_weights(path)
+    with pytest.raises(ValueError, match="does not match the googlenet backbone"):
+        mindgap.build_model("GoogLeNet-GAP-Zhou", 4, input_shape=(64, 64, 3), weights=str(path))
+
+
+def test_model_info_rejects_foreign_models():
+    inputs = keras.Input((4,))
+    with pytest.raises(ValueError, match="not a mindgap model"):
+        mindgap.model_info(keras.Model(inputs, keras.layers.Dense(2)(inputs)))

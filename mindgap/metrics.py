@@ -1,0 +1,344 @@
+"""Classification and localization measures: the paper's (§4) and the standard WSOL ones.
+
+Pure functions on numpy arrays.  Conventions, used everywhere here:
+
+* Labels are integer class indices; ``probs`` is (n, c).
+* A box is ``(x_min, y_min, x_max, y_max)`` in **pixel-edge coordinates**:
+  0-based, ends exclusive, so a box covers the pixel columns
+  ``x_min … x_max - 1`` and its area is ``(x_max - x_min) * (y_max - y_min)``.
+  Stanford 40's 1-based inclusive ``[a, b]`` is ``[a - 1, b)`` here.  A point
+  (centre of mass, CAM maximum) is in the same frame: pixel ``i`` has its
+  centre at ``i + 0.5``.
+* A CAM is a 2-D map on its own pixel grid.  Evidence is its positive part:
+  negative values (possible in Zhou CAMs) are clipped to 0 and the map is
+  divided by its maximum before thresholding.  A map whose maximum is not
+  positive has no box (``(0, 0, 0, 0)``, IoU 0) and no centre of mass.
+  Choe et al. (2020) min-max normalise instead; the two agree on any
+  non-negative map whose minimum is 0.
+* ``threshold`` is a fraction of the maximum: a pixel is kept when
+  ``cam >= threshold * max`` and ``cam > 0`` (so t = 0 keeps all evidence,
+  not the whole image, and t = 1 keeps the maximum).
+"""
+
+import cv2
+import numpy as np
+from sklearn.metrics import average_precision_score, confusion_matrix as _sk_confusion_matrix
+
+BOX_METHODS = ("paper", "largest_component", "largest_contour")
+EMPTY_BOX = np.zeros(4, dtype=np.float64)
+DEFAULT_THRESHOLDS = np.linspace(0.0, 1.0, 101)
+CHOE_IOU_THRESHOLDS = (0.3, 0.5, 0.7)
+
+
+# ----------------------------------------------------------------- validation
+def _check_labels_probs(labels, probs):
+    labels = np.asarray(labels)
+    probs = np.asarray(probs, dtype=np.float64)
+    if labels.size == 0 or probs.size == 0:
+        raise ValueError("labels and probs are empty; pass at least one sample.")
+    if probs.ndim != 2:
+        raise ValueError(f"probs must have shape (n, num_classes), got {probs.shape}.")
+    if labels.ndim != 1 or len(labels) != len(probs):
+        raise ValueError(f"labels has shape {labels.shape} but probs has {len(probs)} rows; pass one label per row.")
+    if np.isnan(probs).any():
+        raise ValueError("probs contains NaN; check the model's outputs.")
+    if labels.min() < 0 or labels.max() >= probs.shape[1]:
+        raise ValueError(f"labels must be in [0, {probs.shape[1] - 1}], got values from {labels.min()} to {labels.max()}.")
+    return labels.astype(np.int64), probs
+
+
+def _check_cam(cam):
+    cam = np.asarray(cam, dtype=np.float32)
+    if cam.ndim != 2 or cam.size == 0:
+        raise ValueError(f"A CAM must be a non-empty 2-D map (h, w), got shape {cam.shape}.")
+    if np.isnan(cam).any():
+        raise ValueError("The CAM contains NaN; check the model's outputs.")
+    return cam
+
+
+def _check_boxes(boxes):
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if len(boxes) == 0:
+        raise ValueError("An image has no ground-truth box; every image needs at least one.")
+    return boxes
+
+
+def _check_cams_boxes(cams, boxes_per_image):
+    if len(cams) == 0:
+        raise ValueError("cams is empty; pass at least one CAM.")
+    if len(cams) != len(boxes_per_image):
+        raise ValueError(f"{len(cams)} CAMs but {len(boxes_per_image)} box lists; pass one box list per CAM.")
+
+
+def _evidence_mask(normalized, threshold):
+    return ((normalized >= threshold) & (normalized > 0)).astype(np.uint8)
+
+
+def _normalized(cam):
+    """Positive part divided by the maximum; None when there is no positive evidence."""
+    cam = np.maximum(_check_cam(cam), 0.0)
+    peak = cam.max()
+    return None if peak <= 0 else cam / peak
+
+
+# ------------------------------------------------------------- classification
+def top_k_accuracy(labels, probs, k=1):
+    """Share of samples whose true class is among the k highest probabilities."""
+    labels, probs = _check_labels_probs(labels, probs)
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return float((top == labels[:, None]).any(axis=1).mean())
+
+
+def precision_recall_keras1(labels, probs):
+    """Precision and recall as Keras 1 computed them (paper §4).
+
+    A label counts as predicted when its probability is over 0.5; both are
+    micro-averaged over the one-hot matrix: precision = TP / #(p > 0.5),
+    recall = TP / #positives.  Keras 1 averaged these per batch during
+    ``evaluate``; here they are computed over the whole set at once.  With no
+    predicted label at all the precision is 0 (Keras 1's epsilon gave 0 too).
+    """
+    labels, probs = _check_labels_probs(labels, probs)
+    predicted = probs > 0.5
+    true_positives = predicted[np.arange(len(labels)), labels].sum()
+    precision = true_positives / predicted.sum() if predicted.any() else 0.0
+    return float(precision), float(true_positives / len(labels))
+
+
+def mean_average_precision(labels, probs):
+    """MaP: the mean over classes of scikit-learn's average precision of each class's scores.
+
+    Classes with no positive sample are left out of the mean.  The paper's
+    MaP (63.8 % for GAP5) is below its accuracy (75.9 %), which this standard
+    definition rarely gives; its exact computation is not stated, so the
+    numbers may differ from the paper's for that reason alone.
+    """
+    labels, probs = _check_labels_probs(labels, probs)
+    scores = [
+        average_precision_score(labels == class_index, probs[:, class_index])
+        for class_index in range(probs.shape[1])
+        if (labels == class_index).any()
+    ]
+    return float(np.mean(scores))
+
+
+def confusion_matrix(labels, probs):
+    """(c, c) counts: row = true class, column = predicted class."""
+    labels, probs = _check_labels_probs(labels, probs)
+    return _sk_confusion_matrix(labels, probs.argmax(axis=1), labels=np.arange(probs.shape[1]))
+
+
+def per_class_table(labels, probs, class_names=None):
+    """One row per class: support, accuracy (recall of the argmax), average precision."""
+    labels, probs = _check_labels_probs(labels, probs)
+    predictions = probs.argmax(axis=1)
+    rows = []
+    for class_index in range(probs.shape[1]):
+        members = labels == class_index
+        rows.append(
+            {
+                "class": class_names[class_index] if class_names is not None else str(class_index),
+                "support": int(members.sum()),
+                "accuracy": float((predictions[members] == class_index).mean()) if members.any() else float("nan"),
+                "average_precision": float(average_precision_score(members, probs[:, class_index]))
+                if members.any()
+                else float("nan"),
+            }
+        )
+    return rows
+
+
+# ------------------------------------------------------------- boxes from CAMs
+def _paper_boxes(normalized, thresholds):
+    """Smallest rectangle around every pixel >= t, for all thresholds at once."""
+    height, width = normalized.shape
+    row_peaks = normalized.max(axis=1)
+    column_peaks = normalized.max(axis=0)
+    rows_on = (row_peaks[None, :] >= thresholds[:, None]) & (row_peaks[None, :] > 0)
+    columns_on = (column_peaks[None, :] >= thresholds[:, None]) & (column_peaks[None, :] > 0)
+    boxes = np.stack(
+        [
+            columns_on.argmax(axis=1),
+            rows_on.argmax(axis=1),
+            width - columns_on[:, ::-1].argmax(axis=1),
+            height - rows_on[:, ::-1].argmax(axis=1),
+        ],
+        axis=1,
+    ).astype(np.float64)
+    boxes[~rows_on.any(axis=1)] = EMPTY_BOX
+    return boxes
+
+
+def _largest_component_box(mask):
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return EMPTY_BOX
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = stats[largest, :4]
+    return np.array([x, y, x + w, y + h], dtype=np.float64)
+
+
+def _contour_boxes(mask):
+    """Boxes around every contour (cv2.RETR_TREE, as Choe et al.), largest contour (by area) first."""
+    contours, _ = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return EMPTY_BOX[None]
+    # cv2.contourArea is 0 for one-pixel-wide contours: break ties by the box area.
+    rects = [cv2.boundingRect(contour) for contour in contours]
+    order = sorted(
+        range(len(contours)), key=lambda i: (cv2.contourArea(contours[i]), rects[i][2] * rects[i][3]), reverse=True
+    )
+    return np.array([[x, y, x + w, y + h] for x, y, w, h in (rects[i] for i in order)], dtype=np.float64)
+
+
+def cam_boxes(cam, thresholds, method="paper"):
+    """Boxes (len(thresholds), 4) from one CAM, one per threshold (fractions of the max).
+
+    Methods:
+        ``"paper"``: smallest rectangle around every pixel >= t·max (paper §4.4).
+        ``"largest_component"``: Zhou et al.'s, the box of the largest
+        8-connected component (their default t is 0.2).
+        ``"largest_contour"``: the box of the largest external contour
+        (Choe et al. 2020's single-box evaluation).
+    """
+    if method not in BOX_METHODS:
+        raise ValueError(f"Unknown box method {method!r}; use one of {BOX_METHODS}.")
+    thresholds = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    normalized = _normalized(cam)
+    if normalized is None:
+        return np.repeat(EMPTY_BOX[None], len(thresholds), axis=0)
+    if method == "paper":
+        return _paper_boxes(normalized, thresholds)
+    boxes = np.empty((len(thresholds), 4))
+    for index, threshold in enumerate(thresholds):
+        mask = _evidence_mask(normalized, threshold)
+        boxes[index] = _largest_component_box(mask) if method == "largest_component" else _contour_boxes(mask)[0]
+    return boxes
+
+
+def cam_to_box(cam, threshold, method="paper"):
+    """One box ``(x_min, y_min, x_max, y_max)`` from a CAM on its own pixel grid.
+
+    ``threshold`` is a fraction of the CAM's maximum (0.2 = 20 %); see
+    :func:`cam_boxes` for the methods and the module docstring for the
+    pixel convention.
+    """
+    return cam_boxes(cam, [threshold], method)[0]
+
+
+# ----------------------------------------------------------------- IoU, points
+def box_iou(box_a, box_b):
+    """IoU of boxes in pixel-edge coordinates; broadcasts over leading axes."""
+    box_a = np.asarray(box_a, dtype=np.float64)
+    box_b = np.asarray(box_b, dtype=np.float64)
+    if box_a.shape[-1] != 4 or box_b.shape[-1] != 4:
+        raise ValueError(f"Boxes must end in 4 coordinates, got shapes {box_a.shape} and {box_b.shape}.")
+    width = np.clip(np.minimum(box_a[..., 2], box_b[..., 2]) - np.maximum(box_a[..., 0], box_b[..., 0]), 0, None)
+    height = np.clip(np.minimum(box_a[..., 3], box_b[..., 3]) - np.maximum(box_a[..., 1], box_b[..., 1]), 0, None)
+    intersection = width * height
+    area_a = np.clip(box_a[..., 2] - box_a[..., 0], 0, None) * np.clip(box_a[..., 3] - box_a[..., 1], 0, None)
+    area_b = np.clip(box_b[..., 2] - box_b[..., 0], 0, None) * np.clip(box_b[..., 3] - box_b[..., 1], 0, None)
+    union = area_a + area_b - intersection
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, intersection / np.where(union > 0, union, 1), 0.0)
+
+
+def best_iou(boxes, gt_boxes):
+    """For each of ``boxes`` (n, 4), the highest IoU with any ground-truth box."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return box_iou(boxes[:, None, :], _check_boxes(gt_boxes)[None, :, :]).max(axis=1)
+
+
+def center_of_mass(cam):
+    """The CAM's centre of mass ``(x, y)`` (pixel centres at i + 0.5); NaNs if it has no positive mass."""
+    weights = np.maximum(_check_cam(cam), 0.0)
+    total = weights.sum()
+    if total <= 0:
+        return (float("nan"), float("nan"))
+    height, width = weights.shape
+    x = (weights.sum(axis=0) * (np.arange(width) + 0.5)).sum() / total
+    y = (weights.sum(axis=1) * (np.arange(height) + 0.5)).sum() / total
+    return (float(x), float(y))
+
+
+def _point_box_distance(point, boxes):
+    x, y = point
+    dx = np.maximum.reduce([boxes[:, 0] - x, np.zeros(len(boxes)), x - boxes[:, 2]])
+    dy = np.maximum.reduce([boxes[:, 1] - y, np.zeros(len(boxes)), y - boxes[:, 3]])
+    return np.hypot(dx, dy)
+
+
+def center_of_mass_hit(cam, gt_boxes):
+    """Paper Table 4: the CAM's centre of mass falls inside any ground-truth box."""
+    point = center_of_mass(cam)
+    if np.isnan(point[0]):
+        return False
+    return bool((_point_box_distance(point, _check_boxes(gt_boxes)) == 0).any())
+
+
+def pointing_game_hit(cam, boxes, tolerance=15):
+    """Pointing game (Zhang et al.): the CAM's maximum is within ``tolerance`` px of a box."""
+    cam = _check_cam(cam)
+    y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    return bool((_point_box_distance((x + 0.5, y + 0.5), _check_boxes(boxes)) <= tolerance).any())
+
+
+# ---------------------------------------------------------- set-level measures
+def iou_over_thresholds(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, method="paper"):
+    """(n, len(thresholds)) best IoU of each image's box at each threshold."""
+    _check_cams_boxes(cams, boxes_per_image)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    return np.stack([best_iou(cam_boxes(cam, thresholds, method), gt) for cam, gt in zip(cams, boxes_per_image)])
+
+
+def all_contours_iou_over_thresholds(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS):
+    """(n, T) IoU of the best box among all contours' boxes at each threshold (Choe et al. 2020)."""
+    _check_cams_boxes(cams, boxes_per_image)
+    ious = np.zeros((len(cams), len(thresholds)))
+    for image_index, (cam, gt) in enumerate(zip(cams, boxes_per_image)):
+        normalized = _normalized(cam)
+        if normalized is None:
+            continue
+        for threshold_index, threshold in enumerate(thresholds):
+            boxes = _contour_boxes(_evidence_mask(normalized, threshold))
+            ious[image_index, threshold_index] = best_iou(boxes, gt).max()
+    return ious
+
+
+def max_box_acc(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, iou_threshold=0.5, method="paper"):
+    """MaxBoxAcc (Choe et al. 2020): box accuracy at the best single threshold over the whole set.
+
+    Returns a dict with ``value`` (the accuracy), ``threshold`` (the one
+    threshold chosen for the whole set, not per image) and ``curve`` (the
+    accuracy at every threshold: the paper's Figure 4 for ``method="paper"``
+    and IoU 0.5).
+    """
+    ious = iou_over_thresholds(cams, boxes_per_image, thresholds, method)
+    return _best_threshold(ious > iou_threshold, thresholds)
+
+
+def _best_threshold(hits, thresholds):
+    curve = hits.mean(axis=0)
+    best = int(np.argmax(curve))
+    return {"value": float(curve[best]), "threshold": float(np.asarray(thresholds)[best]), "curve": curve}
+
+
+def max_box_acc_v2(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, iou_thresholds=CHOE_IOU_THRESHOLDS):
+    """MaxBoxAccV2 (Choe et al. 2020): all-contour boxes, mean over IoU thresholds {0.3, 0.5, 0.7}."""
+    ious = all_contours_iou_over_thresholds(cams, boxes_per_image, thresholds)
+    per_iou = {float(delta): _best_threshold(ious >= delta, thresholds)["value"] for delta in iou_thresholds}
+    return {"value": float(np.mean(list(per_iou.values()))), "per_iou": per_iou}
+
+
+def localization_accuracy(true_class_hits, predicted_class_hits, labels, predictions):
+    """Table 4's two numbers from per-image hits.
+
+    ``"ground_truth"``: share of hits with the true class's CAM;
+    ``"prediction"``: share of images whose prediction is right *and* whose
+    predicted class's CAM hits.
+    """
+    correct = np.asarray(labels) == np.asarray(predictions)
+    return {
+        "ground_truth": float(np.mean(true_class_hits)),
+        "prediction": float(np.mean(np.asarray(predicted_class_hits) & correct)),
+    }

@@ -14,5 +14,7 @@ from mindgap.cam import cam_model, upsample_cams
 from mindgap.layers import ClassProbabilities, GroupedClassMaps, GroupedSumGAP
 from mindgap.models import build_model, list_models, model_info, parse_model_name
 from mindgap.regularizers import MapActivityPenalty, map_penalty
+from mindgap.evaluation import EvaluationReport, evaluate
+from mindgap.training import TrainConfig, train
 
 __version__ = "0.1.0"

@@ -85,7 +85,7 @@ def _tiny_full(input_shape):
         features = keras.layers.Conv2D(
             filters, 3, strides=strides, padding="same", use_bias=False, name=f"tiny_block{index}_conv"
         )(features)
-        features = keras.layers.BatchNormalization(name=f"tiny_block{index}_bn")(features)
+        features = keras.layers.BatchNormalization(momentum=0.9, name=f"tiny_block{index}_bn")(features)
         features = keras.layers.ReLU(name=f"tiny_block{index}")(features)
     return keras.Model(inputs, features, name="tiny")
 

@@ -1,0 +1,100 @@
+"""Figures: CAM overlays, the all-class CAM grid (paper Figure 3), IoU-vs-threshold curves (Figure 4)."""
+
+import math
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mindgap.cam import upsample_cams  # noqa: E402
+
+TRUE_BOX_COLOUR = (0, 255, 0)
+CAM_BOX_COLOUR = (255, 0, 0)
+
+
+def overlay_cam(image, cam, vmax=None, opacity=0.5):
+    """RGB uint8 image with a CAM (any resolution, upsampled bilinearly) blended over it as a jet heat map.
+
+    The CAM's positive part is divided by ``vmax`` (default: its own maximum).
+    """
+    image = np.asarray(image, np.uint8)
+    cam = np.maximum(np.asarray(cam, np.float32), 0.0)
+    if cam.shape != image.shape[:2]:
+        cam = upsample_cams(cam[..., None], image.shape[:2])[..., 0]
+    peak = float(cam.max()) if vmax is None else float(vmax)
+    scaled = np.clip(cam / peak, 0, 1) if peak > 0 else np.zeros_like(cam)
+    heat = cv2.applyColorMap(np.round(scaled * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+    return np.round((1 - opacity) * image + opacity * heat).astype(np.uint8)
+
+
+def draw_box(image, box, colour, thickness=1):
+    """Draw a pixel-edge box (exclusive ends) on a copy of an RGB image."""
+    image = np.ascontiguousarray(image).copy()
+    x_min, y_min, x_max, y_max = (int(round(value)) for value in box)
+    if x_max > x_min and y_max > y_min:
+        cv2.rectangle(image, (x_min, y_min), (x_max - 1, y_max - 1), colour, thickness)
+    return image
+
+
+def display_image(preprocessed):
+    """Undo InceptionV3 preprocessing: [-1, 1] float → RGB uint8."""
+    return np.clip(np.round((np.asarray(preprocessed) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def plot_cam_grid(image, cams, class_names, path, title="", highlight=None):
+    """All class CAMs of one image, each divided by the same maximum (paper Figure 3)."""
+    cams = np.maximum(np.asarray(cams, np.float32), 0)
+    shared_max = float(cams.max())
+    count = cams.shape[-1] + 1
+    columns = min(count, 8)
+    rows = math.ceil(count / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    axes.flat[0].imshow(image)
+    axes.flat[0].set_title("image", fontsize=7)
+    for index in range(cams.shape[-1]):
+        axis = axes.flat[index + 1]
+        axis.imshow(cams[..., index], cmap="jet", vmin=0, vmax=shared_max if shared_max > 0 else 1)
+        weight = "bold" if highlight is not None and index == highlight else "normal"
+        axis.set_title(class_names[index][:14], fontsize=7, fontweight=weight)
+    figure.suptitle(f"{title}  (shared max {shared_max:.3g})", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def plot_iou_curves(curves, thresholds, path, title="Share of images with IoU > 0.5"):
+    """One line per model: % correctly localized against the CAM threshold (paper Figure 4)."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    percent = 100 * np.asarray(thresholds)
+    for label, curve in curves.items():
+        axis.plot(percent, 100 * np.asarray(curve), label=label)
+    axis.set_xlabel("threshold (% of the CAM's max)")
+    axis.set_ylabel("% of images with IoU > 0.5")
+    axis.set_title(title, fontsize=9)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def plot_snapshot_rows(rows, path, title=""):
+    """Rows of (image with boxes, true-class CAM, predicted-class CAM) panels with their captions."""
+    figure, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.5 * len(rows)), squeeze=False)
+    for row_axes, panels in zip(axes, rows):
+        for axis, (panel, caption) in zip(row_axes, panels):
+            axis.imshow(panel)
+            axis.set_title(caption, fontsize=7)
+            axis.axis("off")
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

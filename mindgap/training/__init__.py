@@ -1,0 +1,13 @@
+"""Training: the paper's recipe (config), the callback suite and ``train``."""
+
+from mindgap.training.callbacks import (
+    AtomicBestCheckpoint,
+    BackboneFreeze,
+    CamSnapshots,
+    EpochSummary,
+    LocalizationMetrics,
+    paper_learning_rate,
+    step_decay_callback,
+)
+from mindgap.training.config import TrainConfig
+from mindgap.training.loop import TrainResult, is_chief, read_history, select_strategy, train

@@ -7,7 +7,28 @@ with plain ``keras.saving.load_model``.
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+def _import_tensorflow_quietly():
+    """TensorFlow 2.21 writes C++ start-up lines to stderr before any log setting is read;
+    they would bury the one-line errors of the ``mindgap`` command.  Python errors still
+    propagate.  Set MINDGAP_TF_LOGS=1 to see them."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ.get("MINDGAP_TF_LOGS") == "1":
+        import tensorflow  # noqa: F401
+
+        return
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+
+
+_import_tensorflow_quietly()
 
 from mindgap import data, metrics
 from mindgap.cam import cam_model, upsample_cams

@@ -98,3 +98,9 @@ def plot_snapshot_rows(rows, path, title=""):
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def save_rgb(image, path):
+    """Write an RGB uint8 image as PNG."""
+    cv2.imwrite(str(path), np.asarray(image, np.uint8)[..., ::-1])
+    return path

@@ -20,6 +20,7 @@ import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mindgap.data.pipeline import make_dataset
@@ -27,6 +28,7 @@ from mindgap.data.stanford40 import read_stanford40
 from mindgap.models import build_model
 from mindgap.training import callbacks as mg_callbacks
 from mindgap.training.config import TrainConfig
+from mindgap.training.multi_worker import prepare_for_multi_worker
 
 BEST_MODEL = "best.keras"
 HISTORY = "history.csv"
@@ -43,7 +45,7 @@ class TrainResult:
     history: dict
 
     def best_model(self):
-        return keras.saving.load_model(self.best_path)
+        return keras.saving.load_model(self.best_path, compile=False)
 
 
 def _cluster():
@@ -117,6 +119,13 @@ def read_history(path):
     return {key: [float(row[key]) for row in rows] for key in (rows[0].keys() if rows else [])}
 
 
+def spread(records, count):
+    """``count`` records evenly spaced over the list (which is grouped by class), all if fewer."""
+    if count >= len(records):
+        return list(records)
+    return [records[int(index)] for index in np.linspace(0, len(records) - 1, count).round()]
+
+
 def train(model_name, data_dir, out_dir, *, config=None, **overrides):
     """Train ``model_name`` on the Stanford 40 layout at ``data_dir`` into ``out_dir``.
 
@@ -139,7 +148,7 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
     history_path = os.path.join(out_dir, HISTORY)
     if os.path.isfile(os.path.join(out_dir, DONE)) and os.path.isfile(best_path):
         print(f"{out_dir} holds a finished run; returning its best model (delete {DONE} to train again).")
-        return TrainResult(keras.saving.load_model(best_path), out_dir, best_path, read_history(history_path))
+        return TrainResult(keras.saving.load_model(best_path, compile=False), out_dir, best_path, read_history(history_path))
 
     dataset = read_stanford40(data_dir, test_per_class=config.test_per_class)
     if not dataset.val:
@@ -171,13 +180,16 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
     ]
     if chief:
         _truncate_history(history_path, _backup_epoch(backup_dir))
-        boxed_val = make_dataset(dataset.val, with_boxes=True, **common)
+        localization_records = spread(dataset.val, config.localization_images)
+        snapshot_records = spread(dataset.val, config.snapshot_images)
         log_dir = os.path.join(out_dir, "logs") if config.tensorboard else None
         run_callbacks += [
-            mg_callbacks.LocalizationMetrics.from_dataset(boxed_val, config.localization_images, threshold=config.cam_threshold),
+            mg_callbacks.LocalizationMetrics.from_dataset(
+                make_dataset(localization_records, with_boxes=True, **common), len(localization_records), threshold=config.cam_threshold),
             mg_callbacks.AtomicBestCheckpoint(best_path),
-            mg_callbacks.CamSnapshots.from_dataset(boxed_val, config.snapshot_images, out_dir=os.path.join(out_dir, "cam_snapshots"),
-                                                   class_names=list(dataset.class_names), threshold=config.cam_threshold, log_dir=log_dir),
+            mg_callbacks.CamSnapshots.from_dataset(
+                make_dataset(snapshot_records, with_boxes=True, **common), len(snapshot_records), out_dir=os.path.join(out_dir, "cam_snapshots"),
+                class_names=list(dataset.class_names), threshold=config.cam_threshold, log_dir=log_dir),
             keras.callbacks.CSVLogger(history_path, append=True),
             mg_callbacks.EpochSummary(config.epochs),
         ]
@@ -186,6 +198,7 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
     # Last, so that a saved backup implies every other callback finished its epoch.
     run_callbacks.append(keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True))
 
+    prepare_for_multi_worker(model, strategy, train_data)
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=run_callbacks,
               verbose=config.verbose, shuffle=False)  # the dataset shuffles itself, seeded
     history = read_history(history_path) if chief else {}

@@ -1,0 +1,5 @@
+import sys
+
+from mindgap.cli import main
+
+sys.exit(main())

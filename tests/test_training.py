@@ -1,0 +1,162 @@
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import mindgap
+from mindgap import metrics
+from mindgap.data import make_dataset, read_stanford40, valid_boxes
+from mindgap.data.digits import generate_digits_dataset
+from mindgap.training import BackboneFreeze, LocalizationMetrics, TrainConfig, paper_learning_rate
+
+TINY_RUN = dict(image_size=32, batch_size=8, freeze_epochs=1, test_per_class=2, localization_images=10,
+                snapshot_images=2, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def digits_dir(tmp_path_factory):
+    return str(generate_digits_dataset(tmp_path_factory.mktemp("digits") / "d", train_per_class=3, test_per_class=4,
+                                       canvas_size=32, digit_size=(12, 24)))
+
+
+def test_paper_schedule():
+    rates = [paper_learning_rate(epoch) for epoch in range(5)]
+    np.testing.assert_allclose(rates, [0.002, 0.002, 0.00188, 0.00188, 0.0017672], rtol=1e-9)
+
+
+def test_config_defaults_are_the_papers():
+    config = TrainConfig()
+    assert (config.learning_rate, config.beta_1, config.beta_2, config.epsilon) == (0.002, 0.9, 0.999, 1e-8)
+    assert (config.lr_decay_factor, config.lr_decay_every, config.freeze_epochs, config.epochs) == (0.94, 2, 10, 125)
+    assert (config.image_size, config.alpha, config.reduction) == (299, 1e-7, "sum")
+    with pytest.raises(ValueError, match="Unknown config field"):
+        config.replace(learning_rte=0.1)
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        config.replace(epochs=0)
+
+
+def test_backbone_frozen_exactly_for_the_configured_epochs():
+    model = mindgap.build_model("Tiny-GAP5", 3, input_shape=(32, 32, 3))
+    optimizer = keras.optimizers.Nadam(learning_rate=0.01)
+    optimizer.build(model.trainable_variables)
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy")
+    backbone = model.get_layer("backbone")
+    snapshots = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: snapshots.append((backbone.get_weights()[0].copy(), model.get_layer("gap_maps").kernel.numpy().copy())))
+    images = np.random.default_rng(0).uniform(-1, 1, (16, 32, 32, 3)).astype("float32")
+    labels = np.eye(3)[np.arange(16) % 3]
+    model.fit(images, labels, epochs=4, batch_size=8, verbose=0, callbacks=[BackboneFreeze(2), record])
+    initial = snapshots[0][0]
+    assert np.array_equal(snapshots[1][0], initial)              # epochs 0, 1 frozen
+    assert not np.allclose(snapshots[2][0], initial)            # epoch 2 trains the backbone
+    assert not np.allclose(snapshots[3][0], snapshots[2][0])
+    assert not np.allclose(snapshots[1][1], snapshots[0][1])     # the head trained all along
+
+
+def test_train_writes_everything_and_callbacks_agree(digits_dir, tmp_path):
+    out = tmp_path / "run"
+    result = mindgap.train("Tiny-GAP5-L1", digits_dir, out, epochs=2, **TINY_RUN)
+    history = result.history
+    for key in ("val_loc_gt", "val_loc_pred", "val_box_iou50"):
+        assert len(history[key]) == 2 and all(0.0 <= value <= 1.0 for value in history[key])
+    with open(out / "history.csv") as handle:
+        header = next(csv.reader(handle))
+    assert {"val_loc_gt", "val_loc_pred", "val_box_iou50", "val_loss", "learning_rate"} <= set(header)
+    for epoch in (1, 2):
+        png = out / "cam_snapshots" / f"epoch_{epoch:03d}.png"
+        pixels = keras.utils.img_to_array(keras.utils.load_img(png))
+        assert pixels.std() > 1.0
+    assert any(name.startswith("events") for name in os.listdir(out / "logs" / "cam_snapshots"))
+    assert json.loads((out / "config.json").read_text())["model_name"] == "Tiny-GAP5-L1"
+    assert not [name for name in os.listdir(out) if ".tmp" in name]
+    best = keras.saving.load_model(out / "best.keras", compile=False)
+    assert mindgap.model_info(best).class_names == mindgap.data.DIGIT_CLASS_NAMES
+
+
+def test_localization_callback_equals_direct_computation(digits_dir):
+    dataset = read_stanford40(digits_dir, test_per_class=2)
+    model = mindgap.build_model("Tiny-GAP-Zhou", 10, input_shape=(32, 32, 3))
+    boxed = make_dataset(dataset.val, num_classes=10, image_size=32, batch_size=8, with_boxes=True)
+    callback = LocalizationMetrics.from_dataset(boxed, 20, threshold=0.3)
+    callback.set_model(model)
+    logs = {}
+    callback.on_epoch_end(0, logs)
+
+    probs, cams = mindgap.cam_model(model).predict(callback.images, verbose=0)
+    predictions = probs.argmax(-1)
+    big = mindgap.upsample_cams(cams, (32, 32))
+    gt_hits, pred_hits, box_hits = [], [], []
+    for index, label in enumerate(callback.labels):
+        boxes = valid_boxes(callback.boxes[index])
+        gt_hits.append(metrics.center_of_mass_hit(big[index, ..., label], boxes))
+        pred_hits.append(metrics.center_of_mass_hit(big[index, ..., predictions[index]], boxes) and predictions[index] == label)
+        box_hits.append(metrics.best_iou([metrics.cam_to_box(big[index, ..., label], 0.3)], boxes)[0] > 0.5)
+    assert logs == pytest.approx({"val_loc_gt": np.mean(gt_hits), "val_loc_pred": np.mean(pred_hits), "val_box_iou50": np.mean(box_hits)})
+
+
+def _train_command(digits_dir, out, epochs):
+    return [sys.executable, "-m", "mindgap", "train", "Tiny-GAP5", "--data-dir", digits_dir, "--out", str(out),
+            "--epochs", str(epochs), "--image-size", "32", "--batch-size", "4", "--freeze-epochs", "1",
+            "--test-per-class", "2", "--localization-images", "4", "--snapshot-images", "1", "--verbose", "0",
+            "--no-tensorboard"]
+
+
+def _epochs_logged(path):
+    if not os.path.isfile(path):
+        return []
+    with open(path) as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+def test_resume_after_kill_9(digits_dir, tmp_path):
+    out = tmp_path / "run"
+    history = out / "history.csv"
+    process = subprocess.Popen(_train_command(digits_dir, out, 6), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while len(_epochs_logged(history)) < 2 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed: " + process.stderr.read().decode()[-1500:]
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = _epochs_logged(history)
+    assert 2 <= len(killed_at) < 6
+    finished = subprocess.run(_train_command(digits_dir, out, 6), capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert _epochs_logged(history) == [0, 1, 2, 3, 4, 5]
+    assert (out / "done.json").exists()
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for handle in sockets:
+        handle.bind(("127.0.0.1", 0))
+    ports = [handle.getsockname()[1] for handle in sockets]
+    for handle in sockets:
+        handle.close()
+    return ports
+
+
+def test_multi_worker_training_on_loopback(digits_dir, tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        environment = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
+                           CUDA_VISIBLE_DEVICES="")
+        command = _train_command(digits_dir, tmp_path / "run", 2)
+        processes.append(subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["num_replicas"] == 2
+    assert _epochs_logged(tmp_path / "run" / "history.csv") == [0, 1]
+    assert not (tmp_path / "run" / "backup-worker1").exists() or not os.listdir(tmp_path / "run" / "backup-worker1")

@@ -1,0 +1,254 @@
+"""What every experiment shares: modes, the model cache, evaluation, the paper's numbers, reports.
+
+Modes (one flag each, quick is the default):
+
+* quick: the embedded digits set, the Tiny backbone with its pretrained start
+  (``mindgap.pretrain``), 96² inputs, a few epochs with the backbone frozen
+  throughout (the paper's first phase), minutes on 2 CPU cores.
+* ``--full``: the paper's settings: InceptionV3 (GoogLeNet for
+  GoogLeNet-GAP-Zhou), ``--weights imagenet`` or a path, ``--data-dir`` to
+  Stanford 40, 299², 125 epochs, backbone frozen for the first 10.
+* ``--extra-small``: a handful of images and one epoch, for the test suite.
+
+Every trained model lives in ``<runs>/models/<model>-<settings hash>/``: an
+experiment that asks for a model with the same settings and data reuses it,
+so running several experiments never trains the same model twice.
+"""
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+
+import keras
+
+import mindgap
+from mindgap.data import make_dataset, read_stanford40
+from mindgap.data.digits import ensure_digits_dataset
+from mindgap.training import TrainConfig
+
+PAPER_MODELS = ("Inception-GAP5", "Inception-GAP5-L1", "Inception-GAP5-L2",
+                "Inception-GAP-Zhou", "Inception-GAP-Zhou-L1", "Inception-GAP-Zhou-L2")
+DEFAULT_RUNS = "runs"
+
+# The paper's numbers (shared/PAPER.md, Tables 2-4), in %.
+PAPER_TABLE3 = {
+    "Inception-GAP5": dict(accuracy=75.9, precision=80.1, recall=74.2, map=63.8),
+    "Inception-GAP5-L1": dict(accuracy=75.5, precision=88.8, recall=63.5, map=78.1),
+    "Inception-GAP5-L2": dict(accuracy=73.5, precision=88.1, recall=61.1, map=77.0),
+    "Inception-GAP-Zhou": dict(accuracy=73.7, precision=75.7, recall=72.8, map=66.6),
+    "Inception-GAP-Zhou-L1": dict(accuracy=75.8, precision=82.8, recall=70.5, map=76.5),
+    "Inception-GAP-Zhou-L2": dict(accuracy=73.5, precision=77.3, recall=71.2, map=72.4),
+}
+PAPER_TABLE2 = {
+    "Inception-GAP5": dict(accuracy=75.9, precision=80.1, recall=74.2),
+    "Inception-GAP-Zhou": dict(accuracy=73.7, precision=75.7, recall=72.8),
+    "GoogLeNet-GAP-Zhou": dict(accuracy=70.6, precision=None, recall=None),
+}
+PAPER_TABLE4 = {
+    "Inception-GAP5": dict(com_ground_truth=72.8, com_prediction=50.3),
+    "Inception-GAP5-L1": dict(com_ground_truth=65.1, com_prediction=46.6),
+    "Inception-GAP5-L2": dict(com_ground_truth=70.3, com_prediction=49.6),
+    "Inception-GAP-Zhou": dict(com_ground_truth=66.5, com_prediction=47.5),
+    "Inception-GAP-Zhou-L1": dict(com_ground_truth=68.1, com_prediction=47.6),
+    "Inception-GAP-Zhou-L2": dict(com_ground_truth=67.4, com_prediction=45.8),
+}
+# Only differences are given for m = 10: GAP10 1.3 points under GAP5, GAP10-L1 0.7 over GAP5-L1.
+PAPER_MAPS_PER_CLASS = {"Inception-GAP5": dict(accuracy=75.9), "Inception-GAP5-L1": dict(accuracy=75.5),
+                        "Inception-GAP10": dict(accuracy=74.6), "Inception-GAP10-L1": dict(accuracy=76.2)}
+MAP_NOTE = ("MaP here is the standard mean over classes of average precision (scikit-learn); the paper's MaP is "
+            "below its accuracy, which this definition rarely gives, so the two may not be comparable.")
+
+
+@dataclasses.dataclass
+class Mode:
+    """Resolved settings of one experiment run."""
+
+    name: str  # quick | full | extra-small
+    data_dir: str
+    runs_dir: str
+    backbone_prefix: str  # "Tiny" or "Inception"
+    weights: str | None
+    train: dict
+    digits: dict | None
+    evaluation_batch: int = 32
+
+    def model_name(self, paper_name):
+        """``Inception-GAP5-L1`` → the name this mode trains (``Tiny-GAP5-L1`` in quick mode)."""
+        if paper_name.startswith("GoogLeNet") or self.backbone_prefix == "Inception":
+            return paper_name
+        return paper_name.replace("Inception", self.backbone_prefix, 1)
+
+
+def add_mode_arguments(parser):
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--full", action="store_true", help="the paper's settings (InceptionV3, Stanford 40, 125 epochs)")
+    group.add_argument("--extra-small", action="store_true", help="a handful of images and one epoch (tests)")
+    parser.add_argument("--data-dir", default=None, help="dataset folder (Stanford 40 layout); quick mode generates digits there")
+    parser.add_argument("--runs-dir", default=DEFAULT_RUNS, help="where models are cached and results written")
+    parser.add_argument("--weights", default=None, help="backbone weights: 'imagenet' or a file (full mode); quick mode pretrains Tiny")
+    parser.add_argument("--epochs", type=int, default=None, help="override the mode's epoch count")
+    parser.add_argument("--alpha", type=float, default=None, help="override the penalty weight (1e-7 in the paper)")
+    return parser
+
+
+def resolve_mode(args):
+    """argparse namespace → :class:`Mode`."""
+    runs_dir = os.path.abspath(args.runs_dir)
+    if args.full:
+        if not args.data_dir:
+            raise SystemExit("error: --full needs --data-dir pointing at Stanford 40 (JPEGImages/, XMLAnnotations/, ImageSplits/).")
+        train = dict(image_size=299, epochs=125, freeze_epochs=10, batch_size=32)
+        mode = Mode("full", os.path.abspath(args.data_dir), runs_dir, "Inception", args.weights or "imagenet", train, None)
+    elif args.extra_small:
+        digits = dict(train_per_class=3, test_per_class=3, canvas_size=32, digit_size=[12, 24])
+        train = dict(image_size=32, epochs=1, freeze_epochs=0, batch_size=8, test_per_class=2, localization_images=8,
+                     snapshot_images=1, tensorboard=False, verbose=0)
+        data_dir = args.data_dir or os.path.join(runs_dir, "data", "digits-extra-small")
+        mode = Mode("extra-small", os.path.abspath(data_dir), runs_dir, "Tiny", args.weights, train, digits, evaluation_batch=8)
+    else:
+        digits = {}
+        train = dict(image_size=96, epochs=10, freeze_epochs=10, batch_size=32, localization_images=100)
+        data_dir = args.data_dir or os.path.join(runs_dir, "data", "digits")
+        mode = Mode("quick", os.path.abspath(data_dir), runs_dir, "Tiny", args.weights, train, digits)
+    if args.epochs is not None:
+        mode.train["epochs"] = args.epochs
+        mode.train["freeze_epochs"] = min(mode.train["freeze_epochs"], args.epochs) if mode.name != "quick" else args.epochs
+    if args.alpha is not None:
+        mode.train["alpha"] = args.alpha
+    return mode
+
+
+def prepare_data(mode):
+    """Generate the digits set if this mode uses it and it is absent; read the dataset."""
+    if mode.digits is not None:
+        ensure_digits_dataset(mode.data_dir, **mode.digits)
+    return read_stanford40(mode.data_dir, test_per_class=mode.train.get("test_per_class", 50))
+
+
+def _weights_for(mode, model_name):
+    if model_name.startswith("Tiny") and mode.weights is None and mode.name == "quick":
+        from mindgap.pretrain import pretrained_tiny_weights
+
+        return pretrained_tiny_weights(verbose=1)
+    if model_name.startswith("GoogLeNet"):
+        return mode.weights if mode.weights not in (None, "imagenet") else None
+    return mode.weights
+
+
+def describe_start(mode, model_name):
+    """How the backbone of ``model_name`` starts in this mode, for captions."""
+    if mode.name == "quick" and model_name.startswith("Tiny") and mode.weights is None:
+        return "Tiny backbone pretrained once on centred digits (training-half sources only), frozen for every epoch"
+    weights = _weights_for(mode, model_name)
+    if weights is None:
+        return "backbone from scratch (no weights), trained from the first epoch"
+    return f"backbone weights {weights!r}, frozen for the first {mode.train['freeze_epochs']} epochs"
+
+
+def trained_model(mode, model_name):
+    """Train ``model_name`` with this mode's settings, or reuse the run that already did."""
+    weights = _weights_for(mode, model_name)
+    overrides = dict(mode.train, weights=weights)
+    if model_name.startswith("GoogLeNet") and weights is None:
+        overrides["freeze_epochs"] = 0  # nothing pretrained to protect
+    config = TrainConfig().replace(**overrides)
+    key = json.dumps({"model": model_name, "data": mode.data_dir, "config": dataclasses.asdict(config)}, sort_keys=True)
+    run_dir = os.path.join(mode.runs_dir, "models", f"{model_name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
+    started = time.time()
+    result = mindgap.train(model_name, mode.data_dir, run_dir, config=config)
+    return result.best_model(), run_dir, time.time() - started
+
+
+def evaluated(mode, model_name, dataset, split="test"):
+    """(report dict, run folder, best model) of ``model_name``, trained and evaluated once per settings."""
+    model, run_dir, _ = trained_model(mode, model_name)
+    report_path = os.path.join(run_dir, f"report_{split}.json")
+    if os.path.isfile(report_path):
+        with open(report_path) as handle:
+            return json.load(handle), run_dir, model
+    records = getattr(dataset, split)
+    data = make_dataset(records, num_classes=dataset.num_classes, image_size=mode.train["image_size"],
+                        batch_size=mode.evaluation_batch, with_boxes=True)
+    report = mindgap.evaluate(model, data, progress=sys.stderr.isatty())
+    report.save_json(report_path)
+    return report.to_dict(), run_dir, model
+
+
+def output_dir(mode, experiment):
+    path = os.path.join(mode.runs_dir, experiment + ("" if mode.name == "quick" else f"-{mode.name}"))
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def caption(mode, dataset):
+    train = mode.train
+    return (f"{mode.name} mode: data {mode.data_dir} ({len(dataset.train)} train / {len(dataset.val)} val / "
+            f"{len(dataset.test)} test images, {dataset.num_classes} classes), input {train['image_size']}², "
+            f"{train['epochs']} epochs, backbone frozen for {train['freeze_epochs']}, batch {train['batch_size']}, "
+            f"alpha {train.get('alpha', 1e-7)}; numbers on the test split.")
+
+
+def percent(value):
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def comparison_table(rows, columns, paper, title_column="model"):
+    """Markdown table with, per column, our value and the paper's (ours / paper)."""
+    header = f"| {title_column} | " + " | ".join(f"{label} (ours / paper)" for _, label in columns) + " |"
+    lines = [header, "|" + "---|" * (len(columns) + 1)]
+    for paper_name, ours_name, values in rows:
+        cells = []
+        for key, _ in columns:
+            theirs = paper.get(paper_name, {}).get(key)
+            cells.append(f"{percent(values.get(key))} / {'–' if theirs is None else f'{theirs:.1f}'}")
+        label = paper_name if paper_name == ours_name else f"{ours_name} (paper: {paper_name})"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_outputs(out_dir, mode, config_extra, results, markdown):
+    """config.json, results.json and table.md in ``out_dir``; the table is printed too."""
+    with open(os.path.join(out_dir, "config.json"), "w") as handle:
+        json.dump({"mode": dataclasses.asdict(mode), **config_extra, "keras": keras.__version__}, handle, indent=2)
+    with open(os.path.join(out_dir, "results.json"), "w") as handle:
+        json.dump(results, handle, indent=2)
+    with open(os.path.join(out_dir, "table.md"), "w") as handle:
+        handle.write(markdown + "\n")
+    print(markdown)
+    print(f"\nwritten to {out_dir}")
+
+
+def flat_numbers(report):
+    """The numbers of one evaluation report as one flat dict."""
+    return {**report["classification"], **report["localization"]}
+
+
+def run_comparison(experiment, paper_names, columns, paper, argv=None, description="", extra_notes=()):
+    """Train (or reuse) and evaluate each model, write the table beside the paper's numbers.
+
+    Returns (mode, out_dir, {paper name: flat numbers}).
+    """
+    args = main_parser(description).parse_args(argv)
+    mode = resolve_mode(args)
+    dataset = prepare_data(mode)
+    out_dir = output_dir(mode, experiment)
+    results, rows, starts = {}, [], {}
+    for paper_name in paper_names:
+        name = mode.model_name(paper_name)
+        report, run_dir, _ = evaluated(mode, name, dataset)
+        numbers = flat_numbers(report)
+        results[paper_name] = {"model": name, "run_dir": run_dir, **numbers}
+        rows.append((paper_name, name, numbers))
+        starts[name] = describe_start(mode, name)
+    notes = [f"*{caption(mode, dataset)}*", *[f"- {name}: {start}" for name, start in starts.items()], *extra_notes]
+    markdown = f"## {experiment}\n\n" + comparison_table(rows, columns, paper) + "\n\n" + "\n".join(notes)
+    write_outputs(out_dir, mode, {"experiment": experiment, "models": list(paper_names)}, results, markdown)
+    return mode, out_dir, results
+
+
+def main_parser(description):
+    return add_mode_arguments(argparse.ArgumentParser(description=description))

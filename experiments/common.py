@@ -114,6 +114,7 @@ def resolve_mode(args):
         train = dict(image_size=96, epochs=10, freeze_epochs=10, batch_size=32, localization_images=100)
         data_dir = args.data_dir or os.path.join(runs_dir, "data", "digits")
         mode = Mode("quick", os.path.abspath(data_dir), runs_dir, "Tiny", args.weights, train, digits)
+    mode.train.setdefault("verbose", 1 if sys.stdout.isatty() else 2)  # one line per epoch in logs
     if args.epochs is not None:
         mode.train["epochs"] = args.epochs
         mode.train["freeze_epochs"] = min(mode.train["freeze_epochs"], args.epochs) if mode.name != "quick" else args.epochs
@@ -156,7 +157,8 @@ def trained_model(mode, model_name):
     if model_name.startswith("GoogLeNet") and weights is None:
         overrides["freeze_epochs"] = 0  # nothing pretrained to protect
     config = TrainConfig().replace(**overrides)
-    key = json.dumps({"model": model_name, "data": mode.data_dir, "config": dataclasses.asdict(config)}, sort_keys=True)
+    settings = {name: value for name, value in dataclasses.asdict(config).items() if name != "verbose"}
+    key = json.dumps({"model": model_name, "data": mode.data_dir, "config": settings}, sort_keys=True)
     run_dir = os.path.join(mode.runs_dir, "models", f"{model_name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
     started = time.time()
     result = mindgap.train(model_name, mode.data_dir, run_dir, config=config)

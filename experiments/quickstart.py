@@ -78,6 +78,9 @@ def main(argv=None):
         "",
         *[f"- {claim}: **{_verdict(held)}** ({evidence})" for claim, held, evidence in claims],
         "",
+        "Each model was trained once (one seed): differences of a point or less may be run-to-run noise, "
+        "which this run does not measure.",
+        "",
         f"Figures: {os.path.join(out_dir, 'figure3.png')} (all CAMs of one image per model), "
         f"{os.path.join(out_dir, 'figure4.png')} (IoU > 0.5 against the CAM threshold); "
         f"per-epoch CAM snapshots in each model's run folder (cam_snapshots/).",

@@ -60,3 +60,35 @@ def upsample_cams(cams, size):
         raise ValueError(f"cams must have shape (batch, h, w, c) or (h, w, c), got {cams.shape}.")
     resized = tf.image.resize(cams, tuple(int(side) for side in size), method="bilinear")
     return resized.numpy()
+
+
+def grad_cam(model, images, class_indices=None):
+    """Grad-CAM (Selvaraju et al. 2017) on the ``gap_maps`` layer, for comparison with the one-pass CAMs.
+
+    ``relu(sum_k alpha_k f_k)`` with ``alpha_k`` the spatial mean of the
+    gradient of the class logit with respect to ``f_k``.  One forward pass,
+    one gradient per requested class.
+
+    Args:
+        model: a mindgap model.
+        images: (batch, h, w, 3) preprocessed images.
+        class_indices: list of classes; default all classes.
+
+    Returns:
+        (batch, h, w, len(class_indices)) float32 maps at the maps' resolution.
+    """
+    info = model_info(model)
+    logits_layer = heads.GROUPED_GAP_LAYER if info.head == "gapm" else heads.DENSE_LAYER
+    probe = keras.Model(model.input, [model.get_layer(heads.MAPS_LAYER).output, model.get_layer(logits_layer).output])
+    classes = list(range(info.num_classes)) if class_indices is None else [int(index) for index in class_indices]
+    images = tf.convert_to_tensor(images, tf.float32)
+    with tf.GradientTape(persistent=len(classes) > 1) as tape:
+        maps, logits = probe(images, training=False)
+        # Grad-CAM's own choice of target: a logit, each summed over the batch (images are independent).
+        targets = [tf.reduce_sum(logits[:, index]) for index in classes]
+    cams = []
+    for target in targets:
+        weights = tf.reduce_mean(tape.gradient(target, maps), axis=(1, 2), keepdims=True)
+        cams.append(tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1)))
+    del tape
+    return tf.stack(cams, axis=-1).numpy()

@@ -173,3 +173,15 @@ def test_model_info_rejects_foreign_models():
     inputs = keras.Input((4,))
     with pytest.raises(ValueError, match="not a mindgap model"):
         mindgap.model_info(keras.Model(inputs, keras.layers.Dense(2)(inputs)))
+
+
+def test_grad_cam_of_a_gapm_head_is_its_cam():
+    # For GAPm the logit is sum_k mean(f_k) over its class's maps: the gradient is 1/(h*w) on them,
+    # 0 elsewhere, so Grad-CAM = relu(CAM) / (h*w).
+    model = mindgap.build_model("Tiny-GAP5", 3, input_shape=(32, 32, 3))
+    images = _images()
+    _, cams = mindgap.cam_model(model).predict(images, verbose=0)
+    grad = mindgap.grad_cam(model, images)
+    height, width = cams.shape[1:3]
+    np.testing.assert_allclose(grad, np.maximum(cams, 0) / (height * width), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(mindgap.grad_cam(model, images, [2])[..., 0], grad[..., 2], rtol=1e-5, atol=1e-7)

@@ -35,6 +35,7 @@ def test_paper_schedule():
 def test_config_defaults_are_the_papers():
     config = TrainConfig()
     assert (config.learning_rate, config.beta_1, config.beta_2, config.epsilon) == (0.002, 0.9, 0.999, 1e-8)
+    assert config.nadam_schedule_decay == 0.004
     assert (config.lr_decay_factor, config.lr_decay_every, config.freeze_epochs, config.epochs) == (0.94, 2, 10, 125)
     assert (config.image_size, config.alpha, config.reduction) == (299, 1e-7, "sum")
     with pytest.raises(ValueError, match="Unknown config field"):
@@ -78,6 +79,7 @@ def test_train_writes_everything_and_callbacks_agree(digits_dir, tmp_path):
     assert any(name.startswith("events") for name in os.listdir(out / "logs" / "cam_snapshots"))
     assert json.loads((out / "config.json").read_text())["model_name"] == "Tiny-GAP5-L1"
     assert not [name for name in os.listdir(out) if ".tmp" in name]
+    assert type(result.model.optimizer).__name__ == "Nadam2017"
     best = keras.saving.load_model(out / "best.keras", compile=False)
     assert mindgap.model_info(best).class_names == mindgap.data.DIGIT_CLASS_NAMES
 

@@ -242,4 +242,6 @@ class EpochSummary(keras.callbacks.Callback):
             parts.append("backbone " + ("trained" if self.model.get_layer("backbone").trainable else "frozen"))
         except ValueError:
             pass
-        self.print_fn(" | ".join(parts))
+        # With a live progress bar (verbose=1) the bar's line is still open at this point.
+        newline = "\n" if (self.params or {}).get("verbose") == 1 else ""
+        self.print_fn(newline + " | ".join(parts))

@@ -9,7 +9,8 @@ class TrainConfig:
     """Every setting of a training run; the defaults are the paper's.
 
     Optimizer: Nadam with the Keras defaults of 2017 (lr 0.002, β1 0.9,
-    β2 0.999, ε 1e-8; Keras 3's own defaults differ).  Learning rate ×0.94
+    β2 0.999, ε 1e-8, momentum schedule decay 0.004; Keras 3's own Nadam
+    differs in all but the betas), see ``mindgap.optimizers.Nadam2017``.  Learning rate ×0.94
     every second epoch (Szegedy et al. 2016).  Backbone frozen for the first
     10 epochs.  At most 125 epochs; the lowest-validation-loss weights are kept.
 
@@ -25,6 +26,7 @@ class TrainConfig:
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-8
+    nadam_schedule_decay: float = 0.004  # Keras 1/2's Nadam momentum schedule; 1.0 = Keras 3's Nadam
     lr_decay_factor: float = 0.94
     lr_decay_every: int = 2
     freeze_epochs: int = 10

@@ -26,6 +26,7 @@ import tensorflow as tf
 from mindgap.data.pipeline import make_dataset
 from mindgap.data.stanford40 import read_stanford40
 from mindgap.models import build_model
+from mindgap.optimizers import Nadam2017
 from mindgap.training import callbacks as mg_callbacks
 from mindgap.training.config import TrainConfig
 from mindgap.training.multi_worker import prepare_for_multi_worker
@@ -162,8 +163,8 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
         model = build_model(model_name, dataset.num_classes, weights=config.weights,
                             input_shape=(config.image_size, config.image_size, 3), alpha=config.alpha,
                             reduction=config.reduction, class_names=list(dataset.class_names))
-        optimizer = keras.optimizers.Nadam(learning_rate=config.learning_rate, beta_1=config.beta_1,
-                                           beta_2=config.beta_2, epsilon=config.epsilon)
+        optimizer = Nadam2017(learning_rate=config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2,
+                              epsilon=config.epsilon, schedule_decay=config.nadam_schedule_decay)
         optimizer.build(model.trainable_variables)  # every variable, backbone included, before the freeze
         model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
 

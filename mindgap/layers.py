@@ -25,8 +25,25 @@ def _group_last_axis(inputs, maps_per_class):
     return ops.sum(grouped, axis=-1)
 
 
+class _ClassMajorGroups(keras.layers.Layer):
+    """Base of the layers that read c·m class-major channels as c groups of m."""
+
+    def __init__(self, maps_per_class, **kwargs):
+        super().__init__(**kwargs)
+        _check_maps_per_class(maps_per_class)
+        self.maps_per_class = maps_per_class
+
+    def build(self, input_shape):
+        _check_channels(input_shape[-1], self.maps_per_class, self.name)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(maps_per_class=self.maps_per_class)
+        return config
+
+
 @keras.saving.register_keras_serializable(package="mindgap")
-class GroupedSumGAP(keras.layers.Layer):
+class GroupedSumGAP(_ClassMajorGroups):
     """Global average pooling then the grouped **sum** per class (paper eq. 1–2).
 
     ``g_k = sum_{x,y} f_k(x, y) / (X*Y)`` (eq. 1), then
@@ -51,14 +68,6 @@ class GroupedSumGAP(keras.layers.Layer):
     Reference: Moreaux et al., VISAPP 2018, eq. (1)–(2).
     """
 
-    def __init__(self, maps_per_class, **kwargs):
-        super().__init__(**kwargs)
-        _check_maps_per_class(maps_per_class)
-        self.maps_per_class = maps_per_class
-
-    def build(self, input_shape):
-        _check_channels(input_shape[-1], self.maps_per_class, self.name)
-
     def call(self, inputs):
         gap = ops.mean(inputs, axis=(1, 2))
         return _group_last_axis(gap, self.maps_per_class)
@@ -66,14 +75,9 @@ class GroupedSumGAP(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1] // self.maps_per_class)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(maps_per_class=self.maps_per_class)
-        return config
-
 
 @keras.saving.register_keras_serializable(package="mindgap")
-class GroupedClassMaps(keras.layers.Layer):
+class GroupedClassMaps(_ClassMajorGroups):
     """Class activation maps of a GAPm head (paper eq. 4).
 
     ``CAM_c(x, y) = sum_{k of class c} f_k(x, y)``: the CAMs come straight out
@@ -92,24 +96,11 @@ class GroupedClassMaps(keras.layers.Layer):
     Reference: Moreaux et al., VISAPP 2018, eq. (4).
     """
 
-    def __init__(self, maps_per_class, **kwargs):
-        super().__init__(**kwargs)
-        _check_maps_per_class(maps_per_class)
-        self.maps_per_class = maps_per_class
-
-    def build(self, input_shape):
-        _check_channels(input_shape[-1], self.maps_per_class, self.name)
-
     def call(self, inputs):
         return _group_last_axis(inputs, self.maps_per_class)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], input_shape[-1] // self.maps_per_class)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(maps_per_class=self.maps_per_class)
-        return config
 
 
 @keras.saving.register_keras_serializable(package="mindgap")

@@ -89,3 +89,26 @@ def test_train_command_rejects_a_broken_dataset(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "lacks the folder" in result.stderr
+
+
+def test_evaluate_command_writes_report_and_curve(tmp_path, capsys):
+    import json
+
+    root = generate_digits_dataset(tmp_path / "d", train_per_class=1, test_per_class=2, canvas_size=32, digit_size=(10, 20))
+    model = mindgap.build_model("Tiny-GAP-Zhou", 10, input_shape=(32, 32, 3), class_names=list(mindgap.data.DIGIT_CLASS_NAMES))
+    model.save(tmp_path / "model.keras")
+    code = main(["evaluate", "--model", str(tmp_path / "model.keras"), "--data-dir", root, "--out", str(tmp_path / "eval"),
+                 "--test-per-class", "1"])
+    assert code == 0
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["num_images"] == 10 and len(report["iou_curve_true"]) == 101
+    assert set(report["localization"]) >= {"com_ground_truth", "com_prediction", "gt_known_loc", "top1_loc", "max_box_acc",
+                                           "max_box_acc_v2", "pointing_game"}
+    assert (tmp_path / "eval" / "iou_curve.png").stat().st_size > 1000
+    assert "| accuracy (top-1) |" in capsys.readouterr().out
+
+
+def test_evaluate_rejects_a_model_for_another_class_count(saved_model, tmp_path):
+    root = generate_digits_dataset(tmp_path / "d", train_per_class=1, test_per_class=1, canvas_size=32, digit_size=(10, 20))
+    code = main(["evaluate", "--model", str(saved_model), "--data-dir", root, "--out", str(tmp_path / "e"), "--test-per-class", "1"])
+    assert code == 2

@@ -1,0 +1,16 @@
+"""Data: the Stanford 40 reader, the tf.data pipeline with Hide-and-Seek, and the embedded digits set."""
+
+from mindgap.data.hide_and_seek import HideAndSeek, hide_and_seek_mask, hide_patches
+from mindgap.data.pipeline import load_image, make_dataset, preprocess, valid_boxes
+from mindgap.data.stanford40 import DatasetError, Record, Stanford40, read_stanford40
+
+_DIGITS_NAMES = {"generate_digits_dataset", "ensure_digits_dataset", "DIGIT_CLASS_NAMES"}
+
+
+def __getattr__(name):
+    # Imported lazily so that `python -m mindgap.data.digits` runs the module once.
+    if name in _DIGITS_NAMES:
+        from mindgap.data import digits
+
+        return digits.CLASS_NAMES if name == "DIGIT_CLASS_NAMES" else getattr(digits, name)
+    raise AttributeError(f"module 'mindgap.data' has no attribute {name!r}")

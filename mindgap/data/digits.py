@@ -1,0 +1,226 @@
+"""The embedded default dataset: scikit-learn's handwritten digits on natural-image canvases.
+
+Each image is a random crop of one of scikit-learn's sample photos
+(``china.jpg``, ``flower.jpg``) as clutter, with one 8×8 digit from
+``sklearn.datasets.load_digits`` scaled up and blended in at a random position
+and scale.  The class is the digit ("zero" … "nine"), the box is the tight box
+of the digit's ink.  Everything is written in the Stanford 40 layout, so
+``read_stanford40`` and the whole pipeline run on it unchanged.
+
+Training and test images are made from disjoint source digits; the result is
+a deterministic function of the arguments and the seed.
+
+Command line: ``python -m mindgap.data.digits OUT_DIR [--seed 0] ...``
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import cv2
+import numpy as np
+import sklearn
+from sklearn.datasets import load_digits
+
+from mindgap.data.stanford40 import ACTIONS_FILE, ANNOTATIONS_DIR, IMAGES_DIR, SPLITS_DIR
+
+CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+SETTINGS_FILE = "mindgap_digits.json"
+INK_THRESHOLD = 0.25  # a pixel belongs to the digit when its ink (alpha) is above this
+DEFAULTS = dict(seed=0, canvas_size=96, train_per_class=60, test_per_class=70, digit_size=(28, 56))
+_JPEG_QUALITY = 95
+
+
+def load_backgrounds():
+    folder = os.path.join(os.path.dirname(sklearn.__file__), "datasets", "images")
+    images = [cv2.imread(os.path.join(folder, name)) for name in ("china.jpg", "flower.jpg")]
+    if any(image is None for image in images):
+        raise RuntimeError(f"scikit-learn's sample photos are missing from {folder}; reinstall scikit-learn.")
+    return images
+
+
+def background_crop(rng, backgrounds, canvas_size):
+    photo = backgrounds[rng.integers(len(backgrounds))]
+    height, width = photo.shape[:2]
+    side = int(rng.uniform(0.25, 1.0) * min(height, width))
+    top = rng.integers(0, height - side + 1)
+    left = rng.integers(0, width - side + 1)
+    crop = photo[top : top + side, left : left + side]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return cv2.resize(crop, (canvas_size, canvas_size), interpolation=cv2.INTER_AREA)
+
+
+def render_canvas(rng, digit, background, digit_size):
+    """Blend one digit (8×8, 0–16) onto a BGR canvas.
+
+    Returns the canvas, the ink map (canvas-sized, in [0, 1]) and the tight
+    box of ink > ``INK_THRESHOLD`` in pixel-edge coordinates (exclusive ends).
+    """
+    canvas_size = background.shape[0]
+    side = int(rng.integers(digit_size[0], digit_size[1] + 1))
+    side = min(side, canvas_size)
+    ink_patch = cv2.resize(digit.astype(np.float32) / 16.0, (side, side), interpolation=cv2.INTER_LINEAR)
+    top = int(rng.integers(0, canvas_size - side + 1))
+    left = int(rng.integers(0, canvas_size - side + 1))
+    ink = np.zeros((canvas_size, canvas_size), np.float32)
+    ink[top : top + side, left : left + side] = np.clip(ink_patch, 0.0, 1.0)
+
+    region = background[top : top + side, left : left + side]
+    dark_background = region.mean() < 128
+    base = 235.0 if dark_background else 20.0
+    colour = np.clip(base + rng.uniform(-20, 20, size=3), 0, 255)
+    canvas = background.astype(np.float32) * (1.0 - ink[..., None]) + colour * ink[..., None]
+
+    rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
+    columns = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
+    box = (int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1)
+    return np.clip(np.round(canvas), 0, 255).astype(np.uint8), ink, box
+
+
+def _annotation_xml(file_name, action, box, canvas_size, source_index):
+    x_min, y_min, x_max, y_max = box  # pixel-edge → Stanford's 1-based inclusive
+    return (
+        "<annotation>\n"
+        f"  <filename>{file_name}</filename>\n"
+        "  <folder>Stanford40</folder>\n"
+        "  <object>\n"
+        "    <name>person</name>\n"
+        f"    <action>{action}</action>\n"
+        "    <bndbox>\n"
+        f"      <xmax>{x_max}</xmax>\n"
+        f"      <xmin>{x_min + 1}</xmin>\n"
+        f"      <ymax>{y_max}</ymax>\n"
+        f"      <ymin>{y_min + 1}</ymin>\n"
+        "    </bndbox>\n"
+        "  </object>\n"
+        "  <size>\n"
+        "    <depth>3</depth>\n"
+        f"    <height>{canvas_size}</height>\n"
+        f"    <width>{canvas_size}</width>\n"
+        "  </size>\n"
+        f"  <source_index>{source_index}</source_index>\n"
+        "</annotation>\n"
+    )
+
+
+def _write_lines(path, lines):
+    with open(path, "w", newline="") as handle:
+        handle.write("".join(f"{line}\r\n" for line in lines))  # CRLF, as the real split files
+
+
+def source_halves(targets):
+    """Per class, the source digit indices for training and for test: disjoint halves.
+
+    Fixed by the digit's index (alternate images of each class), not by the
+    seed, so that anything built from the training half (the Tiny
+    backbone's pretraining) never sees a test digit of any generated set.
+    """
+    halves = {}
+    for label in range(len(CLASS_NAMES)):
+        indices = np.flatnonzero(np.asarray(targets) == label)
+        halves[label] = (indices[0::2], indices[1::2])
+    return halves
+
+
+def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=60, test_per_class=70, digit_size=(28, 56)):
+    """Write the digits localization set at ``out_dir`` in the Stanford 40 layout.
+
+    Args:
+        out_dir: new or empty folder.
+        seed: everything written is a function of the arguments and this seed.
+        canvas_size: side of the square images, in pixels.
+        train_per_class: images per class in ``train.txt``.
+        test_per_class: images per class in ``test.txt``; ``read_stanford40``
+            takes the first 50 of each class as test and the rest as val.
+        digit_size: (smallest, largest) side of the scaled digit, in pixels.
+
+    Returns:
+        ``out_dir``.
+    """
+    out_dir = os.fspath(out_dir)
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        raise FileExistsError(f"{out_dir!r} is not empty; pass a new or empty folder (nothing was written).")
+    if canvas_size < 16 or not 4 <= digit_size[0] <= digit_size[1] or train_per_class < 1 or test_per_class < 1:
+        raise ValueError(
+            f"Bad digits settings (canvas_size={canvas_size}, digit_size={digit_size}, train_per_class={train_per_class}, "
+            f"test_per_class={test_per_class}); use canvas_size >= 16, 4 <= min <= max digit size, counts >= 1."
+        )
+    rng = np.random.default_rng(seed)
+    digits = load_digits()
+    backgrounds = load_backgrounds()
+    halves = source_halves(digits.target)
+    for folder in (IMAGES_DIR, ANNOTATIONS_DIR, SPLITS_DIR):
+        os.makedirs(os.path.join(out_dir, folder), exist_ok=True)
+
+    split_lines = {"train": [], "test": []}
+    per_class_lines = {(name, split): [] for name in CLASS_NAMES for split in ("train", "test")}
+    for split, count, half in (("train", train_per_class, 0), ("test", test_per_class, 1)):
+        for number in range(count):
+            for label, action in enumerate(CLASS_NAMES):
+                sources = halves[label][half]
+                source_index = int(sources[rng.integers(len(sources))])
+                background = background_crop(rng, backgrounds, canvas_size)
+                canvas, _, box = render_canvas(rng, digits.images[source_index], background, digit_size)
+                image_number = number + 1 + (train_per_class if split == "test" else 0)
+                stem = f"{action}_{image_number:03d}"
+                cv2.imwrite(os.path.join(out_dir, IMAGES_DIR, stem + ".jpg"), canvas, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+                with open(os.path.join(out_dir, ANNOTATIONS_DIR, stem + ".xml"), "w") as handle:
+                    handle.write(_annotation_xml(stem + ".jpg", action, box, canvas_size, source_index))
+                split_lines[split].append(stem + ".jpg")
+                per_class_lines[(action, split)].append(stem + ".jpg")
+
+    splits = os.path.join(out_dir, SPLITS_DIR)
+    _write_lines(
+        os.path.join(splits, ACTIONS_FILE),
+        ["Action name\tNumber of images"] + [f"{name}\t{train_per_class + test_per_class}" for name in CLASS_NAMES],
+    )
+    for split, lines in split_lines.items():
+        _write_lines(os.path.join(splits, f"{split}.txt"), sorted(lines))
+    for (action, split), lines in per_class_lines.items():
+        _write_lines(os.path.join(splits, f"{action}_{split}.txt"), lines)
+    settings = dict(seed=seed, canvas_size=canvas_size, train_per_class=train_per_class, test_per_class=test_per_class, digit_size=list(digit_size))
+    with open(os.path.join(out_dir, SETTINGS_FILE), "w") as handle:
+        json.dump(settings, handle, indent=2)
+    return out_dir
+
+
+def ensure_digits_dataset(out_dir, **settings):
+    """Generate the digits set at ``out_dir`` unless one with the same settings is already there."""
+    wanted = {**DEFAULTS, **settings}
+    wanted["digit_size"] = list(wanted["digit_size"])
+    marker = os.path.join(out_dir, SETTINGS_FILE)
+    if os.path.isfile(marker):
+        with open(marker) as handle:
+            found = json.load(handle)
+        if found == wanted:
+            return out_dir
+        raise FileExistsError(f"{out_dir!r} holds a digits set made with other settings ({found}); pass another folder.")
+    return generate_digits_dataset(out_dir, **wanted)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m mindgap.data.digits", description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", help="new or empty folder to write the dataset into")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--canvas-size", type=int, default=DEFAULTS["canvas_size"])
+    parser.add_argument("--train-per-class", type=int, default=DEFAULTS["train_per_class"])
+    parser.add_argument("--test-per-class", type=int, default=DEFAULTS["test_per_class"])
+    parser.add_argument("--digit-size", type=int, nargs=2, default=DEFAULTS["digit_size"], metavar=("MIN", "MAX"))
+    args = parser.parse_args(argv)
+    try:
+        generate_digits_dataset(
+            args.out_dir, seed=args.seed, canvas_size=args.canvas_size, train_per_class=args.train_per_class,
+            test_per_class=args.test_per_class, digit_size=tuple(args.digit_size),
+        )
+    except (FileExistsError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    total = (args.train_per_class + args.test_per_class) * len(CLASS_NAMES)
+    print(f"Wrote {total} images of {len(CLASS_NAMES)} classes to {args.out_dir} (Stanford 40 layout).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

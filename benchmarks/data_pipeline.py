@@ -50,14 +50,14 @@ def main():
     parser.add_argument("--train-steps", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        # Stanford 40 images are about 400×300 JPEGs: make digits canvases of that size.
+        # Stanford 40 images are about 400×300 JPEGs: 400×400 digits canvases are of that size class.
         root = generate_digits_dataset(os.path.join(folder, "d"), canvas_size=400, train_per_class=40, test_per_class=1,
                                        digit_size=(80, 200))
         records = read_stanford40(root, test_per_class=1).train
         plain = pipeline_rate(records, args.batch_size, args.batches, hide_and_seek=False)
         hidden = pipeline_rate(records, args.batch_size, args.batches, hide_and_seek=True)
     trained = training_rate(args.batch_size, args.train_steps)
-    print(f"cores: {os.cpu_count()}, batch size {args.batch_size}, 400x300-class JPEGs resized to 299x299")
+    print(f"cores: {os.cpu_count()}, batch size {args.batch_size}, 400x400 JPEGs resized to 299x299")
     print(f"pipeline, no Hide-and-Seek : {plain:8.1f} images/s")
     print(f"pipeline, Hide-and-Seek    : {hidden:8.1f} images/s  ({hidden / plain:.2f}x the plain pipeline)")
     print(f"Inception-GAP5 train step  : {trained:8.1f} images/s")

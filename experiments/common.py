@@ -23,9 +23,9 @@ import os
 import sys
 import time
 
-import keras
+import mindgap  # first: it imports TensorFlow without its start-up chatter
 
-import mindgap
+import keras  # noqa: E402
 from mindgap.data import make_dataset, read_stanford40
 from mindgap.data.digits import ensure_digits_dataset
 from mindgap.training import TrainConfig
@@ -75,6 +75,7 @@ class Mode:
     train: dict
     digits: dict | None
     evaluation_batch: int = 32
+    googlenet_weights: str | None = None
 
     def model_name(self, paper_name):
         """``Inception-GAP5-L1`` → the name this mode trains (``Tiny-GAP5-L1`` in quick mode)."""
@@ -89,7 +90,8 @@ def add_mode_arguments(parser):
     group.add_argument("--extra-small", action="store_true", help="a handful of images and one epoch (tests)")
     parser.add_argument("--data-dir", default=None, help="dataset folder (Stanford 40 layout); quick mode generates digits there")
     parser.add_argument("--runs-dir", default=DEFAULT_RUNS, help="where models are cached and results written")
-    parser.add_argument("--weights", default=None, help="backbone weights: 'imagenet' or a file (full mode); quick mode pretrains Tiny")
+    parser.add_argument("--weights", default=None, help="InceptionV3 / Tiny weights: 'imagenet' or a file (full mode); quick mode pretrains Tiny")
+    parser.add_argument("--googlenet-weights", default=None, help="GoogLeNet weights file (none ship with Keras); default: from scratch")
     parser.add_argument("--epochs", type=int, default=None, help="override the mode's epoch count")
     parser.add_argument("--alpha", type=float, default=None, help="override the penalty weight (1e-7 in the paper)")
     return parser
@@ -114,6 +116,7 @@ def resolve_mode(args):
         train = dict(image_size=96, epochs=10, freeze_epochs=10, batch_size=32, localization_images=100)
         data_dir = args.data_dir or os.path.join(runs_dir, "data", "digits")
         mode = Mode("quick", os.path.abspath(data_dir), runs_dir, "Tiny", args.weights, train, digits)
+    mode.googlenet_weights = args.googlenet_weights
     mode.train.setdefault("verbose", 1 if sys.stdout.isatty() else 2)  # one line per epoch in logs
     if args.epochs is not None:
         mode.train["epochs"] = args.epochs
@@ -136,7 +139,7 @@ def _weights_for(mode, model_name):
 
         return pretrained_tiny_weights(verbose=1)
     if model_name.startswith("GoogLeNet"):
-        return mode.weights if mode.weights not in (None, "imagenet") else None
+        return mode.googlenet_weights
     return mode.weights
 
 
@@ -250,6 +253,15 @@ def run_comparison(experiment, paper_names, columns, paper, argv=None, descripti
     markdown = f"## {experiment}\n\n" + comparison_table(rows, columns, paper) + "\n\n" + "\n".join(notes)
     write_outputs(out_dir, mode, {"experiment": experiment, "models": list(paper_names)}, results, markdown)
     return mode, out_dir, results
+
+
+def run_main(main):
+    """Run an experiment's ``main``; bad input (a dataset, a weights file) ends with one line and exit 2."""
+    try:
+        main()
+    except (ValueError, FileExistsError) as error:
+        print(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main_parser(description):

@@ -1,5 +1,6 @@
 """Maps per class: m = 1, 5, 10, with and without the L1 penalty (§4: GAP10 1.3 points under GAP5; GAP10-L1 0.7 over GAP5-L1)."""
 
+from experiments import common
 from experiments.common import MAP_NOTE, PAPER_MAPS_PER_CLASS, run_comparison
 
 MODELS = ("Inception-GAP1", "Inception-GAP1-L1", "Inception-GAP5", "Inception-GAP5-L1", "Inception-GAP10", "Inception-GAP10-L1")
@@ -13,4 +14,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

@@ -1,5 +1,6 @@
 """Table 2: Inception-GAP5 against Inception-GAP-Zhou and GoogLeNet-GAP-Zhou (accuracy, precision, recall)."""
 
+from experiments import common
 from experiments.common import PAPER_TABLE2, run_comparison
 
 MODELS = ("Inception-GAP5", "Inception-GAP-Zhou", "GoogLeNet-GAP-Zhou")
@@ -12,4 +13,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

@@ -1,5 +1,6 @@
 """Table 3: the six models with and without the L1 / L2 penalties (accuracy, precision, recall, MaP)."""
 
+from experiments import common
 from experiments.common import MAP_NOTE, PAPER_MODELS, PAPER_TABLE3, run_comparison
 
 COLUMNS = (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("map", "MaP"))
@@ -10,4 +11,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

@@ -1,5 +1,6 @@
 """Table 4: CAM centre-of-mass localization, with the true class's CAM and with the prediction's."""
 
+from experiments import common
 from experiments.common import PAPER_MODELS, PAPER_TABLE4, run_comparison
 
 COLUMNS = (("com_ground_truth", "centre of mass in a box, true class"),
@@ -12,4 +13,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

@@ -152,12 +152,12 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
         print(f"{out_dir} holds a finished run; returning its best model (delete {DONE} to train again).")
         return TrainResult(keras.saving.load_model(best_path, compile=False), out_dir, best_path, read_history(history_path))
 
-    if config.weights is None and config.freeze_epochs > 0 and chief:
-        print(f"warning: the backbone has no pretrained weights but stays frozen for the first {config.freeze_epochs} "
-              "epochs (the paper's recipe assumes ImageNet weights); pass --weights or --freeze-epochs 0.", file=sys.stderr)
     dataset = read_stanford40(data_dir, test_per_class=config.test_per_class)
     if not dataset.val:
         raise ValueError(f"{data_dir} gives no validation image with test_per_class={config.test_per_class}; lower test_per_class.")
+    if config.weights is None and config.freeze_epochs > 0 and chief:
+        print(f"warning: the backbone has no pretrained weights but stays frozen for the first {config.freeze_epochs} "
+              "epochs (the paper's recipe assumes ImageNet weights); pass --weights or --freeze-epochs 0.", file=sys.stderr)
     if chief:
         config.to_json(os.path.join(out_dir, "config.json"), model_name=model_name, data_dir=os.path.abspath(data_dir),
                        num_replicas=strategy.num_replicas_in_sync, class_names=list(dataset.class_names))

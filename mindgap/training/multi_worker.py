@@ -19,7 +19,7 @@ from keras import tree
 from keras.src.backend.tensorflow import trainer as tensorflow_trainer
 
 
-def _reduce_mean_across_replicas(values, strategy, reduction):
+def _reduce_mean_across_replicas(values, strategy):
     def reduce(value):
         if isinstance(value, tf.distribute.DistributedValues):
             return strategy.reduce("MEAN", value, axis=None)
@@ -31,7 +31,7 @@ def _reduce_mean_across_replicas(values, strategy, reduction):
 def _patched_reduce_per_replica(original):
     def reduce_per_replica(values, strategy, reduction):
         if reduction in ("auto", "mean") and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            return _reduce_mean_across_replicas(values, strategy, reduction)
+            return _reduce_mean_across_replicas(values, strategy)
         return original(values, strategy, reduction)
 
     reduce_per_replica.mindgap_patched = True

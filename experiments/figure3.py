@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import mindgap  # noqa: E402
 from experiments import common  # noqa: E402
 from mindgap.data import load_image  # noqa: E402
+from mindgap.evaluation import cam_mass_on_class  # noqa: E402
 from mindgap.plots import plot_cam_grid  # noqa: E402
 
 
@@ -50,11 +51,6 @@ def plot_figure3(shown, found, class_names, path, true_label):
     return path
 
 
-def true_class_share(cams, label):
-    positive = np.maximum(cams, 0).sum(axis=(0, 1))
-    return float(positive[label] / positive.sum()) if positive.sum() > 0 else 0.0
-
-
 def make_figure3(mode, dataset, paper_names, out_dir, image_index=0):
     record, shown, found = cams_of_models(mode, dataset, paper_names, image_index)
     path = plot_figure3(shown, found, dataset.class_names, os.path.join(out_dir, "figure3.png"), record.label)
@@ -64,7 +60,7 @@ def make_figure3(mode, dataset, paper_names, out_dir, image_index=0):
                       title=name, highlight=record.label)
         results[paper_name] = {"model": name, "image": record.path, "true_class": dataset.class_names[record.label],
                                "predicted_class": dataset.class_names[int(np.argmax(probs))],
-                               "cam_mass_on_true_class": true_class_share(cams, record.label)}
+                               "cam_mass_on_true_class": float(cam_mass_on_class(cams[None], [record.label])[0])}
     return path, results
 
 

@@ -31,7 +31,7 @@ def _import_tensorflow_quietly():
 _import_tensorflow_quietly()
 
 from mindgap import data, metrics
-from mindgap.cam import cam_model, grad_cam, upsample_cams
+from mindgap.cam import cam_model, grad_cam, upsample_cams, upsample_map
 from mindgap.layers import ClassProbabilities, GroupedClassMaps, GroupedSumGAP
 from mindgap.models import build_model, list_models, model_info, parse_model_name
 from mindgap.regularizers import MapActivityPenalty, map_penalty

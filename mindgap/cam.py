@@ -64,6 +64,11 @@ def upsample_cams(cams, size):
     return resized.numpy()
 
 
+def upsample_map(maps, size):
+    """Resize one map (h, w) or a stack of single maps (batch, h, w) to ``size``, as :func:`upsample_cams`."""
+    return upsample_cams(np.asarray(maps, dtype=np.float32)[..., None], size)[..., 0]
+
+
 _GRAD_CAM_PROBES = weakref.WeakKeyDictionary()
 
 

@@ -74,7 +74,7 @@ def explain(target, model_path, out_dir, class_name=None, top=5, threshold=0.2, 
     import numpy as np
 
     from mindgap import plots
-    from mindgap.cam import cam_model, upsample_cams
+    from mindgap.cam import cam_model, upsample_map
     from mindgap.data.pipeline import load_image
     from mindgap.metrics import cam_to_box
     from mindgap.models import model_info
@@ -100,7 +100,7 @@ def explain(target, model_path, out_dir, class_name=None, top=5, threshold=0.2, 
         ranking = ", ".join(f"{info.class_names[index]} {probs[index]:.3f}" for index in order)
         print_fn(f"{path}: {ranking}")
         chosen = info.class_names.index(class_name) if class_name is not None else int(order[0])
-        upsampled = upsample_cams(image_cams[..., chosen][..., None], shown.shape[:2])[..., 0]
+        upsampled = upsample_map(image_cams[..., chosen], shown.shape[:2])
         overlay = plots.draw_box(plots.overlay_cam(shown, upsampled), cam_to_box(upsampled, threshold), plots.CAM_BOX_COLOUR, 2)
         stem = os.path.splitext(os.path.basename(path))[0]
         overlay_path = os.path.join(out_dir, f"{stem}_{info.class_names[chosen]}_overlay.png")

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mindgap.cam import upsample_cams  # noqa: E402
+from mindgap.cam import upsample_map  # noqa: E402
 
 TRUE_BOX_COLOUR = (0, 255, 0)
 CAM_BOX_COLOUR = (255, 0, 0)
@@ -23,7 +23,7 @@ def overlay_cam(image, cam, vmax=None, opacity=0.5):
     image = np.asarray(image, np.uint8)
     cam = np.maximum(np.asarray(cam, np.float32), 0.0)
     if cam.shape != image.shape[:2]:
-        cam = upsample_cams(cam[..., None], image.shape[:2])[..., 0]
+        cam = upsample_map(cam, image.shape[:2])
     peak = float(cam.max()) if vmax is None else float(vmax)
     scaled = np.clip(cam / peak, 0, 1) if peak > 0 else np.zeros_like(cam)
     heat = cv2.applyColorMap(np.round(scaled * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]

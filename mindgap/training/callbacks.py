@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from mindgap import plots
-from mindgap.cam import cam_model, upsample_cams
+from mindgap.cam import cam_model, upsample_map
 from mindgap.data.pipeline import valid_boxes
 from mindgap.evaluation import batch_measures
 from mindgap.metrics import cam_to_box
@@ -166,7 +166,7 @@ class CamSnapshots(_FixedImages):
             predicted = int(prob.argmax())
             true_cam = plots.overlay_cam(shown, cam[..., label])
             predicted_cam = plots.overlay_cam(shown, cam[..., predicted])
-            upsampled = upsample_cams(cam[..., predicted][..., None], shown.shape[:2])[..., 0]
+            upsampled = upsample_map(cam[..., predicted], shown.shape[:2])
             boxed = plots.draw_box(shown, cam_to_box(upsampled, self.threshold), plots.CAM_BOX_COLOUR)
             for box in valid_boxes(boxes):
                 boxed = plots.draw_box(boxed, box, plots.TRUE_BOX_COLOUR)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from experiments import figure3, figure4, maps_per_class, quickstart, table2, table3, table4
+from experiments import claims, figure3, figure4, maps_per_class, quickstart, table2, table3, table4
 
 
 @pytest.fixture(scope="module")
@@ -77,16 +77,44 @@ def test_quickstart_reuses_models_and_reports_claims(runs, capsys):
     _, results, table = _outputs(runs, "quickstart")
     if trained_before:
         assert sorted(os.listdir(f"{runs}/models")) == trained_before  # the six models were reused, not retrained
-    assert len(results["claims"]) == 8 and all(isinstance(claim["held"], bool) for claim in results["claims"])
-    assert "### Did the paper's claims hold on this run?" in table
+    assert len(results["one_seed_observations"]) == len(claims.CLAIMS)
+    assert "one-seed observations, not verdicts" in table and "python -m experiments.claims" in table
     assert "share of positive CAM mass on the true class" in table
 
 
-def test_claims_are_computed_from_the_numbers():
+def test_one_seed_observations_state_the_difference():
     base = dict(accuracy=0.5, precision=0.5, map=0.5, com_ground_truth=0.5, com_prediction=0.4, cam_mass_on_true_class=0.3)
     numbers = {name: dict(base) for name in quickstart.common.PAPER_MODELS}
-    numbers["Inception-GAP5-L1"].update(precision=0.7, map=0.6, cam_mass_on_true_class=0.9)
-    verdicts = {claim: held for claim, held, _ in quickstart.check_claims(numbers)}
-    assert verdicts["L1 raises precision of GAP5"] and verdicts["L1 raises MaP of GAP5"]
-    assert not verdicts["L1 raises precision of GAP-Zhou"]
-    assert verdicts["L1 CAMs are sparser than L2 CAMs on GAP5 (share of positive CAM mass on the true class)"]
+    numbers["Inception-GAP5-L1"].update(precision=0.7)
+    observation = claims.one_seed_observation(claims.CLAIMS[3], numbers)
+    assert observation == "L1 raises the precision of GAP5: difference +20.0 points on one seed (70.0 vs 50.0)"
+
+
+def test_paired_interval_by_hand():
+    # differences 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.302653 -> half width 4.302653 / sqrt(3) = 2.484138
+    mean, low, high = claims.paired_interval([1.0, 2.0, 3.0])
+    assert mean == pytest.approx(2.0)
+    assert (low, high) == pytest.approx((2.0 - 2.484138, 2.0 + 2.484138), abs=1e-5)
+    assert claims.verdict(low, high) == "cannot tell at this N"
+    assert claims.verdict(*claims.paired_interval([2.0, 2.1, 1.9])[1:]) == "held"
+    assert claims.verdict(*claims.paired_interval([-2.0, -2.1, -1.9])[1:]) == "did not hold"
+    assert claims.verdict(*claims.paired_interval([5.0])[1:]) == "cannot tell at this N"
+
+
+def test_claims_pair_seeds():
+    scores = {name: [dict(accuracy=0.5 + 0.01 * seed, precision=0.5, map=0.5, com_ground_truth=0.5, com_prediction=0.5,
+                          cam_mass_on_true_class=0.5) for seed in range(3)] for name in claims.common.PAPER_MODELS}
+    # GAP5 beats Zhou by exactly 2 points on every seed, while both vary by seed: a paired interval of zero width.
+    for seed in range(3):
+        scores["Inception-GAP5"][seed]["accuracy"] = scores["Inception-GAP-Zhou"][seed]["accuracy"] + 0.02
+    result = claims.assess(claims.CLAIMS[2], scores)
+    assert result["difference"] == pytest.approx(0.02) and result["verdict"] == "held"
+    assert result["low"] == pytest.approx(0.02) and result["high"] == pytest.approx(0.02)
+
+
+def test_claims_module_end_to_end(runs):
+    _run(claims, runs, "--seeds", "2")
+    _, results, table = _outputs(runs, "claims")
+    assert len(results["claims"]) == len(claims.CLAIMS)
+    assert all(len(result["better_values"]) == 2 for result in results["claims"])
+    assert "A − B [95 % interval], points" in table

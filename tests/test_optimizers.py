@@ -58,3 +58,50 @@ def test_schedule_decay_one_is_keras3_nadam():
 def test_serializes():
     config = Nadam2017(schedule_decay=0.01).get_config()
     assert Nadam2017.from_config(config).schedule_decay == 0.01
+
+
+def _first_update_after(steps_before, optimizer):
+    """Size of a late variable's first update after ``steps_before`` updates of another variable."""
+    early = keras.Variable(np.zeros(3, "float32"))
+    late = keras.Variable(np.zeros(3, "float32"))
+    optimizer.build([early, late])
+    gradient = keras.ops.convert_to_tensor(np.full(3, 0.5, "float32"))
+    for _ in range(steps_before):
+        optimizer.apply([gradient], [early])
+    optimizer.apply([gradient, gradient], [early, late])
+    return float(np.abs(late.numpy()).mean())
+
+
+@pytest.mark.parametrize("steps_before", [0, 57, 1250])
+def test_a_late_variable_takes_a_fresh_first_step(steps_before):
+    """A backbone unfrozen at global step t moves like a fresh optimizer's first step (1.06 × lr for a
+    steady gradient), not the 4.4 × lr (t = 57) or 13.9 × lr (t = 1,250) of a global step count."""
+    lr = 0.002
+    first = _first_update_after(steps_before, Nadam2017(learning_rate=lr))
+    fresh = abs(keras1_nadam([0.0], [[0.5]], lr=lr)[0])
+    assert fresh == pytest.approx(1.056 * lr, rel=1e-3)
+    assert first == pytest.approx(fresh, rel=1e-4)
+
+
+def test_per_variable_steps_and_reset():
+    optimizer = Nadam2017()
+    early = keras.Variable(np.ones(2, "float32"))
+    late = keras.Variable(np.ones(2, "float32"))
+    optimizer.build([early, late])
+    for _ in range(3):
+        optimizer.apply([keras.ops.ones(2)], [early])
+    assert optimizer.variable_steps([early, late]) == [3, 0]
+    optimizer.reset_state()
+    assert optimizer.variable_steps([early, late]) == [0, 0] and int(optimizer.iterations.numpy()) == 0
+    # After a reset the next update equals a brand-new optimizer's first update.
+    before = early.numpy().copy()
+    optimizer.apply([keras.ops.full((2,), 0.3)], [early])
+    reference = _run_from(before, Nadam2017(), [[0.3, 0.3]])
+    np.testing.assert_allclose(early.numpy(), reference, rtol=1e-6)
+
+
+def _run_from(start, optimizer, gradients):
+    variable = keras.Variable(np.asarray(start, "float32"))
+    for gradient in gradients:
+        optimizer.apply([keras.ops.convert_to_tensor(np.asarray(gradient, "float32"))], [variable])
+    return variable.numpy()

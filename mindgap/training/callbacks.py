@@ -36,26 +36,41 @@ def step_decay_callback(initial=0.002, factor=0.94, every=2):
     return keras.callbacks.LearningRateScheduler(lambda epoch, _: paper_learning_rate(epoch, initial, factor, every))
 
 
+UNFREEZE_OPTIMIZER_MODES = ("fresh", "per_variable")
+
+
 class BackboneFreeze(keras.callbacks.Callback):
     """Keep the layer ``layer_name`` frozen for the first ``freeze_epochs`` epochs, trainable after.
 
     The optimizer must have been built on all variables before ``fit`` (so
     its state covers the backbone from the start); the train function is
-    rebuilt at the switch, inside the same ``fit``, so the epoch counter, the
-    optimizer's step and its moments carry on.  Works after a resume too:
-    the state is set from the epoch number alone.
+    rebuilt at the switch, inside the same ``fit``, so the epoch counter
+    carries on.  Works after a resume too: the state is set from the epoch
+    number alone, and the optimizer reset happens only at the switch epoch
+    itself (a backup taken after it already holds the reset state).
+
+    What the optimizer does at the switch (``unfreeze_optimizer``):
+
+    * ``"fresh"`` (default): its whole state is reset, as a Keras 2017 user's
+      ``model.compile(optimizer=Nadam())`` after unfreezing did (the Keras
+      fine-tuning recipe); the head's moments start again too.
+    * ``"per_variable"``: nothing is reset; the backbone's moments start
+      from zero and, with :class:`mindgap.optimizers.Nadam2017`, its bias
+      corrections count from its own first update, while the head carries on.
 
     With ``freeze_batchnorm`` the backbone's BatchNormalization layers stay
     frozen (inference mode, moving statistics) after the switch, as Keras
-    advises for fine-tuning: switching them to batch statistics mid-run
-    throws away what the head learned on the frozen features.
+    advises for fine-tuning.
     """
 
-    def __init__(self, freeze_epochs=10, layer_name="backbone", freeze_batchnorm=False):
+    def __init__(self, freeze_epochs=10, layer_name="backbone", freeze_batchnorm=False, unfreeze_optimizer="fresh"):
         super().__init__()
+        if unfreeze_optimizer not in UNFREEZE_OPTIMIZER_MODES:
+            raise ValueError(f"Unknown unfreeze_optimizer {unfreeze_optimizer!r}; use one of {UNFREEZE_OPTIMIZER_MODES}.")
         self.freeze_epochs = int(freeze_epochs)
         self.layer_name = layer_name
         self.freeze_batchnorm = bool(freeze_batchnorm)
+        self.unfreeze_optimizer = unfreeze_optimizer
 
     def on_epoch_begin(self, epoch, logs=None):
         backbone = self.model.get_layer(self.layer_name)
@@ -67,6 +82,12 @@ class BackboneFreeze(keras.callbacks.Callback):
                     if isinstance(layer, keras.layers.BatchNormalization):
                         layer.trainable = False
             self.model.make_train_function(force=True)
+        if epoch == self.freeze_epochs > 0 and self.unfreeze_optimizer == "fresh":
+            optimizer = self.model.optimizer
+            if not hasattr(optimizer, "reset_state"):
+                raise ValueError(f"unfreeze_optimizer='fresh' needs an optimizer with reset_state() (mindgap.optimizers.Nadam2017), "
+                                 f"got {type(optimizer).__name__}; use unfreeze_optimizer='per_variable'.")
+            optimizer.reset_state()
 
 
 class _FixedImages(keras.callbacks.Callback):

@@ -31,6 +31,7 @@ class TrainConfig:
     lr_decay_every: int = 2
     freeze_epochs: int = 10
     freeze_batchnorm: bool = False  # True: BN stays in inference mode after the unfreeze (Keras advice; not in the paper)
+    unfreeze_optimizer: str = "fresh"  # fresh: new optimizer state at the unfreeze (a 2017 recompile) | per_variable
     weights: str | None = None
     alpha: float = 1e-7
     reduction: str = "sum"
@@ -43,7 +44,7 @@ class TrainConfig:
     snapshot_images: int = 4
     cam_threshold: float = 0.2
     tensorboard: bool = True
-    verbose: int = 1
+    verbose: int = -1  # -1: a progress bar on a terminal, one summary line per epoch otherwise; 0: silent; 1/2: Keras' own
 
     def validate(self):
         problems = []
@@ -54,6 +55,10 @@ class TrainConfig:
             problems.append(f"freeze_epochs must be >= 0, got {self.freeze_epochs}")
         if self.strategy not in ("auto", "default", "mirrored", "multi_worker"):
             problems.append(f"strategy must be auto, default, mirrored or multi_worker, got {self.strategy!r}")
+        if self.unfreeze_optimizer not in ("fresh", "per_variable"):
+            problems.append(f"unfreeze_optimizer must be fresh or per_variable, got {self.unfreeze_optimizer!r}")
+        if self.verbose not in (-1, 0, 1, 2):
+            problems.append(f"verbose must be -1 (automatic), 0, 1 or 2, got {self.verbose}")
         if self.learning_rate <= 0:
             problems.append(f"learning_rate must be > 0, got {self.learning_rate}")
         if problems:

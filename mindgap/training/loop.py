@@ -179,7 +179,8 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
     task = _cluster()[1]
     backup_dir = os.path.join(out_dir, "backup" if chief else f"backup-worker{task.get('index', 0)}")
     run_callbacks = [
-        mg_callbacks.BackboneFreeze(config.freeze_epochs, freeze_batchnorm=config.freeze_batchnorm),
+        mg_callbacks.BackboneFreeze(config.freeze_epochs, freeze_batchnorm=config.freeze_batchnorm,
+                                    unfreeze_optimizer=config.unfreeze_optimizer),
         mg_callbacks.step_decay_callback(config.learning_rate, config.lr_decay_factor, config.lr_decay_every),
         keras.callbacks.TerminateOnNaN(),
     ]
@@ -196,16 +197,19 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
                 make_dataset(snapshot_records, with_boxes=True, **common), len(snapshot_records), out_dir=os.path.join(out_dir, "cam_snapshots"),
                 class_names=list(dataset.class_names), threshold=config.cam_threshold, log_dir=log_dir),
             keras.callbacks.CSVLogger(history_path, append=True),
-            mg_callbacks.EpochSummary(config.epochs),
         ]
+        if config.verbose != 0:
+            run_callbacks.append(mg_callbacks.EpochSummary(config.epochs))
         if log_dir:
             run_callbacks.append(keras.callbacks.TensorBoard(log_dir, write_graph=False))
     # Last, so that a saved backup implies every other callback finished its epoch.
     run_callbacks.append(keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True))
 
     prepare_for_multi_worker(model, strategy, train_data)
+    # Automatic verbosity: Keras' live bar on a terminal; in a log only EpochSummary's one line per epoch.
+    fit_verbose = (1 if sys.stdout.isatty() else 0) if config.verbose < 0 else config.verbose
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=run_callbacks,
-              verbose=config.verbose, shuffle=False)  # the dataset shuffles itself, seeded
+              verbose=fit_verbose, shuffle=False)  # the dataset shuffles itself, seeded
     history = read_history(history_path) if chief else {}
     if chief:
         with open(os.path.join(out_dir, DONE), "w") as handle:

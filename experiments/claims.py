@@ -1,0 +1,146 @@
+"""The paper's claims with their uncertainty: each of the six models trained with N seeds.
+
+For every claim "A beats B on a measure" the table gives A and B as mean ± standard
+deviation over the seeds, the paired difference A − B (seed i of A against seed i of B)
+with its 95 % interval (Student's t on the paired differences), and a verdict:
+
+* **held**: the whole interval lies on the claimed side of zero;
+* **did not hold**: the whole interval lies on the other side;
+* **cannot tell at this N**: the interval contains zero (or N = 1, which has no interval).
+
+Seed 0 is the seed of the other experiments, so its models are reused from the cache;
+``--seeds 3`` trains two more of each model.
+
+    python -m experiments.claims --seeds 3            # quick mode
+    python -m experiments.claims --seeds 3 --full --data-dir Stanford40
+"""
+
+import dataclasses
+
+import numpy as np
+from scipy import stats
+
+from experiments import common
+
+GAP5, ZHOU = "Inception-GAP5", "Inception-GAP-Zhou"
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """"``better`` scores higher than ``other`` on ``measure``" (both paper model names)."""
+
+    text: str
+    better: str
+    other: str
+    measure: str
+
+
+CLAIMS = (
+    Claim("GAP5 localizes better than GAP-Zhou (centre of mass, true class)", GAP5, ZHOU, "com_ground_truth"),
+    Claim("GAP5 localizes better than GAP-Zhou (centre of mass, prediction)", GAP5, ZHOU, "com_prediction"),
+    Claim("GAP5 classifies better than GAP-Zhou (accuracy)", GAP5, ZHOU, "accuracy"),
+    Claim("L1 raises the precision of GAP5", f"{GAP5}-L1", GAP5, "precision"),
+    Claim("L1 raises the MaP of GAP5", f"{GAP5}-L1", GAP5, "map"),
+    Claim("L1 raises the precision of GAP-Zhou", f"{ZHOU}-L1", ZHOU, "precision"),
+    Claim("L1 raises the MaP of GAP-Zhou", f"{ZHOU}-L1", ZHOU, "map"),
+    Claim("L1 CAMs are sparser than L2 CAMs on GAP5 (CAM mass on the true class)", f"{GAP5}-L1", f"{GAP5}-L2",
+          "cam_mass_on_true_class"),
+    Claim("L1 CAMs are sparser than L2 CAMs on GAP-Zhou (CAM mass on the true class)", f"{ZHOU}-L1", f"{ZHOU}-L2",
+          "cam_mass_on_true_class"),
+)
+
+
+def paired_interval(differences, confidence=0.95):
+    """(mean, low, high) of the mean of paired differences, Student's t; low = high = None for one pair."""
+    differences = np.asarray(differences, np.float64)
+    mean = float(differences.mean())
+    if len(differences) < 2:
+        return mean, None, None
+    half_width = stats.t.ppf(0.5 + confidence / 2, len(differences) - 1) * differences.std(ddof=1) / np.sqrt(len(differences))
+    return mean, float(mean - half_width), float(mean + half_width)
+
+
+def verdict(low, high):
+    """held / did not hold / cannot tell, for an interval of "better − other"."""
+    if low is None:
+        return "cannot tell at this N"
+    if low > 0:
+        return "held"
+    if high < 0:
+        return "did not hold"
+    return "cannot tell at this N"
+
+
+def assess(claim, scores):
+    """One claim on ``scores[paper model][seed index] = {measure: value}``: a result dict."""
+    better = np.array([run[claim.measure] for run in scores[claim.better]], np.float64)
+    other = np.array([run[claim.measure] for run in scores[claim.other]], np.float64)
+    mean, low, high = paired_interval(better - other)
+    return {
+        "claim": claim.text, "measure": claim.measure, "better": claim.better, "other": claim.other,
+        "better_values": better.tolist(), "other_values": other.tolist(),
+        "difference": mean, "low": low, "high": high, "verdict": verdict(low, high),
+    }
+
+
+def one_seed_observation(claim, numbers):
+    """A one-seed difference stated as what it is: an observation, not a test."""
+    difference = numbers[claim.better][claim.measure] - numbers[claim.other][claim.measure]
+    return (f"{claim.text}: difference {100 * difference:+.1f} points on one seed "
+            f"({100 * numbers[claim.better][claim.measure]:.1f} vs {100 * numbers[claim.other][claim.measure]:.1f})")
+
+
+def _spread(values):
+    values = 100 * np.asarray(values)
+    return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}" if len(values) > 1 else f"{values.mean():.1f}"
+
+
+def _interval(result):
+    if result["low"] is None:
+        return f"{100 * result['difference']:+.1f} (no interval at N = 1)"
+    return f"{100 * result['difference']:+.1f} [{100 * result['low']:+.1f}, {100 * result['high']:+.1f}]"
+
+
+def claims_table(results, seeds):
+    lines = [f"| claim | A (mean ± sd, N = {seeds}) | B (mean ± sd) | A − B [95 % interval], points | verdict |",
+             "|---|---|---|---|---|"]
+    for result in results:
+        lines.append(f"| {result['claim']} | {_spread(result['better_values'])} | {_spread(result['other_values'])} | "
+                     f"{_interval(result)} | **{result['verdict']}** |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = common.main_parser(__doc__)
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per model (0 … N-1); at least 2 for an interval")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}.")
+    mode = common.resolve_mode(args)
+    dataset = common.prepare_data(mode)
+    out_dir = common.output_dir(mode, "claims")
+    scores, runs = {}, {}
+    for paper_name in common.PAPER_MODELS:
+        name = mode.model_name(paper_name)
+        scores[paper_name], runs[paper_name] = [], []
+        for seed in range(args.seeds):
+            print(f"== {name}, seed {seed}", flush=True)
+            report, run_dir, _ = common.evaluated(mode, name, dataset, seed=seed)
+            scores[paper_name].append(common.flat_numbers(report))
+            runs[paper_name].append(run_dir)
+    results = [assess(claim, scores) for claim in CLAIMS]
+    markdown = "\n".join([
+        f"## claims: the paper's claims over {args.seeds} seeds",
+        "",
+        claims_table(results, args.seeds),
+        "",
+        f"*{common.caption(mode, dataset)}* Seeds 0 … {args.seeds - 1} of the training run (initialisation, shuffling); "
+        "the data set is fixed. A = the first model named in the claim, B = the second; paired over seeds; "
+        "95 % interval from Student's t with N − 1 degrees of freedom.",
+    ])
+    common.write_outputs(out_dir, mode, {"experiment": "claims", "seeds": args.seeds},
+                         {"claims": results, "runs": runs, "scores": scores}, markdown)
+
+
+if __name__ == "__main__":
+    common.run_main(main)

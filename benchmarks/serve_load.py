@@ -11,6 +11,8 @@ model (an untrained Tiny-GAP5 by default, or ``--model FILE``), then sends
   changes: ``/api/explain`` with the ``image_id`` of an uploaded image and a
   random class and threshold, then the overlay PNG it points to.  No model runs.
 
+and a last, short phase of distinct uploads from one client at a time (no queueing).
+
 It prints p50/p95 latency, requests per second and errors per phase, the p50
 as a multiple of one bare ``model.predict`` of the same image (measured here
 before the load, server idle), and the server's RSS at the start, middle and
@@ -27,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -80,8 +83,6 @@ def _run_phase(jobs, clients):
     sessions = {}
 
     def timed(job):
-        import threading
-
         session = sessions.setdefault(threading.get_ident(), requests.Session())
         start = time.perf_counter()
         try:
@@ -143,20 +144,15 @@ def main(argv=None):
             rows = []
             memory = {}
 
-            def upload(image):
-                def job(session):
-                    response = session.post(url + "/api/explain", files={"file": ("image.png", image, "image/png")}, timeout=60)
-                    return response.status_code == 200
-
-                return job
-
-            uploaded = []
+            uploaded, failures = [], []
 
             def record_ids(image):
                 def job(session):
                     response = session.post(url + "/api/explain", files={"file": ("image.png", image, "image/png")}, timeout=60)
                     if response.status_code == 200:
                         uploaded.append(response.json()["image_id"])
+                    else:
+                        failures.append(response.text[:200])
                     return response.status_code == 200
 
                 return job
@@ -165,19 +161,21 @@ def main(argv=None):
             memory["upload"] = [rss()]
             first, errors_a, wall_a = _run_phase([record_ids(image) for image in images[1:half + 1]], args.clients)
             memory["upload"].append(rss())
-            second, errors_b, wall_b = _run_phase([upload(image) for image in images[half + 1:]], args.clients)
+            second, errors_b, wall_b = _run_phase([record_ids(image) for image in images[half + 1:]], args.clients)
             memory["upload"].append(rss())
             rows.append(("upload (cache miss)", np.concatenate([first, second]), errors_a + errors_b, wall_a + wall_b))
 
-            recent = uploaded[-8:]  # still in the cache (32 images) after the second half
+            recent = uploaded[-8:]  # among the last uploads, so still in the cache (32 images)
             rng = random.Random(0)
 
             def switch(image_id, class_name, threshold):
                 def job(session):
                     response = session.post(url + "/api/explain", data={"image_id": image_id, "class_name": class_name, "threshold": threshold}, timeout=60)
+                    if response.status_code == 200:
+                        response = session.get(url + response.json()["overlay_url"], timeout=60)
                     if response.status_code != 200:
-                        return False
-                    return session.get(url + response.json()["overlay_url"], timeout=60).status_code == 200
+                        failures.append(response.text[:200])
+                    return response.status_code == 200
 
                 return job
 
@@ -190,6 +188,15 @@ def main(argv=None):
             memory["switch"].append(rss())
             stats_after = requests.get(url + "/api/stats").json()
             rows.append(("switch (cache hit)", np.concatenate([first, second]), errors_a + errors_b, wall_a + wall_b))
+
+            # one client at a time: the cost of one request without queueing behind the others
+            fresh = [data for _, data in built_in_examples(count=args.requests // 4, seed=12)]
+            memory["upload, 1 client"] = [rss()]
+            first, errors_a, wall_a = _run_phase([record_ids(image) for image in fresh[: len(fresh) // 2]], 1)
+            memory["upload, 1 client"].append(rss())
+            second, errors_b, wall_b = _run_phase([record_ids(image) for image in fresh[len(fresh) // 2:]], 1)
+            memory["upload, 1 client"].append(rss())
+            rows.append(("upload (cache miss), 1 client", np.concatenate([first, second]), errors_a + errors_b, wall_a + wall_b))
         finally:
             server.terminate()
             server.wait(30)
@@ -198,13 +205,15 @@ def main(argv=None):
     print(f"bare model.predict of one image: {1000 * predict_seconds:.1f} ms (a direct compiled call: {1000 * direct_seconds:.1f} ms)")
     print("| phase | p50 ms | p95 ms | req/s | errors | p50 / bare predict | p50 / compiled call | RSS MB start / middle / end |")
     print("|---|---|---|---|---|---|---|---|")
-    for (name, latencies, errors, wall), key in zip(rows, ("upload", "switch")):
+    for (name, latencies, errors, wall), key in zip(rows, ("upload", "switch", "upload, 1 client")):
         p50, p95 = np.percentile(latencies, [50, 95])
         start, middle, end = memory[key]
         print(f"| {name} | {1000 * p50:.1f} | {1000 * p95:.1f} | {len(latencies) / wall:.1f} | {errors} | {p50 / predict_seconds:.2f}× | "
               f"{p50 / direct_seconds:.2f}× | {start:.0f} / {middle:.0f} / {end:.0f} |")
     print(f"forward passes during the switch phase: {stats_after['forward_passes'] - stats_before['forward_passes']}; "
           f"upload phase: {stats_before['forward_passes'] - 1} images in {stats_before['batches'] - 1} batches")
+    if failures:
+        print(f"first error: {failures[0]}")
 
 
 if __name__ == "__main__":

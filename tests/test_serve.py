@@ -246,3 +246,21 @@ def test_cli_serve_arguments_and_errors(tmp_path, capsys):
     assert _served_names(["runs/one/best.keras", "runs/two/best.keras", "x/plain.keras"]) == ["one/best", "two/best", "plain"]
     assert main(["serve", str(tmp_path / "missing.keras")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_serve_loads_the_models_and_starts_uvicorn_on_loopback(tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    mindgap.build_model("Tiny-GAP5", 3, input_shape=(24, 24, 3), class_names=["a", "b", "c"]).save(folder / "best.keras")
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(app=app, **options))
+    assert main(["serve", str(folder / "best.keras"), "--port", "8123", "--max-upload-mb", "1"]) == 0
+    assert (started["host"], started["port"]) == ("127.0.0.1", 8123)
+    viewer = started["app"].state.viewer
+    assert list(viewer.models) == ["best"] and viewer.max_upload_bytes == 2**20
+    assert "serving best on http://127.0.0.1:8123/" in capsys.readouterr().out
+    (tmp_path / "text.keras").write_text("not a model")
+    assert main(["serve", str(tmp_path / "text.keras")]) == 2
+    assert "is not a .keras model file" in capsys.readouterr().err

@@ -202,6 +202,7 @@ class Viewer:
         self._results = _LRU(cache_images * len(self.models))
         self._inflight = {}
         self._lock = threading.Lock()
+        self._examples_lock = threading.Lock()
         self._examples_source = examples
         self._examples = None
         if examples is not None:  # a bad folder fails now, not on the first page load
@@ -223,7 +224,7 @@ class Viewer:
 
     # -------------------------------------------------------------- examples
     def examples(self):
-        with self._lock:
+        with self._examples_lock:
             if self._examples is None:
                 from mindgap.serve.examples import built_in_examples, folder_examples
 

@@ -107,6 +107,18 @@ def test_upload_top5_cam_and_class_switch_in_chromium(tmp_path):
             assert first.locator(".bars li.chosen .name").inner_text() == other
             assert page.locator("#error").is_hidden()
             page.wait_for_function("document.querySelector('#status').textContent === 'ready'")
+
+            # the threshold slider moves the box, and no model runs for it (nor for the class switch above)
+            passes = page.evaluate("async () => (await (await fetch('/api/stats')).json()).forward_passes")
+            assert passes == 2  # one image, two models
+            caption = first.locator("figcaption").first
+            low_threshold = caption.inner_text()
+            page.locator("#threshold").fill("0.9")
+            page.wait_for_function("(el) => el.textContent.includes('threshold 0.90')", arg=caption.element_handle())
+            page.wait_for_function("document.querySelector('#status').textContent === 'ready'")
+            box = lambda text: text.split("box [")[1].split("]")[0]  # noqa: E731
+            assert box(caption.inner_text()) != box(low_threshold)
+            assert page.evaluate("async () => (await (await fetch('/api/stats')).json()).forward_passes") == passes
             page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
 
             page.set_input_files("#file", str(tmp_path / "not_an_image.png"))

@@ -1,4 +1,4 @@
-"""The ``mindgap`` command: ``train``, ``evaluate``, ``explain`` and ``digits``.
+"""The ``mindgap`` command: ``train``, ``evaluate``, ``explain``, ``digits`` and ``serve``.
 
 Bad input (a missing file, a file that is not an image, a ``.keras`` file that
 is not a mindgap model, an unknown class, an empty folder, a broken dataset)
@@ -147,6 +147,29 @@ def _run_digits(args):
     return digits_main([args.out_dir, "--seed", str(args.seed)])
 
 
+def _served_names(paths):
+    """Short unique names for the served models: the file stem, or ``folder/stem`` when two stems clash."""
+    stems = [os.path.splitext(os.path.basename(os.fspath(path)))[0] for path in paths]
+    names = [stem if stems.count(stem) == 1 else f"{os.path.basename(os.path.dirname(os.path.abspath(path)))}/{stem}" for path, stem in zip(paths, stems)]
+    if len(set(names)) != len(names):
+        raise CliError(f"Two models would be served under the same name ({', '.join(names)}); pass each file once.")
+    return names
+
+
+def _run_serve(args):
+    try:
+        import uvicorn
+
+        from mindgap.serve import create_app
+    except ImportError as error:
+        raise CliError(f"mindgap serve needs {error.name!r}; pip install fastapi uvicorn python-multipart.") from None
+    names = _served_names(args.models)
+    models = {name: load_mindgap_model(path) for name, path in zip(names, args.models)}
+    app = create_app(models, examples=args.examples, max_upload_bytes=int(args.max_upload_mb * 2**20), cache_images=args.cache_images)
+    print(f"serving {', '.join(names)} on http://{args.host}:{args.port}/", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
 def build_parser():
     from mindgap.training.config import TrainConfig
 
@@ -182,6 +205,15 @@ def build_parser():
     digits_parser.add_argument("out_dir")
     digits_parser.add_argument("--seed", type=int, default=0)
     digits_parser.set_defaults(handler=_run_digits)
+
+    serve_parser = commands.add_parser("serve", help="a web page and JSON API: upload an image, see the top-5 and the CAM of any class")
+    serve_parser.add_argument("models", nargs="+", metavar="MODEL.keras", help="one or more .keras files saved by mindgap")
+    serve_parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only); 0.0.0.0 opens it to the network")
+    serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.add_argument("--examples", default=None, help="a folder of example images (default: a few digits canvases)")
+    serve_parser.add_argument("--max-upload-mb", type=float, default=32.0, help="larger uploads get HTTP 413")
+    serve_parser.add_argument("--cache-images", type=int, default=32, help="images (and their CAMs per model) kept in memory")
+    serve_parser.set_defaults(handler=_run_serve)
     return parser
 
 

@@ -1,0 +1,526 @@
+"""The CAM viewer's web app: ``create_app(models, ...)`` returns a FastAPI app.
+
+One forward pass per (image, model) gives the probabilities and every class's
+CAM (:func:`mindgap.cam.cam_model`); the results are cached by the SHA-256 of
+the uploaded bytes, so choosing another class, moving the threshold, drawing
+the grid of all CAMs or uploading the same file again never runs the model.
+Both caches are LRU and bounded (``cache_images`` images).
+
+Requests that miss the cache at the same time are run as one batch: each
+model has one worker thread that takes every image waiting in its queue
+(up to ``max_batch``) and runs them together, so concurrent clients share a
+forward pass instead of queueing for one each.  Identical concurrent requests
+wait for the same result.
+
+All state lives on ``app.state.viewer`` (a :class:`Viewer`), none in module
+globals, so tests build apps with tiny models side by side.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import logging
+import os
+import queue
+import threading
+from urllib.parse import urlencode
+
+import numpy as np
+
+from mindgap.serve import images as imaging
+
+STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
+DEFAULT_MAX_UPLOAD_BYTES = 32 * 2**20
+DEFAULT_CACHE_IMAGES = 32
+DEFAULT_MAX_BATCH = 8
+DEFAULT_THRESHOLD = 0.2
+DEFAULT_TOP_K = 5
+_FORM_OVERHEAD = 64 * 2**10  # multipart boundaries and the small form fields, on top of the file
+_log = logging.getLogger("mindgap.serve")
+
+
+class _BadRequest(Exception):
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.status = status
+
+
+class _LRU:
+    """A thread-safe dict that forgets its least recently used entries beyond ``capacity``."""
+
+    def __init__(self, capacity):
+        self.capacity = int(capacity)
+        self._items = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key, value):
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def __len__(self):
+        return len(self._items)
+
+
+class _Batcher:
+    """One worker thread per model: runs every image waiting in its queue as one batch."""
+
+    def __init__(self, run_batch, max_batch):
+        self._run_batch = run_batch
+        self._max_batch = max(1, int(max_batch))
+        self._queue = queue.Queue()
+        self._thread = None
+        self._start_lock = threading.Lock()
+        self.batches = 0
+        self.images = 0
+
+    def run(self, image):
+        """Probabilities and CAMs of one preprocessed image; blocks until its batch is done."""
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="mindgap-serve-batcher", daemon=True)
+                self._thread.start()
+        future = concurrent.futures.Future()
+        self._queue.put((image, future))
+        return future.result()
+
+    def close(self):
+        with self._start_lock:
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread.join(timeout=10)
+                self._thread = None
+
+    def _loop(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            try:
+                probabilities, cams = self._run_batch(np.stack([image for image, _ in batch]))
+            except Exception as error:  # hand the failure to every waiting request
+                for _, future in batch:
+                    future.set_exception(error)
+                continue
+            self.batches += 1
+            self.images += len(batch)
+            for index, (_, future) in enumerate(batch):
+                future.set_result((probabilities[index], cams[index]))
+
+
+@dataclasses.dataclass
+class _ServedModel:
+    name: str
+    info: object
+    batcher: _Batcher
+
+    @property
+    def size(self):
+        return int(self.info.input_shape[0])
+
+    def describe(self):
+        return {"name": self.name, "head": self.info.head, "input_size": [int(side) for side in self.info.input_shape[:2]],
+                "class_names": list(self.info.class_names)}
+
+
+@dataclasses.dataclass
+class _Image:
+    display: np.ndarray  # RGB uint8 at the image's aspect ratio, longer side <= display_side
+    width: int  # of the upload
+    height: int
+    inputs: dict  # model input size -> preprocessed (s, s, 3) float32
+
+
+def _compiled_explainer(model):
+    import tensorflow as tf
+
+    from mindgap.cam import cam_model
+
+    explainer = cam_model(model)
+    height, width, channels = (int(side) for side in model.input.shape[1:])
+
+    @tf.function(input_signature=[tf.TensorSpec((None, height, width, channels), tf.float32)])
+    def run(images):
+        return explainer(images, training=False)
+
+    def run_batch(images):
+        probabilities, cams = run(images)
+        return probabilities.numpy(), cams.numpy()
+
+    return run_batch
+
+
+class Viewer:
+    """Models, caches and limits of one app; ``app.state.viewer``."""
+
+    def __init__(self, models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES, max_pixels=imaging.DEFAULT_MAX_PIXELS,
+                 min_side=imaging.DEFAULT_MIN_SIDE, display_side=imaging.DEFAULT_DISPLAY_SIDE, cache_images=DEFAULT_CACHE_IMAGES,
+                 max_batch=DEFAULT_MAX_BATCH):
+        from mindgap.models import model_info
+
+        if isinstance(models, dict):
+            named = list(models.items())
+        else:
+            named = [(model.name, model) for model in models]
+        if not named:
+            raise ValueError("create_app needs at least one model; pass {'name': model} or a list of models.")
+        names = [name for name, _ in named]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Model names must be unique, got {names}; pass a dict {{'name': model}}.")
+        for label, value in (("max_upload_bytes", max_upload_bytes), ("max_pixels", max_pixels), ("min_side", min_side),
+                             ("display_side", display_side), ("cache_images", cache_images), ("max_batch", max_batch)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{label} must be a positive integer, got {value!r}.")
+        self.models = {}
+        for name, model in named:
+            self.models[name] = _ServedModel(name, model_info(model), _Batcher(_compiled_explainer(model), max_batch))
+        self.max_upload_bytes = max_upload_bytes
+        self.max_pixels = max_pixels
+        self.min_side = min_side
+        self.display_side = display_side
+        self._images = _LRU(cache_images)
+        self._results = _LRU(cache_images * len(self.models))
+        self._inflight = {}
+        self._lock = threading.Lock()
+        self._examples_lock = threading.Lock()
+        self._examples_source = examples
+        self._examples = None
+        if examples is not None:  # a bad folder fails now, not on the first page load
+            self.examples()
+
+    # -------------------------------------------------------------- counters
+    @property
+    def forward_passes(self):
+        """Images run through any model since the app started."""
+        return sum(served.batcher.images for served in self.models.values())
+
+    def stats(self):
+        return {"forward_passes": self.forward_passes, "batches": sum(served.batcher.batches for served in self.models.values()),
+                "cached_images": len(self._images), "cached_results": len(self._results)}
+
+    def close(self):
+        for served in self.models.values():
+            served.batcher.close()
+
+    # -------------------------------------------------------------- examples
+    def examples(self):
+        with self._examples_lock:
+            if self._examples is None:
+                from mindgap.serve.examples import built_in_examples, folder_examples
+
+                source = self._examples_source
+                self._examples = built_in_examples() if source is None else folder_examples(source, self.max_upload_bytes)
+            return self._examples
+
+    # -------------------------------------------------------------- lookups
+    def model(self, name):
+        if name is None or name == "":
+            return next(iter(self.models.values()))
+        served = self.models.get(name)
+        if served is None:
+            raise _BadRequest(f"Unknown model {name!r}; this server has: {', '.join(self.models)}.", 404)
+        return served
+
+    def add_image(self, data):
+        """Decode and cache an upload (if new); its id is the SHA-256 of the bytes."""
+        if len(data) > self.max_upload_bytes:
+            raise _BadRequest(f"The upload is {len(data) / 2**20:.1f} MB, over the {self.max_upload_bytes / 2**20:.1f} MB limit; send a smaller file.", 413)
+        image_id = hashlib.sha256(data).hexdigest()[:32]
+        if self._images.get(image_id) is None:
+            rgb = imaging.decode_image(data, max_pixels=self.max_pixels, min_side=self.min_side)
+            inputs = {size: imaging.model_input(rgb, size) for size in {served.size for served in self.models.values()}}
+            self._images.put(image_id, _Image(imaging.display_image(rgb, self.display_side), rgb.shape[1], rgb.shape[0], inputs))
+        return image_id
+
+    def image(self, image_id):
+        entry = self._images.get(image_id) if image_id else None
+        if entry is None:
+            raise _BadRequest(f"Image id {image_id!r} is not in the cache (never uploaded, or evicted); upload the image again.", 404)
+        return entry
+
+    def results(self, image_id, served):
+        """(probabilities (c,), cams (h, w, c), ran_model) of one image and model: one forward pass, then cached."""
+        key = (image_id, served.name)
+        with self._lock:
+            cached = self._results.get(key)
+            if cached is not None:
+                return cached + (False,)
+            future = self._inflight.get(key)
+            owner = future is None
+            if owner:
+                future = self._inflight[key] = concurrent.futures.Future()
+        if not owner:
+            return future.result() + (False,)
+        try:
+            value = served.batcher.run(self.image(image_id).inputs[served.size])
+            self._results.put(key, value)
+            future.set_result(value)
+        except BaseException as error:
+            future.set_exception(error)
+            raise
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+        return value + (True,)
+
+    @staticmethod
+    def class_index(served, class_name, probabilities):
+        if class_name is None or class_name == "":
+            return int(np.argmax(probabilities))
+        if class_name not in served.info.class_names:
+            raise _BadRequest(f"Unknown class {class_name!r} for model {served.name!r}; GET /api/models lists its {served.info.num_classes} classes.", 422)
+        return served.info.class_names.index(class_name)
+
+    # -------------------------------------------------------------- geometry and pictures
+    @staticmethod
+    def box(cam, served, entry, threshold):
+        """The box of one CAM in the upload's pixels (pixel edges, exclusive ends), or None when the CAM has no positive evidence.
+
+        As in evaluation, the box is found on the CAM upsampled to the model's
+        square input frame, then mapped back to the upload's own width and height.
+        """
+        from mindgap.cam import upsample_map
+        from mindgap.metrics import cam_to_box
+
+        size = served.size
+        box = cam_to_box(upsample_map(cam, (size, size)), threshold)
+        if not box[2] > box[0]:
+            return None
+        scale = np.array([entry.width, entry.height, entry.width, entry.height], np.float64) / size
+        return [round(float(value), 1) for value in box * scale]
+
+    def overlay_png(self, entry, cams, class_index, box, shared_scale=False, max_side=None):
+        from mindgap import plots
+
+        display = entry.display if max_side is None else imaging.display_image(entry.display, max_side)
+        peak = float(np.maximum(cams, 0).max()) if shared_scale else None
+        picture = plots.overlay_cam(display, cams[..., class_index], vmax=peak if peak else None)
+        if box is not None:
+            scale = display.shape[1] / entry.width
+            thickness = max(1, round(max(display.shape[:2]) / 200))
+            picture = plots.draw_box(picture, [value * scale for value in box], plots.CAM_BOX_COLOUR, thickness)
+        return imaging.encode_png(picture)
+
+
+def _check_threshold(threshold):
+    if threshold is None:
+        return DEFAULT_THRESHOLD
+    if not 0.0 <= threshold <= 1.0:
+        raise _BadRequest(f"threshold must be between 0 and 1 (a fraction of the CAM's maximum), got {threshold}.", 422)
+    return float(threshold)
+
+
+class _UploadLimit:
+    """ASGI middleware: answers 413 to a body over the limit, from its Content-Length or while it is read.
+
+    The body is counted chunk by chunk as the app reads it, so a client that
+    sends no (or a false) Content-Length cannot make the server buffer more
+    than the limit.
+    """
+
+    def __init__(self, app, max_bytes):
+        self.app = app
+        self.max_bytes = max_bytes + _FORM_OVERHEAD
+        self.message = f"The upload is over the {max_bytes / 2**20:.1f} MB limit; send a smaller file."
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._reject(send)
+            return
+        state = {"received": 0, "over": False, "started": False}
+
+        async def counting_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > self.max_bytes:
+                    state["over"] = True
+                    raise _UploadTooLarge(self.message)
+            return message
+
+        async def guarded_send(message):
+            if state["over"]:
+                if not state["started"]:
+                    state["started"] = True
+                    await self._reject(send)
+                return  # drop whatever the app answered to the cut-off body
+            state["started"] = state["started"] or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except _UploadTooLarge:
+            if not state["started"]:
+                state["started"] = True
+                await self._reject(send)
+
+    async def _reject(self, send):
+        import json
+
+        body = json.dumps({"error": self.message}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _UploadTooLarge(Exception):
+    pass
+
+
+def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES, max_pixels=imaging.DEFAULT_MAX_PIXELS,
+               min_side=imaging.DEFAULT_MIN_SIDE, display_side=imaging.DEFAULT_DISPLAY_SIDE, cache_images=DEFAULT_CACHE_IMAGES,
+               max_batch=DEFAULT_MAX_BATCH):
+    """The CAM viewer: the page at ``/`` and its JSON API under ``/api``.
+
+    Args:
+        models: ``{"name": keras.Model}`` or a list of models (named by
+            ``model.name``); mindgap models, as :func:`mindgap.cli.load_mindgap_model` loads them.
+        examples: a folder of example images for the page; default, six
+            canvases built from the embedded digits set.
+        max_upload_bytes: larger uploads get HTTP 413 (default 32 MiB).
+        max_pixels: images with more pixels get HTTP 422 before they are
+            decoded (default 40 million).
+        min_side: images with a side below this get HTTP 422 (default 16).
+        display_side: CAM overlays are drawn on the image scaled down to this
+            longer side (default 1024); boxes are always in the upload's pixels.
+        cache_images: how many images (and their results per model) are kept.
+        max_batch: largest batch one forward pass takes from concurrent requests.
+
+    Returns:
+        ``fastapi.FastAPI`` with ``app.state.viewer`` (a :class:`Viewer`).
+    """
+    import contextlib
+
+    from fastapi import FastAPI, File, Form, Query, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse, Response
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    viewer = Viewer(models, examples=examples, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, min_side=min_side,
+                    display_side=display_side, cache_images=cache_images, max_batch=max_batch)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        viewer.close()
+
+    app = FastAPI(title="mindgap CAM viewer", lifespan=lifespan)
+    app.state.viewer = viewer
+    app.add_middleware(_UploadLimit, max_bytes=max_upload_bytes)
+
+    def error(status, message):
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(_BadRequest)
+    async def _bad_request(request, exc):
+        return error(exc.status, str(exc))
+
+    @app.exception_handler(imaging.ImageError)
+    async def _bad_image(request, exc):
+        return error(exc.status, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_parameter(request, exc):
+        problem = exc.errors()[0] if exc.errors() else {}
+        where = problem.get("loc", ["request"])[-1]
+        return error(422, f"Bad parameter {where!r}: {problem.get('msg', 'invalid value')}; see the API in the README.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request, exc):
+        return error(exc.status_code, str(exc.detail))
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(os.path.join(STATIC_DIR, "index.html"), media_type="text/html")
+
+    @app.get("/api/models")
+    def list_models():
+        """The served models with their classes, and the upload limits."""
+        return {"models": [served.describe() for served in viewer.models.values()], "max_upload_bytes": viewer.max_upload_bytes,
+                "max_pixels": viewer.max_pixels, "min_side": viewer.min_side}
+
+    @app.get("/api/examples")
+    def list_examples():
+        return {"examples": [{"name": name, "url": f"/api/examples/{index}"} for index, (name, _) in enumerate(viewer.examples())]}
+
+    @app.get("/api/examples/{index}")
+    def example(index: int):
+        found = viewer.examples()
+        if not 0 <= index < len(found):
+            raise _BadRequest(f"No example {index}; there are {len(found)} (0 to {len(found) - 1}).", 404)
+        data = found[index][1]
+        kind = "png" if data[:4] == b"\x89PNG" else "jpeg"
+        return Response(data, media_type=f"image/{kind}")
+
+    @app.get("/api/stats")
+    def stats():
+        """Forward passes run and cache sizes (the cache is working when switching classes leaves forward_passes alone)."""
+        return viewer.stats()
+
+    @app.post("/api/explain")
+    def explain(file: UploadFile | None = File(None), image_id: str | None = Form(None), model: str | None = Form(None),
+                class_name: str | None = Form(None), threshold: float | None = Form(None), top_k: int = Form(DEFAULT_TOP_K)):
+        """Explain one image: an upload (``file``) or an earlier one (``image_id``)."""
+        served = viewer.model(model)
+        threshold = _check_threshold(threshold)
+        if file is not None:
+            image_id = viewer.add_image(file.file.read(viewer.max_upload_bytes + 1))
+        elif not image_id:
+            raise _BadRequest("Send an image file (form field 'file') or the image_id of an earlier upload.", 400)
+        entry = viewer.image(image_id)
+        probabilities, cams, ran_model = viewer.results(image_id, served)
+        chosen = viewer.class_index(served, class_name, probabilities)
+        top_k = min(max(1, top_k), served.info.num_classes)
+        order = np.argsort(-probabilities, kind="stable")[:top_k]
+        names = served.info.class_names
+        query = {"image_id": image_id, "model": served.name, "class_name": names[chosen], "threshold": threshold}
+        return {
+            "image_id": image_id, "model": served.name, "width": entry.width, "height": entry.height,
+            "top": [{"class_name": names[index], "probability": float(probabilities[index])} for index in order],
+            "class_name": names[chosen], "class_index": chosen, "probability": float(probabilities[chosen]),
+            "threshold": threshold, "box": viewer.box(cams[..., chosen], served, entry, threshold),
+            "overlay_url": "/api/cam.png?" + urlencode(query), "ran_model": ran_model,
+        }
+
+    @app.get("/api/cam.png")
+    def cam_png(image_id: str, model: str | None = None, class_name: str | None = None, threshold: float | None = None,
+                box: bool = True, scale: str = Query("own", pattern="^(own|shared)$"), max_side: int | None = Query(None, ge=16, le=4096)):
+        """One class's CAM over the image as PNG, with its box (``box=false`` leaves it out).
+
+        ``scale=shared`` divides by the largest value over all classes' CAMs
+        (paper Figure 3) instead of this CAM's own maximum.
+        """
+        served = viewer.model(model)
+        threshold = _check_threshold(threshold)
+        entry = viewer.image(image_id)
+        probabilities, cams, _ = viewer.results(image_id, served)
+        chosen = viewer.class_index(served, class_name, probabilities)
+        drawn = viewer.box(cams[..., chosen], served, entry, threshold) if box else None
+        png = viewer.overlay_png(entry, cams, chosen, drawn, shared_scale=scale == "shared", max_side=max_side)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+    return app

@@ -29,7 +29,7 @@ from mindgap.backbones import build_backbone
 from mindgap.data.digits import background_crop, load_backgrounds, render_canvas, source_halves
 from mindgap.data.pipeline import preprocess
 
-DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "mindgap")
+DEFAULT_CACHE_DIR = os.environ.get("MINDGAP_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "mindgap")
 PRETRAIN_SETTINGS = dict(seed=0, image_size=48, samples=24000, epochs=6, batch_size=64, digit_size=(26, 44))
 HELD_OUT_SAMPLES = 1000
 

@@ -46,7 +46,7 @@ def test_config_defaults_are_the_papers():
 
 def test_backbone_frozen_exactly_for_the_configured_epochs():
     model = mindgap.build_model("Tiny-GAP5", 3, input_shape=(32, 32, 3))
-    optimizer = keras.optimizers.Nadam(learning_rate=0.01)
+    optimizer = mindgap.optimizers.Nadam2017(learning_rate=0.01)
     optimizer.build(model.trainable_variables)
     model.compile(optimizer=optimizer, loss="categorical_crossentropy")
     backbone = model.get_layer("backbone")

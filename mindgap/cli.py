@@ -2,7 +2,9 @@
 
 Bad input (a missing file, a file that is not an image, a ``.keras`` file that
 is not a mindgap model, an unknown class, an empty folder, a broken dataset)
-ends with one line on stderr and exit code 2.
+ends with one line on stderr and exit code 2; so does a run folder in use by
+another process or holding a run with other settings.  A full disk or an
+unwritable place ends with one line naming the path and its free space, exit 1.
 """
 
 import argparse
@@ -11,8 +13,11 @@ import os
 import sys
 import zipfile
 
+from mindgap.training.run_folder import StorageError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 EXIT_BAD_INPUT = 2
+EXIT_STORAGE = 1  # a full disk or an unwritable place
 
 
 class CliError(Exception):
@@ -194,6 +199,9 @@ def main(argv=None):
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except StorageError as error:
+        print(f"error: {error.strerror}", file=sys.stderr)
+        return EXIT_STORAGE
 
 
 if __name__ == "__main__":

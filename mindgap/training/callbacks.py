@@ -245,7 +245,7 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         if value is None or not np.isfinite(value) or value >= self.best:
             return
         folder = os.path.dirname(self.filepath) or "."
-        run_folder.require_free_space(folder, state_bytes(self.model))
+        run_folder.require_free_space(self.filepath, state_bytes(self.model))
         try:
             self.model.save(self.pending_path)
             with open(self.pending_path, "rb+") as handle:

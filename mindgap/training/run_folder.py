@@ -129,7 +129,7 @@ def atomic_path(path, needed=0):
     try:
         os.makedirs(folder, exist_ok=True)
         if needed:
-            require_free_space(folder, needed)
+            require_free_space(path, needed)
         yield temporary
         if not os.path.isfile(temporary):
             raise OSError(errno.EIO, "nothing was written")

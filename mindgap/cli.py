@@ -10,6 +10,7 @@ unwritable place ends with one line naming the path and its free space, exit 1.
 import argparse
 import dataclasses
 import math
+import numbers
 import os
 import re
 import sys
@@ -87,10 +88,10 @@ def _name_part(text):
 
 
 def _check_explain_arguments(top, threshold):
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+    if isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 1:
         raise CliError(f"--top must be an integer >= 1, got {top!r}.")
-    if not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
-        raise CliError(f"--threshold must be a fraction of the CAM's max in [0, 1], got {threshold!r}.")
+    if not isinstance(threshold, numbers.Real) or not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
+        raise CliError(f"--threshold must be a fraction of the CAM's max in [0, 1], got {float(threshold) if isinstance(threshold, numbers.Real) else threshold!r}.")
 
 
 def _write_checked(path, write):

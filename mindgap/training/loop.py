@@ -222,11 +222,14 @@ def _prepare_outputs(out_dir, initial_epoch):
     if initial_epoch > 0:
         _truncate_history(history_path, initial_epoch)
         return
+    earlier_attempt = os.path.isfile(history_path) or os.path.isfile(os.path.join(out_dir, BEST_MODEL + ".json"))
     for name in (HISTORY, BEST_MODEL, BEST_MODEL + ".json", DONE):
         if os.path.isfile(os.path.join(out_dir, name)):
             os.remove(os.path.join(out_dir, name))
-    for name in ("logs", "cam_snapshots"):
-        shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
+    if earlier_attempt:  # its epochs are gone; so go their images and TensorBoard steps
+        print(f"note: {out_dir} holds no usable backup of its earlier attempt; the run starts over from epoch 0.", file=sys.stderr)
+        for name in ("logs", "cam_snapshots"):
+            shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
 
 
 def _train_in_folder(model_name, data_dir, out_dir, config):

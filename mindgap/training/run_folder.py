@@ -68,8 +68,8 @@ def storage_error(path, error=None, needed=None):
     else:
         reason = "write failed"
     code = getattr(error, "errno", None) or errno.ENOSPC
-    return StorageError(code, f"cannot write {path}: {reason}, {_megabytes(free)} free there; "
-                              "free some space or choose another place, then rerun")
+    fix = "free some space or choose another place" if code in (errno.ENOSPC, errno.EDQUOT) else "choose a writable place"
+    return StorageError(code, f"cannot write {path}: {reason}, {_megabytes(free)} free there; {fix}, then rerun")
 
 
 def require_free_space(path, needed):

@@ -2,17 +2,25 @@
 
 Bad input (a missing file, a file that is not an image, a ``.keras`` file that
 is not a mindgap model, an unknown class, an empty folder, a broken dataset)
-ends with one line on stderr and exit code 2.
+ends with one line on stderr and exit code 2; so does a run folder in use by
+another process or holding a run with other settings.  A full disk or an
+unwritable place ends with one line naming the path and its free space, exit 1.
 """
 
 import argparse
 import dataclasses
+import math
+import numbers
 import os
+import re
 import sys
 import zipfile
 
+from mindgap.training.run_folder import StorageError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 EXIT_BAD_INPUT = 2
+EXIT_STORAGE = 1  # a full disk or an unwritable place
 
 
 class CliError(Exception):
@@ -43,6 +51,10 @@ def load_mindgap_model(path):
     from mindgap.models import model_info
 
     path = os.fspath(path)
+    if os.path.isdir(path):
+        inside = os.path.join(path, "best.keras")
+        hint = f"pass {inside!r}" if os.path.isfile(inside) else "pass a .keras file saved by mindgap (e.g. a run's best.keras)"
+        raise CliError(f"Model {path!r} is a folder, not a .keras file; {hint}.")
     if not os.path.isfile(path):
         raise CliError(f"Model file {path!r} does not exist; pass the best.keras written by 'mindgap train'.")
     if not zipfile.is_zipfile(path):
@@ -69,18 +81,57 @@ def _image_paths(target):
     return [target]
 
 
-def explain(target, model_path, out_dir, class_name=None, top=5, threshold=0.2, print_fn=print):
-    """Top-k classes of each image, and per image a CAM overlay with its box and a grid of all class CAMs."""
+def _name_part(text):
+    """``text`` reduced to letters, digits and '-' (so no '/', '..', '_' or '.'): safe in a file name, and the
+    '_'-separated parts of an output name stay unambiguous."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", text).strip("-") or "class"
+
+
+def _check_explain_arguments(top, threshold):
+    if isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 1:
+        raise CliError(f"--top must be an integer >= 1, got {top!r}.")
+    if not isinstance(threshold, numbers.Real) or not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
+        raise CliError(f"--threshold must be a fraction of the CAM's max in [0, 1], got {float(threshold) if isinstance(threshold, numbers.Real) else threshold!r}.")
+
+
+def _write_checked(path, write):
+    """Run ``write(temporary_path)``, then rename over ``path``; a failed write raises ``StorageError`` and leaves nothing."""
+    from mindgap.training.run_folder import atomic_path
+
+    with atomic_path(path) as temporary:
+        write(temporary)
+    return path
+
+
+def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.2, print_fn=print):
+    """Top-k classes of each image, and per image a CAM overlay with its box and a grid of all class CAMs.
+
+    The overlay is drawn on the image at its own size and aspect ratio: the CAM
+    is upsampled to it, and the box (found on the model's square input, as in
+    evaluation) is moved back to it.  Output names keep the image's whole file
+    name (``cat.jpg_owl_overlay.png``, ``cat.jpg_all_cams.png``), so that
+    ``cat.jpg`` and ``cat.png`` never overwrite each other, and reduce the
+    class name to letters, digits and '-'.  ``top`` (default 5) is capped at
+    the class count, with a note when it was asked for explicitly.
+    """
     import numpy as np
+    import tensorflow as tf
 
     from mindgap import plots
     from mindgap.cam import cam_model, upsample_map
     from mindgap.data.pipeline import load_image
     from mindgap.metrics import cam_to_box
     from mindgap.models import model_info
+    from mindgap.training.run_folder import storage_error
 
+    _check_explain_arguments(5 if top is None else top, threshold)
     model = load_mindgap_model(model_path)
     info = model_info(model)
+    if top is None:
+        top = min(5, info.num_classes)
+    elif top > info.num_classes:
+        print(f"note: --top {top} is more than the model's {info.num_classes} classes; showing {info.num_classes}.", file=sys.stderr)
+        top = info.num_classes
     if class_name is not None and class_name not in info.class_names:
         raise CliError(f"Unknown class {class_name!r}; this model knows: {', '.join(info.class_names)}.")
     paths = _image_paths(target)
@@ -91,22 +142,30 @@ def explain(target, model_path, out_dir, class_name=None, top=5, threshold=0.2, 
             loaded.append(load_image(path, size))
         except ValueError as error:
             raise CliError(str(error)) from None
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise storage_error(out_dir, error) from None
     explainer = cam_model(model)
     probabilities, cams = explainer.predict(np.stack([image for image, _ in loaded]), verbose=0)
     written = []
     for path, (_, shown), probs, image_cams in zip(paths, loaded, probabilities, cams):
-        order = np.argsort(-probs)[: max(1, top)]
+        order = np.argsort(-probs)[:top]
         ranking = ", ".join(f"{info.class_names[index]} {probs[index]:.3f}" for index in order)
         print_fn(f"{path}: {ranking}")
         chosen = info.class_names.index(class_name) if class_name is not None else int(order[0])
-        upsampled = upsample_map(image_cams[..., chosen], shown.shape[:2])
-        overlay = plots.draw_box(plots.overlay_cam(shown, upsampled), cam_to_box(upsampled, threshold), plots.CAM_BOX_COLOUR, 2)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        overlay_path = os.path.join(out_dir, f"{stem}_{info.class_names[chosen]}_overlay.png")
-        plots.save_rgb(overlay, overlay_path)
-        grid_path = plots.plot_cam_grid(shown, image_cams, info.class_names, os.path.join(out_dir, f"{stem}_all_cams.png"),
-                                        title=f"{os.path.basename(path)}: all class CAMs", highlight=chosen)
+        original = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy()
+        height, width = original.shape[:2]
+        x_min, y_min, x_max, y_max = cam_to_box(upsample_map(image_cams[..., chosen], shown.shape[:2]), threshold)
+        scale_x, scale_y = width / shown.shape[1], height / shown.shape[0]
+        box = (x_min * scale_x, y_min * scale_y, x_max * scale_x, y_max * scale_y)
+        overlay = plots.overlay_cam(original, upsample_map(image_cams[..., chosen], (height, width)))
+        overlay = plots.draw_box(overlay, box, plots.CAM_BOX_COLOUR, max(2, round(min(height, width) / 150)))
+        name = os.path.basename(path)
+        overlay_path = _write_checked(os.path.join(out_dir, f"{name}_{_name_part(info.class_names[chosen])}_overlay.png"),
+                                      lambda temporary: plots.save_rgb(overlay, temporary))
+        grid_path = _write_checked(os.path.join(out_dir, f"{name}_all_cams.png"), lambda temporary: plots.plot_cam_grid(
+            shown, image_cams, info.class_names, temporary, title=f"{name}: all class CAMs", highlight=chosen))
         written += [overlay_path, grid_path]
     return written
 
@@ -196,8 +255,8 @@ def build_parser():
     explain_parser.add_argument("target", help="an image or a folder of images")
     explain_parser.add_argument("--model", required=True, help="a .keras file saved by mindgap")
     explain_parser.add_argument("--class", dest="class_name", default=None, help="explain this class instead of the top one")
-    explain_parser.add_argument("--top", type=int, default=5)
-    explain_parser.add_argument("--threshold", type=float, default=0.2, help="CAM threshold of the box, fraction of the max")
+    explain_parser.add_argument("--top", type=int, default=None, help="classes listed per image, >= 1 (default 5)")
+    explain_parser.add_argument("--threshold", type=float, default=0.2, help="CAM threshold of the box, fraction of the max, in [0, 1]")
     explain_parser.add_argument("--out", required=True)
     explain_parser.set_defaults(handler=_run_explain)
 
@@ -226,6 +285,9 @@ def main(argv=None):
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except StorageError as error:
+        print(f"error: {error.strerror}", file=sys.stderr)
+        return EXIT_STORAGE
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Figures: CAM overlays, the all-class CAM grid (paper Figure 3), IoU-vs-threshold curves (Figure 4)."""
 
+import errno
 import math
 
 import cv2
@@ -101,6 +102,7 @@ def plot_snapshot_rows(rows, path, title=""):
 
 
 def save_rgb(image, path):
-    """Write an RGB uint8 image as PNG."""
-    cv2.imwrite(str(path), np.asarray(image, np.uint8)[..., ::-1])
+    """Write an RGB uint8 image as PNG; ``OSError`` if it could not be written (OpenCV only returns False)."""
+    if not cv2.imwrite(str(path), np.asarray(image, np.uint8)[..., ::-1]):
+        raise OSError(errno.EIO, f"could not write {path}", str(path))
     return path

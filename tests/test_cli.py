@@ -30,7 +30,7 @@ def test_explain_prints_top_k_and_writes_pngs(saved_model, images, tmp_path, cap
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 1 and printed[0].startswith(image + ": ") and printed[0].count(",") == 1
     names = sorted(path.name for path in tmp_path.iterdir())
-    assert len(names) == 2 and names[0] == "three_001_all_cams.png" and names[1].endswith("_overlay.png")
+    assert len(names) == 2 and names[0] == "three_001.jpg_all_cams.png" and names[1].endswith("_overlay.png")
     for name in names:
         assert keras.utils.img_to_array(keras.utils.load_img(tmp_path / name)).std() > 1.0
 

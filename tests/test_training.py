@@ -161,4 +161,6 @@ def test_multi_worker_training_on_loopback(digits_dir, tmp_path):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["num_replicas"] == 2
     assert _epochs_logged(tmp_path / "run" / "history.csv") == [0, 1]
-    assert not (tmp_path / "run" / "backup-worker1").exists() or not os.listdir(tmp_path / "run" / "backup-worker1")
+    # Every worker keeps the state of the same last epoch (so that the run can be extended), in its own folder.
+    for folder in ("backup", "backup-worker1"):
+        assert json.loads((tmp_path / "run" / folder / "training_metadata.json").read_text())["epoch"] == 2

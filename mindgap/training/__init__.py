@@ -1,6 +1,7 @@
 """Training: the paper's recipe (config), the callback suite and ``train``."""
 
 from mindgap.training.callbacks import (
+    AtomicBackup,
     AtomicBestCheckpoint,
     BackboneFreeze,
     CamSnapshots,

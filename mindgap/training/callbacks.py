@@ -6,12 +6,14 @@
   on a fixed validation subset, added to the epoch's logs.
 * :class:`CamSnapshots`: one PNG per epoch (and TensorBoard images) of fixed images.
 * :class:`AtomicBestCheckpoint`: the lowest-``val_loss`` model as ``best.keras``,
-  written to a temporary file then renamed, so a crash never leaves half a file.
+  committed with its record as one, so a crash never leaves half a file or a wrong score.
+* :class:`AtomicBackup`: the training state after every epoch, crash-safe, with a fallback.
 * :class:`EpochSummary`: one line per epoch with the localization figures.
 """
 
-import json
 import os
+import re
+import sys
 
 import keras
 import numpy as np
@@ -22,6 +24,7 @@ from mindgap.data.pipeline import valid_boxes
 from mindgap.evaluation import batch_measures
 from mindgap.metrics import cam_to_box
 from mindgap.models import model_info
+from mindgap.training import run_folder
 
 LOCALIZATION_KEYS = ("loc_gt", "loc_pred", "box_iou50")
 
@@ -201,7 +204,8 @@ class CamSnapshots(_FixedImages):
     def on_epoch_end(self, epoch, logs=None):
         os.makedirs(self.out_dir, exist_ok=True)
         rows = self.panels()
-        plots.plot_snapshot_rows(rows, os.path.join(self.out_dir, f"epoch_{epoch + 1:03d}.png"), title=f"epoch {epoch + 1}")
+        with run_folder.atomic_path(os.path.join(self.out_dir, f"epoch_{epoch + 1:03d}.png")) as temporary:
+            plots.plot_snapshot_rows(rows, temporary, title=f"epoch {epoch + 1}")
         if self.log_dir:
             import tensorflow as tf
 
@@ -214,34 +218,184 @@ class CamSnapshots(_FixedImages):
 
 
 class AtomicBestCheckpoint(keras.callbacks.Callback):
-    """Save the model with the lowest ``monitor`` as ``filepath`` (a ``.keras`` file).
+    """Save the model with the lowest ``monitor`` as ``filepath`` (a ``.keras`` file), crash-safe.
 
-    The model is written to ``filepath + ".tmp.keras"`` and renamed over
-    ``filepath`` in one step; the best value is kept in ``filepath + ".json"``
-    so that a resumed run compares against it.
+    The model and its record ``filepath + ".json"`` (best value, epoch,
+    monitor, SHA-256 of the model) are committed as one: the model is written
+    to a hidden pending file and fsynced, then the record is written
+    atomically (the commit point), then the pending file is renamed over
+    ``filepath``.  A run that starts again finishes an interrupted commit, or
+    drops it if the record was not written; a ``filepath`` that its record
+    does not describe is replaced by the next epoch's model (with a warning),
+    so a worse model can never pass for the best one.  Free space is checked
+    before each write: a full disk raises ``StorageError`` and leaves the
+    previous best intact.
     """
 
-    def __init__(self, filepath, monitor="val_loss"):
+    def __init__(self, filepath, monitor="val_loss", print_fn=None):
         super().__init__()
         self.filepath = os.fspath(filepath)
         self.monitor = monitor
         self.state_path = self.filepath + ".json"
+        folder, name = os.path.split(self.filepath)
+        self.pending_path = os.path.join(folder, f".{name}.pending.keras")
+        self.print_fn = print_fn or (lambda line: print(line, file=sys.stderr, flush=True))
         self.best = np.inf
-        if os.path.isfile(self.state_path) and os.path.isfile(self.filepath):
-            with open(self.state_path) as handle:
-                self.best = float(json.load(handle)["best"])
+        self.best_epoch = None
+        self._recover()
+
+    def _recover(self):
+        state = run_folder.read_json(self.state_path)
+        digest = (state or {}).get("sha256")
+        if digest and os.path.isfile(self.pending_path) and run_folder.file_sha256(self.pending_path) == digest:
+            os.replace(self.pending_path, self.filepath)  # the record was committed: finish the rename
+            run_folder.fsync_folder(os.path.dirname(self.filepath) or ".")
+        if os.path.isfile(self.pending_path):
+            os.remove(self.pending_path)  # written, never committed
+        if not os.path.isfile(self.filepath):
+            return
+        if state is not None and "best" in state and (not digest or run_folder.file_sha256(self.filepath) == digest):
+            self.best = float(state["best"])
+            self.best_epoch = state.get("epoch")
+            return
+        self.print_fn(f"warning: {self.filepath} has no matching record in {self.state_path}; "
+                      "its score is unknown, so the next epoch's model replaces it.")
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None or not np.isfinite(value) or value >= self.best:
             return
-        self.best = float(value)
-        temporary = self.filepath + ".tmp.keras"
-        self.model.save(temporary)
-        os.replace(temporary, self.filepath)
-        with open(self.state_path + ".tmp", "w") as handle:
-            json.dump({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}, handle)
-        os.replace(self.state_path + ".tmp", self.state_path)
+        folder = os.path.dirname(self.filepath) or "."
+        run_folder.require_free_space(self.filepath, state_bytes(self.model))
+        try:
+            self.model.save(self.pending_path)
+            with open(self.pending_path, "rb+") as handle:
+                os.fsync(handle.fileno())
+            run_folder.write_json(self.state_path, {"best": float(value), "epoch": epoch + 1, "monitor": self.monitor,
+                                                    "sha256": run_folder.file_sha256(self.pending_path)})
+        except BaseException as error:
+            if os.path.isfile(self.pending_path):
+                os.remove(self.pending_path)
+            if isinstance(error, OSError) and not isinstance(error, run_folder.StorageError):
+                raise run_folder.storage_error(self.filepath, error) from None
+            raise
+        os.replace(self.pending_path, self.filepath)
+        run_folder.fsync_folder(folder)
+        self.best, self.best_epoch = float(value), epoch + 1
+
+
+def state_bytes(model):
+    """Bytes needed to save ``model``'s weights and optimizer state, with a margin (for free-space checks)."""
+    seen, total = set(), 0
+    optimizer = getattr(model, "optimizer", None)
+    for variable in list(model.variables) + list(getattr(optimizer, "variables", None) or []):
+        if id(variable) in seen:
+            continue
+        seen.add(id(variable))
+        total += int(np.prod(variable.shape)) * np.dtype(keras.backend.standardize_dtype(variable.dtype)).itemsize
+    return int(total * 1.1) + 1024 * len(seen) + (1 << 20)
+
+
+class AtomicBackup(keras.callbacks.Callback):
+    """Back up the training state (weights and optimizer) after every epoch; :meth:`restore` resumes from it.
+
+    Each state is ``backup_dir/epoch-000005.weights.h5``, written to a
+    temporary file, fsynced and renamed, so a file of that name is always
+    whole; ``training_metadata.json`` (written the same way) records the
+    newest one and its SHA-256.  The two newest states are kept, so an
+    unreadable newest state falls back to the one before; with none readable
+    the run restarts from epoch 0 with a warning.  Free space for one more
+    state is checked before each write (h5py can crash the process on a full
+    disk).  The backup stays after the run ends, so that a finished run can be
+    extended with more epochs.
+
+    Replaces ``keras.callbacks.BackupAndRestore``, whose Keras 3.15 version
+    writes ``latest.weights.h5`` in place and keeps a ``.bkp`` copy only
+    from the second epoch on (a crash during the first write leaves an
+    unloadable file and no fallback), and whose metadata file is read
+    without a guard.  Its files (``latest.weights.h5``, ``.bkp``) are still
+    read when resuming an older run.
+    """
+
+    PATTERN = re.compile(r"^epoch-(\d+)\.weights\.h5$")
+    METADATA = "training_metadata.json"
+
+    def __init__(self, backup_dir, keep=2, print_fn=None):
+        super().__init__()
+        self.backup_dir = os.fspath(backup_dir)
+        self.keep = max(1, int(keep))
+        self.metadata_path = os.path.join(self.backup_dir, self.METADATA)
+        self.print_fn = print_fn or (lambda line: print(line, file=sys.stderr, flush=True))
+
+    def states(self):
+        """``[(epoch, path)]`` of the states on disk, newest first (older Keras ``BackupAndRestore`` files included)."""
+        found = []
+        if os.path.isdir(self.backup_dir):
+            for name in os.listdir(self.backup_dir):
+                match = self.PATTERN.match(name)
+                if match:
+                    found.append((int(match.group(1)), os.path.join(self.backup_dir, name)))
+            for weights, metadata in (("latest.weights.h5", self.METADATA), ("latest.weights.h5.bkp", self.METADATA + ".bkp")):
+                record = run_folder.read_json(os.path.join(self.backup_dir, metadata)) or {}
+                path = os.path.join(self.backup_dir, weights)
+                if os.path.isfile(path) and isinstance(record.get("epoch"), int) and "weights" not in record:
+                    found.append((record["epoch"], path))
+        return sorted(found, key=lambda item: (-item[0], item[1]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save(epoch + 1)
+
+    def save(self, epoch):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        run_folder.remove_temporaries(self.backup_dir)
+        states = self.states()
+        for _, path in states[self.keep - 1:]:  # room for the new state, keeping keep - 1 older ones
+            os.remove(path)
+        newest = os.path.getsize(states[0][1]) if states else 0
+        path = os.path.join(self.backup_dir, f"epoch-{epoch:06d}.weights.h5")
+        with run_folder.atomic_path(path, needed=max(state_bytes(self.model), int(newest * 1.1) + (1 << 20))) as temporary:
+            self.model.save_weights(temporary)
+        run_folder.write_json(self.metadata_path, {"epoch": epoch, "batch": 0, "weights": os.path.basename(path),
+                                                   "sha256": run_folder.file_sha256(path)})
+        for name in ("latest.weights.h5", "latest.weights.h5.bkp", self.METADATA + ".bkp"):  # Keras BackupAndRestore's
+            if os.path.isfile(os.path.join(self.backup_dir, name)):
+                os.remove(os.path.join(self.backup_dir, name))
+
+    def restore(self, model=None):
+        """Load the newest readable state into ``model`` (built, optimizer built); return its epoch, 0 for none.
+
+        Unreadable states are reported, removed, and skipped; the model is left
+        as it was before a failed load.
+        """
+        model = model or self.model
+        run_folder.remove_temporaries(self.backup_dir)
+        states = self.states()
+        if not states:
+            return 0
+        record = run_folder.read_json(self.metadata_path) or {}
+        variables = list({id(variable): variable for variable in
+                          list(model.variables) + list(getattr(model.optimizer, "variables", None) or [])}.values())
+        before = [keras.ops.convert_to_numpy(variable) for variable in variables]
+        for epoch, path in states:
+            problem = None
+            if record.get("weights") == os.path.basename(path) and record.get("sha256") not in (None, run_folder.file_sha256(path)):
+                problem = f"does not match its checksum in {self.METADATA}"
+            else:
+                try:
+                    model.load_weights(path)
+                except Exception as error:  # h5py and Keras raise many types for a damaged file
+                    problem = f"is unreadable ({type(error).__name__})"
+            if problem is None:
+                return epoch
+            for variable, value in zip(variables, before):
+                variable.assign(value)
+            self.print_fn(f"warning: the backup of epoch {epoch} ({path}) {problem}; it is removed and an older one is tried.")
+            os.remove(path)
+        self.print_fn(f"warning: no readable backup left in {self.backup_dir}; the run restarts from epoch 0.")
+        for name in (self.METADATA, self.METADATA + ".bkp"):
+            if os.path.isfile(os.path.join(self.backup_dir, name)):
+                os.remove(os.path.join(self.backup_dir, name))
+        return 0
 
 
 class EpochSummary(keras.callbacks.Callback):

@@ -7,17 +7,29 @@ Outputs in ``out_dir``::
     history.csv       one row per epoch, localization columns included
     logs/             TensorBoard scalars and CAM snapshot images
     cam_snapshots/    epoch_001.png, … (fixed validation images)
-    backup/           BackupAndRestore state while a run is unfinished
+    best.keras.json   its record: val_loss, epoch, SHA-256 (committed with it, as one)
+    backup/           the state of the last two epochs (AtomicBackup), kept after the end
     done.json         written when all epochs ran
+    run.lock          the lock of the one process writing the folder
+
+Every file that can be half-written is written to a temporary file, fsynced
+and renamed (history.csv is appended to and repaired on resume).
 
 Running the same command again after an interruption (kill -9 included)
-continues from the last finished epoch; after a finished run it returns at once.
+continues from the last backed-up epoch (an unreadable backup falls back to
+the one before, or to a clean restart, with a warning); after a finished run
+it returns at once, and with a larger ``epochs`` it extends the run.  Any other
+change of a setting that changes the result is refused with the list of
+differences (see ``run_folder.SAFE_TO_CHANGE``).  A second process writing
+into the same folder is refused while the first runs.
 """
 
 import csv
 import dataclasses
+import errno
 import json
 import os
+import shutil
 import sys
 
 import keras
@@ -29,6 +41,7 @@ from mindgap.data.stanford40 import read_stanford40
 from mindgap.models import build_model
 from mindgap.optimizers import Nadam2017
 from mindgap.training import callbacks as mg_callbacks
+from mindgap.training import run_folder
 from mindgap.training.config import TrainConfig
 from mindgap.training.multi_worker import prepare_for_multi_worker
 
@@ -90,14 +103,6 @@ def is_chief():
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
 
-def _backup_epoch(backup_dir):
-    path = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.isfile(path):
-        return 0
-    with open(path) as handle:
-        return int(json.load(handle).get("epoch", 0))
-
-
 def _truncate_history(path, first_epoch_to_drop):
     """Drop the rows of epochs that will run again, so a resumed log has no repeated epoch."""
     if not os.path.isfile(path):
@@ -107,17 +112,21 @@ def _truncate_history(path, first_epoch_to_drop):
     if not rows:
         return
     header, body = rows[0], rows[1:]
-    kept = [row for row in body if row and int(row[0]) < first_epoch_to_drop]
-    temporary = path + ".tmp"
-    with open(temporary, "w", newline="") as handle:
-        csv.writer(handle).writerows([header] + kept)
-    os.replace(temporary, path)
+    kept = [row for row in body if _whole_row(row, header) and int(row[0]) < first_epoch_to_drop]
+    with run_folder.atomic_path(path) as temporary:
+        with open(temporary, "w", newline="") as handle:
+            csv.writer(handle).writerows([header] + kept)
+
+
+def _whole_row(row, header):
+    """A row written in full (a kill can cut the last one), epoch first."""
+    return len(row) == len(header) and row[0].strip().isdigit()
 
 
 def read_history(path):
     """history.csv → {column: [values]}."""
     with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        rows = [row for row in csv.DictReader(handle) if None not in row.values() and None not in row]
     return {key: [float(row[key]) for row in rows] for key in (rows[0].keys() if rows else [])}
 
 
@@ -126,6 +135,9 @@ def spread(records, count):
     if count >= len(records):
         return list(records)
     return [records[int(index)] for index in np.linspace(0, len(records) - 1, count).round()]
+
+
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def train(model_name, data_dir, out_dir, *, config=None, **overrides):
@@ -140,17 +152,93 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
 
     Returns:
         :class:`TrainResult`.
+
+    Raises:
+        run_folder.RunFolderError: another process writes ``out_dir``, or it
+            holds a run with other settings (the message lists them).
+        run_folder.StorageError: a full disk or an unwritable place; the
+            previous good state of the folder is left intact.
     """
     config = (config or TrainConfig()).replace(**overrides)
-    strategy = select_strategy(config.strategy)
-    chief = is_chief()
     out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    lock_name = run_folder.LOCK_NAME if is_chief() else f"worker{_cluster()[1].get('index', 0)}.lock"
+    with run_folder.RunLock(out_dir, lock_name):
+        try:
+            return _train_in_folder(model_name, data_dir, out_dir, config)
+        except OSError as error:
+            if isinstance(error, run_folder.StorageError) or error.errno not in _STORAGE_ERRNOS or not error.filename:
+                raise
+            raise run_folder.storage_error(error.filename, error) from None
+
+
+def _check_settings(out_dir, current, backup):
+    """Refuse a folder whose run has other settings; return the finished run if it is this one; else record ``current``.
+
+    Safe to change: ``run_folder.SAFE_TO_CHANGE``, and ``epochs`` when the
+    run did not go further (a finished run is extended from its last
+    epoch's backup, with the optimizer state and the epoch-driven learning
+    rate and freeze carrying on exactly).
+    """
+    config_path = os.path.join(out_dir, "config.json")
     best_path = os.path.join(out_dir, BEST_MODEL)
     history_path = os.path.join(out_dir, HISTORY)
-    if os.path.isfile(os.path.join(out_dir, DONE)) and os.path.isfile(best_path):
-        print(f"{out_dir} holds a finished run; returning its best model (delete {DONE} to train again).")
-        return TrainResult(keras.saving.load_model(best_path, compile=False), out_dir, best_path, read_history(history_path))
+    stored = run_folder.read_json(config_path)
+    finished = os.path.isfile(os.path.join(out_dir, DONE)) and os.path.isfile(best_path)
+    states = backup.states()
+    epochs = current["epochs"]
+    if stored is None:
+        if finished or states or os.path.isfile(best_path) or os.path.isfile(history_path):
+            raise run_folder.RunFolderError(f"{out_dir} holds run outputs but no readable config.json, so its settings "
+                                            "cannot be checked; pass another --out or empty the folder.")
+    else:
+        differences = run_folder.settings_differences(stored, current, dataclasses.asdict(TrainConfig()))
+        if differences:
+            raise run_folder.RunFolderError(run_folder.describe_differences(out_dir, differences))
+        stored_epochs = int(stored.get("epochs", epochs))
+        if finished:
+            if epochs == stored_epochs:
+                print(f"{out_dir} holds this finished run; returning its best model.")
+                return TrainResult(keras.saving.load_model(best_path, compile=False), out_dir, best_path, read_history(history_path))
+            if epochs < stored_epochs:
+                raise run_folder.RunFolderError(
+                    f"{out_dir} holds a finished {stored_epochs}-epoch run, not a {epochs}-epoch one; "
+                    f"pass --epochs {stored_epochs} (or more to extend it) or another --out.")
+            if not states or states[0][0] != stored_epochs:
+                raise run_folder.RunFolderError(
+                    f"{out_dir} holds a finished {stored_epochs}-epoch run without the backup of its last epoch, "
+                    f"so it cannot be extended to {epochs} epochs; pass another --out.")
+            print(f"extending the finished {stored_epochs}-epoch run in {out_dir} to {epochs} epochs")
+            os.remove(os.path.join(out_dir, DONE))
+        elif states and states[0][0] > epochs:
+            raise run_folder.RunFolderError(f"{out_dir} holds a run that already did {states[0][0]} epochs; "
+                                            f"pass --epochs {max(stored_epochs, states[0][0])} or another --out.")
+    run_folder.write_json(config_path, current)
+    return None
+
+
+def _prepare_outputs(out_dir, initial_epoch):
+    """A resume keeps history rows of the epochs before ``initial_epoch``; a start from 0 clears the old outputs."""
+    history_path = os.path.join(out_dir, HISTORY)
+    if initial_epoch > 0:
+        _truncate_history(history_path, initial_epoch)
+        return
+    earlier_attempt = os.path.isfile(history_path) or os.path.isfile(os.path.join(out_dir, BEST_MODEL + ".json"))
+    for name in (HISTORY, BEST_MODEL, BEST_MODEL + ".json", DONE):
+        if os.path.isfile(os.path.join(out_dir, name)):
+            os.remove(os.path.join(out_dir, name))
+    if earlier_attempt:  # its epochs are gone; so go their images and TensorBoard steps
+        print(f"note: {out_dir} holds no usable backup of its earlier attempt; the run starts over from epoch 0.", file=sys.stderr)
+        for name in ("logs", "cam_snapshots"):
+            shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
+
+
+def _train_in_folder(model_name, data_dir, out_dir, config):
+    strategy = select_strategy(config.strategy)
+    chief = is_chief()
+    best_path = os.path.join(out_dir, BEST_MODEL)
+    history_path = os.path.join(out_dir, HISTORY)
+    if chief:
+        run_folder.remove_temporaries(out_dir, os.path.join(out_dir, "cam_snapshots"))
 
     dataset = read_stanford40(data_dir, test_per_class=config.test_per_class)
     if not dataset.val:
@@ -158,9 +246,14 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
     if config.weights is None and config.freeze_epochs > 0 and chief:
         print(f"warning: the backbone has no pretrained weights but stays frozen for the first {config.freeze_epochs} "
               "epochs (the paper's recipe assumes ImageNet weights); pass --weights or --freeze-epochs 0.", file=sys.stderr)
+    task = _cluster()[1]
+    backup_dir = os.path.join(out_dir, "backup" if chief else f"backup-worker{task.get('index', 0)}")
+    backup = mg_callbacks.AtomicBackup(backup_dir)
     if chief:
-        config.to_json(os.path.join(out_dir, "config.json"), model_name=model_name, data_dir=os.path.abspath(data_dir),
-                       num_replicas=strategy.num_replicas_in_sync, class_names=list(dataset.class_names))
+        current = run_folder.fingerprint(model_name, config, dataset, data_dir, strategy.num_replicas_in_sync)
+        finished = _check_settings(out_dir, current, backup)
+        if finished is not None:
+            return finished
     keras.utils.set_random_seed(config.seed)
 
     with strategy.scope():
@@ -176,8 +269,9 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
     train_data = make_dataset(dataset.train, training=True, hide_and_seek=config.hide_and_seek, cache=config.cache, **common)
     val_data = make_dataset(dataset.val, cache=config.cache, **common)
 
-    task = _cluster()[1]
-    backup_dir = os.path.join(out_dir, "backup" if chief else f"backup-worker{task.get('index', 0)}")
+    prepare_for_multi_worker(model, strategy, train_data)
+    with strategy.scope():
+        initial_epoch = backup.restore(model)
     run_callbacks = [
         mg_callbacks.BackboneFreeze(config.freeze_epochs, freeze_batchnorm=config.freeze_batchnorm,
                                     unfreeze_optimizer=config.unfreeze_optimizer),
@@ -185,14 +279,18 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
         keras.callbacks.TerminateOnNaN(),
     ]
     if chief:
-        _truncate_history(history_path, _backup_epoch(backup_dir))
+        _prepare_outputs(out_dir, initial_epoch)
+        best_checkpoint = mg_callbacks.AtomicBestCheckpoint(best_path)
+        if best_checkpoint.best_epoch is not None and best_checkpoint.best_epoch > initial_epoch:
+            print(f"note: {best_path} comes from epoch {best_checkpoint.best_epoch}, after the last backup (epoch "
+                  f"{initial_epoch}); it is kept (same settings) and replaced only by a lower val_loss.", file=sys.stderr)
         localization_records = spread(dataset.val, config.localization_images)
         snapshot_records = spread(dataset.val, config.snapshot_images)
         log_dir = os.path.join(out_dir, "logs") if config.tensorboard else None
         run_callbacks += [
             mg_callbacks.LocalizationMetrics.from_dataset(
                 make_dataset(localization_records, with_boxes=True, **common), len(localization_records), threshold=config.cam_threshold),
-            mg_callbacks.AtomicBestCheckpoint(best_path),
+            best_checkpoint,
             mg_callbacks.CamSnapshots.from_dataset(
                 make_dataset(snapshot_records, with_boxes=True, **common), len(snapshot_records), out_dir=os.path.join(out_dir, "cam_snapshots"),
                 class_names=list(dataset.class_names), threshold=config.cam_threshold, log_dir=log_dir),
@@ -203,15 +301,13 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
         if log_dir:
             run_callbacks.append(keras.callbacks.TensorBoard(log_dir, write_graph=False))
     # Last, so that a saved backup implies every other callback finished its epoch.
-    run_callbacks.append(keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True))
+    run_callbacks.append(backup)
 
-    prepare_for_multi_worker(model, strategy, train_data)
     # Automatic verbosity: Keras' live bar on a terminal; in a log only EpochSummary's one line per epoch.
     fit_verbose = (1 if sys.stdout.isatty() else 0) if config.verbose < 0 else config.verbose
-    model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=run_callbacks,
+    model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=run_callbacks,
               verbose=fit_verbose, shuffle=False)  # the dataset shuffles itself, seeded
     history = read_history(history_path) if chief else {}
     if chief:
-        with open(os.path.join(out_dir, DONE), "w") as handle:
-            json.dump({"epochs": config.epochs, "model_name": model_name}, handle)
+        run_folder.write_json(os.path.join(out_dir, DONE), {"epochs": config.epochs, "model_name": model_name})
     return TrainResult(model, out_dir, best_path, history)

@@ -1,0 +1,298 @@
+"""The run folder of ``mindgap.train``: one writer, a settings fingerprint, atomic writes, free-space checks.
+
+* :class:`RunLock`: an advisory ``fcntl.flock`` on ``run.lock`` held for the
+  run's life.  The OS drops it when the process dies (kill -9 included), so a
+  lock is never stale; a second writer gets :class:`RunFolderError` naming the
+  holder's pid.
+* :func:`fingerprint` / :func:`settings_differences`: what must match to write
+  into a folder again (:data:`SAFE_TO_CHANGE` lists what may differ).
+* :func:`atomic_path` / :func:`write_json`: write to a temporary file beside
+  the target, flush, fsync, rename over it, fsync the folder; on any failure
+  the temporary file is removed and the target is left as it was.
+* :func:`require_free_space` / :class:`StorageError`: a full disk or an
+  unwritable place as one line naming the path and the free space.
+
+No TensorFlow here: the module is imported by the CLI before anything heavy.
+"""
+
+import contextlib
+import dataclasses
+import errno
+import fcntl
+import hashlib
+import json
+import math
+import os
+import shutil
+
+LOCK_NAME = "run.lock"
+TEMPORARY_MARK = ".tmp-"
+
+# Settings that may differ between the runs writing into one folder: they change
+# neither the model nor the numbers of history.csv.  ``epochs`` is handled apart
+# (a run may be extended, never shortened below what it already did).
+SAFE_TO_CHANGE = ("strategy", "cache", "tensorboard", "verbose", "snapshot_images", "num_replicas", "data_dir")
+
+
+class RunFolderError(ValueError):
+    """The run folder cannot be used as asked (another writer, other settings): one line, exit 2."""
+
+
+class StorageError(OSError):
+    """A write failed or would fail (full disk, read-only or missing place): one line naming the path and the free space."""
+
+
+def free_bytes(path):
+    """Free bytes on the file system holding ``path`` (or its nearest existing parent); None if unknown."""
+    path = os.path.abspath(os.fspath(path))
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def _megabytes(count):
+    return "unknown" if count is None else f"{count / 2**20:.1f} MB"
+
+
+def storage_error(path, error=None, needed=None):
+    """A :class:`StorageError` for ``path``: why (the OS error or the missing space) and the free space there."""
+    path = os.fspath(path)
+    free = free_bytes(path)
+    if needed is not None:
+        reason = f"about {_megabytes(needed)} needed"
+    elif error is not None:
+        reason = error.strerror or type(error).__name__
+    else:
+        reason = "write failed"
+    code = getattr(error, "errno", None) or errno.ENOSPC
+    fix = "free some space or choose another place" if code in (errno.ENOSPC, errno.EDQUOT) else "choose a writable place"
+    return StorageError(code, f"cannot write {path}: {reason}, {_megabytes(free)} free there; {fix}, then rerun")
+
+
+def require_free_space(path, needed):
+    """Raise :class:`StorageError` unless the disk holding ``path`` has ``needed`` bytes free (checked before a write
+    that would crash TensorFlow's or h5py's writers on a full disk)."""
+    free = free_bytes(path)
+    if free is not None and free < needed:
+        raise storage_error(path, needed=needed)
+
+
+def _temporary_suffix(name):
+    # Keras and the image writers pick the format from the ending.
+    for ending in (".weights.h5", ".keras", ".png", ".json", ".csv"):
+        if name.endswith(ending):
+            return ending
+    return ""
+
+
+def fsync_folder(folder):
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _fsync_file(path):
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def temporary_path(path):
+    """The temporary name used for ``path``: hidden, beside it, marked with the pid, same ending."""
+    folder, name = os.path.split(os.fspath(path))
+    return os.path.join(folder, f".{name}{TEMPORARY_MARK}{os.getpid()}{_temporary_suffix(name)}")
+
+
+@contextlib.contextmanager
+def atomic_path(path, needed=0):
+    """Yield a temporary path to write; then fsync it and rename it over ``path`` in one step.
+
+    If the body raises, the temporary file is removed and ``path`` keeps its
+    previous content; an ``OSError`` comes out as :class:`StorageError`.
+    ``needed`` bytes are checked free before the body runs.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(path) or "."
+    temporary = temporary_path(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        if needed:
+            require_free_space(path, needed)
+        yield temporary
+        if not os.path.isfile(temporary):
+            raise OSError(errno.EIO, "nothing was written")
+        _fsync_file(temporary)
+        os.replace(temporary, path)
+        fsync_folder(folder)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        if isinstance(error, OSError) and not isinstance(error, StorageError):
+            raise storage_error(path, error) from None
+        raise
+
+
+def write_json(path, payload):
+    """``payload`` as JSON at ``path``, atomically."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "w") as handle:
+            json.dump(payload, handle, indent=2)
+            handle.flush()
+
+
+def read_json(path):
+    """The JSON object at ``path``, or None when it is missing, empty or unreadable."""
+    try:
+        with open(path) as handle:
+            value = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def remove_temporaries(*folders):
+    """Remove the temporary files a killed writer left (``.NAME.tmp-PID…``, and the older ``*.tmp*`` names)."""
+    for folder in folders:
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            if TEMPORARY_MARK in name or name.endswith((".tmp", ".tmp.keras")):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(folder, name))
+
+
+class RunLock:
+    """One writer per run folder: ``fcntl.flock`` on ``folder/name``, held until :meth:`release` or process death.
+
+    The holder writes its pid into the lock file so that a second writer can
+    name it.  The lock file itself stays (an unlocked file is no lock).
+    """
+
+    def __init__(self, folder, name=LOCK_NAME):
+        self.folder = os.fspath(folder)
+        self.path = os.path.join(self.folder, name)
+        self._descriptor = None
+
+    def acquire(self):
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise storage_error(self.path, error) from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(descriptor)
+            raise RunFolderError(f"{self.folder} is in use by another mindgap train (pid {holder}); "
+                                 "wait for it to end or pass another --out.") from None
+        with contextlib.suppress(OSError):  # the pid is a courtesy; a full disk must not stop the lock
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        self._descriptor = descriptor
+        return self
+
+    def release(self):
+        if self._descriptor is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+            os.close(self._descriptor)
+            self._descriptor = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+
+def data_digest(records_by_split, root):
+    """SHA-256 of what training reads: each split's image paths (relative to ``root``), sizes, labels and boxes."""
+    digest = hashlib.sha256()
+    for split in sorted(records_by_split):
+        for record in records_by_split[split]:
+            relative = os.path.relpath(os.path.abspath(record.path), os.path.abspath(root))
+            try:
+                size = os.path.getsize(record.path)
+            except OSError:
+                size = -1
+            boxes = [[round(float(value), 3) for value in box] for box in getattr(record, "boxes", [])]
+            digest.update(json.dumps([split, relative, size, int(record.label), boxes]).encode())
+    return digest.hexdigest()
+
+
+def fingerprint(model_name, config, dataset, data_dir, num_replicas):
+    """Everything a run's result depends on, plus the informative ``data_dir`` and ``num_replicas`` (safe to change)."""
+    return {"model_name": model_name, "data_dir": os.path.abspath(data_dir), "num_replicas": num_replicas,
+            "class_names": list(dataset.class_names),
+            "data_digest": data_digest({"train": dataset.train, "val": dataset.val}, data_dir),
+            **dataclasses.asdict(config)}
+
+
+def _same(old, new):
+    if isinstance(old, float) or isinstance(new, float):
+        try:
+            return math.isclose(float(old), float(new), rel_tol=1e-12, abs_tol=0.0)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+        return list(old) == list(new)
+    return old == new
+
+
+def settings_differences(stored, current, defaults):
+    """``[(name, stored value, current value)]`` of the settings that differ and may not (epochs excluded).
+
+    A setting the stored fingerprint lacks (a folder written before it
+    existed) counts as its default ``defaults[name]``.  Without a stored
+    data digest, the data folder is compared instead.
+    """
+    found = []
+    for name, value in current.items():
+        if name in SAFE_TO_CHANGE or name == "epochs":
+            continue
+        if name in stored:
+            old = stored[name]
+        elif name in defaults:
+            old = defaults[name]
+        else:
+            continue
+        if not _same(old, value):
+            found.append((name, old, value))
+    if "data_digest" not in stored and "data_dir" in stored and stored["data_dir"] != current.get("data_dir"):
+        found.append(("data_dir", stored["data_dir"], current.get("data_dir")))
+    return found
+
+
+def describe_differences(out_dir, differences):
+    """One line: the folder, each differing setting (folder's value → this run's), and the fix."""
+    shown = []
+    for name, old, new in differences:
+        if name == "data_digest":
+            shown.append("data (other images, labels or boxes)")
+        elif name == "class_names":
+            shown.append("class names")
+        else:
+            shown.append(f"{name} {old!r} → {new!r}")
+    return (f"{out_dir} holds a run with other settings: {'; '.join(shown)} (folder's → this run's); "
+            "rerun with the folder's settings or pass another --out.")

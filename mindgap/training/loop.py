@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from mindgap.data.pipeline import make_dataset
-from mindgap.data.stanford40 import read_stanford40
+from mindgap.data.layouts import dataset_options, load_dataset
 from mindgap.models import build_model
 from mindgap.optimizers import Nadam2017
 from mindgap.training import callbacks as mg_callbacks
@@ -129,11 +129,12 @@ def spread(records, count):
 
 
 def train(model_name, data_dir, out_dir, *, config=None, **overrides):
-    """Train ``model_name`` on the Stanford 40 layout at ``data_dir`` into ``out_dir``.
+    """Train ``model_name`` on the dataset at ``data_dir`` (any layout of ``mindgap.data.layouts``) into ``out_dir``.
 
     Args:
         model_name: a name from ``mindgap.list_models()``.
-        data_dir: a Stanford 40 (or digits) folder.
+        data_dir: a Stanford 40 (or digits), class-folder or wsolevaluation
+            folder; every image and box is checked before training starts.
         out_dir: where the outputs go (see the module docstring).
         config: a :class:`TrainConfig` (default: the paper's recipe).
         **overrides: any ``TrainConfig`` field.
@@ -152,7 +153,7 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
         print(f"{out_dir} holds a finished run; returning its best model (delete {DONE} to train again).")
         return TrainResult(keras.saving.load_model(best_path, compile=False), out_dir, best_path, read_history(history_path))
 
-    dataset = read_stanford40(data_dir, test_per_class=config.test_per_class)
+    dataset, data_summary = load_dataset(data_dir, require=("train", "val"), **dataset_options(config))  # every image and box checked
     if not dataset.val:
         raise ValueError(f"{data_dir} gives no validation image with test_per_class={config.test_per_class}; lower test_per_class.")
     if config.weights is None and config.freeze_epochs > 0 and chief:
@@ -160,7 +161,7 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
               "epochs (the paper's recipe assumes ImageNet weights); pass --weights or --freeze-epochs 0.", file=sys.stderr)
     if chief:
         config.to_json(os.path.join(out_dir, "config.json"), model_name=model_name, data_dir=os.path.abspath(data_dir),
-                       num_replicas=strategy.num_replicas_in_sync, class_names=list(dataset.class_names))
+                       num_replicas=strategy.num_replicas_in_sync, class_names=list(dataset.class_names), data=data_summary)
     keras.utils.set_random_seed(config.seed)
 
     with strategy.scope():

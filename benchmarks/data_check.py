@@ -8,6 +8,7 @@ then, in one run on this machine:
 * reads the dataset (Stanford 40 layout: split files and XML boxes);
 * checks it with an empty cache (every image decoded, one worker per core);
 * checks it again with the cache now filled (nothing decoded);
+* for comparison, checks it without a cache on a single worker;
 * times Tiny-GAP5 training steps at 96², batch 32, on the same images
   through the real input pipeline (decoding from disk, as in a first epoch)
   and gives one epoch over the 10,000 images: measured in full with
@@ -37,9 +38,9 @@ def train_step_seconds(records, batch_size, steps):
     model = mindgap.build_model("Tiny-GAP5", 10, input_shape=(96, 96, 3))
     model.compile(optimizer=keras.optimizers.Nadam(), loss="categorical_crossentropy")
     data = make_dataset(records, num_classes=10, image_size=96, batch_size=batch_size, training=True, cache=False).repeat()
-    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # warm-up: tracing, first reads
+    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0, shuffle=False)  # warm-up: tracing, first reads
     started = time.perf_counter()
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     return (time.perf_counter() - started) / steps
 
 
@@ -69,6 +70,9 @@ def main():
         started = time.perf_counter()
         _, second = check_dataset(dataset, cache_path=cache)
         second_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        check_dataset(dataset, cache_path=None, workers=1)
+        one_worker = time.perf_counter() - started
     assert first.decoded == IMAGES and second.from_cache == IMAGES
 
     steps_per_epoch = math.ceil(IMAGES / args.batch_size)
@@ -81,6 +85,7 @@ def main():
           f" ({'generated in ' + format(generated, '.1f') + ' s' if generated > 1 else 'already there'})")
     print(f"read layout (split files, {IMAGES} XML boxes) : {read:7.2f} s")
     print(f"check, first run (decode every image)        : {first_seconds:7.2f} s  ({IMAGES / first_seconds:,.0f} images/s)")
+    print(f"check, first run on one worker (comparison)  : {one_worker:7.2f} s  ({IMAGES / one_worker:,.0f} images/s)")
     print(f"check, cached run (size + mtime unchanged)   : {second_seconds:7.2f} s  ({IMAGES / second_seconds:,.0f} images/s)")
     print(f"Tiny-GAP5 96², batch {args.batch_size}, one step          : {step * 1000:7.1f} ms")
     print(f"one training epoch ({steps_per_epoch} steps)              : {epoch:7.1f} s  ({how})")

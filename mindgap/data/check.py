@@ -120,10 +120,11 @@ def _decode_all(paths, workers):
     options = tf.data.Options()
     options.threading.private_threadpool_size = workers
     dataset = (tf.data.Dataset.from_tensor_slices(np.asarray(paths)).map(probe, num_parallel_calls=workers, deterministic=True)
-               .ignore_errors().with_options(options))
+               .ignore_errors().batch(1024).with_options(options))  # batched: Python sees ~n/1024 elements, not n
     with _native_stderr_silenced():
-        for path, shape in dataset.as_numpy_iterator():
-            results[path.decode()] = (int(shape[0]), int(shape[1]), None)
+        for batch_paths, shapes in dataset.as_numpy_iterator():
+            for path, (height, width) in zip(batch_paths, shapes.tolist()):
+                results[path.decode()] = (height, width, None)
         for path in paths:  # the few that failed: decode again, one by one, for the message
             if path in results:
                 continue

@@ -229,3 +229,11 @@ def test_check_dataset_keeps_good_records_untouched(folders):
         for before, after in zip(getattr(dataset, split), getattr(checked, split)):
             assert before.path == after.path and before.label == after.label
             np.testing.assert_array_equal(before.boxes, after.boxes)
+
+
+def test_a_broken_cache_file_only_costs_the_cache(folders, tmp_path):
+    broken = tmp_path / "broken.sqlite"
+    broken.write_text("this is not a database")
+    paths = sorted(str(path) for path in folders.glob("zero/*.jpg"))
+    result = check_images(paths, cache_path=str(broken))
+    assert (result.decoded, len(result.sizes)) == (4, 4)

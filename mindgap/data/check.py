@@ -73,7 +73,7 @@ class _Cache:
             self.connection = sqlite3.connect(path, timeout=30)
             self.connection.execute("CREATE TABLE IF NOT EXISTS images (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
                                     "height INTEGER, width INTEGER, error TEXT)")
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):  # an unwritable cache folder or a broken file: check without a cache
             self.connection = None
 
     def lookup(self, stats):

@@ -84,7 +84,7 @@ def test_each_bad_input_exits_2_before_the_first_epoch_naming_the_file(folders, 
     out = tmp_path / "run"
     assert main(["train", "Tiny-GAP5", "--data-dir", str(folders), "--out", str(out), *TINY]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("error: folders dataset at") and "1 problem(s) found before training" in error
+    assert error.startswith("error: folders dataset at") and "1 problem(s) found before starting" in error
     assert name in error and reason in error, error
     assert not (out / "history.csv").exists() and not (out / "config.json").exists()
 
@@ -237,3 +237,10 @@ def test_a_broken_cache_file_only_costs_the_cache(folders, tmp_path):
     paths = sorted(str(path) for path in folders.glob("zero/*.jpg"))
     result = check_images(paths, cache_path=str(broken))
     assert (result.decoded, len(result.sizes)) == (4, 4)
+
+
+def test_skipping_that_empties_a_split_is_an_error(folders):
+    for path in (folders / "splits" / "val.txt").read_text().split():
+        (folders / path).write_bytes(b"")
+    with pytest.raises(DatasetError, match="No readable val image is left"):
+        load_dataset(folders, require=("train", "val"), skip_bad_images=True, print_fn=lambda line: None)

@@ -302,7 +302,7 @@ def check_dataset(dataset, *, splits=SPLITS, skip_bad_images=False, allow_train_
                                                  else ", or pass --skip-bad-images to drop unreadable images and bad boxes"))
         if duplicates or leaks:
             advice += "; list each image once, in one split"
-        raise DatasetError(f"{dataset.layout} dataset at {dataset.root!r}: {total} problem(s) found before training: "
+        raise DatasetError(f"{dataset.layout} dataset at {dataset.root!r}: {total} problem(s) found before starting: "
                            + "; ".join(summarize(items, what) for items, what in found) + f". {advice}.")
     for items, what in droppable:
         if items:

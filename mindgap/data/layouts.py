@@ -110,6 +110,10 @@ def load_dataset(root, format="auto", *, splits=SPLITS, require=(), skip_bad_ima
     dataset, report = check_dataset(dataset, splits=splits, skip_bad_images=skip_bad_images,
                                     allow_train_duplicates=allow_train_duplicates, workers=workers, cache_path=cache_path,
                                     print_fn=print_fn)
+    emptied = [split for split in require if not getattr(dataset, split)]
+    if emptied:
+        raise DatasetError(f"No readable {' and no '.join(emptied)} image is left in {os.fspath(root)!r} once the bad ones "
+                           "are dropped; fix the images.")
     return dataset, {**dataset.summary(), "check": report.to_dict()}
 
 

@@ -2,7 +2,10 @@
 
 Bad input (a missing file, a file that is not an image, a ``.keras`` file that
 is not a mindgap model, an unknown class, an empty folder, a broken dataset)
-ends with one line on stderr and exit code 2.
+ends with one line on stderr and exit code 2.  ``train`` and ``evaluate`` read
+any layout of ``mindgap.data.layouts`` (``--format``, detected by default) and,
+like ``explain`` on a folder, decode every image and check every box first
+(``mindgap.data.check``; ``--skip-bad-images`` drops the bad ones instead).
 """
 
 import argparse

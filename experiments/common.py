@@ -27,7 +27,8 @@ import time
 import mindgap  # first: it imports TensorFlow without its start-up chatter
 
 import keras  # noqa: E402
-from mindgap.data import make_dataset, read_stanford40
+from mindgap.data import make_dataset
+from mindgap.data.layouts import dataset_options, load_dataset
 from mindgap.data.digits import ensure_digits_dataset
 from mindgap.training import TrainConfig
 
@@ -101,7 +102,9 @@ def add_mode_arguments(parser):
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--full", action="store_true", help="the paper's settings (InceptionV3, Stanford 40, 125 epochs)")
     group.add_argument("--extra-small", action="store_true", help="a handful of images and one epoch (tests)")
-    parser.add_argument("--data-dir", default=None, help="dataset folder (Stanford 40 layout); quick mode generates digits there")
+    parser.add_argument("--data-dir", default=None, help="dataset folder (Stanford 40, class folders or WSOL metadata, detected); quick mode generates digits there")
+    parser.add_argument("--format", default=None, choices=("auto", "stanford40", "folders", "wsol"), help="force the dataset layout")
+    parser.add_argument("--image-root", default=None, help="wsol layout: the folder the image ids are relative to")
     parser.add_argument("--runs-dir", default=DEFAULT_RUNS, help="where models are cached and results written")
     parser.add_argument("--weights", default=None, help="InceptionV3 / Tiny weights: 'imagenet' or a file (full mode); quick mode pretrains Tiny")
     parser.add_argument("--googlenet-weights", default=None, help="GoogLeNet weights file (none ship with Keras); default: from scratch")
@@ -133,14 +136,18 @@ def resolve_mode(args):
         mode.train["freeze_epochs"] = min(mode.train["freeze_epochs"], args.epochs)
     if args.alpha is not None:
         mode.train["alpha"] = args.alpha
+    for name in ("format", "image_root"):
+        if getattr(args, name, None) is not None:
+            mode.train[name] = getattr(args, name)
     return mode
 
 
 def prepare_data(mode):
-    """Generate the digits set if this mode uses it and it is absent; read the dataset."""
+    """Generate the digits set if this mode uses it and it is absent; read the dataset (any layout) and check every image and box."""
     if mode.digits is not None:
         ensure_digits_dataset(mode.data_dir, **mode.digits)
-    return read_stanford40(mode.data_dir, test_per_class=mode.train.get("test_per_class", 50))
+    dataset, _ = load_dataset(mode.data_dir, **dataset_options(TrainConfig().replace(**mode.train)))
+    return dataset
 
 
 def _weights_for(mode, model_name):

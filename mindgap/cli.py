@@ -5,6 +5,10 @@ is not a mindgap model, an unknown class, an empty folder, a broken dataset)
 ends with one line on stderr and exit code 2; so does a run folder in use by
 another process or holding a run with other settings.  A full disk or an
 unwritable place ends with one line naming the path and its free space, exit 1.
+``train`` and ``evaluate`` read
+any layout of ``mindgap.data.layouts`` (``--format``, detected by default) and,
+like ``explain`` on a folder, decode every image and check every box first
+(``mindgap.data.check``; ``--skip-bad-images`` drops the bad ones instead).
 """
 
 import argparse
@@ -103,7 +107,24 @@ def _write_checked(path, write):
     return path
 
 
-def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.2, print_fn=print):
+def checked_image_paths(paths, skip_bad_images=False, warn=None):
+    """The paths whose files decode (every file decoded once, in parallel, cached); else one ``CliError`` naming the bad ones."""
+    from mindgap.data.check import check_images
+    from mindgap.data.records import summarize
+
+    result = check_images(paths)
+    bad = [f"{path} ({result.errors[os.path.abspath(path)]})" for path in paths if os.path.abspath(path) in result.errors]
+    if bad and not skip_bad_images:
+        raise CliError(summarize(bad, "unreadable images") + "; fix or remove them, or pass --skip-bad-images.")
+    if bad:
+        (warn or (lambda line: print(line, file=sys.stderr)))("warning: --skip-bad-images dropped " + summarize(bad, "unreadable images"))
+    good = [path for path in paths if os.path.abspath(path) not in result.errors]
+    if not good:
+        raise CliError("No readable image is left; pass images TensorFlow can decode (JPEG, PNG, GIF or BMP).")
+    return good
+
+
+def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.2, print_fn=print, skip_bad_images=False):
     """Top-k classes of each image, and per image a CAM overlay with its box and a grid of all class CAMs.
 
     The overlay is drawn on the image at its own size and aspect ratio: the CAM
@@ -113,6 +134,8 @@ def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.
     ``cat.jpg`` and ``cat.png`` never overwrite each other, and reduce the
     class name to letters, digits and '-'.  ``top`` (default 5) is capped at
     the class count, with a note when it was asked for explicitly.
+    Every image is decoded first: unreadable ones end the command with one
+    error naming them, or are skipped with a warning (``skip_bad_images``).
     """
     import numpy as np
     import tensorflow as tf
@@ -135,6 +158,8 @@ def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.
     if class_name is not None and class_name not in info.class_names:
         raise CliError(f"Unknown class {class_name!r}; this model knows: {', '.join(info.class_names)}.")
     paths = _image_paths(target)
+    if os.path.isdir(target):
+        paths = checked_image_paths(paths, skip_bad_images)
     size = int(info.input_shape[0])
     loaded = []
     for path in paths:
@@ -177,14 +202,37 @@ def _run_train(args):
     print(f"best model: {result.best_path}")
 
 
+_DATA_DEFAULTS = dict(format="auto", image_root=None, test_per_class=50, seed=0, val_fraction=0.1, test_fraction=0.1)
+
+
+def _data_settings(args):
+    """Data flags of ``evaluate``: given ones, else the training run's ``config.json`` beside the model, else the defaults.
+
+    So a class-folder set without split files is split exactly as it was for training.
+    """
+    import json
+
+    saved = {}
+    config_path = os.path.join(os.path.dirname(os.path.abspath(args.model)), "config.json")
+    if os.path.isfile(config_path):
+        try:
+            with open(config_path) as handle:
+                saved = json.load(handle)
+        except (OSError, ValueError):
+            saved = {}
+    return {name: getattr(args, name) if getattr(args, name) is not None else saved.get(name, default)
+            for name, default in _DATA_DEFAULTS.items()}
+
+
 def _run_evaluate(args):
-    from mindgap.data import make_dataset, read_stanford40
+    from mindgap.data import load_dataset, make_dataset
     from mindgap.evaluation import evaluate
     from mindgap.models import model_info
 
     model = load_mindgap_model(args.model)
     info = model_info(model)
-    dataset = read_stanford40(args.data_dir, test_per_class=args.test_per_class)
+    dataset, _ = load_dataset(args.data_dir, splits=(args.split,), require=(args.split,), skip_bad_images=args.skip_bad_images,
+                              allow_train_duplicates=args.allow_train_duplicates, **_data_settings(args))
     if len(dataset.class_names) != info.num_classes:
         raise CliError(f"The model has {info.num_classes} classes but {args.data_dir} has {len(dataset.class_names)}; pass the dataset it was trained on.")
     records = getattr(dataset, args.split)
@@ -192,12 +240,13 @@ def _run_evaluate(args):
     report = evaluate(model, data)
     os.makedirs(args.out, exist_ok=True)
     report.save_json(os.path.join(args.out, "report.json"))
-    report.plot_iou_curve(os.path.join(args.out, "iou_curve.png"))
+    report.plot_iou_curve(os.path.join(args.out, "iou_curve.png"))  # nothing when no image has a box
     print(report.to_markdown())
 
 
 def _run_explain(args):
-    explain(args.target, args.model, args.out, class_name=args.class_name, top=args.top, threshold=args.threshold)
+    explain(args.target, args.model, args.out, class_name=args.class_name, top=args.top, threshold=args.threshold,
+            skip_bad_images=args.skip_bad_images)
 
 
 def _run_digits(args):
@@ -237,7 +286,7 @@ def build_parser():
 
     train_parser = commands.add_parser("train", help="train a model with the paper's recipe")
     train_parser.add_argument("model", help="model name, e.g. Inception-GAP5-L1 or Tiny-GAP5")
-    train_parser.add_argument("--data-dir", required=True, help="Stanford 40 (or digits) folder")
+    train_parser.add_argument("--data-dir", required=True, help="dataset folder: Stanford 40 (or digits), class folders, or WSOL metadata (--format)")
     train_parser.add_argument("--out", required=True, help="output folder (the same one resumes a run)")
     _add_config_flags(train_parser, TrainConfig)
     train_parser.set_defaults(handler=_run_train)
@@ -247,8 +296,16 @@ def build_parser():
     evaluate_parser.add_argument("--data-dir", required=True)
     evaluate_parser.add_argument("--out", required=True)
     evaluate_parser.add_argument("--split", choices=("train", "val", "test"), default="test")
-    evaluate_parser.add_argument("--test-per-class", type=int, default=50)
     evaluate_parser.add_argument("--batch-size", type=int, default=32)
+    data_flags = evaluate_parser.add_argument_group("data (default: the training run's config.json beside the model, else as shown)")
+    data_flags.add_argument("--format", choices=("auto", "stanford40", "folders", "wsol"), default=None, help="dataset layout, default auto")
+    data_flags.add_argument("--image-root", default=None, help="wsol: the folder the image ids are relative to")
+    data_flags.add_argument("--test-per-class", type=int, default=None, help="stanford40: test images per class, default 50")
+    data_flags.add_argument("--seed", type=int, default=None, help="folders without split files: split seed, default 0")
+    data_flags.add_argument("--val-fraction", type=float, default=None, help="folders without split files, default 0.1")
+    data_flags.add_argument("--test-fraction", type=float, default=None, help="folders without split files, default 0.1")
+    data_flags.add_argument("--skip-bad-images", action="store_true", help="drop unreadable images and bad boxes with a warning")
+    data_flags.add_argument("--allow-train-duplicates", action="store_true", help="an image may be listed twice in train")
     evaluate_parser.set_defaults(handler=_run_evaluate)
 
     explain_parser = commands.add_parser("explain", help="classify images and show where the evidence is")
@@ -258,6 +315,7 @@ def build_parser():
     explain_parser.add_argument("--top", type=int, default=None, help="classes listed per image, >= 1 (default 5)")
     explain_parser.add_argument("--threshold", type=float, default=0.2, help="CAM threshold of the box, fraction of the max, in [0, 1]")
     explain_parser.add_argument("--out", required=True)
+    explain_parser.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images of a folder with a warning")
     explain_parser.set_defaults(handler=_run_explain)
 
     digits_parser = commands.add_parser("digits", help="write the embedded digits localization set")

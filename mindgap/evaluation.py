@@ -18,6 +18,7 @@ from mindgap.data.pipeline import valid_boxes
 from mindgap.models import model_info
 
 ZHOU_BOX_THRESHOLD = 0.2  # Zhou et al.'s 20 % of the max
+LOCALIZATION_SKIPPED = "localization measures skipped: no image of this split has a ground-truth box"
 
 
 def _class_maps(cams, class_indices):
@@ -54,17 +55,25 @@ def batch_measures(probs, cams, labels, boxes, image_size, thresholds, *, box_th
         ``iou_true`` / ``iou_pred`` (b, T) best IoU of the paper's box,
         ``zhou_true`` / ``zhou_pred`` (Zhou's box at ``box_threshold``),
         ``pointing`` and ``mass_true`` (share of positive CAM mass on the
-        true class), and ``v2_true`` (b, T) when asked.
+        true class), and ``v2_true`` (b, T) when asked.  ``boxed`` marks the
+        images with a ground-truth box; the box measures (and
+        ``correct_boxed``) cover those images only, and are absent when no
+        image of the batch has a box.
     """
     probs, cams, labels = np.asarray(probs), np.asarray(cams), np.asarray(labels)
     predictions = probs.argmax(axis=-1)
-    true_maps = upsample_map(_class_maps(cams, labels), (image_size, image_size))
-    predicted_maps = upsample_map(_class_maps(cams, predictions), (image_size, image_size))
-    gt = [valid_boxes(image_boxes) for image_boxes in np.asarray(boxes)]
-    measures = {
-        "labels": labels,
-        "probs": probs,
-        "correct": predictions == labels,
+    correct = predictions == labels
+    all_gt = [valid_boxes(image_boxes) for image_boxes in np.asarray(boxes)]
+    boxed = np.flatnonzero([len(g) > 0 for g in all_gt])  # the localization measures need a box
+    measures = {"labels": labels, "probs": probs, "correct": correct, "mass_true": cam_mass_on_class(cams, labels),
+                "boxed": np.isin(np.arange(len(labels)), boxed)}
+    if len(boxed) == 0:
+        return measures
+    gt = [all_gt[index] for index in boxed]
+    true_maps = upsample_map(_class_maps(cams[boxed], labels[boxed]), (image_size, image_size))
+    predicted_maps = upsample_map(_class_maps(cams[boxed], predictions[boxed]), (image_size, image_size))
+    measures.update({
+        "correct_boxed": correct[boxed],
         "com_true": np.array([metrics.center_of_mass_hit(cam, g) for cam, g in zip(true_maps, gt)]),
         "com_pred": np.array([metrics.center_of_mass_hit(cam, g) for cam, g in zip(predicted_maps, gt)]),
         "iou_true": metrics.iou_over_thresholds(true_maps, gt, thresholds),
@@ -72,8 +81,7 @@ def batch_measures(probs, cams, labels, boxes, image_size, thresholds, *, box_th
         "zhou_true": metrics.iou_over_thresholds(true_maps, gt, [box_threshold], "largest_component")[:, 0],
         "zhou_pred": metrics.iou_over_thresholds(predicted_maps, gt, [box_threshold], "largest_component")[:, 0],
         "pointing": np.array([metrics.pointing_game_hit(cam, g, pointing_tolerance) for cam, g in zip(true_maps, gt)]),
-        "mass_true": cam_mass_on_class(cams, labels),
-    }
+    })
     if with_max_box_acc_v2:
         measures["v2_true"] = metrics.all_contours_iou_over_thresholds(true_maps, gt, thresholds)
     return measures
@@ -92,6 +100,7 @@ class EvaluationReport:
     iou_curve_pred: list
     per_class: list
     confusion: list
+    notes: list = dataclasses.field(default_factory=list)  # e.g. localization skipped: no image has a box
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -107,10 +116,14 @@ class EvaluationReport:
         rows += [(name.replace("_", " "), value) for name, value in self.localization.items() if not name.endswith("threshold")]
         lines = [f"| {self.model_name} ({self.num_images} images) | % |", "|---|---|"]
         lines += [f"| {name} | {100 * value:.1f} |" for name, value in rows]
-        return "\n".join(lines)
+        return "\n".join(lines + [f"\n{note}" for note in self.notes])
 
     def plot_iou_curve(self, path):
+        """Write the IoU-vs-threshold figure; returns None (and writes nothing) when no image had a box."""
         from mindgap.plots import plot_iou_curves
+
+        if not self.iou_curve_true:
+            return None
 
         plot_iou_curves({f"{self.model_name} (true class)": self.iou_curve_true,
                          f"{self.model_name} (prediction)": self.iou_curve_pred}, self.thresholds, path)
@@ -158,26 +171,35 @@ def evaluate(model, dataset, *, thresholds=metrics.DEFAULT_THRESHOLDS, box_thres
         "recall": recall,
         "map": metrics.mean_average_precision(labels, probs),
     }
-    curve_true = (data["iou_true"] > 0.5).mean(axis=0)
-    curve_pred = ((data["iou_pred"] > 0.5) & correct[:, None]).mean(axis=0)
-    best_true, best_pred = int(np.argmax(curve_true)), int(np.argmax(curve_pred))
-    localization = {
-        "com_ground_truth": float(data["com_true"].mean()),
-        "com_prediction": float((data["com_pred"] & correct).mean()),
-        "best_box_iou50_true": float(curve_true[best_true]),
-        "best_box_iou50_true_threshold": float(thresholds[best_true]),
-        "best_box_iou50_pred": float(curve_pred[best_pred]),
-        "best_box_iou50_pred_threshold": float(thresholds[best_pred]),
-        "gt_known_loc": float((data["zhou_true"] >= 0.5).mean()),
-        "top1_loc": float(((data["zhou_pred"] >= 0.5) & correct).mean()),
-        "max_box_acc": float(curve_true.max()),  # the paper's box, IoU > 0.5, one threshold for the set
-        "pointing_game": float(data["pointing"].mean()),
-        "cam_mass_on_true_class": float(data["mass_true"].mean()),
-    }
-    if "v2_true" in data:
-        localization["max_box_acc_v2"] = float(np.mean([
-            (data["v2_true"] >= delta).mean(axis=0).max() for delta in metrics.CHOE_IOU_THRESHOLDS
-        ]))
+    notes, localization = [], {"cam_mass_on_true_class": float(data["mass_true"].mean())}
+    curve_true = curve_pred = np.zeros(0)
+    boxed = int(data["boxed"].sum())
+    if boxed == 0:
+        notes.append(LOCALIZATION_SKIPPED)
+    else:
+        if boxed < len(labels):
+            notes.append(f"localization measures over the {boxed} of {len(labels)} images that have a box")
+        correct_boxed = data["correct_boxed"]
+        curve_true = (data["iou_true"] > 0.5).mean(axis=0)
+        curve_pred = ((data["iou_pred"] > 0.5) & correct_boxed[:, None]).mean(axis=0)
+        best_true, best_pred = int(np.argmax(curve_true)), int(np.argmax(curve_pred))
+        localization = {
+            "com_ground_truth": float(data["com_true"].mean()),
+            "com_prediction": float((data["com_pred"] & correct_boxed).mean()),
+            "best_box_iou50_true": float(curve_true[best_true]),
+            "best_box_iou50_true_threshold": float(thresholds[best_true]),
+            "best_box_iou50_pred": float(curve_pred[best_pred]),
+            "best_box_iou50_pred_threshold": float(thresholds[best_pred]),
+            "gt_known_loc": float((data["zhou_true"] >= 0.5).mean()),
+            "top1_loc": float(((data["zhou_pred"] >= 0.5) & correct_boxed).mean()),
+            "max_box_acc": float(curve_true.max()),  # the paper's box, IoU > 0.5, one threshold for the set
+            "pointing_game": float(data["pointing"].mean()),
+            **localization,
+        }
+        if "v2_true" in data:
+            localization["max_box_acc_v2"] = float(np.mean([
+                (data["v2_true"] >= delta).mean(axis=0).max() for delta in metrics.CHOE_IOU_THRESHOLDS
+            ]))
     return EvaluationReport(
         model_name=model.name.removesuffix("-cam"),
         num_images=int(len(labels)),
@@ -188,4 +210,5 @@ def evaluate(model, dataset, *, thresholds=metrics.DEFAULT_THRESHOLDS, box_thres
         iou_curve_pred=curve_pred.tolist(),
         per_class=metrics.per_class_table(labels, probs, list(info.class_names)),
         confusion=metrics.confusion_matrix(labels, probs).tolist(),
+        notes=notes,
     )

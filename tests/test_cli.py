@@ -88,7 +88,7 @@ def test_train_command_rejects_a_broken_dataset(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mindgap", "train", "Tiny-GAP5", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")],
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "lacks the folder" in result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "Could not tell the layout" in result.stderr
 
 
 def test_evaluate_command_writes_report_and_curve(tmp_path, capsys):

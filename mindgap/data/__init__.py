@@ -1,8 +1,13 @@
-"""Data: the Stanford 40 reader, the tf.data pipeline with Hide-and-Seek, and the embedded digits set."""
+"""Data: the dataset layouts (Stanford 40, class folders, WSOL metadata) and their checks, the tf.data pipeline with Hide-and-Seek, and the embedded digits set."""
 
 from mindgap.data.hide_and_seek import HideAndSeek, hide_and_seek_mask, hide_patches
 from mindgap.data.pipeline import load_image, make_dataset, preprocess, valid_boxes
+from mindgap.data.check import check_dataset, check_images
+from mindgap.data.folders import read_folders
+from mindgap.data.layouts import LAYOUTS, detect_layout, load_dataset, read_dataset
+from mindgap.data.records import SplitDataset
 from mindgap.data.stanford40 import DatasetError, Record, Stanford40, read_stanford40
+from mindgap.data.wsol import read_wsol
 
 _DIGITS_NAMES = {"generate_digits_dataset", "ensure_digits_dataset", "DIGIT_CLASS_NAMES"}
 

@@ -23,50 +23,22 @@ import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 
+from mindgap.data.records import DatasetError, Record, SplitDataset, read_lines, summarize  # noqa: F401 (re-exported)
+
 IMAGES_DIR = "JPEGImages"
 ANNOTATIONS_DIR = "XMLAnnotations"
 SPLITS_DIR = "ImageSplits"
 ACTIONS_FILE = "actions.txt"
 TEST_PER_CLASS = 50
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
-_SHOWN_PROBLEMS = 5
-
-
-class DatasetError(ValueError):
-    """The dataset on disk is incomplete or inconsistent; the message says what and where."""
 
 
 @dataclasses.dataclass(frozen=True)
-class Record:
-    """One image: its path, integer label and every box (n, 4) in pixel-edge coordinates."""
-
-    path: str
-    label: int
-    boxes: np.ndarray
-
-    @property
-    def name(self):
-        return os.path.basename(self.path)
-
-
-@dataclasses.dataclass(frozen=True)
-class Stanford40:
+class Stanford40(SplitDataset):
     """Class names (``actions.txt`` order) and the three splits, each a list of :class:`Record`."""
 
-    root: str
-    class_names: tuple
-    train: list
-    val: list
-    test: list
 
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-
-def _read_lines(path):
-    with open(path, encoding="utf-8-sig") as handle:  # the split files were written on Windows
-        return [line.strip() for line in handle.read().splitlines() if line.strip()]
+_read_lines = read_lines
 
 
 def _read_actions(path):
@@ -102,13 +74,10 @@ def _read_annotation(path):
     return actions, np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
 
 
-def _summarize(problems, what):
-    shown = "; ".join(problems[:_SHOWN_PROBLEMS])
-    more = f" (and {len(problems) - _SHOWN_PROBLEMS} more)" if len(problems) > _SHOWN_PROBLEMS else ""
-    return f"{len(problems)} {what}: {shown}{more}"
+_summarize = summarize
 
 
-def read_stanford40(root, test_per_class=TEST_PER_CLASS):
+def read_stanford40(root, test_per_class=TEST_PER_CLASS, check_images=True):
     """Read the dataset at ``root`` and split it as the paper did.
 
     Every problem (a missing folder, split file, image or annotation, a file
@@ -120,6 +89,9 @@ def read_stanford40(root, test_per_class=TEST_PER_CLASS):
         root: folder holding ``JPEGImages``, ``XMLAnnotations`` and ``ImageSplits``.
         test_per_class: images per class taken, in list order, from the
             official test list into ``test`` (50 in the paper); the rest is ``val``.
+        check_images: report missing image files and files that are not
+            images here; False leaves that to ``mindgap.data.check``, which
+            decodes every image (and can drop bad ones).
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
@@ -145,7 +117,9 @@ def read_stanford40(root, test_per_class=TEST_PER_CLASS):
                 continue
             image_path = os.path.join(root, IMAGES_DIR, file_name)
             annotation_path = os.path.join(root, ANNOTATIONS_DIR, os.path.splitext(file_name)[0] + ".xml")
-            if not os.path.isfile(image_path):
+            if not check_images:
+                pass
+            elif not os.path.isfile(image_path):
                 problems["missing images"].append(image_path)
             elif not _looks_like_image(image_path):
                 problems["files that are not images"].append(image_path)
@@ -173,4 +147,5 @@ def read_stanford40(root, test_per_class=TEST_PER_CLASS):
         count = taken.get(record.label, 0)
         (test if count < test_per_class else val).append(record)
         taken[record.label] = count + 1
-    return Stanford40(root, class_names, records["train"], val, test)
+    note = f"Stanford 40 lists: train.txt is train; per class the first {test_per_class} of test.txt are test, the rest val"
+    return Stanford40(root, class_names, records["train"], val, test, "stanford40", note)

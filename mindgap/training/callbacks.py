@@ -133,6 +133,9 @@ class LocalizationMetrics(_FixedImages):
     * ``val_box_iou50``: the paper's box of the true class's CAM at
       ``threshold`` × max has IoU > 0.5 with a ground-truth box.
 
+    Images without a box are left out of the three figures; when no image
+    has one, the callback says once that it skips them and adds nothing.
+
     Args:
         images, labels, boxes: the fixed subset (preprocessed images,
             integer labels, padded pixel boxes of the input image).
@@ -149,9 +152,14 @@ class LocalizationMetrics(_FixedImages):
         probs, cams = self._predict()
         image_size = self.images.shape[1]
         measures = batch_measures(probs, cams, self.labels, self.boxes, image_size, [self.threshold])
+        if "com_true" not in measures:  # no image has a box
+            if not getattr(self, "_said_skipped", False):
+                print("localization measures skipped: no validation image has a ground-truth box", flush=True)
+                self._said_skipped = True
+            return {}
         return {
             f"{self.prefix}loc_gt": float(measures["com_true"].mean()),
-            f"{self.prefix}loc_pred": float((measures["com_pred"] & measures["correct"]).mean()),
+            f"{self.prefix}loc_pred": float((measures["com_pred"] & measures["correct_boxed"]).mean()),
             f"{self.prefix}box_iou50": float((measures["iou_true"][:, 0] > 0.5).mean()),
         }
 

@@ -45,6 +45,13 @@ class TrainConfig:
     cam_threshold: float = 0.2
     tensorboard: bool = True
     verbose: int = -1  # -1: a progress bar on a terminal, one summary line per epoch otherwise; 0: silent; 1/2: Keras' own
+    # The data (mindgap.data.layouts): layout, image root (wsol), split of a class-folder set without split files, checks.
+    format: str = "auto"  # auto | stanford40 | folders | wsol
+    image_root: str | None = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    skip_bad_images: bool = False
+    allow_train_duplicates: bool = False
 
     def validate(self):
         problems = []

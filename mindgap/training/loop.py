@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from mindgap.data.pipeline import make_dataset
-from mindgap.data.stanford40 import read_stanford40
+from mindgap.data.layouts import dataset_options, load_dataset
 from mindgap.models import build_model
 from mindgap.optimizers import Nadam2017
 from mindgap.training import callbacks as mg_callbacks
@@ -141,11 +141,12 @@ _STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.
 
 
 def train(model_name, data_dir, out_dir, *, config=None, **overrides):
-    """Train ``model_name`` on the Stanford 40 layout at ``data_dir`` into ``out_dir``.
+    """Train ``model_name`` on the dataset at ``data_dir`` (any layout of ``mindgap.data.layouts``) into ``out_dir``.
 
     Args:
         model_name: a name from ``mindgap.list_models()``.
-        data_dir: a Stanford 40 (or digits) folder.
+        data_dir: a Stanford 40 (or digits), class-folder or wsolevaluation
+            folder; every image and box is checked before training starts.
         out_dir: where the outputs go (see the module docstring).
         config: a :class:`TrainConfig` (default: the paper's recipe).
         **overrides: any ``TrainConfig`` field.
@@ -240,7 +241,7 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
     if chief:
         run_folder.remove_temporaries(out_dir, os.path.join(out_dir, "cam_snapshots"))
 
-    dataset = read_stanford40(data_dir, test_per_class=config.test_per_class)
+    dataset, data_summary = load_dataset(data_dir, require=("train", "val"), **dataset_options(config))  # every image and box checked
     if not dataset.val:
         raise ValueError(f"{data_dir} gives no validation image with test_per_class={config.test_per_class}; lower test_per_class.")
     if config.weights is None and config.freeze_epochs > 0 and chief:
@@ -251,6 +252,7 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
     backup = mg_callbacks.AtomicBackup(backup_dir)
     if chief:
         current = run_folder.fingerprint(model_name, config, dataset, data_dir, strategy.num_replicas_in_sync)
+        current["data"] = data_summary  # what the check found and dropped (informative; the digest covers the records)
         finished = _check_settings(out_dir, current, backup)
         if finished is not None:
             return finished

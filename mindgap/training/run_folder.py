@@ -31,7 +31,7 @@ TEMPORARY_MARK = ".tmp-"
 # Settings that may differ between the runs writing into one folder: they change
 # neither the model nor the numbers of history.csv.  ``epochs`` is handled apart
 # (a run may be extended, never shortened below what it already did).
-SAFE_TO_CHANGE = ("strategy", "cache", "tensorboard", "verbose", "snapshot_images", "num_replicas", "data_dir")
+SAFE_TO_CHANGE = ("strategy", "cache", "tensorboard", "verbose", "snapshot_images", "num_replicas", "data_dir", "data")
 
 
 class RunFolderError(ValueError):

@@ -1,0 +1,124 @@
+"""Dataset layouts by name, their detection, and reading + checking in one call.
+
+=============  ==============================================================
+``stanford40`` ``JPEGImages/``, ``XMLAnnotations/``, ``ImageSplits/`` (the paper's data; ``mindgap.data.stanford40``)
+``folders``    ``ROOT/<class>/<image>``, optional ``boxes.csv`` and ``splits/`` (``mindgap.data.folders``)
+``wsol``       wsolevaluation metadata ``{train,val,test}/image_ids.txt`` … (``mindgap.data.wsol``)
+=============  ==============================================================
+
+Every reader returns a :class:`~mindgap.data.records.SplitDataset`.
+:func:`detect_layout` tells which layout a folder holds; :func:`load_dataset`
+reads it (``format="auto"`` detects) and runs ``mindgap.data.check`` on it.
+"""
+
+import os
+
+from mindgap.data.folders import IMAGE_EXTENSIONS, SPLITS_DIR, read_folders
+from mindgap.data.records import SPLITS, DatasetError
+from mindgap.data.stanford40 import ANNOTATIONS_DIR, IMAGES_DIR, SPLITS_DIR as STANFORD_SPLITS_DIR, read_stanford40
+from mindgap.data.wsol import IMAGE_IDS, read_wsol
+
+
+def _read_stanford40(root, *, test_per_class=50, **_):
+    return read_stanford40(root, test_per_class=test_per_class, check_images=False)
+
+
+def _read_folders(root, *, seed=0, val_fraction=0.1, test_fraction=0.1, **_):
+    return read_folders(root, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+
+
+def _read_wsol(root, *, image_root=None, **_):
+    return read_wsol(root, image_root=image_root)
+
+
+# name → (reader taking root and the options it understands, what detection looks for)
+LAYOUTS = {
+    "stanford40": (_read_stanford40, f"{IMAGES_DIR}/ and {STANFORD_SPLITS_DIR}/ (Stanford 40)"),
+    "wsol": (_read_wsol, f"{{train,val,test}}/{IMAGE_IDS} (wsolevaluation metadata)"),
+    "folders": (_read_folders, f"sub-folders holding images ({', '.join(IMAGE_EXTENSIONS)}), one per class"),
+}
+FORMATS = ("auto", *LAYOUTS)
+
+
+def _has_class_folder(root):
+    for name in sorted(os.listdir(root)):
+        folder = os.path.join(root, name)
+        if name.startswith(".") or name == SPLITS_DIR or not os.path.isdir(folder):
+            continue
+        for _, _, files in os.walk(folder, followlinks=True):
+            if any(file.lower().endswith(IMAGE_EXTENSIONS) for file in files):
+                return True
+    return False
+
+
+_DETECTORS = {
+    "stanford40": lambda root: os.path.isdir(os.path.join(root, IMAGES_DIR)) and os.path.isdir(os.path.join(root, STANFORD_SPLITS_DIR)),
+    "wsol": lambda root: any(os.path.isfile(os.path.join(root, split, IMAGE_IDS)) for split in SPLITS),
+    "folders": _has_class_folder,
+}
+
+
+def detect_layout(root):
+    """The name of the layout at ``root`` (checked in the order of :data:`LAYOUTS`), or a ``DatasetError`` saying what was looked for."""
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise DatasetError(f"Dataset folder {root!r} does not exist; pass a folder in one of the layouts {', '.join(LAYOUTS)}.")
+    for name in LAYOUTS:
+        if _DETECTORS[name](root):
+            return name
+    partial = [name for name in (IMAGES_DIR, ANNOTATIONS_DIR, STANFORD_SPLITS_DIR) if os.path.isdir(os.path.join(root, name))]
+    hint = f" (it has {', '.join(partial)} but lacks the folder(s) of Stanford 40's other archives)" if partial else ""
+    looked = "; ".join(f"{name}: {what}" for name, (_, what) in LAYOUTS.items())
+    raise DatasetError(f"Could not tell the layout of {root!r}{hint}; looked for {looked}. Lay the data out so, or pass --format.")
+
+
+def read_dataset(root, format="auto", **options):
+    """Read ``root`` in layout ``format`` (``auto`` detects it) without decoding images.
+
+    Options go to the reader that understands them: ``test_per_class``
+    (stanford40), ``seed``, ``val_fraction``, ``test_fraction`` (folders
+    without split files), ``image_root`` (wsol).
+    """
+    if format not in FORMATS:
+        raise ValueError(f"Unknown dataset format {format!r}; use one of {', '.join(FORMATS)}.")
+    name = detect_layout(root) if format == "auto" else format
+    reader, _ = LAYOUTS[name]
+    return reader(os.fspath(root), **options)
+
+
+def load_dataset(root, format="auto", *, splits=SPLITS, require=(), skip_bad_images=False, allow_train_duplicates=False,
+                 workers=None, cache_path="default", print_fn=None, **options):
+    """Read ``root`` (:func:`read_dataset`) and check it (``mindgap.data.check.check_dataset``).
+
+    Args:
+        splits: the splits whose images are decoded and whose boxes are
+            checked (duplicates and leaks are looked for in all three).
+        require: splits that must not be empty.
+
+    Returns:
+        (dataset, summary): the checked dataset, and a JSON-ready dict of
+        the layout, the split's origin, the sizes and the check's report
+        (timings and everything dropped).
+    """
+    from mindgap.data.check import check_dataset
+
+    dataset = read_dataset(root, format, **options)
+    empty = [split for split in require if not getattr(dataset, split)]
+    if empty:
+        raise DatasetError(f"The {dataset.layout} dataset at {os.fspath(root)!r} has no {' and no '.join(empty)} image "
+                           f"(split: {dataset.split_note}); add some, or change the split settings.")
+    dataset, report = check_dataset(dataset, splits=splits, skip_bad_images=skip_bad_images,
+                                    allow_train_duplicates=allow_train_duplicates, workers=workers, cache_path=cache_path,
+                                    print_fn=print_fn)
+    emptied = [split for split in require if not getattr(dataset, split)]
+    if emptied:
+        raise DatasetError(f"No readable {' and no '.join(emptied)} image is left in {os.fspath(root)!r} once the bad ones "
+                           "are dropped; fix the images.")
+    return dataset, {**dataset.summary(), "check": report.to_dict()}
+
+
+def dataset_options(config):
+    """The :func:`load_dataset` keyword arguments held by a ``TrainConfig`` (fields it lacks keep their defaults)."""
+    names = ("format", "image_root", "test_per_class", "seed", "val_fraction", "test_fraction", "skip_bad_images",
+             "allow_train_duplicates")
+    return {name: getattr(config, name) for name in names if hasattr(config, name)}

@@ -216,11 +216,10 @@ def sweep(normalized, thresholds, gt_boxes, uniform=False):
             pixel = (y + 1) * padded_width + x + 1
             # join the components of the neighbours already in the mask; ``pattern`` says which they are
             pattern = 0
-            for bit in range(8):
-                neighbour = pixel + neighbour_offsets[bit]
-                neighbour_level = levels[neighbour]
-                if neighbour_level > level or (neighbour_level == level and neighbour < pixel):
-                    pattern |= 1 << bit
+            for bit in range(4):  # neighbours before the pixel in raster order: in the mask from this level on
+                pattern |= np.int64(levels[pixel + neighbour_offsets[bit]] >= level) << bit
+            for bit in range(4, 8):  # after it: only from a higher level
+                pattern |= np.int64(levels[pixel + neighbour_offsets[bit]] > level) << bit
             root = -1
             for run in range(4):
                 bit = run_starts[pattern, run]

@@ -274,13 +274,16 @@ def _sweep(normalized, thresholds, gt_boxes=None):
     component, contour, contour_sure, ious, ious_sure = _component_tree.sweep(normalized, ascending, gt, uniform)
     component = component.astype(np.float64)
     contour = contour.astype(np.float64)
-    unsure_contour = np.flatnonzero(~contour_sure)
-    unsure_ious = np.flatnonzero(~ious_sure) if gt_boxes is not None else np.zeros(0, np.int64)
-    for index in np.union1d(unsure_contour, unsure_ious):
-        boxes = _contour_boxes(_evidence_mask(normalized, ascending[index]))
-        contour[index] = boxes[0]
-        if gt_boxes is not None:
-            ious[index] = best_iou(boxes, gt).max()
+    for index in np.flatnonzero(~contour_sure):
+        contour[index] = _contour_boxes(_evidence_mask(normalized, ascending[index]))[0]
+    if gt_boxes is not None:
+        for index in np.flatnonzero(~ious_sure):
+            # the same boxes as _contour_boxes, unsorted: the best IoU does not depend on their order
+            contours, _ = cv2.findContours(_evidence_mask(normalized, ascending[index]), cv2.RETR_TREE,
+                                           cv2.CHAIN_APPROX_SIMPLE)
+            rects = np.array([cv2.boundingRect(contour) for contour in contours], np.float64).reshape(-1, 4)
+            rects[:, 2:] += rects[:, :2]
+            ious[index] = best_iou(rects if len(rects) else EMPTY_BOX[None], gt).max()
     restore = np.empty_like(order)
     restore[order] = np.arange(len(order))
     return component[restore], contour[restore], (ious[restore] if gt_boxes is not None else None)

@@ -10,11 +10,16 @@ area of the polygon through its border pixels' centres computed from 2x2
 cells (``cv2.contourArea`` of its outer contour when it has no hole), and
 four times its Euler number (Gray's bit quads: no hole when it is 4).
 
-Where the answer is not decided by these numbers (a component with a hole
-that may be the largest contour, ties in contour area and box area, holes at
-a level of the all-contours sweep), the level is flagged and the caller runs
-the per-threshold OpenCV code for that level only.  So the results are those
-of the per-threshold code, pixel for pixel.
+Holes have contours too (Choe et al.'s ``cv2.RETR_TREE``): at levels where
+a component has one, a second pass merges the background's 4-connected
+components level by level upwards, and the boxes of those that do not reach
+the border, grown by one pixel, join the all-contours candidates.
+
+Where the largest contour is not decided by these numbers (a component with
+a hole that may be the largest, ties in contour area and box area), the
+level is flagged and the caller runs the per-threshold OpenCV code for that
+level only.  So the results are those of the per-threshold code, pixel for
+pixel.
 
 Everything here is compiled with numba and releases the GIL.
 """
@@ -128,6 +133,132 @@ def _find(parent, node):
 
 
 @numba.njit(cache=True, nogil=True)
+def _best_iou(x0, y0, x1, y1, gt_boxes, gt_areas):
+    """Highest IoU of the box with any ground-truth box, in the operations of ``metrics.box_iou``."""
+    best = 0.0
+    box_area = np.float64((x1 - x0) * (y1 - y0))
+    for g in range(gt_boxes.shape[0]):
+        w = min(np.float64(x1), gt_boxes[g, 2]) - max(np.float64(x0), gt_boxes[g, 0])
+        h = min(np.float64(y1), gt_boxes[g, 3]) - max(np.float64(y0), gt_boxes[g, 1])
+        if w < 0:
+            w = 0.0
+        if h < 0:
+            h = 0.0
+        intersection = w * h
+        union = box_area + gt_areas[g] - intersection
+        iou = intersection / union if union > 0 else 0.0
+        if iou > best:
+            best = iou
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _hole_ious(levels, height, width, count, wanted, gt_boxes, gt_areas):
+    """Per threshold, the best IoU of a hole's contour box, where ``wanted``.
+
+    The background (pixels not kept) grows with the threshold, so its
+    4-connected components are merged level by level upwards.  A hole is one
+    that does not reach the image border; the contour ``cv2.findContours``
+    traces around it runs on the pixels just outside it, so its box is the
+    hole's box grown by one pixel on every side.
+    """
+    padded_width = width + 2
+    size = (height + 2) * padded_width
+    starts = np.zeros(count + 2, np.int64)
+    for y in range(height):
+        for pixel in range((y + 1) * padded_width + 1, (y + 1) * padded_width + 1 + width):
+            starts[levels[pixel]] += 1
+    offsets = np.zeros(count + 2, np.int64)
+    position = 0
+    for level in range(count + 1):
+        offsets[level] = position
+        position += starts[level]
+    order = np.empty(position, np.int64)
+    fill = offsets.copy()
+    for y in range(height):
+        for x in range(width):
+            pixel = (y + 1) * padded_width + x + 1
+            level = levels[pixel]
+            order[fill[level]] = (y << 32) | x
+            fill[level] += 1
+
+    parent = np.empty(size, np.int64)
+    area = np.empty(size, np.int64)
+    x_min = np.empty(size, np.int64)
+    y_min = np.empty(size, np.int64)
+    x_max = np.empty(size, np.int64)
+    y_max = np.empty(size, np.int64)
+    border = np.empty(size, np.bool_)
+    roots = np.empty(position + 1, np.int64)
+    root_count = 0
+    neighbour_offsets = np.array([-padded_width, -1, 1, padded_width], np.int64)  # N, W (before), E, S (after)
+    ious = np.zeros(count, np.float64)
+    # background at thresholds[index]: the pixels of level <= index
+    for index in range(count):
+        for slot in range(offsets[index], offsets[index] + starts[index]):
+            y = order[slot] >> 32
+            x = order[slot] & 0xFFFFFFFF
+            pixel = (y + 1) * padded_width + x + 1
+            root = -1
+            touches = False
+            for bit in range(4):
+                neighbour = pixel + neighbour_offsets[bit]
+                neighbour_level = levels[neighbour]
+                if neighbour_level < 0:
+                    touches = True
+                    continue
+                if neighbour_level < index or (neighbour_level == index and bit < 2):
+                    other = _find(parent, neighbour)
+                    if root < 0:
+                        root = other
+                    elif other != root:
+                        if area[root] < area[other]:
+                            root, other = other, root
+                        parent[other] = root
+                        area[root] += area[other]
+                        x_min[root] = min(x_min[root], x_min[other])
+                        y_min[root] = min(y_min[root], y_min[other])
+                        x_max[root] = max(x_max[root], x_max[other])
+                        y_max[root] = max(y_max[root], y_max[other])
+                        border[root] = border[root] or border[other]
+            if root < 0:
+                root = pixel
+                parent[pixel] = pixel
+                area[pixel] = 1
+                x_min[pixel] = x
+                y_min[pixel] = y
+                x_max[pixel] = x + 1
+                y_max[pixel] = y + 1
+                border[pixel] = touches
+                roots[root_count] = pixel
+                root_count += 1
+            else:
+                parent[pixel] = root
+                area[root] += 1
+                x_min[root] = min(x_min[root], x)
+                y_min[root] = min(y_min[root], y)
+                x_max[root] = max(x_max[root], x + 1)
+                y_max[root] = max(y_max[root], y + 1)
+                border[root] = border[root] or touches
+        kept = 0
+        for slot in range(root_count):
+            node = roots[slot]
+            if parent[node] == node:
+                roots[kept] = node
+                kept += 1
+        root_count = kept
+        if wanted[index]:
+            best = 0.0
+            for slot in range(root_count):
+                node = roots[slot]
+                if not border[node]:
+                    best = max(best, _best_iou(x_min[node] - 1, y_min[node] - 1, x_max[node] + 1, y_max[node] + 1,
+                                               gt_boxes, gt_areas))
+            ious[index] = best
+    return ious
+
+
+@numba.njit(cache=True, nogil=True)
 def sweep(normalized, thresholds, gt_boxes, uniform=False):
     """Boxes and flags for every threshold of one normalized CAM.
 
@@ -144,8 +275,8 @@ def sweep(normalized, thresholds, gt_boxes, uniform=False):
         contour_boxes (T, 4) int64 and contour_sure (T,) bool: box of the
             largest contour, valid where ``contour_sure``.
         contour_ious (T,) float64 and contour_ious_sure (T,) bool: best IoU of
-            any component's box with any ground-truth box, valid (equal to the
-            all-contours IoU) where no component has a hole.
+            any contour's box (components and holes) with any ground-truth box,
+            valid where ``contour_ious_sure`` (always, today).
     """
     height, width = normalized.shape
     padded_width = width + 2
@@ -194,6 +325,7 @@ def sweep(normalized, thresholds, gt_boxes, uniform=False):
     contour_sure = np.ones(count, np.bool_)
     contour_ious = np.zeros(count, np.float64)
     contour_ious_sure = np.ones(count, np.bool_)
+    holes_at = np.zeros(count, np.bool_)
     gt_count = gt_boxes.shape[0]
     gt_areas = np.empty(gt_count, np.float64)
     for g in range(gt_count):
@@ -209,6 +341,7 @@ def sweep(normalized, thresholds, gt_boxes, uniform=False):
                 contour_sure[index] = contour_sure[index + 1]
                 contour_ious[index] = contour_ious[index + 1]
                 contour_ious_sure[index] = contour_ious_sure[index + 1]
+                holes_at[index] = holes_at[index + 1]
             continue
         for slot in range(first, last):
             y = order[slot] >> 32
@@ -314,30 +447,18 @@ def sweep(normalized, thresholds, gt_boxes, uniform=False):
         contour_boxes[index, 2] = x_max[best]
         contour_boxes[index, 3] = y_max[best]
 
-        # all contours: every component's box, unless some component has a hole
+        # all contours: every component's outer contour (its box) and, at levels with holes, every hole's
         if gt_count > 0:
-            holes = False
-            for slot in range(root_count):
-                if euler4[roots[slot]] != 4:
-                    holes = True
-                    break
-            contour_ious_sure[index] = not holes
             best_iou = 0.0
-            if not holes:
-                for slot in range(root_count):
-                    node = roots[slot]
-                    box_area = np.float64((x_max[node] - x_min[node]) * (y_max[node] - y_min[node]))
-                    for g in range(gt_count):
-                        w = min(np.float64(x_max[node]), gt_boxes[g, 2]) - max(np.float64(x_min[node]), gt_boxes[g, 0])
-                        h = min(np.float64(y_max[node]), gt_boxes[g, 3]) - max(np.float64(y_min[node]), gt_boxes[g, 1])
-                        if w < 0:
-                            w = 0.0
-                        if h < 0:
-                            h = 0.0
-                        intersection = w * h
-                        union = box_area + gt_areas[g] - intersection
-                        iou = intersection / union if union > 0 else 0.0
-                        if iou > best_iou:
-                            best_iou = iou
+            for slot in range(root_count):
+                node = roots[slot]
+                if euler4[node] != 4:
+                    holes_at[index] = True
+                best_iou = max(best_iou, _best_iou(x_min[node], y_min[node], x_max[node], y_max[node],
+                                                   gt_boxes, gt_areas))
             contour_ious[index] = best_iou
+    if gt_count > 0 and holes_at.any():
+        hole_ious = _hole_ious(levels, height, width, count, holes_at, gt_boxes, gt_areas)
+        for index in range(count):
+            contour_ious[index] = max(contour_ious[index], hole_ious[index])
     return component_boxes, contour_boxes, contour_sure, contour_ious, contour_ious_sure

@@ -9,6 +9,12 @@ from mindgap import metrics
 THRESHOLDS = np.linspace(0, 1, 11)
 
 
+@pytest.fixture(autouse=True)
+def _always_sweep(monkeypatch):
+    """Use the one-pass sweep for any number of thresholds, so the tests compare it with the reference."""
+    monkeypatch.setattr(metrics, "_SWEEP_MIN_THRESHOLDS", dict.fromkeys(metrics._SWEEP_MIN_THRESHOLDS, 1))
+
+
 def _random_map(rng, kind):
     height, width = (int(side) for side in rng.integers(1, 13, 2))
     if kind == "levels":  # few distinct values: many ties between pixels

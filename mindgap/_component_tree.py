@@ -99,6 +99,7 @@ def _levels(normalized, thresholds, uniform):
     first = thresholds[0]
     step = (thresholds[count - 1] - first) / (count - 1) if count > 1 else 1.0
     uniform = uniform and step > 0
+    inverse_step = 1.0 / step if uniform else 0.0
     for y in range(height):
         for x in range(width):
             value = np.float64(normalized[y, x])
@@ -106,7 +107,7 @@ def _levels(normalized, thresholds, uniform):
                 levels[(y + 1) * padded_width + x + 1] = 0
                 continue
             if uniform:
-                guess = (value - first) / step + 1.0
+                guess = (value - first) * inverse_step + 1.0
                 low = 0 if guess < 0 else (count if guess > count else int(guess))
                 while low < count and thresholds[low] <= value:
                     low += 1

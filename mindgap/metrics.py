@@ -431,7 +431,7 @@ def _resolve_workers(workers, count):
     return int(min(workers, max(count, 1)))
 
 
-def _map_images(function, cams, boxes_per_image, workers):
+def _map_images(function, cams, boxes_per_image, workers, sweeps=True):
     """``[function(cam, boxes) ...]`` in image order, on ``workers`` threads.
 
     Threads, not processes: the heavy parts (the compiled sweep, OpenCV,
@@ -441,7 +441,8 @@ def _map_images(function, cams, boxes_per_image, workers):
     workers = _resolve_workers(workers, len(cams))
     if workers == 1:
         return [function(cam, gt) for cam, gt in zip(cams, boxes_per_image)]
-    _warm_up()
+    if sweeps:
+        _warm_up()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(function, cams, boxes_per_image))
 
@@ -458,7 +459,8 @@ def _iou_rows(cams, boxes_per_image, thresholds, method, workers, reference=Fals
     _check_cams_boxes(cams, boxes_per_image)
     thresholds = _check_thresholds(thresholds)
     boxes_of = _reference_cam_boxes if reference else cam_boxes
-    rows = _map_images(lambda cam, gt: best_iou(boxes_of(cam, thresholds, method), gt), cams, boxes_per_image, workers)
+    rows = _map_images(lambda cam, gt: best_iou(boxes_of(cam, thresholds, method), gt), cams, boxes_per_image, workers,
+                       sweeps=method != "paper" and not reference)
     return np.stack(rows)
 
 
@@ -476,7 +478,8 @@ def _all_contours_row(cam, gt, thresholds, reference=False):
 def _all_contours_rows(cams, boxes_per_image, thresholds, workers, reference=False):
     _check_cams_boxes(cams, boxes_per_image)
     thresholds = _check_thresholds(thresholds)
-    rows = _map_images(lambda cam, gt: _all_contours_row(cam, gt, thresholds, reference), cams, boxes_per_image, workers)
+    rows = _map_images(lambda cam, gt: _all_contours_row(cam, gt, thresholds, reference), cams, boxes_per_image, workers,
+                       sweeps=not reference)
     return np.stack(rows)
 
 

@@ -194,8 +194,12 @@ def _hole_ious(levels, height, width, count, wanted, gt_boxes, gt_areas):
     root_count = 0
     neighbour_offsets = np.array([-padded_width, -1, 1, padded_width], np.int64)  # N, W (before), E, S (after)
     ious = np.zeros(count, np.float64)
-    # background at thresholds[index]: the pixels of level <= index
+    last_wanted = -1
     for index in range(count):
+        if wanted[index]:
+            last_wanted = index
+    # background at thresholds[index]: the pixels of level <= index
+    for index in range(last_wanted + 1):
         for slot in range(offsets[index], offsets[index] + starts[index]):
             y = order[slot] >> 32
             x = order[slot] & 0xFFFFFFFF

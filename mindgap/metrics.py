@@ -256,13 +256,14 @@ def _check_thresholds(thresholds):
     return thresholds
 
 
-def _sweep(normalized, thresholds, gt_boxes=None):
+def _sweep(normalized, thresholds, gt_boxes=None, largest_contour=True):
     """All thresholds of one normalized CAM in one pass (mindgap._component_tree), in the caller's threshold order.
 
     Returns the largest component's boxes, the largest contour's boxes and
     the all-contours best IoU (None without ``gt_boxes``), each (T, ...),
     equal to the per-threshold code's: levels the pass cannot decide (holes,
-    ties in contour area) are redone with OpenCV.
+    ties in contour area) are redone with OpenCV.  ``largest_contour=False``
+    skips that for the largest contour's boxes, which are then not to be used.
     """
     from mindgap import _component_tree
 
@@ -274,7 +275,7 @@ def _sweep(normalized, thresholds, gt_boxes=None):
     component, contour, contour_sure, ious, ious_sure = _component_tree.sweep(normalized, ascending, gt, uniform)
     component = component.astype(np.float64)
     contour = contour.astype(np.float64)
-    for index in np.flatnonzero(~contour_sure):
+    for index in np.flatnonzero(~contour_sure) if largest_contour else ():
         contour[index] = _contour_boxes(_evidence_mask(normalized, ascending[index]))[0]
     if gt_boxes is not None:
         for index in np.flatnonzero(~ious_sure):
@@ -472,7 +473,7 @@ def _all_contours_row(cam, gt, thresholds, reference=False):
     if reference or len(thresholds) < _SWEEP_MIN_THRESHOLDS["all_contours"]:
         return np.array([best_iou(_contour_boxes(_evidence_mask(normalized, threshold)), gt).max()
                          for threshold in thresholds])
-    return _sweep(normalized, thresholds, gt)[2]
+    return _sweep(normalized, thresholds, gt, largest_contour=False)[2]
 
 
 def _all_contours_rows(cams, boxes_per_image, thresholds, workers, reference=False):

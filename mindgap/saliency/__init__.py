@@ -26,18 +26,14 @@ centre of mass) and :mod:`mindgap.saliency.causal` (insertion, deletion).
 import numpy as np
 
 from mindgap.cam import upsample_cams
-from mindgap.saliency import causal, scores
-from mindgap.saliency.cam import class_activation_maps
-from mindgap.saliency.excitation import contrastive_excitation_backprop, excitation_backprop
-from mindgap.saliency.gradcam import grad_cam
-from mindgap.saliency.rise import rise
+from mindgap.saliency import cam, causal, excitation, gradcam, rise, scores
 
 METHODS = {
-    "cam": class_activation_maps,
-    "gradcam": grad_cam,
-    "rise": rise,
-    "eb": excitation_backprop,
-    "ceb": contrastive_excitation_backprop,
+    "cam": cam.class_activation_maps,
+    "gradcam": gradcam.grad_cam,
+    "rise": rise.rise,
+    "eb": excitation.excitation_backprop,
+    "ceb": excitation.contrastive_excitation_backprop,
 }
 # Methods that take a model's graph apart (need a mindgap model); RISE only needs probabilities.
 WHITE_BOX = ("cam", "gradcam", "eb", "ceb")
@@ -122,4 +118,5 @@ def upsample(maps, size):
     return upsample_cams(maps, size)
 
 
-__all__ = ["METHODS", "compute", "list_methods", "resolve_classes", "upsample", "scores", "causal"]
+__all__ = ["METHODS", "compute", "list_methods", "resolve_classes", "upsample", "cam", "gradcam", "rise", "excitation",
+           "scores", "causal"]

@@ -102,10 +102,11 @@ class _Plan:
         self.graph = graph = _graph.flat_graph(model)
         probabilities = next(step for step in graph.steps if isinstance(step.layer, ClassProbabilities))
         self.logits_key = probabilities.inputs[0]
-        self.target_key = graph.key_of(layer)
-        if self.target_key == graph.input_key or graph.producer[self.target_key] == 0:
+        input_names = {item.name for item in model.layers if isinstance(item, keras.layers.InputLayer)}
+        if layer in input_names:
             raise ValueError(f"EB needs non-negative activations (assumption A1); {layer!r} is the signed input image: "
                              "choose a layer after a ReLU, e.g. 'backbone'.")
+        self.target_key = graph.key_of(layer)
         self.contrast_layer = heads.MAPS_LAYER if info.head == "gapm" else heads.DENSE_LAYER
         self.folds = {}  # conv step index -> BN layer folded into it
         self.start = graph.producer[self.target_key] + 1

@@ -69,8 +69,22 @@ def _image_paths(target):
     return [target]
 
 
-def explain(target, model_path, out_dir, class_name=None, top=5, threshold=0.2, print_fn=print):
-    """Top-k classes of each image, and per image a CAM overlay with its box and a grid of all class CAMs."""
+def _method_maps(model, images, probabilities, class_index, method):
+    """One map per image (min-max normalised, at the maps' own resolution) of ``method`` (mindgap.saliency)."""
+    import numpy as np
+
+    from mindgap import saliency
+
+    if method not in saliency.METHODS:
+        raise CliError(f"Unknown method {method!r}; use one of {', '.join(saliency.METHODS)}.")
+    classes = np.asarray(probabilities).argmax(axis=-1) if class_index is None else np.full(len(images), class_index)
+    maps = saliency.compute(model, images, classes[:, None], method=method)[..., 0]
+    return [saliency.scores.min_max(one) for one in maps]
+
+
+def explain(target, model_path, out_dir, class_name=None, top=5, threshold=0.2, print_fn=print, method="cam"):
+    """Top-k classes of each image, and per image an overlay of the evidence map of ``method`` (default the CAM)
+    with its box, and a grid of all class CAMs."""
     import numpy as np
 
     from mindgap import plots
@@ -94,13 +108,16 @@ def explain(target, model_path, out_dir, class_name=None, top=5, threshold=0.2, 
     os.makedirs(out_dir, exist_ok=True)
     explainer = cam_model(model)
     probabilities, cams = explainer.predict(np.stack([image for image, _ in loaded]), verbose=0)
+    method_maps = None if method == "cam" else dict(zip(paths, _method_maps(
+        model, np.stack([image for image, _ in loaded]), probabilities,
+        None if class_name is None else info.class_names.index(class_name), method)))
     written = []
     for path, (_, shown), probs, image_cams in zip(paths, loaded, probabilities, cams):
         order = np.argsort(-probs)[: max(1, top)]
         ranking = ", ".join(f"{info.class_names[index]} {probs[index]:.3f}" for index in order)
         print_fn(f"{path}: {ranking}")
         chosen = info.class_names.index(class_name) if class_name is not None else int(order[0])
-        upsampled = upsample_map(image_cams[..., chosen], shown.shape[:2])
+        upsampled = upsample_map(image_cams[..., chosen] if method_maps is None else method_maps[path], shown.shape[:2])
         overlay = plots.draw_box(plots.overlay_cam(shown, upsampled), cam_to_box(upsampled, threshold), plots.CAM_BOX_COLOUR, 2)
         stem = os.path.splitext(os.path.basename(path))[0]
         overlay_path = os.path.join(out_dir, f"{stem}_{info.class_names[chosen]}_overlay.png")
@@ -138,7 +155,8 @@ def _run_evaluate(args):
 
 
 def _run_explain(args):
-    explain(args.target, args.model, args.out, class_name=args.class_name, top=args.top, threshold=args.threshold)
+    explain(args.target, args.model, args.out, class_name=args.class_name, top=args.top, threshold=args.threshold,
+            method=args.method)
 
 
 def _run_digits(args):
@@ -176,6 +194,8 @@ def build_parser():
     explain_parser.add_argument("--top", type=int, default=5)
     explain_parser.add_argument("--threshold", type=float, default=0.2, help="CAM threshold of the box, fraction of the max")
     explain_parser.add_argument("--out", required=True)
+    explain_parser.add_argument("--method", choices=("cam", "gradcam", "rise", "eb", "ceb"), default="cam",
+                                help="evidence map of the overlay (mindgap.saliency); default the one-pass CAM")
     explain_parser.set_defaults(handler=_run_explain)
 
     digits_parser = commands.add_parser("digits", help="write the embedded digits localization set")

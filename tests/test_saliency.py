@@ -235,3 +235,23 @@ def test_compute_interface():
         mindgap.saliency.compute(model, images, [0], method="gradcam", layer="nope")
     with pytest.raises(ValueError, match="not a mindgap model"):
         mindgap.saliency.compute(_toy(32, (0, 4, 0, 4)), images, [0], method="eb")
+
+
+def test_cli_explain_method(tmp_path, capsys):
+    from mindgap.cli import main
+    from mindgap.plots import save_rgb
+
+    model = mindgap.build_model("Tiny-GAP5", 3, input_shape=(32, 32, 3), class_names=["cat", "dog", "owl"])
+    model.save(tmp_path / "m.keras")
+    save_rgb(np.random.default_rng(0).integers(0, 255, (40, 40, 3)).astype(np.uint8), tmp_path / "x.png")
+    overlays = {}
+    for method in ("cam", "eb", "rise"):
+        out = tmp_path / method
+        assert main(["explain", str(tmp_path / "x.png"), "--model", str(tmp_path / "m.keras"), "--class", "dog",
+                     "--method", method, "--out", str(out)]) == 0
+        (overlay,) = out.glob("*_dog_overlay.png")
+        overlays[method] = keras.utils.img_to_array(keras.utils.load_img(overlay))
+    assert np.abs(overlays["cam"] - overlays["eb"]).max() > 0 and np.abs(overlays["cam"] - overlays["rise"]).max() > 0
+    with pytest.raises(SystemExit):
+        main(["explain", str(tmp_path / "x.png"), "--model", str(tmp_path / "m.keras"), "--method", "lime", "--out", "o"])
+    assert "invalid choice: 'lime'" in capsys.readouterr().err

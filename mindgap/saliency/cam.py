@@ -25,7 +25,7 @@ def class_activation_maps(model, images, classes):
     function = _EXPLAINERS.get(model)
     if function is None:
         explainer = cam_model(model)
-        function = tf.function(lambda batch: explainer(batch, training=False)[1], reduce_retracing=True)
+        function = tf.function(lambda batch, chosen: tf.gather(explainer(batch, training=False)[1], chosen, axis=-1,
+                                                               batch_dims=1), reduce_retracing=True)
         _EXPLAINERS[model] = function
-    cams = function(tf.convert_to_tensor(images, tf.float32)).numpy()
-    return np.take_along_axis(cams, np.asarray(classes)[:, None, None, :], axis=-1)
+    return function(tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(np.asarray(classes), tf.int32)).numpy()

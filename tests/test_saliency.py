@@ -43,6 +43,8 @@ def test_eb_at_gap_maps_of_a_gapm_head_is_the_normalised_cam():
     eb = mindgap.saliency.compute(model, images, [0, 2, 3], method="eb", layer="gap_maps")
     cam = mindgap.saliency.compute(model, images, [0, 2, 3], method="cam")
     np.testing.assert_allclose(eb, cam / cam.sum(axis=(1, 2), keepdims=True), rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="not below it"):
+        mindgap.saliency.compute(model, images, [0], method="ceb", layer="gap_maps")
 
 
 def test_eb_names_a_layer_it_cannot_pass():

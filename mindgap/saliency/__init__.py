@@ -7,15 +7,16 @@ The package is ``mindgap.saliency`` and its entry point ``compute`` (a
 function ``mindgap.saliency`` would clash with the subpackage of the same
 name).  ``METHODS`` maps each name to its function; one module per family:
 
-=========  =========================================  ===================================  ============
-method     paper                                      resolution / normalisation            module
-=========  =========================================  ===================================  ============
-cam        Moreaux et al. 2018 eq. 4; Zhou et al. 2016  ``gap_maps``; raw (mean = logit)  cam.py
-gradcam    Selvaraju et al. 2017, at ``layer``        ``layer``; raw ReLU(sum alpha A)      gradcam.py
-rise       Petsiuk et al. 2018                        input; expected class probability     rise.py
-eb         Zhang et al. 2016/2018 (MWP)               ``layer``; sums to 1                  excitation.py
-ceb        Zhang et al.; Bargal 2019 §4, §7           ``layer``; positive part of a diff.   excitation.py
-=========  =========================================  ===================================  ============
+* ``cam``: Moreaux et al. 2018 eq. 4 / Zhou et al. 2016 (cam.py); at the
+  ``gap_maps`` resolution; raw (its spatial mean is the logit).
+* ``gradcam``: Selvaraju et al. 2017 at any ``layer`` (gradcam.py); at that
+  layer's resolution; raw ``ReLU(sum_k alpha_k A_k)``.
+* ``rise``: Petsiuk et al. 2018 (rise.py); at the input resolution; the
+  expected class probability under random masks.
+* ``eb``: Excitation Backprop, Zhang et al. 2016/2018 (excitation.py); at
+  ``layer``'s resolution; a distribution (sums to 1).
+* ``ceb``: contrastive EB (excitation.py; Bargal 2019 §4, §7); at ``layer``'s
+  resolution; positive part of a difference of two distributions.
 
 ``layer`` defaults to ``"backbone"`` (the backbone's output, which feeds the
 head).  :func:`upsample` resizes any of them to the input size; scores are

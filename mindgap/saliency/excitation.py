@@ -115,6 +115,9 @@ class _Plan:
             raise ValueError(f"Layer {layer!r} is above the class logits; choose a layer of the backbone or 'gap_maps'.")
         for index in range(self.start, self.stop + 1):
             self._check(index)
+        self.layer = layer
+        self.contrast_below = any(self.graph.steps[index].name == self.contrast_layer
+                                  for index in range(self.start, self.stop + 1))
 
     def _check(self, index):
         step = self.graph.steps[index]
@@ -249,5 +252,8 @@ def contrastive_excitation_backprop(model, images, classes, layer=DEFAULT_LAYER)
 
 def _run(model, images, classes, layer, contrastive):
     plan = _plan(model, layer)
+    if contrastive and not plan.contrast_below:
+        raise ValueError(f"cEB subtracts the dual's MWP right below {plan.contrast_layer!r}; layer {layer!r} is not "
+                         "below it: choose 'backbone' or a layer inside the backbone.")
     return plan.function(tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(classes, tf.int32),
                          contrastive).numpy()

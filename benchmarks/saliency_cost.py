@@ -5,20 +5,21 @@
 Inception-GAP5 at 299² (40 classes, weights=None: speed does not depend on the
 weights) and Tiny-GAP5 at 96² (10 classes), measured side by side in one run:
 seconds per image for the map of one class per image (the predicted one), best
-of ``--repeats`` after a warm-up (tracing; short calls looped to 0.5 s), divided by the seconds per image of
+of ``--repeats`` interleaved rounds after a warm-up (tracing; short calls looped to
+0.5 s), divided by the seconds per image of
 a compiled predict on the same batch.  Grad-CAM, EB and cEB at their default
 layer (the backbone's output); EB also at a deeper layer.  RISE is timed on one
 image with N = 64 (Inception) and 1000 (Tiny, the default); its cost is linear
 in N (N forward passes per image), so the cost per mask is printed too.
 
-RISE's peak memory: a fresh process per N builds the model, runs one predict,
-then RISE on one image; the figure is the growth of the peak resident set
-size (``ru_maxrss``) over the process's peak before RISE.
+RISE's peak memory: a fresh process per N builds the model, runs one predict
+of a batch of RISE's size, then RISE on one image; printed: the peak resident
+set size (VmHWM), its growth during RISE, and the peak of Python/numpy
+allocations inside RISE (tracemalloc).
 """
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -35,23 +36,30 @@ from mindgap.saliency.rise import predictor
 SETTINGS = (("Inception-GAP5", 299, 40, "mixed2", 64, (32, 256)), ("Tiny-GAP5", 96, 10, "tiny_block2", 1000, (256, 4096)))
 
 
-def best_time(function, repeats, minimum=0.5):
-    """Best of ``repeats`` timings of one call; short calls are looped until a timing lasts ``minimum`` s."""
-    started = time.perf_counter()
-    function()  # warm-up: tracing
-    function()
-    calls = max(1, int(minimum / max(time.perf_counter() - started, 1e-6) * 2))
-    times = []
-    for _ in range(repeats):
+def best_times(functions, repeats, minimum=0.5):
+    """{name: best seconds of one call}, the functions timed in interleaved rounds (so that load from other
+    processes hits them alike); short calls are looped until a timing lasts ``minimum`` s."""
+    calls = {}
+    for name, function in functions.items():
+        function()  # warm-up: tracing
         started = time.perf_counter()
-        for _ in range(calls):
-            function()
-        times.append((time.perf_counter() - started) / calls)
-    return min(times)
+        function()
+        calls[name] = max(1, int(minimum / max(time.perf_counter() - started, 1e-6)))
+    best = {name: float("inf") for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            started = time.perf_counter()
+            for _ in range(calls[name]):
+                function()
+            best[name] = min(best[name], (time.perf_counter() - started) / calls[name])
+    return best
 
 
 def _peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's peak resident set size (VmHWM; ru_maxrss would carry the parent's over fork and exec)."""
+    with open("/proc/self/status") as handle:
+        line = next(line for line in handle if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024.0
 
 
 def rise_memory(name, size, classes, num_masks, rise_batch):
@@ -80,6 +88,7 @@ def main():
     parser.add_argument("--rise-batch", type=int, default=32, help="masked images per forward pass in RISE")
     parser.add_argument("--rise-memory", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)
     if args.rise_memory:
         name, size, classes, num_masks, rise_batch = args.rise_memory
         return rise_memory(name, int(size), int(classes), int(num_masks), int(rise_batch))
@@ -91,15 +100,16 @@ def main():
         images = tf.constant(np.random.default_rng(0).uniform(-1, 1, (args.batch_size, size, size, 3)).astype("float32"))
         predict = predictor(model)
         chosen = np.asarray(predict(images)).argmax(axis=-1)[:, None]
-        base = best_time(lambda: predict(images).numpy(), args.repeats)
-        rows = [("predict", base)]
+        functions = {"predict": lambda: predict(images).numpy()}
         for method in ("cam", "gradcam", "eb", "ceb"):
-            rows.append((method, best_time(lambda method=method: METHODS[method](model, images, chosen), args.repeats)))
-        rows.append((f"eb at {deep_layer}", best_time(lambda: METHODS["eb"](model, images, chosen, layer=deep_layer),
-                                                     args.repeats)))
+            functions[method] = lambda method=method: METHODS[method](model, images, chosen)
+        functions[f"eb at {deep_layer}"] = lambda: METHODS["eb"](model, images, chosen, layer=deep_layer)
+        best = best_times(functions, args.repeats)
+        base = best["predict"]
+        rows = list(best.items())
         rise_images = images[:1]
-        rise_seconds = best_time(lambda: METHODS["rise"](model, rise_images, chosen[:1], num_masks=rise_masks,
-                                                         batch_size=args.rise_batch), 1)
+        rise_seconds = best_times({"rise": lambda: METHODS["rise"](model, rise_images, chosen[:1], num_masks=rise_masks,
+                                                                   batch_size=args.rise_batch)}, 1)["rise"]
         print(f"\n{name} at {size}x{size}, {classes} classes")
         for label, seconds in rows:
             per_image = seconds / args.batch_size

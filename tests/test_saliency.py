@@ -229,6 +229,10 @@ def test_compute_interface():
     per_image = mindgap.saliency.compute(model, images, np.array([[0], [1], [2]]), method="gradcam")
     every = mindgap.saliency.compute(model, images, None, method="gradcam")
     np.testing.assert_allclose(per_image[..., 0], every[np.arange(3), ..., [0, 1, 2]], rtol=1e-5, atol=1e-7)
+    for count in (1, 2, 3):  # a new number of classes retraces the compiled functions
+        eb = mindgap.saliency.compute(model, images, list(range(count)), method="eb")
+        assert eb.shape == (3, 4, 4, count)
+        np.testing.assert_allclose(eb.sum(axis=(1, 2)), 1.0, rtol=1e-4)
     with pytest.raises(ValueError, match="Unknown saliency method 'lime'"):
         mindgap.saliency.compute(model, images, method="lime")
     with pytest.raises(ValueError, match=r"classes must be in \[0, 2\]"):

@@ -200,17 +200,18 @@ def _plan(model, layer):
     plans = _PLANS.setdefault(model, {})
     if layer not in plans:
         plan = _Plan(model, layer)
-        plan.function = tf.function(lambda images, classes, contrastive: _maps(plan, images, classes, contrastive),
-                                    reduce_retracing=True)
+        plan.function = tf.function(
+            lambda images, classes, count, contrastive: _maps(plan, images, classes, count, contrastive),
+            reduce_retracing=True)
         plans[layer] = plan
     return plans[layer]
 
 
-def _maps(plan, images, classes, contrastive):
+def _maps(plan, images, classes, count, contrastive):
     values = _graph.run(plan.graph, images, until=plan.logits_key)
     num_classes = values[plan.logits_key].shape[-1]
     maps = []
-    for column in range(classes.shape[1]):
+    for column in range(count):
         prior = tf.one_hot(classes[:, column], num_classes, dtype=values[plan.logits_key].dtype)
         mwp = plan.backward(values, prior, contrastive)[plan.target_key]
         summed = tf.reduce_sum(mwp, axis=-1) if mwp.shape.rank == 4 else mwp
@@ -255,5 +256,5 @@ def _run(model, images, classes, layer, contrastive):
     if contrastive and not plan.contrast_below:
         raise ValueError(f"cEB subtracts the dual's MWP right below {plan.contrast_layer!r}; layer {layer!r} is not "
                          "below it: choose 'backbone' or a layer inside the backbone.")
-    return plan.function(tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(classes, tf.int32),
-                         contrastive).numpy()
+    classes = tf.convert_to_tensor(classes, tf.int32)
+    return plan.function(tf.convert_to_tensor(images, tf.float32), classes, int(classes.shape[1]), contrastive).numpy()

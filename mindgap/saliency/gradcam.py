@@ -16,8 +16,9 @@ GAPm head, ``dense`` for a Zhou head) and ``A`` the output of ``layer``.
   class's maps and 0 otherwise, so Grad-CAM is ``CAM_c / XY``: the CAM again.
 
 Returns (batch, h, w, n) float32 at the resolution of ``layer``, in logit units
-per unit of activation (not normalised).  One forward pass and one batch
-Jacobian of the requested logits, compiled with ``tf.function`` per model and layer.
+per unit of activation (not normalised).  One forward pass and one backward
+pass per requested class (memory of one gradient), compiled with
+``tf.function`` per model and layer.
 """
 
 import weakref
@@ -47,8 +48,8 @@ def _function(model, layer):
         raise ValueError(f"Grad-CAM needs a layer below the class logits; {layer!r} is not (try 'backbone' or 'gap_maps').")
 
     @tf.function(reduce_retracing=True)
-    def grad_cam(images, classes):
-        with tf.GradientTape() as tape:
+    def grad_cam(images, classes, count):
+        with tf.GradientTape(persistent=True) as tape:
             def watch(key, value):
                 if key == target:
                     tape.watch(value)
@@ -56,12 +57,18 @@ def _function(model, layer):
 
             values = _graph.run(graph, images, until=logits, on_output=watch)
             targets = tf.gather(values[logits], classes, axis=1, batch_dims=1)  # (batch, n)
+            # images do not interact (inference mode), so the gradient of a batch sum is each image's own
+            sums = [tf.reduce_sum(targets[:, column]) for column in range(count)]
         activations = values[target]
         if activations.shape.rank != 4:
             raise ValueError(f"Grad-CAM needs a spatial layer (batch, h, w, k); {layer!r} has shape {activations.shape}.")
-        gradients = tape.batch_jacobian(targets, activations)  # (batch, n, h, w, k)
-        weights = tf.reduce_mean(gradients, axis=(2, 3))
-        return tf.nn.relu(tf.einsum("bnk,bhwk->bhwn", weights, activations))
+        maps = []
+        for total in sums:  # one backward pass per asked class: memory of one gradient
+            gradients = tape.gradient(total, activations)
+            weights = tf.reduce_mean(gradients, axis=(1, 2))  # alpha_k per image
+            maps.append(tf.nn.relu(tf.einsum("bk,bhwk->bhw", weights, activations)))
+        del tape
+        return tf.stack(maps, axis=-1)
 
     functions[layer] = grad_cam
     return grad_cam
@@ -70,4 +77,5 @@ def _function(model, layer):
 def grad_cam(model, images, classes, layer=DEFAULT_LAYER):
     """Grad-CAM maps (batch, h, w, n) of ``classes`` (batch, n) at ``layer``; see the module docstring."""
     function = _function(model, layer)
-    return function(tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(classes, tf.int32)).numpy()
+    classes = tf.convert_to_tensor(classes, tf.int32)
+    return function(tf.convert_to_tensor(images, tf.float32), classes, int(classes.shape[1])).numpy()

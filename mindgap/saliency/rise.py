@@ -104,4 +104,6 @@ def rise(model, images, classes, num_masks=None, grid_size=None, keep_probabilit
             masked = image[None] * weights + baseline * (1.0 - weights)
             probabilities = np.asarray(predict(tf.convert_to_tensor(masked)))[:, classes[index]]  # (count, n)
             sums[index] += np.einsum("mn,mhw->hwn", probabilities, masks)
+            del masked
+        del masks, weights  # before the next chunk is made: at most one chunk alive
     return sums / (chosen["num_masks"] * chosen["keep_probability"])

@@ -24,7 +24,7 @@ import mindgap  # noqa: E402
 from experiments import common  # noqa: E402
 from mindgap.data import make_dataset  # noqa: E402
 from mindgap.data.pipeline import valid_boxes  # noqa: E402
-from mindgap.plots import display_image, overlay_cam  # noqa: E402
+from mindgap.plots import TRUE_BOX_COLOUR, display_image, draw_box, overlay_cam  # noqa: E402
 from mindgap.saliency import causal, scores  # noqa: E402
 from mindgap.saliency.rise import predictor  # noqa: E402
 
@@ -88,14 +88,17 @@ def ground_model(model, images, labels, boxes, methods, options, steps, batch_si
     return found, predict_time
 
 
-def plot_grounding(images, labels, class_names, found, path, title, count=4):
-    """One row per image, one column per method (the true class's map over the image)."""
+def plot_grounding(images, labels, boxes, class_names, found, path, title, count=4):
+    """One row per image (ground-truth boxes in green), one column per method (the true class's map)."""
     methods = list(found)
     count = min(count, len(images))
     figure, axes = plt.subplots(count, len(methods) + 1, figsize=(1.7 * (len(methods) + 1), 1.8 * count), squeeze=False)
     for row in range(count):
         shown = display_image(images[row])
-        axes[row, 0].imshow(shown)
+        framed = shown
+        for box in boxes[row]:
+            framed = draw_box(framed, box, TRUE_BOX_COLOUR, 1)
+        axes[row, 0].imshow(framed)
         axes[row, 0].set_title(class_names[labels[row]][:14], fontsize=7)
         for column, method in enumerate(methods, start=1):
             axes[row, column].imshow(overlay_cam(shown, scores.min_max(found[method][0][row])))
@@ -153,7 +156,7 @@ def main(argv=None):
         results[name] = {method: summary for method, (_, summary) in found.items()}
         results[name]["predict_seconds_per_image"] = predict_time
         starts[name] = common.describe_start(mode, name)
-        figures[name] = plot_grounding(images, labels, dataset.class_names, found,
+        figures[name] = plot_grounding(images, labels, boxes, dataset.class_names, found,
                                        os.path.join(out_dir, f"grounding_{name}.png"),
                                        f"{name}: true-class evidence per method", args.figure_images)
     markdown = "\n".join([

@@ -18,17 +18,20 @@ map ``z = f(a)`` of its inputs (no bias), this is one vector-Jacobian product:
 
 * ``Conv2D`` / ``Dense``: ``f`` = the layer with its kernel's positive part and
   no bias; a ``BatchNormalization`` (inference mode) right after it is folded
-  into the kernel first (``w * gamma / sqrt(var + eps)``), as Zhang et al. fold
-  it; the layer's own ReLU and any ``ReLU``/``Activation("relu")`` pass the MWP
+  into the kernel first (``w * gamma / sqrt(var + eps)``: conv + BN is one
+  linear unit; Zhang et al.'s networks had no BN, so this choice is ours); the layer's own ReLU and any ``ReLU``/``Activation("relu")`` pass the MWP
   unchanged (same neurons).
 * ``MaxPooling2D``: winner-take-all (the max child gets all), as the vjp of max
   pooling routes it; ``AveragePooling2D``, ``GlobalAveragePooling2D``,
   ``Add``, ``Concatenate``, ``Flatten``/``Reshape``, mindgap's
-  ``GroupedSumGAP`` (eq. 1-2): ``f`` = the layer itself (positive weights);
+  ``GroupedSumGAP`` (eq. 1-2) and ``GroupedClassMaps`` (eq. 4): ``f`` = the
+  layer itself (positive weights); the pass starts at the input of
+  ``ClassProbabilities`` (the logits: EB's prior is one-hot on the class unit);
   ``MapActivityPenalty`` and ``Dropout`` are identities at inference.
 
 A parent whose excitatory children all have zero activation passes nothing
-(its ``Z_j`` is infinite), as in Zhang et al.'s code; then the sum is below 1.
+(its ``Z_j`` is undefined; it can be active only through its bias); then the
+sum is below 1.
 Any other layer (a sigmoid, a ``BatchNormalization`` not after a conv, ...)
 stops the pass with a ``ValueError`` naming it.
 
@@ -62,14 +65,14 @@ import keras
 import tensorflow as tf
 
 from mindgap import heads
-from mindgap.layers import ClassProbabilities, GroupedSumGAP
+from mindgap.layers import ClassProbabilities, GroupedClassMaps, GroupedSumGAP
 from mindgap.models import model_info
 from mindgap.saliency import _graph
 
 PASS_THROUGH = (keras.layers.ReLU,)
 POSITIVE_LINEAR = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling2D,
                    keras.layers.GlobalMaxPooling2D, keras.layers.Add, keras.layers.Concatenate, keras.layers.Flatten,
-                   keras.layers.Reshape, keras.layers.ZeroPadding2D, GroupedSumGAP)
+                   keras.layers.Reshape, keras.layers.ZeroPadding2D, GroupedSumGAP, GroupedClassMaps)
 WEIGHTED = (keras.layers.Conv2D, keras.layers.Dense)
 DEFAULT_LAYER = "backbone"
 

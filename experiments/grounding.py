@@ -91,17 +91,18 @@ def ground_model(model, images, labels, boxes, methods, options, steps, batch_si
 def plot_grounding(images, labels, boxes, class_names, found, path, title, count=4):
     """One row per image (ground-truth boxes in green), one column per method (the true class's map)."""
     methods = list(found)
-    count = min(count, len(images))
-    figure, axes = plt.subplots(count, len(methods) + 1, figsize=(1.7 * (len(methods) + 1), 1.8 * count), squeeze=False)
-    for row in range(count):
-        shown = display_image(images[row])
+    picks = np.unique(np.linspace(0, len(images) - 1, min(count, len(images))).astype(int))  # spread over classes
+    figure, axes = plt.subplots(len(picks), len(methods) + 1, figsize=(1.7 * (len(methods) + 1), 1.8 * len(picks)),
+                                squeeze=False)
+    for row, index in enumerate(picks):
+        shown = display_image(images[index])
         framed = shown
-        for box in boxes[row]:
+        for box in boxes[index]:
             framed = draw_box(framed, box, TRUE_BOX_COLOUR, 1)
         axes[row, 0].imshow(framed)
-        axes[row, 0].set_title(class_names[labels[row]][:14], fontsize=7)
+        axes[row, 0].set_title(class_names[labels[index]][:14], fontsize=7)
         for column, method in enumerate(methods, start=1):
-            axes[row, column].imshow(overlay_cam(shown, scores.min_max(found[method][0][row])))
+            axes[row, column].imshow(overlay_cam(shown, scores.min_max(found[method][0][index])))
             if row == 0:
                 axes[row, column].set_title(method, fontsize=8)
         for axis in axes[row]:

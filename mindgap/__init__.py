@@ -37,5 +37,7 @@ from mindgap.models import build_model, list_models, model_info, parse_model_nam
 from mindgap.regularizers import MapActivityPenalty, map_penalty
 from mindgap.evaluation import EvaluationReport, evaluate
 from mindgap.training import TrainConfig, train
+from mindgap import saliency  # noqa: E402  (mindgap.saliency.compute)
+from mindgap.saliency import compute as saliency_maps  # noqa: E402
 
 __version__ = "0.1.0"

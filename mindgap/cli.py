@@ -124,8 +124,22 @@ def checked_image_paths(paths, skip_bad_images=False, warn=None):
     return good
 
 
-def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.2, print_fn=print, skip_bad_images=False):
-    """Top-k classes of each image, and per image a CAM overlay with its box and a grid of all class CAMs.
+def _method_maps(model, images, probabilities, class_index, method):
+    """One map per image (min-max normalised, at the maps' own resolution) of ``method`` (mindgap.saliency)."""
+    import numpy as np
+
+    from mindgap import saliency
+
+    if method not in saliency.METHODS:
+        raise CliError(f"Unknown method {method!r}; use one of {', '.join(saliency.METHODS)}.")
+    classes = np.asarray(probabilities).argmax(axis=-1) if class_index is None else np.full(len(images), class_index)
+    maps = saliency.compute(model, images, classes[:, None], method=method)[..., 0]
+    return [saliency.scores.min_max(one) for one in maps]
+
+
+def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.2, print_fn=print, skip_bad_images=False, method="cam"):
+    """Top-k classes of each image, and per image an overlay of the evidence map of ``method`` (default the
+    one-pass CAM; any of ``mindgap.saliency``) with its box, and a grid of all class CAMs.
 
     The overlay is drawn on the image at its own size and aspect ratio: the CAM
     is upsampled to it, and the box (found on the model's square input, as in
@@ -173,21 +187,26 @@ def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.
         raise storage_error(out_dir, error) from None
     explainer = cam_model(model)
     probabilities, cams = explainer.predict(np.stack([image for image, _ in loaded]), verbose=0)
+    method_maps = None if method == "cam" else dict(zip(paths, _method_maps(
+        model, np.stack([image for image, _ in loaded]), probabilities,
+        None if class_name is None else info.class_names.index(class_name), method)))
+    suffix = "" if method == "cam" else f"_{method}"  # the method in the name: runs of several methods never collide
     written = []
     for path, (_, shown), probs, image_cams in zip(paths, loaded, probabilities, cams):
         order = np.argsort(-probs)[:top]
         ranking = ", ".join(f"{info.class_names[index]} {probs[index]:.3f}" for index in order)
         print_fn(f"{path}: {ranking}")
         chosen = info.class_names.index(class_name) if class_name is not None else int(order[0])
+        evidence = image_cams[..., chosen] if method_maps is None else method_maps[path]
         original = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy()
         height, width = original.shape[:2]
-        x_min, y_min, x_max, y_max = cam_to_box(upsample_map(image_cams[..., chosen], shown.shape[:2]), threshold)
+        x_min, y_min, x_max, y_max = cam_to_box(upsample_map(evidence, shown.shape[:2]), threshold)
         scale_x, scale_y = width / shown.shape[1], height / shown.shape[0]
         box = (x_min * scale_x, y_min * scale_y, x_max * scale_x, y_max * scale_y)
-        overlay = plots.overlay_cam(original, upsample_map(image_cams[..., chosen], (height, width)))
+        overlay = plots.overlay_cam(original, upsample_map(evidence, (height, width)))
         overlay = plots.draw_box(overlay, box, plots.CAM_BOX_COLOUR, max(2, round(min(height, width) / 150)))
         name = os.path.basename(path)
-        overlay_path = _write_checked(os.path.join(out_dir, f"{name}_{_name_part(info.class_names[chosen])}_overlay.png"),
+        overlay_path = _write_checked(os.path.join(out_dir, f"{name}_{_name_part(info.class_names[chosen])}{suffix}_overlay.png"),
                                       lambda temporary: plots.save_rgb(overlay, temporary))
         grid_path = _write_checked(os.path.join(out_dir, f"{name}_all_cams.png"), lambda temporary: plots.plot_cam_grid(
             shown, image_cams, info.class_names, temporary, title=f"{name}: all class CAMs", highlight=chosen))
@@ -246,7 +265,7 @@ def _run_evaluate(args):
 
 def _run_explain(args):
     explain(args.target, args.model, args.out, class_name=args.class_name, top=args.top, threshold=args.threshold,
-            skip_bad_images=args.skip_bad_images)
+            skip_bad_images=args.skip_bad_images, method=args.method)
 
 
 def _run_digits(args):
@@ -316,6 +335,8 @@ def build_parser():
     explain_parser.add_argument("--threshold", type=float, default=0.2, help="CAM threshold of the box, fraction of the max, in [0, 1]")
     explain_parser.add_argument("--out", required=True)
     explain_parser.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images of a folder with a warning")
+    explain_parser.add_argument("--method", choices=("cam", "gradcam", "rise", "eb", "ceb"), default="cam",
+                                help="evidence map of the overlay (mindgap.saliency); default the one-pass CAM")
     explain_parser.set_defaults(handler=_run_explain)
 
     digits_parser = commands.add_parser("digits", help="write the embedded digits localization set")

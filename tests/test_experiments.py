@@ -118,3 +118,19 @@ def test_claims_module_end_to_end(runs):
     assert len(results["claims"]) == len(claims.CLAIMS)
     assert all(len(result["better_values"]) == 2 for result in results["claims"])
     assert "A − B [95 % interval], points" in table
+
+
+def test_grounding(runs):
+    from experiments import grounding
+
+    _run(grounding, runs, "--methods", "cam,gradcam,rise,eb,ceb")
+    folder, results, table = _outputs(runs, "grounding")
+    import pathlib
+    assert list(results) == ["Tiny-GAP5", "Tiny-GAP5-L1", "Tiny-GAP-Zhou"]
+    for name, per_method in results.items():
+        assert (pathlib.Path(folder) / f"grounding_{name}.png").stat().st_size > 1000
+        for method in grounding.METHODS:
+            values = per_method[method]
+            assert all(0.0 <= values[key] <= 1.0 for key, _ in grounding.SCORES)
+            assert values["seconds_per_image"] > 0
+    assert "| Tiny-GAP5 | eb |" in table and "| model | method | pointing game |" in table

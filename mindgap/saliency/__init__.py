@@ -1,0 +1,123 @@
+"""Saliency maps of every method behind one call, and their scores.
+
+    maps = mindgap.saliency.compute(model, images, classes=None, method="cam", **options)
+    # also exported as mindgap.saliency_maps(...)
+
+The package is ``mindgap.saliency`` and its entry point ``compute`` (a
+function ``mindgap.saliency`` would clash with the subpackage of the same
+name).  ``METHODS`` maps each name to its function; one module per family:
+
+* ``cam``: Moreaux et al. 2018 eq. 4 / Zhou et al. 2016 (cam.py); at the
+  ``gap_maps`` resolution; raw (its spatial mean is the logit).
+* ``gradcam``: Selvaraju et al. 2017 at any ``layer`` (gradcam.py); at that
+  layer's resolution; raw ``ReLU(sum_k alpha_k A_k)``.
+* ``rise``: Petsiuk et al. 2018 (rise.py); at the input resolution; the
+  expected class probability under random masks.
+* ``eb``: Excitation Backprop, Zhang et al. 2016/2018 (excitation.py); at
+  ``layer``'s resolution; a distribution (sums to 1).
+* ``ceb``: contrastive EB (excitation.py; Bargal 2019 §4, §7); at ``layer``'s
+  resolution; positive part of a difference of two distributions.
+
+``layer`` defaults to ``"backbone"`` (the backbone's output, which feeds the
+head).  :func:`upsample` resizes any of them to the input size; scores are
+in :mod:`mindgap.saliency.scores` (pointing game, box accuracy, MaxBoxAccV2,
+centre of mass) and :mod:`mindgap.saliency.causal` (insertion, deletion).
+"""
+
+import numpy as np
+
+from mindgap.cam import upsample_cams
+from mindgap.saliency import cam, causal, excitation, gradcam, rise, scores
+
+METHODS = {
+    "cam": cam.class_activation_maps,
+    "gradcam": gradcam.grad_cam,
+    "rise": rise.rise,
+    "eb": excitation.excitation_backprop,
+    "ceb": excitation.contrastive_excitation_backprop,
+}
+# Methods that take a model's graph apart (need a mindgap model); RISE only needs probabilities.
+WHITE_BOX = ("cam", "gradcam", "eb", "ceb")
+
+
+def list_methods():
+    """Names accepted by :func:`compute`."""
+    return list(METHODS)
+
+
+def resolve_classes(classes, num_images, probabilities=None, num_classes=None):
+    """``classes`` → an int array (num_images, n).
+
+    None: every class; ``"predicted"``: the top class of each image (needs
+    ``probabilities``); an int: that class for every image; a 1-D sequence:
+    these classes for every image; a 2-D array: per image.
+    """
+    if classes is None:
+        return np.tile(np.arange(num_classes), (num_images, 1))
+    if isinstance(classes, str):
+        if classes != "predicted":
+            raise ValueError(f"Unknown classes {classes!r}; pass None, 'predicted', an int, a list or an array (images, n).")
+        return np.asarray(probabilities).argmax(axis=-1)[:, None]
+    array = np.asarray(classes)
+    if array.ndim == 0:
+        array = np.full((num_images, 1), int(array))
+    elif array.ndim == 1:
+        array = np.tile(array, (num_images, 1))
+    if array.ndim != 2 or len(array) != num_images or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"classes must be integers of shape (n,) or ({num_images}, n), got shape {array.shape}.")
+    if num_classes is not None and (array.min() < 0 or array.max() >= num_classes):
+        raise ValueError(f"classes must be in [0, {num_classes - 1}], got values from {array.min()} to {array.max()}.")
+    return array.astype(np.int64)
+
+
+def compute(model, images, classes=None, method="cam", upsample=False, batch_size=16, **options):
+    """Saliency maps (batch, h, w, n) of ``classes`` for ``images`` by ``method``.
+
+    Args:
+        model: a mindgap model (any Keras model with a probability output for ``rise``).
+        images: (batch, H, W, 3) preprocessed images (as the model takes them).
+        classes: None (every class), ``"predicted"``, an int, a list of ints
+            (the same for every image) or an int array (batch, n).
+        method: a name of :data:`METHODS`.
+        upsample: resize the maps to the input size (bilinear, :func:`upsample`).
+        batch_size: images per call of the method (bounds memory).
+        **options: the method's own: ``layer`` (gradcam, eb, ceb);
+            ``num_masks``, ``grid_size``, ``keep_probability``, ``seed``,
+            ``baseline``, ``settings`` (rise).
+
+    Returns:
+        float32 numpy array (batch, h, w, n), n = the number of classes asked,
+        at the resolution stated in the method's docstring (see the table in
+        this package's docstring), or at the input size with ``upsample``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"Unknown saliency method {method!r}; use one of {', '.join(METHODS)}.")
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"images must be a batch (batch, H, W, 3), got shape {images.shape}.")
+    if method in WHITE_BOX:
+        from mindgap.models import model_info
+
+        model_info(model)  # a clear error for a model that is not a mindgap model
+    num_classes = int(model.output.shape[-1])
+    probabilities = None
+    if isinstance(classes, str):
+        from mindgap.saliency.rise import predictor
+
+        probabilities = np.concatenate([np.asarray(predictor(model)(images[start:start + batch_size]))
+                                        for start in range(0, len(images), batch_size)])
+    classes = resolve_classes(classes, len(images), probabilities, num_classes)
+    function = METHODS[method]
+    parts = [function(model, images[start:start + batch_size], classes[start:start + batch_size], **options)
+             for start in range(0, len(images), batch_size)]
+    maps = np.concatenate(parts).astype(np.float32)
+    return upsample_cams(maps, images.shape[1:3]) if upsample else maps
+
+
+def upsample(maps, size):
+    """Resize maps (batch, h, w, n) or (h, w, n) to ``size = (H, W)``, bilinear with half-pixel centres."""
+    return upsample_cams(maps, size)
+
+
+__all__ = ["METHODS", "compute", "list_methods", "resolve_classes", "upsample", "cam", "gradcam", "rise", "excitation",
+           "scores", "causal"]

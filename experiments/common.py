@@ -128,7 +128,8 @@ def resolve_mode(args):
         data_dir = args.data_dir or os.path.join(runs_dir, "data", "digits-extra-small")
         mode = Mode("extra-small", os.path.abspath(data_dir), runs_dir, "Tiny", args.weights, train, digits, evaluation_batch=8)
     else:
-        mode = Mode("quick", "", runs_dir, "Tiny", args.weights, dict(QUICK_TRAIN), dict(QUICK_DIGITS))
+        # Batches of 128 for evaluation: small models keep both cores busy only with larger batches.
+        mode = Mode("quick", "", runs_dir, "Tiny", args.weights, dict(QUICK_TRAIN), dict(QUICK_DIGITS), evaluation_batch=128)
         mode.data_dir = os.path.abspath(args.data_dir or os.path.join(runs_dir, "data", QUICK_DATA_FOLDER))
     mode.googlenet_weights = args.googlenet_weights
     if args.epochs is not None:

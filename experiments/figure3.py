@@ -12,7 +12,7 @@ import mindgap  # noqa: E402
 from experiments import common  # noqa: E402
 from mindgap.data import load_image  # noqa: E402
 from mindgap.evaluation import cam_mass_on_class  # noqa: E402
-from mindgap.plots import plot_cam_grid  # noqa: E402
+from mindgap.plots import plot_cam_grid, save_figure  # noqa: E402
 
 
 def cams_of_models(mode, dataset, paper_names, image_index=0):
@@ -44,11 +44,8 @@ def plot_figure3(shown, found, class_names, path, true_label):
         for axis in row:
             axis.set_xticks([])
             axis.set_yticks([])
-    figure.suptitle(f"All class CAMs per model (true class: {class_names[true_label]}); each row / its own max", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    title = f"All class CAMs per model (true class: {class_names[true_label]}); each row / its own max"
+    return save_figure(figure, path, title, dpi=110)
 
 
 def make_figure3(mode, dataset, paper_names, out_dir, image_index=0):

@@ -24,7 +24,7 @@ import mindgap  # noqa: E402
 from experiments import common  # noqa: E402
 from mindgap.data import make_dataset  # noqa: E402
 from mindgap.data.pipeline import valid_boxes  # noqa: E402
-from mindgap.plots import TRUE_BOX_COLOUR, display_image, draw_box, overlay_cam  # noqa: E402
+from mindgap.plots import TRUE_BOX_COLOUR, display_image, draw_box, overlay_cam, save_figure  # noqa: E402
 from mindgap.saliency import causal, scores  # noqa: E402
 from mindgap.saliency.rise import predictor  # noqa: E402
 
@@ -107,11 +107,7 @@ def plot_grounding(images, labels, boxes, class_names, found, path, title, count
                 axes[row, column].set_title(method, fontsize=8)
         for axis in axes[row]:
             axis.axis("off")
-    figure.suptitle(title, fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, title)
 
 
 def markdown_table(results, methods):

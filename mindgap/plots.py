@@ -62,11 +62,7 @@ def plot_cam_grid(image, cams, class_names, path, title="", highlight=None):
         axis.imshow(cams[..., index], cmap="jet", vmin=0, vmax=shared_max if shared_max > 0 else 1)
         weight = "bold" if highlight is not None and index == highlight else "normal"
         axis.set_title(class_names[index][:14], fontsize=7, fontweight=weight)
-    figure.suptitle(f"{title}  (shared max {shared_max:.3g})", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, f"{title}  (shared max {shared_max:.3g})")
 
 
 def plot_iou_curves(curves, thresholds, path, title="Share of images with IoU > 0.5"):
@@ -80,10 +76,7 @@ def plot_iou_curves(curves, thresholds, path, title="Share of images with IoU > 
     axis.set_title(title, fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def plot_snapshot_rows(rows, path, title=""):
@@ -94,9 +87,15 @@ def plot_snapshot_rows(rows, path, title=""):
             axis.imshow(panel)
             axis.set_title(caption, fontsize=7)
             axis.axis("off")
-    figure.suptitle(title, fontsize=9)
+    return save_figure(figure, path, title, title_size=9)
+
+
+def save_figure(figure, path, title="", title_size=8, dpi=100):
+    """Lay out, title (if any), write and close a matplotlib figure; returns ``path``."""
+    if title:
+        figure.suptitle(title, fontsize=title_size)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=dpi)
     plt.close(figure)
     return path
 

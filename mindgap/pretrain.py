@@ -40,14 +40,13 @@ def centred_digit_samples(count, image_size=48, digit_size=(26, 44), seed=0, hal
     digits = load_digits()
     halves = source_halves(digits.target)
     backgrounds = load_backgrounds()
-    images = np.empty((count, image_size, image_size, 3), np.float32)
+    canvases = np.empty((count, image_size, image_size, 3), np.uint8)
     labels = rng.integers(0, 10, count)
     for index, label in enumerate(labels):
         sources = halves[int(label)][half]
         digit = digits.images[sources[rng.integers(len(sources))]]
-        canvas, _, _ = render_canvas(rng, digit, background_crop(rng, backgrounds, image_size), digit_size)
-        images[index] = preprocess(canvas[..., ::-1]).numpy()  # BGR canvas → RGB
-    return images, labels
+        canvases[index], _, _ = render_canvas(rng, digit, background_crop(rng, backgrounds, image_size), digit_size)
+    return preprocess(canvases[..., ::-1]).numpy(), labels  # BGR canvases → RGB, one call for all
 
 
 def _report_path(weights_path):

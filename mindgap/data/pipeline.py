@@ -9,12 +9,16 @@ Preprocessing is InceptionV3's: ``x / 127.5 - 1`` into [-1, 1].  Every mindgap
 model takes images in that range.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
 from mindgap.data.hide_and_seek import DEFAULT_GRID_SIZES, HIDE_PROBABILITY, hide_patches
 
 DEFAULT_IMAGE_SIZE = 299
+_PARALLEL_CALLS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+_PREFETCH_BATCHES = 2
 PADDING_BOX = (-1.0, -1.0, -1.0, -1.0)  # rows of the padded box tensor that hold no box
 
 
@@ -102,7 +106,7 @@ def make_dataset(
         image, original_size = decode_resized(path, image_size)
         return tf.cast(tf.round(image), tf.uint8), label, scale_boxes(boxes, original_size, image_size)
 
-    parallel = tf.data.AUTOTUNE
+    parallel = _PARALLEL_CALLS
     if cache is not False:
         dataset = source.map(load, num_parallel_calls=parallel).cache("" if cache is True else str(cache))
         if training:
@@ -126,8 +130,11 @@ def make_dataset(
         return (image, one_hot, boxes) if with_boxes else (image, one_hot)
 
     dataset = dataset.map(finish, num_parallel_calls=parallel)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(_PREFETCH_BATCHES)
     options = tf.data.Options()
+    # tf.data's autotuner thread can hold the end of an epoch for seconds at 0 % CPU (freeing
+    # the old iterator waits for its sleep); fixed parallelism and prefetch do the same work.
+    options.autotune.enabled = False
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
 

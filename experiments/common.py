@@ -72,7 +72,7 @@ MAP_NOTE = ("MaP here is the standard mean over classes of average precision (sc
 # is about x0.7 a epoch.  Learning rate 0.001: at the paper's 0.002 fine-tuning survives the unfreeze
 # but validation swings harder (BatchNorm's moving statistics lag the faster-moving weights).
 QUICK_DIGITS = dict(train_per_class=500, test_per_class=100)
-QUICK_DATA_FOLDER = "digits-5000"
+QUICK_DATA_FOLDER = "digits-5000-r2"  # r2: the renderer of digits.RENDERER_VERSION 2
 QUICK_TRAIN = dict(image_size=64, epochs=8, freeze_epochs=2, batch_size=32, localization_images=100,
                    learning_rate=0.001, lr_decay_factor=0.7, lr_decay_every=1)
 

@@ -26,7 +26,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from mindgap.backbones import build_backbone
-from mindgap.data.digits import background_crop, load_backgrounds, render_canvas, source_halves
+from mindgap.data.digits import RENDERER_VERSION, background_crop, load_backgrounds, render_canvas, source_halves
 from mindgap.data.pipeline import preprocess
 
 DEFAULT_CACHE_DIR = os.environ.get("MINDGAP_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "mindgap")
@@ -60,7 +60,7 @@ def pretraining_report(cache_dir=DEFAULT_CACHE_DIR):
 
 
 def _weights_path(cache_dir):
-    return os.path.join(cache_dir, f"tiny_centred_digits_seed{PRETRAIN_SETTINGS['seed']}_v2.weights.h5")
+    return os.path.join(cache_dir, f"tiny_centred_digits_seed{PRETRAIN_SETTINGS['seed']}_r{RENDERER_VERSION}.weights.h5")
 
 
 def pretrained_tiny_weights(cache_dir=DEFAULT_CACHE_DIR, verbose=1):

@@ -212,6 +212,36 @@ def test_digits_box_encloses_the_ink():
         assert (ink[y0:y1, x0] > INK_THRESHOLD).any() and (ink[y0:y1, x1 - 1] > INK_THRESHOLD).any()
 
 
+def test_digits_ink_contrasts_and_is_outlined_in_the_opposite_colour():
+    """On a bright background the ink is dark (20 ± 20) and its 1-pixel outline light (235 ± 20) at 80 %
+    opacity, and the other way round on a dark one; opaque strokes show the ink colour exactly."""
+    from sklearn.datasets import load_digits
+
+    from mindgap.data.digits import OUTLINE_OPACITY
+
+    digits = load_digits()
+    for level, ink_is_dark in ((220, True), (30, False)):
+        rng = np.random.default_rng(1)
+        background = np.full((64, 64, 3), level, np.uint8)
+        canvas, ink, _ = render_canvas(rng, digits.images[0], background, (30, 40))
+        jitter = np.random.default_rng(1)
+        side = int(jitter.integers(30, 41))
+        jitter.integers(0, 64 - side + 1), jitter.integers(0, 64 - side + 1)  # top, left: render_canvas's draws
+        offsets = jitter.uniform(-20, 20, size=3)
+        ink_colour = (20.0 if ink_is_dark else 235.0) + offsets
+        outline_colour = (235.0 if ink_is_dark else 20.0) + offsets
+        solid = ink >= 1.0
+        assert solid.sum() > 20
+        np.testing.assert_allclose(canvas[solid].astype(float), np.broadcast_to(np.round(ink_colour), (solid.sum(), 3)), atol=1)
+        spread_ink = cv2.dilate(ink, np.ones((3, 3), np.uint8))
+        rim = (ink == 0) & (spread_ink > 0)  # the outline only: alpha = 0.8 × the strongest neighbouring ink
+        assert rim.sum() > 30
+        alpha = OUTLINE_OPACITY * spread_ink[rim][:, None]
+        expected = (1 - alpha) * level + alpha * outline_colour
+        np.testing.assert_allclose(canvas[rim].astype(float), np.round(expected), atol=1)
+        assert np.abs(canvas[solid].astype(float) - level).min() > 150  # the strokes stand out
+
+
 def test_digits_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not empty"):

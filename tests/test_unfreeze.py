@@ -119,3 +119,59 @@ def test_no_loss_jump_at_the_unfreeze():
     assert unfrozen_first < frozen_last + 0.25
     shocked_last, shocked_first = _unfreeze_jump(_train_through_unfreeze("per_variable", emulate_global_step=True))
     assert shocked_first > shocked_last + 0.25
+
+
+def _batchnorm_model():
+    inputs = keras.Input((2, 2, 3))
+    frozen = keras.layers.BatchNormalization(name="frozen_bn")
+    frozen.trainable = False
+    outputs = frozen(keras.layers.BatchNormalization(momentum=0.9, name="training_bn")(inputs))
+    return keras.Model(inputs, outputs)
+
+
+def test_recomputed_batchnorm_statistics_are_the_batch_averages():
+    """PreciseBN: moving mean = mean of the batch means, moving variance = mean of the (biased) batch variances,
+    whatever the momentum; a frozen BN keeps its statistics; the momentum is put back."""
+    from mindgap.training import recompute_batchnorm_statistics
+
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(loc, scale, (4, 2, 2, 3)).astype("float32") for loc, scale in ((0.0, 1.0), (2.0, 3.0), (-1.0, 0.5))]
+    model = _batchnorm_model()
+    frozen_before = model.get_layer("frozen_bn").moving_variance.numpy().copy()
+    assert recompute_batchnorm_statistics(model, [(batch, None) for batch in batches]) == 3
+    layer = model.get_layer("training_bn")
+    expected_mean = np.mean([batch.mean(axis=(0, 1, 2)) for batch in batches], axis=0)
+    expected_variance = np.mean([batch.var(axis=(0, 1, 2)) for batch in batches], axis=0)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), expected_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), expected_variance, rtol=1e-5)
+    np.testing.assert_array_equal(model.get_layer("frozen_bn").moving_variance.numpy(), frozen_before)
+    assert layer.momentum == 0.9
+    # An exponential average with momentum 0.9 would weigh the last batch most: the test tells them apart.
+    assert abs(layer.moving_mean.numpy().mean() - batches[-1].mean()) > 0.5
+
+
+def test_precise_batchnorm_runs_before_validation_only_for_training_layers():
+    """In fit, the statistics are recomputed after the epoch's steps and before its validation: the validation
+    loss of an identity-like BN model equals the loss computed with the recomputed statistics."""
+    from mindgap.training import PreciseBatchNorm
+
+    rng = np.random.default_rng(1)
+    images = rng.normal(3.0, 2.0, (64, 2, 2, 3)).astype("float32")
+    inputs = keras.Input((2, 2, 3))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(momentum=0.999, center=False, scale=False)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    statistics = PreciseBatchNorm(tf_batches(images, 16), batches=4)
+    history = model.fit(images, np.zeros_like(images), batch_size=16, epochs=1, verbose=0, shuffle=False,
+                        validation_data=(images, np.zeros_like(images)), callbacks=[statistics])
+    layer = model.layers[-1]
+    np.testing.assert_allclose(layer.moving_mean.numpy(), images.reshape(4, -1, 3).mean(axis=1).mean(axis=0), rtol=1e-5)
+    normalised = (images - layer.moving_mean.numpy()) / np.sqrt(layer.moving_variance.numpy() + layer.epsilon)
+    assert history.history["val_loss"][0] == pytest.approx(float(np.mean(normalised ** 2)), rel=1e-4)
+    # With momentum 0.999 and no recomputation the moving mean would still be near 0, the loss near 13 (3² + 2²).
+    assert history.history["val_loss"][0] < 1.5
+
+
+def tf_batches(images, batch_size):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices(images).batch(batch_size)

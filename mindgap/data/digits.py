@@ -28,6 +28,10 @@ from mindgap.data.stanford40 import ACTIONS_FILE, ANNOTATIONS_DIR, IMAGES_DIR, S
 CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SETTINGS_FILE = "mindgap_digits.json"
 INK_THRESHOLD = 0.25  # a pixel belongs to the digit when its ink (alpha) is above this
+INK_FLOOR, INK_SOLID = 0.2, 0.8  # source intensity (of 1) mapped to transparent and to opaque ink
+OUTLINE_OPACITY = 0.8  # of the 1-pixel outline in the opposite colour around the strokes
+RENDERER_VERSION = 2  # 1: source intensity as opacity, one colour against the mean of the digit's square, no outline
+_OUTLINE_KERNEL = np.ones((3, 3), np.uint8)
 DEFAULTS = dict(seed=0, canvas_size=96, train_per_class=60, test_per_class=70, digit_size=(28, 56))
 _JPEG_QUALITY = 95
 
@@ -65,13 +69,19 @@ def render_canvas(rng, digit, background, digit_size):
     top = int(rng.integers(0, canvas_size - side + 1))
     left = int(rng.integers(0, canvas_size - side + 1))
     ink = np.zeros((canvas_size, canvas_size), np.float32)
-    ink[top : top + side, left : left + side] = np.clip(ink_patch, 0.0, 1.0)
+    # Faint source pixels (a haze up to 3 of 16) vanish and strokes are opaque from 13 of 16 on.
+    ink[top : top + side, left : left + side] = np.clip((ink_patch - INK_FLOOR) / (INK_SOLID - INK_FLOOR), 0.0, 1.0)
 
-    region = background[top : top + side, left : left + side]
-    dark_background = region.mean() < 128
-    base = 235.0 if dark_background else 20.0
-    colour = np.clip(base + rng.uniform(-20, 20, size=3), 0, 255)
-    canvas = background.astype(np.float32) * (1.0 - ink[..., None]) + colour * ink[..., None]
+    # One ink colour against the luminance the strokes cover, and a thin outline of the opposite
+    # colour, so that a digit stays legible where it straddles a bright and a dark region.
+    luminance = cv2.cvtColor(background, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    covered = float((luminance * ink).sum() / max(float(ink.sum()), 1e-6))
+    jitter = rng.uniform(-20, 20, size=3)
+    light, dark = np.clip(235.0 + jitter, 0, 255), np.clip(20.0 + jitter, 0, 255)
+    colour, outline_colour = (light, dark) if covered < 128 else (dark, light)
+    outline = np.clip(cv2.dilate(ink, _OUTLINE_KERNEL) - ink, 0.0, 1.0) * OUTLINE_OPACITY
+    canvas = background.astype(np.float32) * (1.0 - outline[..., None]) + outline_colour * outline[..., None]
+    canvas = canvas * (1.0 - ink[..., None]) + colour * ink[..., None]
 
     rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
     columns = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
@@ -180,7 +190,8 @@ def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=
         _write_lines(os.path.join(splits, f"{split}.txt"), sorted(lines))
     for (action, split), lines in per_class_lines.items():
         _write_lines(os.path.join(splits, f"{action}_{split}.txt"), lines)
-    settings = dict(seed=seed, canvas_size=canvas_size, train_per_class=train_per_class, test_per_class=test_per_class, digit_size=list(digit_size))
+    settings = dict(seed=seed, canvas_size=canvas_size, train_per_class=train_per_class, test_per_class=test_per_class,
+                    digit_size=list(digit_size), renderer=RENDERER_VERSION)
     with open(os.path.join(out_dir, SETTINGS_FILE), "w") as handle:
         json.dump(settings, handle, indent=2)
     return out_dir
@@ -194,7 +205,7 @@ def ensure_digits_dataset(out_dir, **settings):
     if os.path.isfile(marker):
         with open(marker) as handle:
             found = json.load(handle)
-        if found == wanted:
+        if found == {**wanted, "renderer": RENDERER_VERSION}:
             return out_dir
         raise FileExistsError(f"{out_dir!r} holds a digits set made with other settings ({found}); pass another folder.")
     return generate_digits_dataset(out_dir, **wanted)

@@ -7,7 +7,9 @@ from mindgap.training.callbacks import (
     CamSnapshots,
     EpochSummary,
     LocalizationMetrics,
+    PreciseBatchNorm,
     paper_learning_rate,
+    recompute_batchnorm_statistics,
     step_decay_callback,
 )
 from mindgap.training.config import TrainConfig

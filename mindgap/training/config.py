@@ -32,6 +32,7 @@ class TrainConfig:
     freeze_epochs: int = 10
     freeze_batchnorm: bool = False  # True: BN stays in inference mode after the unfreeze (Keras advice; not in the paper)
     unfreeze_optimizer: str = "fresh"  # fresh: new optimizer state at the unfreeze (a 2017 recompile) | per_variable
+    precise_bn_batches: int = 50  # training batches over which training BN layers' statistics are recomputed before each validation; 0: off
     weights: str | None = None
     alpha: float = 1e-7
     reduction: str = "sum"
@@ -58,6 +59,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "image_size", "lr_decay_every"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.precise_bn_batches < 0:
+            problems.append(f"precise_bn_batches must be >= 0 (0 turns it off), got {self.precise_bn_batches}")
         if self.freeze_epochs < 0:
             problems.append(f"freeze_epochs must be >= 0, got {self.freeze_epochs}")
         if self.strategy not in ("auto", "default", "mirrored", "multi_worker"):

@@ -280,6 +280,10 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
         mg_callbacks.step_decay_callback(config.learning_rate, config.lr_decay_factor, config.lr_decay_every),
         keras.callbacks.TerminateOnNaN(),
     ]
+    if config.precise_bn_batches:  # first after the freeze: validation and every later callback see the recomputed statistics
+        statistics_data = make_dataset(spread(dataset.train, config.precise_bn_batches * config.batch_size), training=True,
+                                       hide_and_seek=config.hide_and_seek, **{**common, "seed": config.seed + 1})
+        run_callbacks.insert(1, mg_callbacks.PreciseBatchNorm(statistics_data, config.precise_bn_batches))
     if chief:
         _prepare_outputs(out_dir, initial_epoch)
         best_checkpoint = mg_callbacks.AtomicBestCheckpoint(best_path)

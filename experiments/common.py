@@ -5,7 +5,7 @@ Modes (one flag each, quick is the default):
 * quick: the embedded digits set (5,000 training images), the Tiny backbone
   with its pretrained start (``mindgap.pretrain``), 64² inputs, the paper's
   two phases in miniature (backbone frozen for 2 epochs, then fine-tuned for
-  6), minutes on 2 CPU cores.
+  6), about 37 minutes on 2 CPU cores from a fresh cache.
 * ``--full``: the paper's settings: InceptionV3 (GoogLeNet for
   GoogLeNet-GAP-Zhou), ``--weights imagenet`` or a path, ``--data-dir`` to
   Stanford 40, 299², 125 epochs, backbone frozen for the first 10.

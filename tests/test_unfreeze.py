@@ -150,7 +150,7 @@ def test_recomputed_batchnorm_statistics_are_the_batch_averages():
     assert abs(layer.moving_mean.numpy().mean() - batches[-1].mean()) > 0.5
 
 
-def test_precise_batchnorm_runs_before_validation_only_for_training_layers():
+def test_precise_batchnorm_runs_before_validation():
     """In fit, the statistics are recomputed after the epoch's steps and before its validation: the validation
     loss of an identity-like BN model equals the loss computed with the recomputed statistics."""
     from mindgap.training import PreciseBatchNorm

@@ -20,7 +20,7 @@ import dataclasses
 import numpy as np
 from scipy import stats
 
-from experiments import common
+from experiments import common, workers
 
 GAP5, ZHOU = "Inception-GAP5", "Inception-GAP-Zhou"
 
@@ -119,6 +119,9 @@ def main(argv=None):
     mode = common.resolve_mode(args)
     dataset = common.prepare_data(mode)
     out_dir = common.output_dir(mode, "claims")
+    slowest_first = sorted(common.PAPER_MODELS, key=lambda paper_name: "Zhou" not in paper_name)
+    workers.train_in_parallel(mode, [(mode.model_name(paper_name), seed) for seed in range(args.seeds)
+                                     for paper_name in slowest_first], args.workers)
     scores, runs = {}, {}
     for paper_name in common.PAPER_MODELS:
         name = mode.model_name(paper_name)

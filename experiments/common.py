@@ -73,8 +73,12 @@ MAP_NOTE = ("MaP here is the standard mean over classes of average precision (sc
 # but validation swings harder (BatchNorm's moving statistics lag the faster-moving weights).
 QUICK_DIGITS = dict(train_per_class=500, test_per_class=100)
 QUICK_DATA_FOLDER = "digits-5000-r2"  # r2: the renderer of digits.RENDERER_VERSION 2
+# The Zhou head in the paper's proportion: 1,024 maps on InceptionV3 mixed7's 768 channels is 4:3 of the
+# backbone's width; on Tiny's 128 channels that is 171 maps (1,024 would cost 3.8x the whole backbone).
+PAPER_ZHOU_RATIO = 1024 / 768
+QUICK_ZHOU_UNITS = round(128 * PAPER_ZHOU_RATIO)
 QUICK_TRAIN = dict(image_size=64, epochs=8, freeze_epochs=2, batch_size=32, localization_images=100,
-                   learning_rate=0.001, lr_decay_factor=0.7, lr_decay_every=1)
+                   learning_rate=0.001, lr_decay_factor=0.7, lr_decay_every=1, zhou_units=QUICK_ZHOU_UNITS)
 
 
 @dataclasses.dataclass
@@ -110,6 +114,10 @@ def add_mode_arguments(parser):
     parser.add_argument("--googlenet-weights", default=None, help="GoogLeNet weights file (none ship with Keras); default: from scratch")
     parser.add_argument("--epochs", type=int, default=None, help="override the mode's epoch count")
     parser.add_argument("--alpha", type=float, default=None, help="override the penalty weight (1e-7 in the paper)")
+    parser.add_argument("--zhou-units", type=int, default=None,
+                        help=f"maps of the GAP-Zhou heads (full mode 1024; quick mode {QUICK_ZHOU_UNITS}, the paper's 1024:768 ratio on Tiny)")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
+                        help="models trained at once, each in its own process on its share of the cores (default: one per core)")
     return parser
 
 
@@ -124,7 +132,7 @@ def resolve_mode(args):
     elif args.extra_small:
         digits = dict(train_per_class=3, test_per_class=3, canvas_size=32, digit_size=[12, 24])
         train = dict(image_size=32, epochs=1, freeze_epochs=0, batch_size=8, test_per_class=2, localization_images=8,
-                     snapshot_images=1, tensorboard=False, verbose=0)
+                     snapshot_images=1, tensorboard=False, verbose=0, zhou_units=QUICK_ZHOU_UNITS)
         data_dir = args.data_dir or os.path.join(runs_dir, "data", "digits-extra-small")
         mode = Mode("extra-small", os.path.abspath(data_dir), runs_dir, "Tiny", args.weights, train, digits, evaluation_batch=8)
     else:
@@ -137,6 +145,8 @@ def resolve_mode(args):
         mode.train["freeze_epochs"] = min(mode.train["freeze_epochs"], args.epochs)
     if args.alpha is not None:
         mode.train["alpha"] = args.alpha
+    if args.zhou_units is not None:
+        mode.train["zhou_units"] = None if args.zhou_units == 1024 else args.zhou_units  # 1,024 is the default's own run
     for name in ("format", "image_root"):
         if getattr(args, name, None) is not None:
             mode.train[name] = getattr(args, name)
@@ -165,7 +175,8 @@ def describe_start(mode, model_name):
     """How the backbone of ``model_name`` starts in this mode, for captions."""
     weights = _weights_for(mode, model_name)
     if mode.name == "quick" and model_name.startswith("Tiny") and mode.weights is None:
-        return (f"Tiny backbone pretrained once on centred digits (training-half sources only), frozen for the first "
+        return (f"Tiny backbone pretrained on centred digits (training-half sources only; shipped in the package, "
+                f"made by `python -m mindgap.pretrain`), frozen for the first "
                 f"{mode.train['freeze_epochs']} epochs, then fine-tuned")
     if weights is None:
         return "backbone from scratch (no weights), trained from the first epoch"
@@ -199,9 +210,24 @@ def evaluated(mode, model_name, dataset, split="test", seed=None):
     records = getattr(dataset, split)
     data = make_dataset(records, num_classes=dataset.num_classes, image_size=mode.train["image_size"],
                         batch_size=mode.evaluation_batch, with_boxes=True)
-    report = mindgap.evaluate(model, data, progress=sys.stderr.isatty())
+    with Stopwatch() as clock:
+        report = mindgap.evaluate(model, data, progress=sys.stderr.isatty())
     report.save_json(report_path)
+    with open(os.path.join(run_dir, f"report_{split}_timing.json"), "w") as handle:
+        json.dump({"evaluation": clock.seconds}, handle)
     return report.to_dict(), run_dir, model
+
+
+class Stopwatch:
+    """``with Stopwatch() as clock: ...`` then ``clock.seconds`` = [wall, CPU] seconds of the block (this process)."""
+
+    def __enter__(self):
+        self._start = (time.perf_counter(), time.process_time())
+        return self
+
+    def __exit__(self, *exc_info):
+        self.seconds = [round(time.perf_counter() - self._start[0], 4), round(time.process_time() - self._start[1], 4)]
+        return False
 
 
 def output_dir(mode, experiment):
@@ -216,7 +242,18 @@ def caption(mode, dataset):
             f"{len(dataset.test)} test images, {dataset.num_classes} classes), input {train['image_size']}², "
             f"{train['epochs']} epochs, backbone frozen for {train['freeze_epochs']}, batch {train['batch_size']}, "
             f"learning rate {train.get('learning_rate', 0.002)} x{train.get('lr_decay_factor', 0.94)} every "
-            f"{train.get('lr_decay_every', 2)} epoch(s), alpha {train.get('alpha', 1e-7)}; numbers on the test split.")
+            f"{train.get('lr_decay_every', 2)} epoch(s), alpha {train.get('alpha', 1e-7)}; {_zhou_caption(mode)}; "
+            "numbers on the test split.")
+
+
+def _zhou_caption(mode):
+    units = mode.train.get("zhou_units")
+    if units is None:
+        return "GAP-Zhou heads of 1,024 maps (Zhou et al.)"
+    if mode.backbone_prefix == "Tiny" and units == QUICK_ZHOU_UNITS:
+        return (f"GAP-Zhou heads of {units} maps: the paper's 1,024 maps on 768 channels, in proportion to Tiny's 128 "
+                "(--zhou-units 1024 for Zhou's width)")
+    return f"GAP-Zhou heads of {units} maps (--zhou-units)"
 
 
 def percent(value):
@@ -278,12 +315,15 @@ def run_comparison(experiment, paper_names, columns, paper, argv=None, descripti
 
 
 def run_main(main):
-    """Run an experiment's ``main``; bad input (a dataset, a weights file) ends with one line and exit 2."""
+    """Run an experiment's ``main``; bad input (a dataset, a weights file) ends with one line and exit 2, Ctrl-C with one line."""
     try:
         main()
     except (ValueError, FileExistsError) as error:
         print(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as error:  # TrainingInterrupted names the epoch; the same command resumes
+        print(str(error) or "interrupted; run the same command to resume (finished models are kept)", file=sys.stderr)
+        sys.exit(130)
 
 
 def main_parser(description):

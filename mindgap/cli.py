@@ -18,6 +18,7 @@ import numbers
 import os
 import re
 import sys
+import typing
 import zipfile
 
 from mindgap.training.run_folder import StorageError
@@ -25,6 +26,8 @@ from mindgap.training.run_folder import StorageError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 EXIT_BAD_INPUT = 2
 EXIT_STORAGE = 1  # a full disk or an unwritable place
+EXIT_WORKER_LOST = 3  # multi-worker training lost a peer: relaunch every worker
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
 
 
 class CliError(Exception):
@@ -38,6 +41,8 @@ def _add_config_flags(parser, config_class):
         default = field.default
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default {default}")
+        elif default is None and int in typing.get_args(field.type):
+            parser.add_argument(flag, type=int, default=None, help="default None")
         elif default is None or isinstance(default, str):
             parser.add_argument(flag, type=str, default=None, help=f"default {default!r}")
         else:
@@ -367,6 +372,16 @@ def main(argv=None):
     except StorageError as error:
         print(f"error: {error.strerror}", file=sys.stderr)
         return EXIT_STORAGE
+    except KeyboardInterrupt as error:  # TrainingInterrupted says where and how to resume
+        print(str(error) or "interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except RuntimeError as error:
+        from mindgap.training.loop import WorkerLost
+
+        if not isinstance(error, WorkerLost):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_WORKER_LOST
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def _maps(features, filters, penalty, alpha, reduction):
     """Conv2D 3×3, stride 1, ``same`` padding, ReLU: the maps f_k, then the optional penalty."""
     maps = keras.layers.Conv2D(filters, 3, strides=1, padding="same", activation="relu", name=MAPS_LAYER)(features)
     if penalty is not None:
-        maps = MapActivityPenalty(penalty, alpha=alpha, reduction=reduction, name=PENALTY_LAYER)(maps)
+        maps = MapActivityPenalty(penalty, alpha=alpha, reduction=reduction, name=PENALTY_LAYER, dtype="float32")(maps)
     return maps
 
 
@@ -32,7 +32,7 @@ def gapm_head(features, num_classes, maps_per_class, penalty=None, alpha=1e-7, r
     """GAPm head: c·m class-major maps → GAP → grouped sum (eq. 1–2) → softmax (eq. 3)."""
     maps = _maps(features, num_classes * maps_per_class, penalty, alpha, reduction)
     logits = GroupedSumGAP(maps_per_class, name=GROUPED_GAP_LAYER)(maps)
-    return ClassProbabilities(class_names, name=PROBABILITIES_LAYER)(logits)
+    return ClassProbabilities(class_names, name=PROBABILITIES_LAYER, dtype="float32")(logits)
 
 
 def zhou_head(features, num_classes, units=ZHOU_UNITS, penalty=None, alpha=1e-7, reduction="sum", class_names=None):
@@ -40,4 +40,4 @@ def zhou_head(features, num_classes, units=ZHOU_UNITS, penalty=None, alpha=1e-7,
     maps = _maps(features, units, penalty, alpha, reduction)
     pooled = keras.layers.GlobalAveragePooling2D(name=GAP_LAYER)(maps)
     logits = keras.layers.Dense(num_classes, name=DENSE_LAYER)(pooled)
-    return ClassProbabilities(class_names, name=PROBABILITIES_LAYER)(logits)
+    return ClassProbabilities(class_names, name=PROBABILITIES_LAYER, dtype="float32")(logits)

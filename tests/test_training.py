@@ -164,3 +164,103 @@ def test_multi_worker_training_on_loopback(digits_dir, tmp_path):
     # Every worker keeps the state of the same last epoch (so that the run can be extended), in its own folder.
     for folder in ("backup", "backup-worker1"):
         assert json.loads((tmp_path / "run" / folder / "training_metadata.json").read_text())["epoch"] == 2
+
+
+def test_zero_images_turn_the_callbacks_off_and_options_reach_the_model(digits_dir, tmp_path):
+    out = tmp_path / "run"
+    settings = dict(TINY_RUN, localization_images=0, snapshot_images=0, zhou_units=7, jit_compile=True)
+    result = mindgap.train("Tiny-GAP-Zhou", digits_dir, out, epochs=1, **settings)
+    assert "val_loc_gt" not in result.history and not (out / "cam_snapshots").exists()
+    assert result.model.get_layer("gap_maps").filters == 7
+    assert result.model.jit_compile is True
+    timing = json.loads((out / "timing.json").read_text())["1"]
+    assert "LocalizationMetrics" not in timing and "CamSnapshots" not in timing
+
+
+def test_mixed_bfloat16_keeps_float32_probabilities(digits_dir, tmp_path):
+    result = mindgap.train("Tiny-GAP5-L1", digits_dir, tmp_path / "run", epochs=1, precision="mixed_bfloat16", **TINY_RUN)
+    assert result.model.get_layer("gap_maps").compute_dtype == "bfloat16"
+    assert result.model.get_layer("probabilities").compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    assert np.isfinite(result.history["loss"]).all()
+
+
+def test_a_run_that_fails_before_its_first_epoch_does_not_lock_its_settings(digits_dir, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+
+    def broken(*args, **kwargs):
+        raise ValueError("a setting that cannot run")
+
+    monkeypatch.setattr(mindgap.training.callbacks.LocalizationMetrics, "from_dataset", broken)
+    with pytest.raises(ValueError, match="cannot run"):
+        mindgap.train("Tiny-GAP5", digits_dir, out, epochs=1, **TINY_RUN)
+    assert not (out / "config.json").exists()
+    monkeypatch.undo()
+    result = mindgap.train("Tiny-GAP5", digits_dir, out, epochs=1, **dict(TINY_RUN, localization_images=0))
+    assert result.history["loss"]
+
+
+def test_phase_times_attribute_each_callback_its_own_time():
+    class Sleeper(keras.callbacks.Callback):
+        def __init__(self, seconds):
+            super().__init__()
+            self.seconds = seconds
+
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(self.seconds)
+
+    timer = mindgap.training.PhaseTimes()
+    callbacks = timer.interleave([Sleeper(0.0), Sleeper(0.3)])
+    assert len(callbacks) == 5
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.zeros((8, 2)), np.zeros((8, 1)), validation_data=(np.zeros((4, 2)), np.zeros((4, 1))), epochs=2,
+              verbose=0, callbacks=callbacks)
+    for epoch in (1, 2):
+        parts = timer.epochs[epoch]
+        # Lower bounds and CPU only: a loaded machine can pause any part, but never shortens a sleep.
+        assert parts["Sleeper#2"][0] >= 0.3 > parts["Sleeper"][1]
+        assert parts["Sleeper#2"][1] < parts["Sleeper#2"][0] - 0.25  # sleeping costs no CPU
+        accounted = parts["training_steps"][0] + parts["validation"][0] + parts["Sleeper"][0] + parts["Sleeper#2"][0]
+        assert accounted <= parts["epoch"][0] + 1e-6
+    totals = mindgap.training.PhaseTimes.totals({str(epoch): parts for epoch, parts in timer.epochs.items()})
+    assert totals["Sleeper#2"][0] >= 0.6
+
+
+def test_ctrl_c_says_one_line_and_the_same_command_resumes(digits_dir, tmp_path):
+    out = tmp_path / "run"
+    history = out / "history.csv"
+    process = subprocess.Popen(_train_command(digits_dir, out, 6), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while len(_epochs_logged(history)) < 1 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be interrupted: " + process.stderr.read()[-1500:]
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "interrupted in epoch" in lines[0] and "run the same command to resume" in lines[0], stderr[-2000:]
+    finished = subprocess.run(_train_command(digits_dir, out, 6), capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert _epochs_logged(history) == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_lost_peer_worker_ends_the_other_with_one_line(digits_dir, tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        environment = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
+                           CUDA_VISIBLE_DEVICES="")
+        processes.append(subprocess.Popen(_train_command(digits_dir, tmp_path / "run", 50), env=environment,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    history = tmp_path / "run" / "history.csv"
+    deadline = time.time() + 300
+    while len(_epochs_logged(history)) < 1 and processes[0].poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert processes[0].poll() is None, processes[0].stderr.read()[-2000:]
+    processes[1].kill()
+    processes[1].wait()
+    _, stderr = processes[0].communicate(timeout=120)
+    lines = [line for line in stderr.splitlines() if line.strip() and "WARNING" not in line]
+    assert processes[0].returncode == 3, stderr[-3000:]
+    assert len(lines) == 1 and "relaunch every worker with the same command" in lines[0], stderr[-3000:]

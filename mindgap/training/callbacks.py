@@ -10,11 +10,13 @@
   committed with its record as one, so a crash never leaves half a file or a wrong score.
 * :class:`AtomicBackup`: the training state after every epoch, crash-safe, with a fallback.
 * :class:`EpochSummary`: one line per epoch with the localization figures.
+* :class:`PhaseTimes`: wall and CPU seconds of each epoch's training steps, validation and every callback.
 """
 
 import os
 import re
 import sys
+import time
 
 import keras
 import numpy as np
@@ -509,3 +511,101 @@ class EpochSummary(keras.callbacks.Callback):
         # With a live progress bar (verbose=1) the bar's line is still open at this point.
         newline = "\n" if (self.params or {}).get("verbose") == 1 else ""
         self.print_fn(newline + " | ".join(parts))
+
+
+class _PhaseMark(keras.callbacks.Callback):
+    """A clock reading at each epoch-level hook, placed between two callbacks of the list."""
+
+    def __init__(self, timer, position):
+        super().__init__()
+        self.timer, self.position = timer, position
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.timer._read("epoch_begin", self.position, epoch)
+
+    def on_test_begin(self, logs=None):
+        self.timer._read("test_begin", self.position)
+
+    def on_test_end(self, logs=None):
+        self.timer._read("test_end", self.position)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.timer._read("epoch_end", self.position)
+
+
+class PhaseTimes:
+    """Where each epoch's time goes: training steps, validation, and each callback, in wall and CPU seconds.
+
+    ``callbacks = timer.interleave([...])`` puts a clock reading before, between and after the
+    callbacks; Keras calls a list's callbacks in order, so the time between two readings at one
+    hook is the callback's between them.  Training steps run from the last reading at
+    ``on_epoch_begin`` to the first at ``on_test_begin`` (validation begins), validation from the
+    last reading there to the first at ``on_test_end``.  CPU seconds are the process's (every
+    thread), so CPU / wall above 1 means more than one core was busy.
+
+    Args:
+        path: a JSON file rewritten after every epoch (``{epoch: {part: [wall, cpu]}}``), or None.
+        earlier: epochs timed by an earlier attempt of the run, kept in the file.
+    """
+
+    def __init__(self, path=None, earlier=None):
+        self.path = path
+        self.epochs = {int(epoch): parts for epoch, parts in (earlier or {}).items()}
+        self.current_epoch = None
+        self._names = []
+        self._readings = {}
+
+    def interleave(self, callbacks):
+        self._names = []
+        for callback in callbacks:  # a second callback of one class is "Name#2"
+            name = type(callback).__name__
+            self._names.append(name if name not in self._names else f"{name}#{sum(n.split('#')[0] == name for n in self._names) + 1}")
+        timed = [_PhaseMark(self, 0)]
+        for position, callback in enumerate(callbacks, start=1):
+            timed += [callback, _PhaseMark(self, position)]
+        return timed
+
+    def _read(self, hook, position, epoch=None):
+        if epoch is not None:
+            self.current_epoch = epoch
+        self._readings[hook, position] = (time.perf_counter(), time.process_time())
+        if hook == "epoch_end" and position == len(self._names):
+            self._close_epoch()
+
+    def _between(self, start, end):
+        if start not in self._readings or end not in self._readings:
+            return None
+        (wall_start, cpu_start), (wall_end, cpu_end) = self._readings[start], self._readings[end]
+        return [round(wall_end - wall_start, 4), round(cpu_end - cpu_start, 4)]
+
+    def _close_epoch(self):
+        last = len(self._names)
+        validated = ("test_begin", 0) in self._readings
+        parts = {"training_steps": self._between(("epoch_begin", last), ("test_begin", 0) if validated else ("epoch_end", 0))}
+        if validated:
+            parts["validation"] = self._between(("test_begin", last), ("test_end", 0))
+        for position, name in enumerate(self._names, start=1):
+            seconds = [0.0, 0.0]
+            for hook in ("epoch_begin", "test_begin", "test_end", "epoch_end"):
+                spent = self._between((hook, position - 1), (hook, position))
+                if spent:
+                    seconds = [seconds[0] + spent[0], seconds[1] + spent[1]]
+            parts[name] = [round(value, 4) for value in seconds]
+        parts["epoch"] = self._between(("epoch_begin", 0), ("epoch_end", last))
+        self.epochs[self.current_epoch + 1] = parts
+        self._readings = {}
+        if self.path:
+            run_folder.write_json(self.path, {str(epoch): values for epoch, values in sorted(self.epochs.items())})
+
+    @staticmethod
+    def totals(epochs):
+        """``{part: [wall, cpu]}`` summed over the epochs of a ``timing.json``."""
+        total = {}
+        for parts in epochs.values():
+            for name, seconds in parts.items():
+                if not seconds:
+                    continue
+                wall, cpu = seconds
+                previous = total.get(name, [0.0, 0.0])
+                total[name] = [previous[0] + wall, previous[1] + cpu]
+        return total

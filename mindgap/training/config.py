@@ -3,6 +3,8 @@
 import dataclasses
 import json
 
+PRECISIONS = ("float32", "mixed_bfloat16")
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -17,6 +19,12 @@ class TrainConfig:
     ``batch_size`` is the **global** batch: under a ``tf.distribute``
     strategy each of the N replicas sees ``batch_size / N`` images per step.
     The paper does not give it; 32 is our choice.
+
+    ``zhou_units``: maps of a GAP-Zhou head (None: Zhou et al.'s 1,024).
+    ``jit_compile``: XLA-compile the train, test and predict steps.
+    ``precision``: ``"float32"`` (default) or ``"mixed_bfloat16"`` (bf16
+    compute, float32 weights and probabilities); pays only on CPUs with
+    native bf16 (``avx512_bf16`` / AMX) or accelerators.
     """
 
     epochs: int = 125
@@ -45,6 +53,9 @@ class TrainConfig:
     snapshot_images: int = 4
     cam_threshold: float = 0.2
     tensorboard: bool = True
+    zhou_units: int | None = None
+    jit_compile: bool = False
+    precision: str = "float32"  # float32 | mixed_bfloat16
     verbose: int = -1  # -1: a progress bar on a terminal, one summary line per epoch otherwise; 0: silent; 1/2: Keras' own
     # The data (mindgap.data.layouts): layout, image root (wsol), split of a class-folder set without split files, checks.
     format: str = "auto"  # auto | stanford40 | folders | wsol
@@ -59,6 +70,13 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "image_size", "lr_decay_every"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.zhou_units is not None and (isinstance(self.zhou_units, bool) or not isinstance(self.zhou_units, int) or self.zhou_units < 1):
+            problems.append(f"zhou_units must be an integer >= 1 (or None for 1,024), got {self.zhou_units!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for name in ("localization_images", "snapshot_images"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0 (0 turns its callback off), got {getattr(self, name)}")
         if self.precise_bn_batches < 0:
             problems.append(f"precise_bn_batches must be >= 0 (0 turns it off), got {self.precise_bn_batches}")
         if self.freeze_epochs < 0:

@@ -7,6 +7,7 @@ Outputs in ``out_dir``::
     history.csv       one row per epoch, localization columns included
     logs/             TensorBoard scalars and CAM snapshot images
     cam_snapshots/    epoch_001.png, … (fixed validation images)
+    timing.json       wall and CPU seconds of each epoch's steps, validation and callbacks
     best.keras.json   its record: val_loss, epoch, SHA-256 (committed with it, as one)
     backup/           the state of the last two epochs (AtomicBackup), kept after the end
     done.json         written when all epochs ran
@@ -24,6 +25,7 @@ differences (see ``run_folder.SAFE_TO_CHANGE``).  A second process writing
 into the same folder is refused while the first runs.
 """
 
+import contextlib
 import csv
 import dataclasses
 import errno
@@ -48,6 +50,15 @@ from mindgap.training.multi_worker import prepare_for_multi_worker
 BEST_MODEL = "best.keras"
 HISTORY = "history.csv"
 DONE = "done.json"
+TIMING = "timing.json"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the message says where, and that the same command resumes."""
+
+
+class WorkerLost(RuntimeError):
+    """Under MultiWorkerMirroredStrategy a peer worker stopped; every worker must be relaunched."""
 
 
 @dataclasses.dataclass
@@ -164,12 +175,27 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
     out_dir = os.fspath(out_dir)
     lock_name = run_folder.LOCK_NAME if is_chief() else f"worker{_cluster()[1].get('index', 0)}.lock"
     with run_folder.RunLock(out_dir, lock_name):
+        settings_were_recorded = os.path.isfile(os.path.join(out_dir, "config.json"))
         try:
             return _train_in_folder(model_name, data_dir, out_dir, config)
-        except OSError as error:
-            if isinstance(error, run_folder.StorageError) or error.errno not in _STORAGE_ERRNOS or not error.filename:
+        except BaseException as error:
+            if not settings_were_recorded and is_chief():
+                _forget_untrained_settings(out_dir)
+            if not isinstance(error, OSError) or isinstance(error, run_folder.StorageError) or \
+                    error.errno not in _STORAGE_ERRNOS or not error.filename:
                 raise
             raise run_folder.storage_error(error.filename, error) from None
+
+
+def _forget_untrained_settings(out_dir):
+    """A run that failed before its first epoch was saved leaves no settings behind, so a corrected rerun is not refused."""
+    if os.path.isfile(os.path.join(out_dir, BEST_MODEL)) or mg_callbacks.AtomicBackup(os.path.join(out_dir, "backup")).states():
+        return
+    if os.path.isfile(os.path.join(out_dir, HISTORY)) and read_history(os.path.join(out_dir, HISTORY)):
+        return
+    for name in ("config.json", HISTORY, TIMING):
+        if os.path.isfile(os.path.join(out_dir, name)):
+            os.remove(os.path.join(out_dir, name))
 
 
 def _check_settings(out_dir, current, backup):
@@ -233,6 +259,32 @@ def _prepare_outputs(out_dir, initial_epoch):
             shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
 
 
+def compiled_model(model_name, num_classes, config, class_names=None):
+    """``model_name`` built and compiled as ``train`` does: the config's weights, input size, penalty, Zhou width,
+    precision and XLA flag; Nadam2017 built on every variable (backbone included, before any freeze)."""
+    head_overrides = {} if config.zhou_units is None else {"zhou_units": config.zhou_units}
+    with _dtype_policy(config.precision):
+        model = build_model(model_name, num_classes, weights=config.weights,
+                            input_shape=(config.image_size, config.image_size, 3), alpha=config.alpha,
+                            reduction=config.reduction, class_names=class_names, **head_overrides)
+    optimizer = Nadam2017(learning_rate=config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2,
+                          epsilon=config.epsilon, schedule_decay=config.nadam_schedule_decay)
+    optimizer.build(model.trainable_variables)
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=config.jit_compile)
+    return model
+
+
+@contextlib.contextmanager
+def _dtype_policy(precision):
+    """Build layers under ``precision`` (Keras' global dtype policy), then restore the policy."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def _train_in_folder(model_name, data_dir, out_dir, config):
     strategy = select_strategy(config.strategy)
     chief = is_chief()
@@ -259,13 +311,7 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
     keras.utils.set_random_seed(config.seed)
 
     with strategy.scope():
-        model = build_model(model_name, dataset.num_classes, weights=config.weights,
-                            input_shape=(config.image_size, config.image_size, 3), alpha=config.alpha,
-                            reduction=config.reduction, class_names=list(dataset.class_names))
-        optimizer = Nadam2017(learning_rate=config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2,
-                              epsilon=config.epsilon, schedule_decay=config.nadam_schedule_decay)
-        optimizer.build(model.trainable_variables)  # every variable, backbone included, before the freeze
-        model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+        model = compiled_model(model_name, dataset.num_classes, config, class_names=list(dataset.class_names))
 
     common = dict(num_classes=dataset.num_classes, image_size=config.image_size, batch_size=config.batch_size, seed=config.seed)
     train_data = make_dataset(dataset.train, training=True, hide_and_seek=config.hide_and_seek, cache=config.cache, **common)
@@ -290,29 +336,45 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
         if best_checkpoint.best_epoch is not None and best_checkpoint.best_epoch > initial_epoch:
             print(f"note: {best_path} comes from epoch {best_checkpoint.best_epoch}, after the last backup (epoch "
                   f"{initial_epoch}); it is kept (same settings) and replaced only by a lower val_loss.", file=sys.stderr)
-        localization_records = spread(dataset.val, config.localization_images)
-        snapshot_records = spread(dataset.val, config.snapshot_images)
         log_dir = os.path.join(out_dir, "logs") if config.tensorboard else None
-        run_callbacks += [
-            mg_callbacks.LocalizationMetrics.from_dataset(
-                make_dataset(localization_records, with_boxes=True, **common), len(localization_records), threshold=config.cam_threshold),
-            best_checkpoint,
-            mg_callbacks.CamSnapshots.from_dataset(
+        if config.localization_images:  # 0 turns the callback off
+            localization_records = spread(dataset.val, config.localization_images)
+            run_callbacks.append(mg_callbacks.LocalizationMetrics.from_dataset(
+                make_dataset(localization_records, with_boxes=True, **common), len(localization_records), threshold=config.cam_threshold))
+        run_callbacks.append(best_checkpoint)
+        if config.snapshot_images:
+            snapshot_records = spread(dataset.val, config.snapshot_images)
+            run_callbacks.append(mg_callbacks.CamSnapshots.from_dataset(
                 make_dataset(snapshot_records, with_boxes=True, **common), len(snapshot_records), out_dir=os.path.join(out_dir, "cam_snapshots"),
-                class_names=list(dataset.class_names), threshold=config.cam_threshold, log_dir=log_dir),
-            keras.callbacks.CSVLogger(history_path, append=True),
-        ]
+                class_names=list(dataset.class_names), threshold=config.cam_threshold, log_dir=log_dir))
+        run_callbacks.append(keras.callbacks.CSVLogger(history_path, append=True))
         if config.verbose != 0:
             run_callbacks.append(mg_callbacks.EpochSummary(config.epochs))
         if log_dir:
             run_callbacks.append(keras.callbacks.TensorBoard(log_dir, write_graph=False))
     # Last, so that a saved backup implies every other callback finished its epoch.
     run_callbacks.append(backup)
+    timing_path = os.path.join(out_dir, TIMING)
+    earlier_timing = {epoch: parts for epoch, parts in (run_folder.read_json(timing_path) or {}).items()
+                      if initial_epoch > 0 and int(epoch) <= initial_epoch}
+    timer = mg_callbacks.PhaseTimes(timing_path if chief else None, earlier_timing)
 
     # Automatic verbosity: Keras' live bar on a terminal; in a log only EpochSummary's one line per epoch.
     fit_verbose = (1 if sys.stdout.isatty() else 0) if config.verbose < 0 else config.verbose
-    model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=run_callbacks,
-              verbose=fit_verbose, shuffle=False)  # the dataset shuffles itself, seeded
+    try:
+        model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=initial_epoch,
+                  callbacks=timer.interleave(run_callbacks), verbose=fit_verbose, shuffle=False)  # the dataset shuffles itself, seeded
+    except KeyboardInterrupt:
+        epoch = initial_epoch if timer.current_epoch is None else timer.current_epoch
+        resumes_at = backup.states()[0][0] + 1 if backup.states() else 1
+        raise TrainingInterrupted(f"interrupted in epoch {epoch + 1} of {out_dir}; run the same command to resume "
+                                  f"(it continues with epoch {resumes_at}).") from None
+    except tf.errors.OpError as error:
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            raise
+        raise WorkerLost(f"a peer worker stopped during epoch {(timer.current_epoch or initial_epoch) + 1} "
+                         f"({type(error).__name__}); relaunch every worker with the same command to resume from the last "
+                         "backed-up epoch.") from None
     history = read_history(history_path) if chief else {}
     if chief:
         run_folder.write_json(os.path.join(out_dir, DONE), {"epochs": config.epochs, "model_name": model_name})

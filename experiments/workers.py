@@ -1,0 +1,111 @@
+"""Train an experiment's independent models in parallel processes, each on its own share of the cores.
+
+One TensorFlow process on a small model keeps about 1.5 of 2 cores busy (its steps are short,
+and the per-epoch callbacks run on one thread).  Two processes, each pinned to one core with a
+one-thread budget (TensorFlow, tf.data and OpenCV read the process's CPU affinity), keep both
+busy and waste nothing on synchronising threads.  The models are independent, so the results
+are the same as one after the other: each run folder is written by its own process, and the
+model cache in ``<runs>/models`` is keyed by settings as before.
+
+No TensorFlow at import: a worker pins itself before TensorFlow starts its thread pools.
+"""
+
+import os
+import signal
+import sys
+
+
+class _Prefixed:
+    """A text stream that starts every line with ``prefix`` (two models' epoch lines stay readable)."""
+
+    def __init__(self, stream, prefix):
+        self.stream, self.prefix, self._line_start = stream, prefix, True
+
+    def write(self, text):
+        for piece in text.splitlines(keepends=True):
+            if self._line_start:
+                self.stream.write(self.prefix)
+            self.stream.write(piece)
+            self._line_start = piece.endswith("\n")
+        return len(text)
+
+    def flush(self):
+        self.stream.flush()
+
+    def isatty(self):
+        return False  # one summary line per epoch, never a live bar
+
+
+def core_shares(workers, cores=None):
+    """``workers`` disjoint sets of the usable cores, as even as possible (at least one core each)."""
+    cores = sorted(os.sched_getaffinity(0) if cores is None else cores)
+    workers = max(1, min(workers, len(cores)))
+    return [set(cores[index::workers]) for index in range(workers)]
+
+
+def _start_worker(shares):
+    """Initializer: take one share of the cores, leave Ctrl-C to the parent, quiet TensorFlow's start-up."""
+    share = shares.get()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, share)
+    threads = str(len(share))
+    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[name] = threads
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _train_and_evaluate(mode, model_name, seed, split):
+    """In a worker: train (or reuse) one model and write its evaluation report; returns its run folder."""
+    import tensorflow as tf
+
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # the runtime already started in this worker (its second job): same budget
+        pass
+    from experiments import common
+
+    label = model_name if seed is None else f"{model_name} seed {seed}"
+    sys.stdout = _Prefixed(sys.__stdout__, f"[{label}] ")
+    try:
+        _, run_dir, _ = common.evaluated(mode, model_name, common.prepare_data(mode), split=split, seed=seed)
+    finally:
+        sys.stdout.flush()
+        sys.stdout = sys.__stdout__
+    return run_dir
+
+
+def train_in_parallel(mode, jobs, workers, split="test", print_fn=print):
+    """Train and evaluate ``jobs`` (``[(model name, seed or None)]``) in ``workers`` processes.
+
+    Already trained and evaluated models are skipped by each run's own cache.  Jobs are handed
+    out in the given order (put the slowest first).  With one worker (or one job) nothing is
+    started: the caller trains in its own process.  Ctrl-C stops every worker; their run folders
+    resume with the same command.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    if workers <= 1 or len(jobs) <= 1:
+        return
+    context = multiprocessing.get_context("spawn")
+    shares_list = core_shares(min(workers, len(jobs)))
+    shares = context.Queue()
+    for share in shares_list:
+        shares.put(share)
+    print_fn(f"training {len(jobs)} models in {len(shares_list)} processes, cores "
+             + ", ".join("+".join(map(str, sorted(share))) for share in shares_list), flush=True)
+    executor = concurrent.futures.ProcessPoolExecutor(len(shares_list), mp_context=context,
+                                                      initializer=_start_worker, initargs=(shares,))
+    try:
+        futures = {executor.submit(_train_and_evaluate, mode, name, seed, split): (name, seed) for name, seed in jobs}
+        for future in concurrent.futures.as_completed(futures):
+            future.result()  # a worker's error (bad data, a full disk) ends the experiment with its message
+    except BaseException:
+        for process in list(getattr(executor, "_processes", {}).values()):
+            process.terminate()  # like a kill: each run folder resumes from its last backed-up epoch
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)

@@ -17,9 +17,13 @@ import tensorflow as tf
 from mindgap.data.hide_and_seek import DEFAULT_GRID_SIZES, HIDE_PROBABILITY, hide_patches
 
 DEFAULT_IMAGE_SIZE = 299
-_PARALLEL_CALLS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 _PREFETCH_BATCHES = 2
 PADDING_BOX = (-1.0, -1.0, -1.0, -1.0)  # rows of the padded box tensor that hold no box
+
+
+def _parallel_calls():
+    """One call per usable core, read when a dataset is made (a training process pinned to one core gets one)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def preprocess(images):
@@ -106,7 +110,7 @@ def make_dataset(
         image, original_size = decode_resized(path, image_size)
         return tf.cast(tf.round(image), tf.uint8), label, scale_boxes(boxes, original_size, image_size)
 
-    parallel = _PARALLEL_CALLS
+    parallel = _parallel_calls()
     if cache is not False:
         dataset = source.map(load, num_parallel_calls=parallel).cache("" if cache is True else str(cache))
         if training:

@@ -50,9 +50,7 @@ def _config_overrides(args, config_class):
 
 def load_mindgap_model(path):
     """Load a ``.keras`` file and check that it is a mindgap model, or raise ``CliError``."""
-    import keras
-
-    from mindgap.models import model_info
+    from mindgap.models import load_model, model_info
 
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -64,7 +62,7 @@ def load_mindgap_model(path):
     if not zipfile.is_zipfile(path):
         raise CliError(f"{path!r} is not a .keras model file; pass a model saved with model.save('name.keras').")
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = load_model(path)
     except Exception as error:  # Keras raises many types for foreign or broken files
         raise CliError(f"{path!r} could not be loaded as a mindgap model ({type(error).__name__}); pass a model saved by mindgap.") from None
     try:

@@ -219,7 +219,8 @@ def _run_train(args):
     print(f"best model: {result.best_path}")
 
 
-_DATA_DEFAULTS = dict(format="auto", image_root=None, test_per_class=50, seed=0, val_fraction=0.1, test_fraction=0.1)
+_DATA_DEFAULTS = dict(format="auto", image_root=None, test_per_class=50, seed=0, val_fraction=0.1, test_fraction=0.1,
+                      allow_empty_classes=False)
 
 
 def _data_settings(args):
@@ -323,6 +324,8 @@ def build_parser():
     data_flags.add_argument("--test-fraction", type=float, default=None, help="folders without split files, default 0.1")
     data_flags.add_argument("--skip-bad-images", action="store_true", help="drop unreadable images and bad boxes with a warning")
     data_flags.add_argument("--allow-train-duplicates", action="store_true", help="an image may be listed twice in train")
+    data_flags.add_argument("--allow-empty-classes", action="store_true", default=None,
+                            help="folders: a class folder without images is still a class")
     evaluate_parser.set_defaults(handler=_run_evaluate)
 
     explain_parser = commands.add_parser("explain", help="classify images and show where the evidence is")

@@ -215,8 +215,9 @@ def test_localization_scores():
     assert result["max_box_acc_v2"] == pytest.approx(0.5)
     near = np.zeros((1, 40, 40), np.float32)
     near[0, 24, 10] = 1.0  # centre (10.5, 24.5): 4.5 px below the box [10, 20)
-    assert scores.localization_scores(near, [np.array([[5, 5, 20, 20]])])["pointing"][0]
+    assert scores.localization_scores(near, [np.array([[5, 5, 20, 20]])], tolerance="fixed")["pointing"][0]
     assert not scores.localization_scores(near, [np.array([[5, 5, 20, 20]])], tolerance=4)["pointing"][0]
+    assert not scores.localization_scores(near, [np.array([[5, 5, 20, 20]])])["pointing"][0]  # 15 · 40 / 224 = 2.7 px
 
 
 # --------------------------------------------------------------- interface

@@ -267,6 +267,17 @@ def _run_explain(args):
             skip_bad_images=args.skip_bad_images, method=args.method)
 
 
+def _run_export(args):
+    from mindgap.exporting import export
+
+    model = load_mindgap_model(args.model)
+    try:
+        path = export(model, args.out, format=args.format)
+    except ImportError as error:
+        raise CliError(str(error)) from None
+    print(f"wrote {path} (outputs: probabilities, cams)", flush=True)
+
+
 def _run_digits(args):
     from mindgap.data.digits import main as digits_main
 
@@ -339,6 +350,13 @@ def build_parser():
     explain_parser.add_argument("--method", choices=("cam", "gradcam", "rise", "eb", "ceb"), default="cam",
                                 help="evidence map of the overlay (mindgap.saliency); default the one-pass CAM")
     explain_parser.set_defaults(handler=_run_explain)
+
+    export_parser = commands.add_parser("export", help="write the model (probabilities and every class's CAM) for another runtime")
+    export_parser.add_argument("model", metavar="MODEL.keras", help="a .keras file saved by mindgap")
+    export_parser.add_argument("--format", choices=("savedmodel", "litert", "onnx"), default="savedmodel",
+                               help="TensorFlow SavedModel (default), LiteRT .tflite or ONNX")
+    export_parser.add_argument("--out", required=True, help="output folder (savedmodel/, model.tflite or model.onnx inside)")
+    export_parser.set_defaults(handler=_run_export)
 
     digits_parser = commands.add_parser("digits", help="write the embedded digits localization set")
     digits_parser.add_argument("out_dir")

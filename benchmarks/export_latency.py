@@ -23,33 +23,15 @@ import argparse
 import os
 import shutil
 import sys
-import time
 
 import numpy as np
 import tensorflow as tf
 
 import mindgap
 from mindgap.exporting import ARTIFACTS, FORMATS, OUTPUT_NAMES
+from saliency_cost import best_times  # the same interleaved best-of-N timing (run as python benchmarks/...)
 
 SETTINGS = (("Tiny-GAP5", 96, 10), ("Inception-GAP5", 299, 40))  # name, input side, classes
-
-
-def best_seconds(functions, repeats, minimum=0.5):
-    """{name: best seconds of one call}, timed in interleaved rounds so that load from other processes hits all alike."""
-    calls = {}
-    for name, function in functions.items():
-        function()  # warm-up: tracing, session and interpreter set-up
-        started = time.perf_counter()
-        function()
-        calls[name] = max(1, int(minimum / max(time.perf_counter() - started, 1e-6)))
-    best = {name: float("inf") for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            started = time.perf_counter()
-            for _ in range(calls[name]):
-                function()
-            best[name] = min(best[name], (time.perf_counter() - started) / calls[name])
-    return best
 
 
 def size_mb(path):
@@ -99,7 +81,7 @@ def measure(name, side, classes, out_dir, repeats):
     calls = {"keras predict": lambda: explainer.predict(image, verbose=0), "keras compiled call": lambda: compiled(image)}
     exported = runners(paths, image) if "savedmodel" in paths else {}
     calls.update(exported)
-    seconds = best_seconds(calls, repeats)
+    seconds = best_times(calls, repeats)
     rows = []
     for label in calls:
         size = size_mb(paths[label]) if label in paths else size_mb(keras_path)

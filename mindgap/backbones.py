@@ -41,7 +41,7 @@ _GOOGLENET_MODULES = (
 _TINY_BLOCKS = ((32, 2), (64, 2), (128, 2), (128, 1))  # (filters, stride)
 
 
-@keras.saving.register_keras_serializable(package="mindgap")
+@keras.saving.register_keras_serializable(package="mindgap", name="Backbone")
 class Backbone(keras.Model):
     """The cut backbone: a functional ``keras.Model`` named ``"backbone"``, nested in every mindgap model.
 
@@ -63,7 +63,10 @@ class Backbone(keras.Model):
         return super().output
 
 
-BACKBONE_CLASS_ENTRY = {"module": Backbone.__module__, "class_name": "Backbone",
+# Keras names a nested model's weights after its class's name ("layers/functional/..." for a plain functional
+# model): keeping that name keeps weights files, run backups and .keras files of either kind interchangeable.
+Backbone.__name__ = Backbone.__qualname__ = "Functional"
+BACKBONE_CLASS_ENTRY = {"module": Backbone.__module__, "class_name": Backbone.__name__,
                         "registered_name": keras.saving.get_registered_name(Backbone)}
 
 

@@ -141,7 +141,7 @@ def _config_with_backbone_class(config):
     """
     layers = config.get("config", {}).get("layers", []) if isinstance(config, dict) else []
     backbone = next((layer for layer in layers if layer.get("name") == backbones.BACKBONE_LAYER), None)
-    if backbone is None or backbone.get("class_name") != "Functional":
+    if backbone is None or backbone.get("registered_name") == backbones.BACKBONE_CLASS_ENTRY["registered_name"]:
         return None
     backbone.update(backbones.BACKBONE_CLASS_ENTRY)
     return config

@@ -138,6 +138,7 @@ def test_upload_top5_cam_and_class_switch_in_chromium(tmp_path):
             page.screenshot(path=SCREENSHOT_METHOD, full_page=True)
             page.select_option("#method", "cam")
             page.wait_for_function("(el) => el.textContent.startsWith('CAM (eq. 4) (')", arg=caption.element_handle())
+            page.wait_for_function("document.querySelector('#status').textContent === 'ready'")
 
             page.set_input_files("#file", str(tmp_path / "not_an_image.png"))
             page.wait_for_selector("#error:not([hidden])")

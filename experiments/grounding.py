@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 
 import mindgap  # noqa: E402
 from experiments import common  # noqa: E402
+from mindgap import metrics  # noqa: E402
 from mindgap.data import make_dataset  # noqa: E402
 from mindgap.data.pipeline import valid_boxes  # noqa: E402
 from mindgap.plots import TRUE_BOX_COLOUR, display_image, draw_box, overlay_cam, save_figure  # noqa: E402
@@ -166,7 +167,8 @@ def main(argv=None):
         *[f"- {name}: {start}" for name, start in starts.items()],
         f"- Grad-CAM, EB and cEB at layer {args.layer!r}; RISE with N = {options['rise']['num_masks']}, s = 7, p = 0.5; "
         f"insertion/deletion with {steps} steps (deletion to mid-grey, insertion from a blurred image).",
-        "- Scores in %: pointing game (max within 15 px of a box), Zhou's box at 20 % of the min-max range with "
+        f"- Scores in %: pointing game (max within 15 · {min(images.shape[1:3])} / 224 = "
+        f"{metrics.pointing_tolerance('scaled', images.shape[1:3]):.1f} px of a box), Zhou's box at 20 % of the min-max range with "
         "IoU ≥ 0.5, MaxBoxAccV2 (Choe et al. 2020), centre of mass in a box; insertion (higher is better) and "
         "deletion (lower is better) AUCs of the true-class probability.",
         "- Cost: seconds per image for the maps of one class (batches of 16, tracing excluded), and as a multiple of "

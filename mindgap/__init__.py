@@ -32,10 +32,12 @@ _import_tensorflow_quietly()
 
 from mindgap import data, metrics
 from mindgap.cam import cam_model, grad_cam, upsample_cams, upsample_map
+from mindgap import backbones
 from mindgap.layers import ClassProbabilities, GroupedClassMaps, GroupedSumGAP
-from mindgap.models import build_model, list_models, model_info, parse_model_name
+from mindgap.models import build_model, list_models, load_model, logits_model, model_info, parse_model_name
 from mindgap.regularizers import MapActivityPenalty, map_penalty
 from mindgap.evaluation import EvaluationReport, evaluate
+from mindgap.exporting import export
 from mindgap.training import TrainConfig, train
 from mindgap import saliency  # noqa: E402  (mindgap.saliency.compute)
 from mindgap.saliency import compute as saliency_maps  # noqa: E402

@@ -17,6 +17,9 @@ import os
 import keras
 
 BACKBONES = ("inception_v3", "googlenet", "tiny")
+BACKBONE_LAYER = "backbone"
+# The backbone's own input; the model's is "image" (Keras requires unique names in one graph).
+INPUT_NAME = "backbone_image"
 DEFAULT_CUT_LAYERS = {"inception_v3": "mixed7", "googlenet": "inception_4e", "tiny": "tiny_block4"}
 INCEPTION_MIN_SIZE = 75  # keras.applications' own lower bound
 MIN_CAM_SIZE = 2  # a CAM of one pixel cannot localize anything
@@ -38,6 +41,35 @@ _GOOGLENET_MODULES = (
 _TINY_BLOCKS = ((32, 2), (64, 2), (128, 2), (128, 1))  # (filters, stride)
 
 
+@keras.saving.register_keras_serializable(package="mindgap", name="Backbone")
+class Backbone(keras.Model):
+    """The cut backbone: a functional ``keras.Model`` named ``"backbone"``, nested in every mindgap model.
+
+    Its ``output`` is the tensor it produced in the model that called it, the one the head reads
+    (Keras' own ``output`` of a nested model is its inner graph's, which no outer layer reads).
+    So Keras' idiom works on a mindgap model as on a flat one, gradients included::
+
+        probe = keras.Model(model.inputs, [model.get_layer("backbone").output, model.output])
+
+    Before it is called (standalone, or while a model is built from it) ``output`` is Keras' own.
+    Built by :func:`build_backbone`; takes the arguments of a functional ``keras.Model``.
+    """
+
+    @property
+    def output(self):
+        # Keras 3 has no get_output_at(); the first inbound node is the call in the enclosing model.
+        if self._inbound_nodes:
+            return self._inbound_nodes[0].output_tensors[0]
+        return super().output
+
+
+# Keras names a nested model's weights after its class's name ("layers/functional/..." for a plain functional
+# model): keeping that name keeps weights files, run backups and .keras files of either kind interchangeable.
+Backbone.__name__ = Backbone.__qualname__ = "Functional"
+BACKBONE_CLASS_ENTRY = {"module": Backbone.__module__, "class_name": Backbone.__name__,
+                        "registered_name": keras.saving.get_registered_name(Backbone)}
+
+
 def cut_candidates(backbone):
     """Names of the layers a backbone can be cut at."""
     if backbone == "inception_v3":
@@ -56,7 +88,7 @@ def _conv_relu(inputs, filters, kernel_size, name, strides=1):
 
 
 def _googlenet_full(input_shape):
-    inputs = keras.Input(input_shape, name="image")
+    inputs = keras.Input(input_shape, name=INPUT_NAME)
     features = _conv_relu(inputs, 64, 7, "conv1_7x7", strides=2)
     features = keras.layers.MaxPooling2D(3, 2, padding="same", name="pool1")(features)
     features = _conv_relu(features, 64, 1, "conv2_reduce")
@@ -79,7 +111,7 @@ def _googlenet_full(input_shape):
 
 
 def _tiny_full(input_shape):
-    inputs = keras.Input(input_shape, name="image")
+    inputs = keras.Input(input_shape, name=INPUT_NAME)
     features = inputs
     for index, (filters, strides) in enumerate(_TINY_BLOCKS, start=1):
         features = keras.layers.Conv2D(
@@ -96,7 +128,9 @@ def _inception_v3_full(input_shape, weights):
             f"input_shape {tuple(input_shape)} is too small for InceptionV3; use at least "
             f"{INCEPTION_MIN_SIZE}x{INCEPTION_MIN_SIZE}."
         )
-    return keras.applications.InceptionV3(include_top=False, weights=weights, input_shape=input_shape)
+    return keras.applications.InceptionV3(
+        include_top=False, weights=weights, input_tensor=keras.Input(input_shape, name=INPUT_NAME)
+    )
 
 
 def _load_weights_file(full_model, cut_model, path, backbone):
@@ -117,7 +151,7 @@ def _load_weights_file(full_model, cut_model, path, backbone):
 
 
 def build_backbone(backbone, input_shape=(299, 299, 3), weights=None, cut_layer=None):
-    """The backbone cut at ``cut_layer``, as a ``keras.Model`` named ``"backbone"``.
+    """The backbone cut at ``cut_layer``, as a :class:`Backbone` (a functional ``keras.Model``) named ``"backbone"``.
 
     Args:
         backbone: ``"inception_v3"``, ``"googlenet"`` or ``"tiny"``.
@@ -157,7 +191,7 @@ def build_backbone(backbone, input_shape=(299, 299, 3), weights=None, cut_layer=
             f"input_shape {input_shape} is too small for the cut at {cut_layer!r}: its maps would be "
             f"{height}x{width}; use a larger input or an earlier cut layer."
         )
-    cut_model = keras.Model(full_model.inputs, cut_output, name="backbone")
+    cut_model = Backbone(full_model.inputs, cut_output, name=BACKBONE_LAYER)
     if is_path:
         _load_weights_file(full_model, cut_model, os.fspath(weights), backbone)
     return cut_model

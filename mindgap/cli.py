@@ -55,9 +55,7 @@ def _config_overrides(args, config_class):
 
 def load_mindgap_model(path):
     """Load a ``.keras`` file and check that it is a mindgap model, or raise ``CliError``."""
-    import keras
-
-    from mindgap.models import model_info
+    from mindgap.models import load_model, model_info
 
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -69,7 +67,7 @@ def load_mindgap_model(path):
     if not zipfile.is_zipfile(path):
         raise CliError(f"{path!r} is not a .keras model file; pass a model saved with model.save('name.keras').")
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = load_model(path)
     except Exception as error:  # Keras raises many types for foreign or broken files
         raise CliError(f"{path!r} could not be loaded as a mindgap model ({type(error).__name__}); pass a model saved by mindgap.") from None
     try:
@@ -226,7 +224,8 @@ def _run_train(args):
     print(f"best model: {result.best_path}")
 
 
-_DATA_DEFAULTS = dict(format="auto", image_root=None, test_per_class=50, seed=0, val_fraction=0.1, test_fraction=0.1)
+_DATA_DEFAULTS = dict(format="auto", image_root=None, test_per_class=50, seed=0, val_fraction=0.1, test_fraction=0.1,
+                      allow_empty_classes=False)
 
 
 def _data_settings(args):
@@ -271,6 +270,17 @@ def _run_evaluate(args):
 def _run_explain(args):
     explain(args.target, args.model, args.out, class_name=args.class_name, top=args.top, threshold=args.threshold,
             skip_bad_images=args.skip_bad_images, method=args.method)
+
+
+def _run_export(args):
+    from mindgap.exporting import export
+
+    model = load_mindgap_model(args.model)
+    try:
+        path = export(model, args.out, format=args.format)
+    except ImportError as error:
+        raise CliError(str(error)) from None
+    print(f"wrote {path} (outputs: probabilities, cams)", flush=True)
 
 
 def _run_digits(args):
@@ -330,6 +340,8 @@ def build_parser():
     data_flags.add_argument("--test-fraction", type=float, default=None, help="folders without split files, default 0.1")
     data_flags.add_argument("--skip-bad-images", action="store_true", help="drop unreadable images and bad boxes with a warning")
     data_flags.add_argument("--allow-train-duplicates", action="store_true", help="an image may be listed twice in train")
+    data_flags.add_argument("--allow-empty-classes", action="store_true", default=None,
+                            help="folders: a class folder without images is still a class")
     evaluate_parser.set_defaults(handler=_run_evaluate)
 
     explain_parser = commands.add_parser("explain", help="classify images and show where the evidence is")
@@ -343,6 +355,13 @@ def build_parser():
     explain_parser.add_argument("--method", choices=("cam", "gradcam", "rise", "eb", "ceb"), default="cam",
                                 help="evidence map of the overlay (mindgap.saliency); default the one-pass CAM")
     explain_parser.set_defaults(handler=_run_explain)
+
+    export_parser = commands.add_parser("export", help="write the model (probabilities and every class's CAM) for another runtime")
+    export_parser.add_argument("model", metavar="MODEL.keras", help="a .keras file saved by mindgap")
+    export_parser.add_argument("--format", choices=("savedmodel", "litert", "onnx"), default="savedmodel",
+                               help="TensorFlow SavedModel (default), LiteRT .tflite or ONNX")
+    export_parser.add_argument("--out", required=True, help="output folder (savedmodel/, model.tflite or model.onnx inside)")
+    export_parser.set_defaults(handler=_run_export)
 
     digits_parser = commands.add_parser("digits", help="write the embedded digits localization set")
     digits_parser.add_argument("out_dir")

@@ -39,7 +39,7 @@ def cam_mass_on_class(cams, labels):
 
 
 def batch_measures(probs, cams, labels, boxes, image_size, thresholds, *, box_threshold=ZHOU_BOX_THRESHOLD,
-                   pointing_tolerance=15, with_max_box_acc_v2=False):
+                   pointing_tolerance="scaled", with_max_box_acc_v2=False):
     """Per-image localization measures of one batch, from one forward pass.
 
     Args:
@@ -130,7 +130,7 @@ class EvaluationReport:
 
 
 def evaluate(model, dataset, *, thresholds=metrics.DEFAULT_THRESHOLDS, box_threshold=ZHOU_BOX_THRESHOLD,
-             pointing_tolerance=15, with_max_box_acc_v2=True, progress=True):
+             pointing_tolerance="scaled", with_max_box_acc_v2=True, progress=True):
     """Classification and localization report of ``model`` on ``dataset`` in a single pass.
 
     Args:
@@ -141,7 +141,8 @@ def evaluate(model, dataset, *, thresholds=metrics.DEFAULT_THRESHOLDS, box_thres
             (Figure 4) and MaxBoxAcc.
         box_threshold: threshold of Zhou's box (largest component) for
             GT-known Loc and Top-1 Loc (Hide-and-Seek's measures).
-        pointing_tolerance: pixels of the pointing game.
+        pointing_tolerance: slack of the pointing game: ``"scaled"`` (15 px · side / 224),
+            ``"fixed"`` (15 px) or pixels (:func:`mindgap.metrics.pointing_tolerance`).
         with_max_box_acc_v2: also compute MaxBoxAccV2 (all contours; slower).
         progress: show a progress bar.
     """

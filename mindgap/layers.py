@@ -115,11 +115,16 @@ class ClassProbabilities(keras.layers.Layer):
 
     Call arguments:
         inputs: tensor (batch, c) of logits.
+
+    The softmax is the attribute ``activation``, as in Keras' Dense, so tools that set
+    ``model.layers[-1].activation`` to linear or None (tf-keras-vis' ``ReplaceToLinear``,
+    Keras' Grad-CAM example) get the logits; it is not an argument and is softmax again when loaded.
     """
 
     def __init__(self, class_names=None, **kwargs):
         super().__init__(**kwargs)
         self.class_names = None if class_names is None else [str(name) for name in class_names]
+        self.activation = keras.activations.softmax
 
     def build(self, input_shape):
         num_classes = input_shape[-1]
@@ -130,7 +135,7 @@ class ClassProbabilities(keras.layers.Layer):
             )
 
     def call(self, inputs):
-        return ops.softmax(inputs, axis=-1)
+        return inputs if self.activation is None else self.activation(inputs)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -6,6 +6,7 @@ Grammar: ``<Backbone>-GAP<m>[-L1|-L2]`` or ``<Backbone>-GAP-Zhou[-L1|-L2]`` with
 """
 
 import dataclasses
+import os
 import re
 
 import keras
@@ -13,6 +14,8 @@ import keras
 from mindgap import backbones, heads
 from mindgap.layers import ClassProbabilities
 from mindgap.regularizers import DEFAULT_ALPHA, REDUCTIONS
+
+INPUT_NAME = "image"
 
 BACKBONE_NAMES = {"Inception": "inception_v3", "GoogLeNet": "googlenet", "Tiny": "tiny"}
 TABLE1_NAMES = (
@@ -119,7 +122,7 @@ def build_model(name, num_classes, *, weights=None, input_shape=(299, 299, 3), a
     backbone = backbones.build_backbone(
         spec.backbone, input_shape=input_shape, weights=weights, cut_layer=overrides.get("cut_layer")
     )
-    inputs = keras.Input(tuple(input_shape), name="image")
+    inputs = keras.Input(tuple(input_shape), name=INPUT_NAME)
     features = backbone(inputs)
     head_arguments = dict(penalty=spec.penalty, alpha=alpha, reduction=reduction, class_names=class_names)
     if spec.head == "gapm":
@@ -127,6 +130,39 @@ def build_model(name, num_classes, *, weights=None, input_shape=(299, 299, 3), a
     else:
         probabilities = heads.zhou_head(features, num_classes, units=zhou_units, **head_arguments)
     return keras.Model(inputs, probabilities, name=spec.name)
+
+
+def _config_with_backbone_class(config):
+    """Make the nested backbone of a saved config a :class:`~mindgap.backbones.Backbone`.
+
+    Files saved before issue 19 hold it as a plain Keras ``Functional``, whose ``output``
+    is its inner graph's: ``keras.Model(model.inputs, [model.get_layer("backbone").output, ...])``
+    then fails ("The name "image" is used 2 times").  Returns None when there is nothing to change.
+    """
+    layers = config.get("config", {}).get("layers", []) if isinstance(config, dict) else []
+    backbone = next((layer for layer in layers if layer.get("name") == backbones.BACKBONE_LAYER), None)
+    if backbone is None or backbone.get("registered_name") == backbones.BACKBONE_CLASS_ENTRY["registered_name"]:
+        return None
+    backbone.update(backbones.BACKBONE_CLASS_ENTRY)
+    return config
+
+
+def load_model(path, safe_mode=True):
+    """``keras.saving.load_model(path, compile=False)`` for a ``.keras`` file saved by any mindgap version.
+
+    Files saved from models built now load the same with plain ``keras.saving.load_model``
+    (after ``import mindgap``).  In older files the backbone is a plain Keras ``Functional``:
+    the model is rebuilt from its config with a :class:`~mindgap.backbones.Backbone` instead
+    and given the loaded weights, so the Keras idiom works on it too (same outputs).
+    """
+    loaded = keras.saving.load_model(os.fspath(path), compile=False, safe_mode=safe_mode)
+    config = _config_with_backbone_class(keras.saving.serialize_keras_object(loaded))
+    if config is None:
+        return loaded
+    # the weights file names a nested model by its class, so the weights are copied, not reloaded
+    rebuilt = keras.saving.deserialize_keras_object(config, safe_mode=safe_mode)
+    rebuilt.set_weights(loaded.get_weights())
+    return rebuilt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,3 +192,17 @@ def model_info(model):
         head, maps_per_class = "zhou", None
     class_names = probabilities.class_names or [f"class_{index}" for index in range(num_classes)]
     return ModelInfo(head, num_classes, maps_per_class, tuple(class_names), tuple(model.input.shape[1:]))
+
+
+def logits_model(model):
+    """The same model (shared layers) ending at the class logits, the softmax's input (eq. 3).
+
+    ``grouped_gap`` for a GAPm head, ``dense`` for a Zhou head.  For tools that differentiate a
+    linear class score, such as tf-keras-vis or Keras' Grad-CAM example (where it replaces
+    ``model.layers[-1].activation = None``, which a :class:`~mindgap.layers.ClassProbabilities`
+    layer does not have).
+    """
+    info = model_info(model)
+    layer = heads.GROUPED_GAP_LAYER if info.head == "gapm" else heads.DENSE_LAYER
+    return keras.Model(model.inputs, model.get_layer(layer).output, name=f"{model.name}-logits")
+

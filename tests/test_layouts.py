@@ -182,3 +182,44 @@ def test_forced_format(digits, tmp_path):
         read_dataset(root, "stanford40")
     with pytest.raises(ValueError, match="Unknown dataset format 'voc'"):
         read_dataset(root, "voc")
+
+
+def test_an_empty_class_folder_is_an_error_unless_allowed(digits, tmp_path):
+    from mindgap.data import load_dataset
+    from mindgap.data.layouts import dataset_options
+    from mindgap.training import TrainConfig
+
+    root = write_folders(digits, tmp_path / "f")
+    (root / "zz_empty").mkdir()
+    with pytest.raises(DatasetError, match=r"Class folder\(s\) zz_empty of .* hold no image.*--allow-empty-classes"):
+        read_dataset(root)
+    dataset = read_dataset(root, allow_empty_classes=True)
+    assert dataset.class_names == (*sorted(CLASS_NAMES), "zz_empty")
+    remapped = {name: (split, dataset.class_names.index(CLASS_NAMES[label]), box) for name, (split, label, box) in digits[1].items()}
+    _assert_matches_known(dataset, remapped)  # the other classes keep their labels
+    options = dataset_options(TrainConfig(allow_empty_classes=True))
+    assert options["allow_empty_classes"] is True
+    checked, _ = load_dataset(root, **options, cache_path=None)
+    assert len(checked.class_names) == len(CLASS_NAMES) + 1
+
+
+def test_a_root_holding_images_and_metadata_is_not_two_classes(digits, tmp_path):
+    root = write_folders(digits, tmp_path / "project" / "images", boxes=False, splits=False).parent
+    (root / "metadata").mkdir()
+    (root / "metadata" / "notes.txt").write_text("not an image\n")
+    with pytest.raises(DatasetError, match=r"Class folder\(s\) metadata of .*pass the folder whose sub-folders are the classes"):
+        read_dataset(root)
+
+
+def test_a_wsolevaluation_checkout_passed_by_its_root(digits, tmp_path):
+    repo = tmp_path / "wsolevaluation"
+    write_wsol(digits, repo / "metadata" / "DIGITS", repo / "dataset" / "DIGITS")
+    assert detect_layout(repo) == "wsol"  # not class folders "dataset" and "metadata"
+    dataset = read_dataset(repo)
+    _assert_matches_known(dataset, digits[1])
+    assert str(repo / "dataset" / "DIGITS") in dataset.split_note
+    assert read_dataset(repo, format="wsol").class_names == dataset.class_names
+    shutil.copytree(repo / "metadata" / "DIGITS", repo / "metadata" / "OTHER")
+    with pytest.raises(DatasetError, match=r"checkout with 2 datasets \(DIGITS, OTHER\); pass one metadata folder: "
+                                           r".*metadata/DIGITS, .*metadata/OTHER\.$"):
+        read_dataset(repo)

@@ -133,11 +133,32 @@ def test_pointing_game_15_px_rule():
     assert not metrics.pointing_game_hit(cam, [[66, 50, 80, 60]], tolerance=15)  # 15.5 px
 
 
-def test_pointing_game_default_tolerance_is_15():
-    cam = np.zeros((100, 100))
-    cam[50, 50] = 1.0
-    assert metrics.pointing_game_hit(cam, [[65, 50, 80, 60]])
-    assert not metrics.pointing_game_hit(cam, [[66, 50, 80, 60]])
+def test_pointing_game_tolerance_scales_with_the_input():
+    # 15 px at 224 px, so 15 · 64 / 224 = 4.29 px at 64 px and 30 px at 448 px
+    assert metrics.pointing_tolerance("scaled", (64, 64)) == pytest.approx(15 * 64 / 224)
+    assert metrics.pointing_tolerance("scaled", (448, 600)) == pytest.approx(30.0)  # the shorter side
+    assert metrics.pointing_tolerance("fixed", (64, 64)) == 15.0
+    small = np.zeros((64, 64))
+    small[30, 30] = 1.0  # centre (30.5, 30.5)
+    assert metrics.pointing_game_hit(small, [[34.5, 20, 50, 40]])  # 4.0 px from the box: within 4.29
+    assert not metrics.pointing_game_hit(small, [[35, 20, 50, 40]])  # 4.5 px: a miss at 64 px...
+    assert metrics.pointing_game_hit(small, [[35, 20, 50, 40]], tolerance="fixed")  # ... a hit with 15 px
+    assert not metrics.pointing_game_hit(small, [[35, 20, 50, 40]], convention="torchray")  # index 35, 5 px away
+    assert metrics.pointing_game_hit(small, [[34, 20, 50, 40]], convention="torchray")  # 4 px < 4.29
+    large = np.zeros((224, 224))
+    large[100, 100] = 1.0  # centre (100.5, 100.5): at 224 px the scaled tolerance is Zhang et al.'s 15 px
+    assert metrics.pointing_game_hit(large, [[115.5, 90, 130, 110]])  # exactly 15 px
+    assert not metrics.pointing_game_hit(large, [[116, 90, 130, 110]])  # 15.5 px
+    wide = np.zeros((448, 448))
+    wide[100, 100] = 1.0
+    assert metrics.pointing_game_hit(wide, [[130.5, 90, 150, 110]])  # 30 px
+    assert not metrics.pointing_game_hit(wide, [[130.5, 90, 150, 110]], tolerance="fixed")
+
+
+@pytest.mark.parametrize("tolerance", ["15px", -1, float("nan"), True, None])
+def test_pointing_game_rejects_a_bad_tolerance(tolerance):
+    with pytest.raises(ValueError, match="tolerance"):
+        metrics.pointing_game_hit(np.ones((8, 8)), [[0, 0, 4, 4]], tolerance=tolerance)
 
 
 def test_max_box_acc_chooses_one_threshold_for_the_set():

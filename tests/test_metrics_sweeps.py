@@ -132,16 +132,16 @@ def test_pointing_game_conventions_at_the_rim():
     cam = np.zeros((100, 100), np.float32)
     cam[50, 50] = 1.0  # index (50, 50), centre (50.5, 50.5)
     # box edge at x = 65: 14.5 px from the centre (Zhang: hit); first pixel 65, 15 px from index 50 (TorchRay: miss)
-    assert metrics.pointing_game_hit(cam, [[65, 50, 80, 60]], convention="zhang")
-    assert not metrics.pointing_game_hit(cam, [[65, 50, 80, 60]], convention="torchray")
-    assert metrics.pointing_game_hit(cam, [[64, 50, 80, 60]], convention="torchray")  # 14 px
-    assert not metrics.pointing_game_hit(cam, [[66, 50, 80, 60]], convention="zhang")  # 15.5 px
+    assert metrics.pointing_game_hit(cam, [[65, 50, 80, 60]], convention="zhang", tolerance="fixed")
+    assert not metrics.pointing_game_hit(cam, [[65, 50, 80, 60]], convention="torchray", tolerance="fixed")
+    assert metrics.pointing_game_hit(cam, [[64, 50, 80, 60]], convention="torchray", tolerance="fixed")  # 14 px
+    assert not metrics.pointing_game_hit(cam, [[66, 50, 80, 60]], convention="zhang", tolerance="fixed")  # 15.5 px
     # diagonal: pixel (59, 62) is at sqrt(81 + 144) = 15 from (50, 50): a TorchRay miss; (59, 61) a hit
-    assert not metrics.pointing_game_hit(cam, [[59, 62, 70, 70]], convention="torchray")
-    assert metrics.pointing_game_hit(cam, [[59, 61, 70, 70]], convention="torchray")
+    assert not metrics.pointing_game_hit(cam, [[59, 62, 70, 70]], convention="torchray", tolerance="fixed")
+    assert metrics.pointing_game_hit(cam, [[59, 61, 70, 70]], convention="torchray", tolerance="fixed")
     # inside the box both hit; a box holding no pixel centre holds nothing for TorchRay
-    assert metrics.pointing_game_hit(cam, [[40, 40, 60, 60]], convention="torchray")
-    assert not metrics.pointing_game_hit(cam, [[50.6, 50, 51.4, 51]], convention="torchray")
+    assert metrics.pointing_game_hit(cam, [[40, 40, 60, 60]], convention="torchray", tolerance="fixed")
+    assert not metrics.pointing_game_hit(cam, [[50.6, 50, 51.4, 51]], convention="torchray", tolerance="fixed")
 
 
 @pytest.mark.parametrize(

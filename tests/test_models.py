@@ -185,3 +185,89 @@ def test_grad_cam_of_a_gapm_head_is_its_cam():
     height, width = cams.shape[1:3]
     np.testing.assert_allclose(grad, np.maximum(cams, 0) / (height * width), rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(mindgap.grad_cam(model, images, [2])[..., 0], grad[..., 2], rtol=1e-5, atol=1e-7)
+
+
+def _head_layers(model):
+    names = [layer.name for layer in model.layers]
+    return [name for name in ("gap_maps", "maps_penalty", "grouped_gap", "gap", "dense", "probabilities") if name in names]
+
+
+def _assert_keras_idiom(model, images):
+    """keras.Model(model.inputs, [layer.output, model.output]) for the backbone and every head layer, checked on numbers."""
+    want_probabilities = model.predict(images, verbose=0)
+    backbone_features = model.get_layer("backbone").predict(images, verbose=0)
+    for name in ["backbone"] + _head_layers(model):
+        probe = keras.Model(model.inputs, [model.get_layer(name).output, model.output])
+        features, probabilities = probe.predict(images, verbose=0)
+        np.testing.assert_allclose(probabilities, want_probabilities, rtol=1e-6, atol=1e-7)
+        if name == "backbone":
+            np.testing.assert_allclose(features, backbone_features, rtol=1e-5, atol=1e-6)
+        if name == "probabilities":
+            np.testing.assert_allclose(features, want_probabilities, rtol=1e-6, atol=1e-7)
+        if name in ("grouped_gap", "dense"):  # the class logits: their softmax is the output
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.softmax(features)), want_probabilities,
+                                       rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, size", [
+    ("Tiny-GAP5-L1", 32), ("Tiny-GAP-Zhou", 32),
+    ("GoogLeNet-GAP5", 64), ("GoogLeNet-GAP-Zhou-L2", 64),
+    ("Inception-GAP5", 75), ("Inception-GAP-Zhou-L1", 75),
+])
+def test_keras_idiom_on_every_backbone_and_head(tmp_path, name, size):
+    model = mindgap.build_model(name, 3, input_shape=(size, size, 3), zhou_units=8) if "Zhou" in name \
+        else mindgap.build_model(name, 3, input_shape=(size, size, 3))
+    images = _images(size, count=2)
+    _assert_keras_idiom(model, images)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")  # plain Keras: the shared input is restored
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+    _assert_keras_idiom(loaded, images)
+
+
+def _model_as_built_before_issue_19(name, num_classes, size):
+    """A plain Keras Functional backbone whose input is named "image", like the model's own."""
+    from mindgap import backbones, heads
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(backbones, "INPUT_NAME", "image")
+        cut = build_backbone("tiny", (size, size, 3))
+    backbone = keras.Model(cut.inputs[0], cut.outputs[0], name="backbone")
+    assert not isinstance(backbone, mindgap.backbones.Backbone)
+    inputs = keras.Input((size, size, 3), name="image")
+    head = heads.gapm_head if "GAP5" in name else heads.zhou_head
+    arguments = dict(maps_per_class=5) if "GAP5" in name else dict(units=8)
+    return keras.Model(inputs, head(backbone(inputs), num_classes, **arguments), name=name)
+
+
+@pytest.mark.parametrize("name", ["Tiny-GAP5", "Tiny-GAP-Zhou"])
+def test_files_saved_before_issue_19_load_and_support_the_idiom(tmp_path, name):
+    old = _model_as_built_before_issue_19(name, 3, 32)
+    images = _images(32, count=2)
+    with pytest.raises(ValueError, match='"image" is used 2 times'):  # the bug this fixes
+        keras.Model(old.inputs, [old.get_layer("backbone").output, old.output])
+    old.save(tmp_path / "old.keras")
+    loaded = mindgap.load_model(tmp_path / "old.keras")
+    assert isinstance(loaded.get_layer("backbone"), mindgap.backbones.Backbone)
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0), old.predict(images, verbose=0))
+    np.testing.assert_array_equal(keras.saving.load_model(tmp_path / "old.keras").predict(images, verbose=0),
+                                  old.predict(images, verbose=0))
+    _assert_keras_idiom(loaded, images)
+    np.testing.assert_allclose(mindgap.cam_model(loaded).predict(images, verbose=0)[1],
+                               mindgap.cam_model(keras.saving.load_model(tmp_path / "old.keras")).predict(images, verbose=0)[1],
+                               rtol=1e-6, atol=1e-6)
+    loaded.save(tmp_path / "resaved.keras")  # saved again, it is a file of the new kind
+    _assert_keras_idiom(keras.saving.load_model(tmp_path / "resaved.keras"), images)
+
+
+def test_weights_saved_before_issue_19_load_into_a_model_built_now(tmp_path):
+    # run backups are model.save_weights files: a run started before must resume after
+    old = _model_as_built_before_issue_19("Tiny-GAP5", 3, 32)
+    old.save_weights(tmp_path / "old.weights.h5")
+    new = mindgap.build_model("Tiny-GAP5", 3, input_shape=(32, 32, 3))
+    new.load_weights(tmp_path / "old.weights.h5")
+    images = _images(32, count=2)
+    np.testing.assert_array_equal(new.predict(images, verbose=0), old.predict(images, verbose=0))
+    new.save_weights(tmp_path / "new.weights.h5")  # and back
+    old.load_weights(tmp_path / "new.weights.h5")
+    np.testing.assert_array_equal(new.predict(images, verbose=0), old.predict(images, verbose=0))

@@ -186,6 +186,7 @@ def test_best_keras_and_its_record_are_one_commit(tmp_path, capsys):
     ("Tiny-GAP5", 2, ["--image-size", "48"], "image_size 32 → 48"),
     ("Tiny-GAP5", 1, [], "finished 2-epoch run, not a 1-epoch one"),
     ("Tiny-GAP5", 2, ["--learning-rate", "0.01", "--seed", "3"], "learning_rate 0.002 → 0.01; seed 0 → 3"),
+    ("Tiny-GAP5", 2, ["--allow-empty-classes"], "allow_empty_classes False → True"),  # a data option, like the others
 ])
 def test_finished_run_with_other_settings_is_refused(run_copy, digits_dir, capsys, model, epochs, extra, shown):
     before = _listing(run_copy, skip=["run.lock"])  # the refusing process holds the lock, so it writes its pid there

@@ -215,8 +215,9 @@ def test_localization_scores():
     assert result["max_box_acc_v2"] == pytest.approx(0.5)
     near = np.zeros((1, 40, 40), np.float32)
     near[0, 24, 10] = 1.0  # centre (10.5, 24.5): 4.5 px below the box [10, 20)
-    assert scores.localization_scores(near, [np.array([[5, 5, 20, 20]])])["pointing"][0]
+    assert scores.localization_scores(near, [np.array([[5, 5, 20, 20]])], tolerance="fixed")["pointing"][0]
     assert not scores.localization_scores(near, [np.array([[5, 5, 20, 20]])], tolerance=4)["pointing"][0]
+    assert not scores.localization_scores(near, [np.array([[5, 5, 20, 20]])])["pointing"][0]  # 15 · 40 / 224 = 2.7 px
 
 
 # --------------------------------------------------------------- interface
@@ -263,3 +264,83 @@ def test_cli_explain_method(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["explain", str(tmp_path / "x.png"), "--model", str(tmp_path / "m.keras"), "--method", "lime", "--out", "o"])
     assert "invalid choice: 'lime'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ Keras idioms and tf-keras-vis on mindgap models
+def _keras_example_grad_cam(model, images, class_index):
+    """Keras' Grad-CAM example (keras.io/examples/vision/grad_cam), per image, at the backbone's output."""
+    grad_model = keras.Model(model.inputs, [model.get_layer("backbone").output, model.output])
+    with tf.GradientTape() as tape:
+        features, predictions = grad_model(images)
+        class_channel = predictions[:, class_index]
+    gradients = tape.gradient(class_channel, features)
+    pooled = tf.reduce_mean(gradients, axis=(1, 2))  # the example pools over (0, 1, 2) for its one image
+    return tf.nn.relu(tf.einsum("bhwk,bk->bhw", features, pooled)).numpy()
+
+
+@pytest.mark.parametrize("name", ["Tiny-GAP5-L1", "Tiny-GAP-Zhou"])
+def test_keras_grad_cam_example_matches_mindgap_gradcam(tmp_path, name):
+    model = mindgap.build_model(name, 3, input_shape=(32, 32, 3))
+    images = _images(2, 32)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    loaded.layers[-1].activation = None  # the example's way to reach the logits
+    for class_index in range(3):
+        expected = mindgap.saliency.compute(model, images, class_index, method="gradcam")[..., 0]
+        assert expected.max() > 0
+        np.testing.assert_allclose(_keras_example_grad_cam(loaded, images, class_index), expected,
+                                   rtol=1e-5, atol=1e-5 * expected.max())
+        np.testing.assert_allclose(_keras_example_grad_cam(mindgap.logits_model(model), images, class_index), expected,
+                                   rtol=1e-5, atol=1e-5 * expected.max())
+    loaded.layers[-1].activation = keras.activations.softmax
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+
+
+def test_logits_model_gives_the_softmax_inputs():
+    model = mindgap.build_model("Tiny-GAP-Zhou", 3, input_shape=(32, 32, 3), zhou_units=8)
+    images = _images(2, 32)
+    logits = mindgap.logits_model(model).predict(images, verbose=0)
+    np.testing.assert_allclose(tf.nn.softmax(logits).numpy(), model.predict(images, verbose=0), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="not a mindgap model"):
+        mindgap.logits_model(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+
+
+def test_tf_keras_vis_on_a_mindgap_model():
+    vis = pytest.importorskip("tf_keras_vis", reason="tf-keras-vis is not installed (pip install tf-keras-vis==0.8.7)")
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.saliency import Saliency
+    from tf_keras_vis.scorecam import Scorecam
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    assert vis.__version__ == "0.8.7"
+    model = mindgap.build_model("Tiny-GAP5", 3, input_shape=(32, 32, 3))
+    images = _images(2, 32)
+    classes = [1, 2]
+    score = CategoricalScore(classes)
+    # the backbone is one layer: name it and do not let tf-keras-vis seek a Conv2D inside it
+    at_backbone = dict(penultimate_layer="backbone", seek_penultimate_conv_layer=False)
+    expected = mindgap.saliency.compute(model, images, np.array(classes)[:, None], method="gradcam")[..., 0]
+    for logits_route in (Gradcam(mindgap.logits_model(model)), Gradcam(model, model_modifier=ReplaceToLinear())):
+        found = logits_route(score, images, normalize_cam=False, expand_cam=False, **at_backbone)
+        np.testing.assert_allclose(found, expected, rtol=0, atol=1e-5)
+
+    # Saliency: |d logit / d pixel|, max over the colour channels (Simonyan et al. 2014), by hand
+    found = Saliency(mindgap.logits_model(model))(score, images, normalize_map=False)
+    pixels = tf.constant(images)
+    with tf.GradientTape() as tape:
+        tape.watch(pixels)
+        logits = mindgap.logits_model(model)(pixels)
+        total = tf.reduce_sum(tf.gather(logits, classes, axis=1, batch_dims=0) * tf.eye(2))
+    np.testing.assert_allclose(found, np.abs(tape.gradient(total, pixels).numpy()).max(axis=-1), rtol=1e-5, atol=1e-8)
+
+    # Grad-CAM++ on the logits and Score-CAM on the probabilities: the same through either route, maps in [0, 1]
+    plus = [GradcamPlusPlus(route)(score, images, **at_backbone)
+            for route in (mindgap.logits_model(model), GradcamPlusPlus(model, model_modifier=ReplaceToLinear()).model)]
+    np.testing.assert_allclose(plus[0], plus[1], atol=1e-6)
+    score_cam = Scorecam(model)(score, images, **at_backbone)
+    for maps in (plus[0], score_cam):
+        assert maps.shape == (2, 32, 32) and np.isfinite(maps).all()
+        np.testing.assert_allclose(maps.max(axis=(1, 2)), 1, atol=1e-4)  # tf-keras-vis divides by (max - min + eps)
+        assert (maps.min(axis=(1, 2)) >= 0).all()

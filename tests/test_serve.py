@@ -156,11 +156,16 @@ def _truncated_jpeg():
         (lambda: png_bytes(random_image(20, 20, seed=6)), {"class_name": "horse"}, 422, "Unknown class 'horse' for model 'plain'"),
         (lambda: png_bytes(random_image(20, 20, seed=6)), {"threshold": 1.5}, 422, "threshold must be between 0 and 1"),
         (lambda: png_bytes(random_image(20, 20, seed=6)), {"top_k": "many"}, 422, "Bad parameter 'top_k'"),
+        (lambda: png_bytes(random_image(20, 20, seed=6)), {"top_k": -5}, 422, "top_k must be between 1 and 7"),
+        (lambda: png_bytes(random_image(20, 20, seed=6)), {"top_k": 0}, 422, "top_k must be between 1 and 7"),
+        (lambda: png_bytes(random_image(20, 20, seed=6)), {"top_k": 10**20}, 422, "top_k must be between 1 and 7"),
+        (lambda: png_bytes(random_image(20, 20, seed=6)), {"method": "lime"}, 422, "Unknown method 'lime'; use one of cam, gradcam"),
         (lambda: None, {}, 400, "Send an image file"),
         (lambda: None, {"image_id": "0123abcd"}, 404, "Image id '0123abcd' is not in the cache"),
     ],
     ids=["not-an-image", "truncated-png", "truncated-jpeg", "empty", "too-large", "1x1", "10000x10000", "unknown-model",
-         "unknown-class", "bad-threshold", "bad-top-k", "no-image", "unknown-image-id"],
+         "unknown-class", "bad-threshold", "bad-top-k", "negative-top-k", "zero-top-k", "huge-top-k", "unknown-method",
+         "no-image", "unknown-image-id"],
 )
 def test_bad_input_gets_a_one_line_4xx_and_the_server_keeps_serving(client, make_upload, fields, status, message):
     response = explain(client, make_upload(), **fields)
@@ -264,3 +269,46 @@ def test_cli_serve_loads_the_models_and_starts_uvicorn_on_loopback(tmp_path, mon
     (tmp_path / "text.keras").write_text("not a model")
     assert main(["serve", str(tmp_path / "text.keras")]) == 2
     assert "is not a .keras model file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["cam", "gradcam", "eb", "ceb", "rise"])
+def test_every_saliency_method_is_served_cached_and_timed(client, models, method):
+    from mindgap import saliency
+    from mindgap.saliency.scores import min_max
+    from mindgap.serve.app import RISE_BATCH, RISE_MASKS
+
+    rgb = random_image(40, 40, seed=11)
+    first = explain(client, png_bytes(rgb), model="plain", class_name="owl", threshold=0.5, method=method).json()
+    assert first["method"] == method and first["method_ms"] > 0 and "method=" + method in first["overlay_url"]
+    # the same map as the library's, through the same preprocessing; its box found as in evaluation
+    image = model_input(rgb, SIZE)[None]
+    options = dict(num_masks=RISE_MASKS, batch_size=RISE_BATCH) if method == "rise" else {}
+    expected = saliency.compute(models["plain"], image, [[CLASSES.index("owl")]], method=method, **options)[0, ..., 0]
+    if method != "cam":
+        expected = min_max(expected)
+    box = cam_to_box(upsample_map(expected, (SIZE, SIZE)), 0.5)
+    want = None if not box[2] > box[0] else [round(float(value) * 40 / SIZE, 1) for value in box]
+    assert first["box"] == pytest.approx(want, abs=0.11)
+    passes = forward_passes(client)
+    again = explain(client, image_id=first["image_id"], model="plain", class_name="owl", threshold=0.2, method=method).json()
+    assert again["ran_method"] is False and again["method_ms"] == first["method_ms"] and forward_passes(client) == passes
+    picture = client.get(first["overlay_url"])
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(picture.content)).size == (40, 40)
+    if method != "cam":
+        assert first["ran_method"] is True
+        cam = client.get(first["overlay_url"].replace("method=" + method, "method=cam")).content
+        assert cam != picture.content  # another map drawn
+        shared = client.get(first["overlay_url"] + "&scale=shared")
+        assert shared.status_code == 422 and "needs method=cam" in shared.json()["error"]
+
+
+def test_cam_png_rejects_an_unknown_method(client):
+    image_id = explain(client, png_bytes(random_image(20, 20, seed=12))).json()["image_id"]
+    response = client.get(f"/api/cam.png?image_id={image_id}&model=plain&method=lime")
+    assert response.status_code == 422 and "Unknown method 'lime'" in response.json()["error"]
+
+
+def test_model_list_names_the_methods(client):
+    listing = client.get("/api/models").json()
+    assert listing["methods"] == ["cam", "gradcam", "rise", "eb", "ceb"] and listing["rise_masks"] == 256

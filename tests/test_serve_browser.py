@@ -20,6 +20,7 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-component-update", "--disable-sync"]
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 _REQUIRED = os.environ.get("MINDGAP_REQUIRE_BROWSER") == "1"
+SCREENSHOT_METHOD = "/tmp/serve_method.png"  # the page after switching to RISE, to look at
 
 try:
     from playwright.sync_api import sync_playwright
@@ -120,6 +121,24 @@ def test_upload_top5_cam_and_class_switch_in_chromium(tmp_path):
             assert box(caption.inner_text()) != box(low_threshold)
             assert page.evaluate("async () => (await (await fetch('/api/stats')).json()).forward_passes") == passes
             page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
+
+            # another saliency method: its map replaces the CAM, with its cost beside it; no new forward pass of the CAM head
+            assert page.locator("#method option").all_inner_texts() == ["CAM (eq. 4)", "Grad-CAM", "RISE (256 masks)",
+                                                                        "Excitation Backprop", "contrastive EB"]
+            for method, label in (("gradcam", "Grad-CAM ("), ("rise", "RISE (")):
+                cam_picture = overlay.screenshot()
+                page.select_option("#method", method)
+                page.wait_for_function(f"(el) => el.textContent.startsWith({label!r})", arg=caption.element_handle())
+                page.wait_for_function("(img) => img.complete && img.naturalWidth > 0 && img.src.includes('method=')",
+                                       arg=overlay.element_handle())
+                page.wait_for_function("document.querySelector('#status').textContent === 'ready'")
+                assert " ms" in caption.inner_text() and page.locator("#error").is_hidden()
+                assert np.abs(_pixels(overlay.screenshot()) - _pixels(cam_picture)).mean() > 1.0, f"{method} drew the same map"
+            assert page.evaluate("async () => (await (await fetch('/api/stats')).json()).forward_passes") == passes
+            page.screenshot(path=SCREENSHOT_METHOD, full_page=True)
+            page.select_option("#method", "cam")
+            page.wait_for_function("(el) => el.textContent.startsWith('CAM (eq. 4) (')", arg=caption.element_handle())
+            page.wait_for_function("document.querySelector('#status').textContent === 'ready'")
 
             page.set_input_files("#file", str(tmp_path / "not_an_image.png"))
             page.wait_for_selector("#error:not([hidden])")

@@ -102,7 +102,7 @@ def stratified_split(relatives_by_class, seed, val_fraction, test_fraction):
     return splits
 
 
-def read_folders(root, *, seed=0, val_fraction=0.1, test_fraction=0.1):
+def read_folders(root, *, seed=0, val_fraction=0.1, test_fraction=0.1, allow_empty_classes=False):
     """Read a class-folder dataset at ``root`` (see the module docstring).
 
     Structural problems (no class folder, a split line naming a file that is
@@ -115,6 +115,9 @@ def read_folders(root, *, seed=0, val_fraction=0.1, test_fraction=0.1):
         seed: seeds the stratified split (used only without split files).
         val_fraction, test_fraction: shares of each class drawn into val and
             test when there is no split file.
+        allow_empty_classes: keep a class folder without any image as a
+            class (default: an error naming it, since a folder such as
+            ``metadata/`` beside ``images/`` is more often a wrong root).
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
@@ -126,6 +129,11 @@ def read_folders(root, *, seed=0, val_fraction=0.1, test_fraction=0.1):
     if not any(relatives_by_class.values()):
         raise DatasetError(f"{root!r} has no class folder holding images ({', '.join(IMAGE_EXTENSIONS)}); "
                            "put each class's images in ROOT/<class name>/.")
+    empty = [name for name in class_names if not relatives_by_class[name]]
+    if empty and not allow_empty_classes:
+        raise DatasetError(f"Class folder(s) {', '.join(empty)} of {root!r} hold no image ({', '.join(IMAGE_EXTENSIONS)}); "
+                           "pass the folder whose sub-folders are the classes, remove the empty ones, or allow them "
+                           "(allow_empty_classes=True, --allow-empty-classes).")
     label_of = {relative: label for label, name in enumerate(class_names) for relative in relatives_by_class[name]}
 
     problems = []

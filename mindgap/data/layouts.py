@@ -16,25 +16,27 @@ import os
 from mindgap.data.folders import IMAGE_EXTENSIONS, SPLITS_DIR, read_folders
 from mindgap.data.records import SPLITS, DatasetError
 from mindgap.data.stanford40 import ANNOTATIONS_DIR, IMAGES_DIR, SPLITS_DIR as STANFORD_SPLITS_DIR, read_stanford40
-from mindgap.data.wsol import IMAGE_IDS, read_wsol
+from mindgap.data.wsol import CHECKOUT_METADATA, IMAGE_IDS, checkout_datasets, is_metadata_folder, metadata_folder, read_wsol
 
 
 def _read_stanford40(root, *, test_per_class=50, **_):
     return read_stanford40(root, test_per_class=test_per_class, check_images=False)
 
 
-def _read_folders(root, *, seed=0, val_fraction=0.1, test_fraction=0.1, **_):
-    return read_folders(root, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+def _read_folders(root, *, seed=0, val_fraction=0.1, test_fraction=0.1, allow_empty_classes=False, **_):
+    return read_folders(root, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
+                        allow_empty_classes=allow_empty_classes)
 
 
 def _read_wsol(root, *, image_root=None, **_):
-    return read_wsol(root, image_root=image_root)
+    return read_wsol(metadata_folder(root), image_root=image_root)
 
 
 # name → (reader taking root and the options it understands, what detection looks for)
 LAYOUTS = {
     "stanford40": (_read_stanford40, f"{IMAGES_DIR}/ and {STANFORD_SPLITS_DIR}/ (Stanford 40)"),
-    "wsol": (_read_wsol, f"{{train,val,test}}/{IMAGE_IDS} (wsolevaluation metadata)"),
+    "wsol": (_read_wsol, f"{{train,val,test}}/{IMAGE_IDS} (wsolevaluation metadata), or {CHECKOUT_METADATA}/<DATASET>/ "
+                         "of a wsolevaluation checkout"),
     "folders": (_read_folders, f"sub-folders holding images ({', '.join(IMAGE_EXTENSIONS)}), one per class"),
 }
 FORMATS = ("auto", *LAYOUTS)
@@ -53,7 +55,7 @@ def _has_class_folder(root):
 
 _DETECTORS = {
     "stanford40": lambda root: os.path.isdir(os.path.join(root, IMAGES_DIR)) and os.path.isdir(os.path.join(root, STANFORD_SPLITS_DIR)),
-    "wsol": lambda root: any(os.path.isfile(os.path.join(root, split, IMAGE_IDS)) for split in SPLITS),
+    "wsol": lambda root: is_metadata_folder(root) or bool(checkout_datasets(root)),
     "folders": _has_class_folder,
 }
 
@@ -77,7 +79,7 @@ def read_dataset(root, format="auto", **options):
 
     Options go to the reader that understands them: ``test_per_class``
     (stanford40), ``seed``, ``val_fraction``, ``test_fraction`` (folders
-    without split files), ``image_root`` (wsol).
+    without split files), ``allow_empty_classes`` (folders), ``image_root`` (wsol).
     """
     if format not in FORMATS:
         raise ValueError(f"Unknown dataset format {format!r}; use one of {', '.join(FORMATS)}.")
@@ -120,5 +122,5 @@ def load_dataset(root, format="auto", *, splits=SPLITS, require=(), skip_bad_ima
 def dataset_options(config):
     """The :func:`load_dataset` keyword arguments held by a ``TrainConfig`` (fields it lacks keep their defaults)."""
     names = ("format", "image_root", "test_per_class", "seed", "val_fraction", "test_fraction", "skip_bad_images",
-             "allow_train_duplicates")
+             "allow_train_duplicates", "allow_empty_classes")
     return {name: getattr(config, name) for name in names if hasattr(config, name)}

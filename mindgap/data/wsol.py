@@ -11,7 +11,8 @@ folders, one per split, with the images under a separate root::
 
 (``wsolevaluation/data_loaders.py``; its ``val`` is the paper's
 ``train-fullsup`` split.)  Pass METADATA (e.g. ``wsolevaluation/metadata/CUB``)
-as the dataset folder.
+as the dataset folder, or the checkout itself when ``metadata/`` holds one
+dataset (with several, the error names the folders to choose from).
 
 **Box convention.**  wsolevaluation's boxes are 0-based pixel indices with
 *inclusive* ends: its IoU adds one to every side
@@ -47,6 +48,36 @@ CLASS_LABELS = "class_labels.txt"
 IMAGE_SIZES = "image_sizes.txt"
 LOCALIZATION = "localization.txt"
 CLASS_NAMES_FILE = "class_names.txt"
+CHECKOUT_METADATA = "metadata"  # a wsolevaluation checkout: metadata/<DATASET>/{train,val,test}/, dataset/<DATASET>/
+
+
+def is_metadata_folder(root):
+    """Whether ``root`` holds ``{train,val,test}/image_ids.txt``."""
+    return any(os.path.isfile(os.path.join(root, split, IMAGE_IDS)) for split in SPLITS)
+
+
+def checkout_datasets(root):
+    """Sorted names of the datasets under ``root/metadata/`` when ``root`` is a wsolevaluation checkout, else []."""
+    metadata = os.path.join(root, CHECKOUT_METADATA)
+    if not os.path.isdir(metadata):
+        return []
+    return sorted(name for name in os.listdir(metadata)
+                  if not name.startswith(".") and is_metadata_folder(os.path.join(metadata, name)))
+
+
+def metadata_folder(root):
+    """``root`` itself, or ``root/metadata/<DATASET>`` for a checkout holding one dataset; several: a DatasetError."""
+    root = os.fspath(root)
+    if is_metadata_folder(root):
+        return root
+    datasets = checkout_datasets(root)
+    if len(datasets) == 1:
+        return os.path.join(root, CHECKOUT_METADATA, datasets[0])
+    if datasets:
+        choices = ", ".join(os.path.join(root, CHECKOUT_METADATA, name) for name in datasets)
+        raise DatasetError(f"{root!r} is a wsolevaluation checkout with {len(datasets)} datasets ({', '.join(datasets)}); "
+                           f"pass one metadata folder: {choices}.")
+    return root
 
 
 def wsol_box_to_pixel_edges(box):

@@ -12,6 +12,14 @@ model has one worker thread that takes every image waiting in its queue
 forward pass instead of queueing for one each.  Identical concurrent requests
 wait for the same result.
 
+Every saliency method of :mod:`mindgap.saliency` can be chosen (``method``):
+``cam`` comes from the same cached forward pass; ``gradcam``, ``eb``, ``ceb``
+and ``rise`` are computed per (image, model, method, class), one at a time per
+model, cached (LRU) and reported with their cost in milliseconds.  RISE is
+bounded: :data:`RISE_MASKS` masks (not the library's 1000) in forward passes of
+:data:`RISE_BATCH` masked images, so one map costs ``RISE_MASKS`` forward passes
+and the memory of ``RISE_BATCH`` images.
+
 All state lives on ``app.state.viewer`` (a :class:`Viewer`), none in module
 globals, so tests build apps with tiny models side by side.
 """
@@ -24,6 +32,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from urllib.parse import urlencode
 
 import numpy as np
@@ -36,6 +45,10 @@ DEFAULT_CACHE_IMAGES = 32
 DEFAULT_MAX_BATCH = 8
 DEFAULT_THRESHOLD = 0.2
 DEFAULT_TOP_K = 5
+DEFAULT_METHOD = "cam"
+RISE_MASKS = 256  # RISE's N in the viewer: N forward passes per map (a few seconds for Tiny on a CPU)
+RISE_BATCH = 32  # masked images per forward pass: RISE's memory bound
+_METHOD_OPTIONS = {"rise": dict(num_masks=RISE_MASKS, batch_size=RISE_BATCH)}
 _FORM_OVERHEAD = 64 * 2**10  # multipart boundaries and the small form fields, on top of the file
 _log = logging.getLogger("mindgap.serve")
 
@@ -133,6 +146,8 @@ class _ServedModel:
     name: str
     info: object
     batcher: _Batcher
+    model: object = None
+    saliency_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)  # one saliency map at a time
 
     @property
     def size(self):
@@ -193,13 +208,14 @@ class Viewer:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}.")
         self.models = {}
         for name, model in named:
-            self.models[name] = _ServedModel(name, model_info(model), _Batcher(_compiled_explainer(model), max_batch))
+            self.models[name] = _ServedModel(name, model_info(model), _Batcher(_compiled_explainer(model), max_batch), model)
         self.max_upload_bytes = max_upload_bytes
         self.max_pixels = max_pixels
         self.min_side = min_side
         self.display_side = display_side
         self._images = _LRU(cache_images)
         self._results = _LRU(cache_images * len(self.models))
+        self._maps = _LRU(cache_images * len(self.models) * 4)  # other methods' maps, per class
         self._inflight = {}
         self._lock = threading.Lock()
         self._examples_lock = threading.Lock()
@@ -259,7 +275,7 @@ class Viewer:
         return entry
 
     def results(self, image_id, served):
-        """(probabilities (c,), cams (h, w, c), ran_model) of one image and model: one forward pass, then cached."""
+        """(probabilities (c,), cams (h, w, c), milliseconds, ran_model) of one image and model: one forward pass, then cached."""
         key = (image_id, served.name)
         with self._lock:
             cached = self._results.get(key)
@@ -272,7 +288,9 @@ class Viewer:
         if not owner:
             return future.result() + (False,)
         try:
+            started = time.perf_counter()
             value = served.batcher.run(self.image(image_id).inputs[served.size])
+            value = value + (1000 * (time.perf_counter() - started),)
             self._results.put(key, value)
             future.set_result(value)
         except BaseException as error:
@@ -281,6 +299,34 @@ class Viewer:
         finally:
             with self._lock:
                 self._inflight.pop(key, None)
+        return value + (True,)
+
+    def saliency(self, image_id, served, method, class_index):
+        """(map (h, w), milliseconds, ran) of one class by ``method``; ``cam`` from :meth:`results`, others computed once.
+
+        Maps other than the CAM are min-max normalised (as :mod:`mindgap.saliency.scores` does before
+        boxes), since RISE's carry an offset; the CAM keeps its values (its box uses its positive part).
+        """
+        from mindgap import saliency
+        from mindgap.saliency.scores import min_max
+
+        if method == DEFAULT_METHOD:
+            _, cams, milliseconds, ran = self.results(image_id, served)
+            return cams[..., class_index], milliseconds, ran
+        key = (image_id, served.name, method, class_index)
+        cached = self._maps.get(key)
+        if cached is not None:
+            return cached + (False,)
+        entry = self.image(image_id)
+        with served.saliency_lock:
+            cached = self._maps.get(key)  # a concurrent request may have computed it meanwhile
+            if cached is not None:
+                return cached + (False,)
+            started = time.perf_counter()
+            maps = saliency.compute(served.model, entry.inputs[served.size][None], [[class_index]], method=method,
+                                    **_METHOD_OPTIONS.get(method, {}))
+            value = (min_max(maps[0, ..., 0]), 1000 * (time.perf_counter() - started))
+        self._maps.put(key, value)
         return value + (True,)
 
     @staticmethod
@@ -309,17 +355,35 @@ class Viewer:
         scale = np.array([entry.width, entry.height, entry.width, entry.height], np.float64) / size
         return [round(float(value), 1) for value in box * scale]
 
-    def overlay_png(self, entry, cams, class_index, box, shared_scale=False, max_side=None):
+    def overlay_png(self, entry, saliency, box, peak=None, max_side=None):
+        """The map (h, w) over the image (jet, 50 %), divided by ``peak`` (default its own maximum), with ``box``."""
         from mindgap import plots
 
         display = entry.display if max_side is None else imaging.display_image(entry.display, max_side)
-        peak = float(np.maximum(cams, 0).max()) if shared_scale else None
-        picture = plots.overlay_cam(display, cams[..., class_index], vmax=peak if peak else None)
+        picture = plots.overlay_cam(display, saliency, vmax=peak if peak else None)
         if box is not None:
             scale = display.shape[1] / entry.width
             thickness = max(1, round(max(display.shape[:2]) / 200))
             picture = plots.draw_box(picture, [value * scale for value in box], plots.CAM_BOX_COLOUR, thickness)
         return imaging.encode_png(picture)
+
+
+def _check_method(method):
+    from mindgap.saliency import METHODS
+
+    if method is None or method == "":
+        return DEFAULT_METHOD
+    if method not in METHODS:
+        raise _BadRequest(f"Unknown method {method!r}; use one of {', '.join(METHODS)}.", 422)
+    return method
+
+
+def _check_top_k(top_k, served):
+    if top_k is None:
+        return min(DEFAULT_TOP_K, served.info.num_classes)
+    if not 1 <= top_k <= served.info.num_classes:
+        raise _BadRequest(f"top_k must be between 1 and {served.info.num_classes} (the classes of {served.name!r}), got {top_k}.", 422)
+    return top_k
 
 
 def _check_threshold(threshold):
@@ -460,8 +524,10 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
     @app.get("/api/models")
     def list_models():
         """The served models with their classes, and the upload limits."""
+        from mindgap.saliency import METHODS
+
         return {"models": [served.describe() for served in viewer.models.values()], "max_upload_bytes": viewer.max_upload_bytes,
-                "max_pixels": viewer.max_pixels, "min_side": viewer.min_side}
+                "max_pixels": viewer.max_pixels, "min_side": viewer.min_side, "methods": list(METHODS), "rise_masks": RISE_MASKS}
 
     @app.get("/api/examples")
     def list_examples():
@@ -483,44 +549,54 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
 
     @app.post("/api/explain")
     def explain(file: UploadFile | None = File(None), image_id: str | None = Form(None), model: str | None = Form(None),
-                class_name: str | None = Form(None), threshold: float | None = Form(None), top_k: int = Form(DEFAULT_TOP_K)):
-        """Explain one image: an upload (``file``) or an earlier one (``image_id``)."""
+                class_name: str | None = Form(None), threshold: float | None = Form(None), top_k: int | None = Form(None),
+                method: str | None = Form(None)):
+        """Explain one image: an upload (``file``) or an earlier one (``image_id``), by ``method`` (default the CAM)."""
         served = viewer.model(model)
         threshold = _check_threshold(threshold)
+        method = _check_method(method)
+        top_k = _check_top_k(top_k, served)
         if file is not None:
             image_id = viewer.add_image(file.file.read(viewer.max_upload_bytes + 1))
         elif not image_id:
             raise _BadRequest("Send an image file (form field 'file') or the image_id of an earlier upload.", 400)
         entry = viewer.image(image_id)
-        probabilities, cams, ran_model = viewer.results(image_id, served)
+        probabilities, _, _, ran_model = viewer.results(image_id, served)
         chosen = viewer.class_index(served, class_name, probabilities)
-        top_k = min(max(1, top_k), served.info.num_classes)
+        saliency, milliseconds, ran_method = viewer.saliency(image_id, served, method, chosen)
         order = np.argsort(-probabilities, kind="stable")[:top_k]
         names = served.info.class_names
-        query = {"image_id": image_id, "model": served.name, "class_name": names[chosen], "threshold": threshold}
+        query = {"image_id": image_id, "model": served.name, "class_name": names[chosen], "threshold": threshold, "method": method}
         return {
             "image_id": image_id, "model": served.name, "width": entry.width, "height": entry.height,
             "top": [{"class_name": names[index], "probability": float(probabilities[index])} for index in order],
             "class_name": names[chosen], "class_index": chosen, "probability": float(probabilities[chosen]),
-            "threshold": threshold, "box": viewer.box(cams[..., chosen], served, entry, threshold),
+            "threshold": threshold, "box": viewer.box(saliency, served, entry, threshold),
             "overlay_url": "/api/cam.png?" + urlencode(query), "ran_model": ran_model,
+            "method": method, "method_ms": round(milliseconds, 1), "ran_method": ran_method,
         }
 
     @app.get("/api/cam.png")
     def cam_png(image_id: str, model: str | None = None, class_name: str | None = None, threshold: float | None = None,
-                box: bool = True, scale: str = Query("own", pattern="^(own|shared)$"), max_side: int | None = Query(None, ge=16, le=4096)):
-        """One class's CAM over the image as PNG, with its box (``box=false`` leaves it out).
+                box: bool = True, scale: str = Query("own", pattern="^(own|shared)$"), max_side: int | None = Query(None, ge=16, le=4096),
+                method: str | None = None):
+        """One class's map by ``method`` (default the CAM) over the image as PNG, with its box (``box=false`` leaves it out).
 
-        ``scale=shared`` divides by the largest value over all classes' CAMs
+        ``scale=shared`` (CAM only) divides by the largest value over all classes' CAMs
         (paper Figure 3) instead of this CAM's own maximum.
         """
         served = viewer.model(model)
         threshold = _check_threshold(threshold)
+        method = _check_method(method)
+        if scale == "shared" and method != DEFAULT_METHOD:
+            raise _BadRequest(f"scale=shared compares every class's CAM; it needs method=cam, not {method!r}.", 422)
         entry = viewer.image(image_id)
-        probabilities, cams, _ = viewer.results(image_id, served)
+        probabilities, cams, _, _ = viewer.results(image_id, served)
         chosen = viewer.class_index(served, class_name, probabilities)
-        drawn = viewer.box(cams[..., chosen], served, entry, threshold) if box else None
-        png = viewer.overlay_png(entry, cams, chosen, drawn, shared_scale=scale == "shared", max_side=max_side)
+        saliency, _, _ = viewer.saliency(image_id, served, method, chosen)
+        drawn = viewer.box(saliency, served, entry, threshold) if box else None
+        peak = float(np.maximum(cams, 0).max()) if scale == "shared" else None
+        png = viewer.overlay_png(entry, saliency, drawn, peak=peak, max_side=max_side)
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     return app

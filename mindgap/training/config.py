@@ -64,6 +64,7 @@ class TrainConfig:
     test_fraction: float = 0.1
     skip_bad_images: bool = False
     allow_train_duplicates: bool = False
+    allow_empty_classes: bool = False  # folders: a class folder without images is still a class (it changes the classes)
 
     def validate(self):
         problems = []

@@ -40,7 +40,7 @@ import tensorflow as tf
 
 from mindgap.data.pipeline import make_dataset
 from mindgap.data.layouts import dataset_options, load_dataset
-from mindgap.models import build_model
+from mindgap.models import build_model, load_model
 from mindgap.optimizers import Nadam2017
 from mindgap.training import callbacks as mg_callbacks
 from mindgap.training import run_folder
@@ -71,7 +71,7 @@ class TrainResult:
     history: dict
 
     def best_model(self):
-        return keras.saving.load_model(self.best_path, compile=False)
+        return load_model(self.best_path)
 
 
 def _cluster():
@@ -225,7 +225,7 @@ def _check_settings(out_dir, current, backup):
         if finished:
             if epochs == stored_epochs:
                 print(f"{out_dir} holds this finished run; returning its best model.")
-                return TrainResult(keras.saving.load_model(best_path, compile=False), out_dir, best_path, read_history(history_path))
+                return TrainResult(load_model(best_path), out_dir, best_path, read_history(history_path))
             if epochs < stored_epochs:
                 raise run_folder.RunFolderError(
                     f"{out_dir} holds a finished {stored_epochs}-epoch run, not a {epochs}-epoch one; "

@@ -1,0 +1,60 @@
+"""Export a mindgap model for other runtimes: a TensorFlow SavedModel, LiteRT (``.tflite``) or ONNX.
+
+Every artifact takes ``image`` (batch, H, W, 3) float32 scaled to [-1, 1]
+(InceptionV3 preprocessing, as the model itself) and has two named outputs:
+
+* ``probabilities`` (batch, c): the model's output (eq. 3);
+* ``cams`` (batch, h, w, c): every class's CAM at the maps' resolution (eq. 4 for
+  a GAPm head, Zhou et al.'s for a Zhou head), from :func:`mindgap.cam_model`.
+
+Keras 3's own ``model.export`` writes each format (``tf_saved_model``;
+``onnx`` through tf2onnx; ``litert`` through TensorFlow's converter), so
+the artifacts are what Keras documents; run them with TensorFlow
+(``tf.saved_model.load(...).signatures["serving_default"]``), ``ai-edge-litert``
+and ``onnxruntime``.
+
+The module is ``exporting`` so that ``mindgap.export`` can be the function
+(a module of that name would be shadowed by it, as ``mindgap.saliency_maps`` is
+named beside the ``mindgap.saliency`` package).
+"""
+
+import os
+
+import keras
+import numpy as np
+
+from mindgap.cam import cam_model
+
+FORMATS = ("savedmodel", "litert", "onnx")
+OUTPUT_NAMES = ("probabilities", "cams")
+ARTIFACTS = {"savedmodel": "savedmodel", "litert": "model.tflite", "onnx": "model.onnx"}  # inside ``out_dir``
+_KERAS_FORMATS = {"savedmodel": "tf_saved_model", "litert": "litert", "onnx": "onnx"}
+
+
+def named_outputs_model(model):
+    """``model``'s CAM model with a dict output ``{"probabilities", "cams"}`` (shared layers)."""
+    explainer = cam_model(model)
+    return keras.Model(explainer.inputs, dict(zip(OUTPUT_NAMES, explainer.outputs)), name=f"{model.name}-export")
+
+
+def export(model, out_dir, format="savedmodel"):
+    """Write ``model`` as ``format`` into ``out_dir``; returns the artifact's path.
+
+    Args:
+        model: a mindgap model (built, or loaded with :func:`mindgap.load_model`).
+        out_dir: a folder, created if absent; the artifact is ``out_dir/savedmodel/``,
+            ``out_dir/model.tflite`` or ``out_dir/model.onnx`` (replaced if present).
+        format: ``"savedmodel"``, ``"litert"`` or ``"onnx"``.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"Unknown export format {format!r}; use one of {', '.join(FORMATS)}.")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(os.fspath(out_dir), ARTIFACTS[format])
+    named = named_outputs_model(model)
+    named(np.zeros((1, *named.input_shape[1:]), np.float32))  # Keras' ONNX export refuses a model never called
+    try:
+        named.export(path, format=_KERAS_FORMATS[format], verbose=False)
+    except ImportError as error:
+        package = {"onnx": "tf2onnx onnx", "litert": "ai-edge-litert"}.get(format, error.name)
+        raise ImportError(f"Export to {format} needs {error.name!r}; pip install {package}.") from error
+    return path

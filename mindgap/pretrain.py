@@ -48,7 +48,7 @@ from mindgap.data.pipeline import preprocess
 DEFAULT_CACHE_DIR = os.environ.get("MINDGAP_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "mindgap")
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 # distorted: the share of renders whose digit shape is rotated, sheared and stretched first (distort_digit).
-PRETRAIN_SETTINGS = dict(seed=0, image_size=48, samples=24000, epochs=6, batch_size=64, digit_size=(26, 44), distorted=0.5)
+PRETRAIN_SETTINGS = dict(seed=0, image_size=48, samples=24000, epochs=6, batch_size=64, digit_size=(26, 44), distorted=0.0)
 HELD_OUT_SAMPLES = 1000
 FINGERPRINT_RENDERS = 32
 _DISTORTION = dict(rotation=15.0, shear=0.2, aspect=(0.8, 1.25))

@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import time
+import weakref
 
 import keras
 import numpy as np
@@ -102,6 +103,9 @@ def training_batchnorm_layers(model):
             if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
 
 
+_PRECISE_BN_PASSES = weakref.WeakKeyDictionary()  # model → (its training BN layers, momentum variable, compiled pass)
+
+
 def recompute_batchnorm_statistics(model, batches):
     """Replace the moving statistics of ``model``'s training BatchNorm layers by averages over ``batches`` (PreciseBN).
 
@@ -118,21 +122,34 @@ def recompute_batchnorm_statistics(model, batches):
     Returns:
         The number of batches used (0: the model has no BatchNorm layer in training mode).
     """
+    import tensorflow as tf
+
     layers = training_batchnorm_layers(model)
     if not layers:
         return 0
     momenta = [layer.momentum for layer in layers]
+    # One compiled forward pass per model and set of training BN layers; the momentum is a variable read
+    # inside it, so the k / (k + 1) schedule needs no retracing (run eagerly, the pass cost twice as much).
+    key = tuple(id(layer) for layer in layers)
+    cached = _PRECISE_BN_PASSES.get(model)
+    if cached is None or cached[0] != key:
+        momentum = tf.Variable(0.0, trainable=False, dtype=tf.float32)
+        model_reference = weakref.ref(model)  # the cache must not keep the model alive
+        cached = (key, momentum, tf.function(lambda inputs: model_reference()(inputs, training=True)))
+        _PRECISE_BN_PASSES[model] = cached
+    _, momentum, forward = cached
     count = 0
     try:
+        for layer in layers:
+            layer.momentum = momentum
         for batch in batches:
             inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-            for layer in layers:
-                layer.momentum = count / (count + 1.0)
-            model(inputs, training=True)
+            momentum.assign(count / (count + 1.0))
+            forward(inputs)
             count += 1
     finally:
-        for layer, momentum in zip(layers, momenta):
-            layer.momentum = momentum
+        for layer, value in zip(layers, momenta):
+            layer.momentum = value
     return count
 
 

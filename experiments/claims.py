@@ -9,10 +9,10 @@ with its 95 % interval (Student's t on the paired differences), and a verdict:
 * **cannot tell at this N**: the interval contains zero (or N = 1, which has no interval).
 
 Seed 0 is the seed of the other experiments, so its models are reused from the cache;
-``--seeds 3`` trains two more of each model.
+``--seeds 5`` trains four more of each model, two at a time (``--workers``).
 
-    python -m experiments.claims --seeds 3            # quick mode
-    python -m experiments.claims --seeds 3 --full --data-dir Stanford40
+    python -m experiments.claims --seeds 5            # quick mode
+    python -m experiments.claims --seeds 5 --full --data-dir Stanford40
 """
 
 import dataclasses
@@ -112,7 +112,7 @@ def claims_table(results, seeds):
 
 def main(argv=None):
     parser = common.main_parser(__doc__)
-    parser.add_argument("--seeds", type=int, default=3, help="training seeds per model (0 … N-1); at least 2 for an interval")
+    parser.add_argument("--seeds", type=int, default=5, help="training seeds per model (0 … N-1); at least 2 for an interval")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}.")

@@ -1,4 +1,4 @@
-"""The README's main job: the paper's six models on the embedded digits set, on a CPU (about 37 minutes on 2 cores).
+"""The README's main job: the paper's six models on the embedded digits set, on a CPU (about 10 minutes on 2 cores).
 
 Generates the digits set if absent, trains (or reuses) GAP5 and GAP-Zhou with
 no penalty, L1 and L2, evaluates them on the test split, prints one table
@@ -59,7 +59,7 @@ def main(argv=None):
         *[f"- {observation}" for observation in observations],
         "",
         "Each model was trained once (one seed), so these differences carry no uncertainty estimate. "
-        "`python -m experiments.claims --seeds 3` trains every model with several seeds and gives, per claim, "
+        "`python -m experiments.claims --seeds 5` trains every model with several seeds and gives, per claim, "
         "the paired difference with its 95 % interval and a verdict (held / did not hold / cannot tell).",
         "",
         f"Figures: {os.path.join(out_dir, 'figure3.png')} (all CAMs of one image per model), "

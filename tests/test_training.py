@@ -230,7 +230,7 @@ def test_phase_times_attribute_each_callback_its_own_time():
 def test_ctrl_c_says_one_line_and_the_same_command_resumes(digits_dir, tmp_path):
     out = tmp_path / "run"
     history = out / "history.csv"
-    process = subprocess.Popen(_train_command(digits_dir, out, 6), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(_train_command(digits_dir, out, 3), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while len(_epochs_logged(history)) < 1 and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -238,11 +238,11 @@ def test_ctrl_c_says_one_line_and_the_same_command_resumes(digits_dir, tmp_path)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-2000:]
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("warning:")]
     assert len(lines) == 1 and "interrupted in epoch" in lines[0] and "run the same command to resume" in lines[0], stderr[-2000:]
-    finished = subprocess.run(_train_command(digits_dir, out, 6), capture_output=True, text=True, timeout=600)
+    finished = subprocess.run(_train_command(digits_dir, out, 3), capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-2000:]
-    assert _epochs_logged(history) == [0, 1, 2, 3, 4, 5]
+    assert _epochs_logged(history) == [0, 1, 2]
 
 
 def test_a_lost_peer_worker_ends_the_other_with_one_line(digits_dir, tmp_path):
@@ -261,6 +261,6 @@ def test_a_lost_peer_worker_ends_the_other_with_one_line(digits_dir, tmp_path):
     processes[1].kill()
     processes[1].wait()
     _, stderr = processes[0].communicate(timeout=120)
-    lines = [line for line in stderr.splitlines() if line.strip() and "WARNING" not in line]
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith(("warning:", "WARNING"))]
     assert processes[0].returncode == 3, stderr[-3000:]
     assert len(lines) == 1 and "relaunch every worker with the same command" in lines[0], stderr[-3000:]

@@ -8,11 +8,17 @@ with plain ``keras.saving.load_model``.
 import os
 
 
+def default_tf_log_level():
+    """TF_CPP_MIN_LOG_LEVEL unless the user set one: "2" (errors only), "3" in a multi-worker run (TF_CONFIG set),
+    where a lost peer makes the collective ops log C++ errors before mindgap can say it in one line."""
+    return "3" if os.environ.get("TF_CONFIG") else "2"
+
+
 def _import_tensorflow_quietly():
     """TensorFlow 2.21 writes C++ start-up lines to stderr before any log setting is read;
     they would bury the one-line errors of the ``mindgap`` command.  Python errors still
     propagate.  Set MINDGAP_TF_LOGS=1 to see them."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", default_tf_log_level())
     if os.environ.get("MINDGAP_TF_LOGS") == "1":
         import tensorflow  # noqa: F401
 

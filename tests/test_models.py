@@ -209,10 +209,9 @@ def _assert_keras_idiom(model, images):
                                        rtol=1e-5, atol=1e-6)
 
 
+# Every backbone and both heads: the idiom depends on the backbone's nesting and on the head's layer names.
 @pytest.mark.parametrize("name, size", [
-    ("Tiny-GAP5-L1", 32), ("Tiny-GAP-Zhou", 32),
-    ("GoogLeNet-GAP5", 64), ("GoogLeNet-GAP-Zhou-L2", 64),
-    ("Inception-GAP5", 75), ("Inception-GAP-Zhou-L1", 75),
+    ("Tiny-GAP5-L1", 32), ("Tiny-GAP-Zhou", 32), ("GoogLeNet-GAP5", 64), ("Inception-GAP-Zhou-L1", 75),
 ])
 def test_keras_idiom_on_every_backbone_and_head(tmp_path, name, size):
     model = mindgap.build_model(name, 3, input_shape=(size, size, 3), zhou_units=8) if "Zhou" in name \

@@ -251,6 +251,7 @@ def test_a_lost_peer_worker_ends_the_other_with_one_line(digits_dir, tmp_path):
     for index in range(2):
         environment = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
                            CUDA_VISIBLE_DEVICES="")
+        environment.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user launches it: mindgap's own default applies
         processes.append(subprocess.Popen(_train_command(digits_dir, tmp_path / "run", 50), env=environment,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     history = tmp_path / "run" / "history.csv"

@@ -41,11 +41,13 @@ class GuidedDropout(keras.layers.Dropout):
     ``Dropout`` convention, with the unit's p in place of 1 - rate).  A unit with
     p = 0 is never kept.
 
-    The evidence variants need the labels, so they run only in
-    :class:`~mindgap.dropout.GuidedDropoutModel`'s ``train_step``, which calls
-    :meth:`retaining_probabilities` and :meth:`drop` (Figure 5.1, steps 3–4);
-    calling the layer in training mode outside it raises.  The others also work
-    in any Keras model (``curriculum`` needs the step, so only in that model too).
+    The evidence variants need the labels and ``curriculum`` the step, so they
+    drop only in :class:`~mindgap.dropout.GuidedDropoutModel`'s ``train_step``,
+    which calls :meth:`retaining_probabilities` and :meth:`drop` (Figure 5.1,
+    steps 3–4).  A plain training-mode call of the layer (another model's
+    ``fit``, or the BatchNorm statistics pass of ``mindgap.train``, which runs
+    the model with ``training=True`` and no labels) passes their input
+    unchanged; ``standard`` and ``standard_per_image`` drop in any Keras model.
 
     Args:
         method: str, a name of :data:`METHODS`; default ``"excitation"``.
@@ -123,8 +125,8 @@ class GuidedDropout(keras.layers.Dropout):
         return features * ops.cast(scale, features.dtype)
 
     def call(self, inputs, training=False):
-        if not training or self.method == "none":
-            return inputs
+        if not training or self.method == "none" or self.needs_evidence or self.method == "curriculum":
+            return inputs  # no labels or step here: only GuidedDropoutModel.train_step drops for these (see above)
         retain, noise_shape = self.retaining_probabilities(inputs)
         return self.drop(inputs, retain, noise_shape)
 

@@ -101,6 +101,7 @@ class Settings:
     train_images: int
     test_images: int
     probe_images: int  # test images of the utilization probe after every epoch
+    compression_images: int  # test images of Figure 5.5's curves (each curve point is a forward pass above fc1)
     cnn2_size: int
     finetuned_size: int
     cnn2_filters: tuple
@@ -119,11 +120,11 @@ class Settings:
 
 
 MODES = {
-    "quick": Settings("quick", 2000, 1000, 500, 32, 48, (32, 64, 128), 2048, 1024, 171, 30, 12, 100, 50, 1e-3, 3e-4, True,
+    "quick": Settings("quick", 2000, 1000, 500, 500, 32, 48, (32, 64, 128), 2048, 1024, 171, 30, 12, 100, 50, 1e-3, 3e-4, True,
                       None, 16),
-    "full": Settings("full", 20000, 5000, 1000, 32, 48, (96, 128, 256), 2048, 1024, 1024, 500, 60, 100, 50, 1e-3, 3e-4,
+    "full": Settings("full", 20000, 5000, 1000, 5000, 32, 48, (96, 128, 256), 2048, 1024, 1024, 500, 60, 100, 50, 1e-3, 3e-4,
                      True, THESIS_GAMMA, 32),
-    "extra-small": Settings("extra-small", 60, 30, 20, 16, 16, (4, 4, 4), 16, 16, 8, 2, 1, 20, 20, 1e-3, 3e-4, False, None,
+    "extra-small": Settings("extra-small", 60, 30, 20, 30, 16, 16, (4, 4, 4), 16, 16, 8, 2, 1, 20, 20, 1e-3, 3e-4, False, None,
                             4),
 }
 
@@ -294,7 +295,8 @@ def run_job(settings_dict, runs_dir, architecture, variant, base_retain, seed):
         "train_accuracy_over_training": [float(value) for value in history.history["accuracy"]],
         "test_accuracy": float(history.history["val_accuracy"][-1]), "train_accuracy": float(train_accuracy),
         "utilization": utilization.utilization(features, p_eb), "utilization_over_training": over_training,
-        "compression": compression_curves(model, features, p_eb, test_labels, settings.random_steps, seed),
+        "compression": compression_curves(model, features[:settings.compression_images], p_eb[:settings.compression_images],
+                                          test_labels[:settings.compression_images], settings.random_steps, seed),
         "seconds_per_step": float(np.mean(step_seconds[1:] if len(step_seconds) > 1 else step_seconds)),
         "train_seconds": train_seconds,
     }
@@ -609,7 +611,8 @@ def main(argv=None):
         "fc1 whose incoming weights and bias moved by less than Δ; Δ = the median change under Standard Dropout of the "
         "same model (the thesis picks Δ per dataset, 0.15–1.25), so Standard has about half by construction.", "",
         "### Resilience to compression (Figure 5.5)", "", compression_table(results, shown), "",
-        "Mean predicted probability of the true class on the test set with the most relevant neurons (by p_EB of the "
+        f"Mean predicted probability of the true class on the first {settings.compression_images} test images with the "
+        "most relevant neurons (by p_EB of the "
         "true class) switched off until their cumulative p_EB reaches p_c, the least relevant within p_c, or k random "
         "ones (mean over seeds). The thesis gives curves only (Figure 5.5).", "",
     ]

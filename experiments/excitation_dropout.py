@@ -444,7 +444,7 @@ def _band(axis, curves, colour, label, x=None):
     mean = curves.mean(axis=0)
     sd = curves.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros_like(mean)
     x = np.arange(1, len(mean) + 1) if x is None else np.asarray(x)
-    axis.plot(x, mean, color=colour, label=label, linewidth=1.2)
+    axis.plot(x, mean, color=colour, label=label, linewidth=1.2, marker="o" if len(mean) < 15 else None, markersize=2.5)
     axis.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.15, linewidth=0)
 
 
@@ -504,9 +504,12 @@ def plot_compression(results, architectures, path, caption):
 
 
 def _save(figure, path, title):
+    import textwrap
+
     from mindgap.plots import save_figure
 
-    return save_figure(figure, path, title, title_size=7)
+    width = int(figure.get_size_inches()[0] * 17)  # characters of 7-point text across the figure
+    return save_figure(figure, path, textwrap.fill(title, width), title_size=7)
 
 
 # ------------------------------------------------------------------ the run

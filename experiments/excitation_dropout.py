@@ -267,7 +267,15 @@ def run_job(settings_dict, runs_dir, architecture, variant, base_retain, seed):
     step_seconds = []
 
     class Probe(keras.callbacks.Callback):
-        """After every epoch: the utilization measures on the probe images; the seconds of the training steps."""
+        """Before training and after every epoch: the utilization measures on the probe images; seconds per step."""
+
+        def on_train_begin(self, logs=None):
+            self.measure_utilization()
+
+        def measure_utilization(self):
+            numbers = utilization.utilization(*_evidence_batches(self.model, probe_images, probe_labels))
+            for name, _ in METRICS:
+                over_training[name].append(numbers[name])
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started, self.last = time.perf_counter(), None
@@ -278,9 +286,7 @@ def run_job(settings_dict, runs_dir, architecture, variant, base_retain, seed):
 
         def on_epoch_end(self, epoch, logs=None):
             step_seconds.append((self.last - self.started) / max(self.steps, 1))
-            numbers = utilization.utilization(*_evidence_batches(self.model, probe_images, probe_labels))
-            for name, _ in METRICS:
-                over_training[name].append(numbers[name])
+            self.measure_utilization()
 
     started = time.perf_counter()
     history = model.fit(train_images, train_labels, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True,
@@ -473,9 +479,10 @@ def plot_utilization(results, architectures, path, caption):
             for variant in (ZHOU_VARIANTS if architecture == ZHOU else VARIANTS):
                 runs = _select(results, architecture, variant)
                 if runs:
-                    _band(axis, [run["utilization_over_training"][name] for run in runs], COLOURS[variant], LABELS[variant])
+                    curves = [run["utilization_over_training"][name] for run in runs]
+                    _band(axis, curves, COLOURS[variant], LABELS[variant], x=np.arange(len(curves[0])))
             axis.set_title(f"{architecture}: {label}", fontsize=8)
-            axis.set_xlabel("epoch", fontsize=7)
+            axis.set_xlabel("epoch (0: before training)", fontsize=7)
             axis.tick_params(labelsize=7)
         axes[row, 0].legend(fontsize=6)
     return _save(figure, path, "Utilization of the dropout layer on test images over training, mean ± sd "

@@ -109,3 +109,50 @@ def train_in_parallel(mode, jobs, workers, split="test", print_fn=print):
         executor.shutdown(wait=True, cancel_futures=True)
         raise
     executor.shutdown(wait=True)
+
+
+def _call_pinned(function, arguments):
+    """In a worker: the TensorFlow thread budget of its share of the cores, then ``function(*arguments)``."""
+    import tensorflow as tf
+
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # the runtime already started in this worker (its second job): same budget
+        pass
+    return function(*arguments)
+
+
+def map_in_parallel(function, jobs, workers, print_fn=print):
+    """``[function(*job) for job in jobs]`` in ``workers`` processes, each pinned to its share of the cores.
+
+    ``function`` must be importable (a module-level function).  With one worker
+    (or one job) everything runs in this process.  Results come back in job order;
+    a worker's error ends the whole map with its message; Ctrl-C stops every worker.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    jobs = list(jobs)
+    if workers <= 1 or len(jobs) <= 1:
+        return [function(*job) for job in jobs]
+    context = multiprocessing.get_context("spawn")
+    shares_list = core_shares(min(workers, len(jobs)))
+    shares = context.Queue()
+    for share in shares_list:
+        shares.put(share)
+    print_fn(f"running {len(jobs)} jobs in {len(shares_list)} processes, cores "
+             + ", ".join("+".join(map(str, sorted(share))) for share in shares_list), flush=True)
+    executor = concurrent.futures.ProcessPoolExecutor(len(shares_list), mp_context=context,
+                                                      initializer=_start_worker, initargs=(shares,))
+    try:
+        futures = [executor.submit(_call_pinned, function, job) for job in jobs]
+        results = [future.result() for future in futures]
+    except BaseException:
+        for process in list(getattr(executor, "_processes", {}).values()):
+            process.terminate()
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+    return results

@@ -16,6 +16,7 @@ PENALTY_LAYER = "maps_penalty"
 GROUPED_GAP_LAYER = "grouped_gap"
 GAP_LAYER = "gap"
 DENSE_LAYER = "dense"
+GAP_DROPOUT_LAYER = "gap_dropout"
 PROBABILITIES_LAYER = "probabilities"
 ZHOU_UNITS = 1024
 
@@ -35,9 +36,20 @@ def gapm_head(features, num_classes, maps_per_class, penalty=None, alpha=1e-7, r
     return ClassProbabilities(class_names, name=PROBABILITIES_LAYER, dtype="float32")(logits)
 
 
-def zhou_head(features, num_classes, units=ZHOU_UNITS, penalty=None, alpha=1e-7, reduction="sum", class_names=None):
-    """Zhou et al.'s head: 1024 maps → GAP → Dense(c) → softmax."""
+def zhou_head(features, num_classes, units=ZHOU_UNITS, penalty=None, alpha=1e-7, reduction="sum", class_names=None,
+              dropout=None, dropout_retain=0.5):
+    """Zhou et al.'s head: 1024 maps → GAP → Dense(c) → softmax.
+
+    ``dropout``: a name of ``mindgap.dropout.METHODS`` puts a ``GuidedDropout``
+    layer (``"gap_dropout"``, retaining probability ``dropout_retain``) on the
+    pooled features before ``dense`` (ours: the thesis applies Excitation
+    Dropout to fully-connected layers of CNN-2 and VGG, not to a GAP head).
+    """
     maps = _maps(features, units, penalty, alpha, reduction)
     pooled = keras.layers.GlobalAveragePooling2D(name=GAP_LAYER)(maps)
+    if dropout is not None:
+        from mindgap.dropout.layer import GuidedDropout  # here: mindgap.dropout imports the saliency code, which imports heads
+
+        pooled = GuidedDropout(dropout, base_retain=dropout_retain, name=GAP_DROPOUT_LAYER)(pooled)
     logits = keras.layers.Dense(num_classes, name=DENSE_LAYER)(pooled)
     return ClassProbabilities(class_names, name=PROBABILITIES_LAYER, dtype="float32")(logits)

@@ -29,7 +29,7 @@ TABLE1_NAMES = (
 )
 LISTED_MAPS_PER_CLASS = (1, 5, 10)
 _NAME_PATTERN = re.compile(r"^(?P<backbone>Inception|GoogLeNet|Tiny)-GAP(?:(?P<m>\d+)|-(?P<zhou>Zhou))(?:-(?P<penalty>L1|L2))?$")
-_OVERRIDES = ("cut_layer", "zhou_units", "reduction", "class_names")
+_OVERRIDES = ("cut_layer", "zhou_units", "reduction", "class_names", "dropout", "dropout_retain")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +119,16 @@ def build_model(name, num_classes, *, weights=None, input_shape=(299, 299, 3), a
     if not isinstance(zhou_units, int) or zhou_units < 1:
         raise ValueError(f"zhou_units must be an integer >= 1, got {zhou_units!r}.")
 
+    dropout = overrides.get("dropout")
+    if dropout is not None:
+        from mindgap.dropout import check_method
+        from mindgap.dropout.retention import check_base_retain
+
+        check_method(dropout)
+        check_base_retain(overrides.get("dropout_retain", 0.5))
+        if spec.head != "zhou":
+            raise ValueError(f"dropout={dropout!r} needs a fully-connected layer: GAP-Zhou heads only, not {spec.name!r}.")
+
     backbone = backbones.build_backbone(
         spec.backbone, input_shape=input_shape, weights=weights, cut_layer=overrides.get("cut_layer")
     )
@@ -128,7 +138,12 @@ def build_model(name, num_classes, *, weights=None, input_shape=(299, 299, 3), a
     if spec.head == "gapm":
         probabilities = heads.gapm_head(features, num_classes, spec.maps_per_class, **head_arguments)
     else:
-        probabilities = heads.zhou_head(features, num_classes, units=zhou_units, **head_arguments)
+        probabilities = heads.zhou_head(features, num_classes, units=zhou_units, dropout=dropout,
+                                        dropout_retain=overrides.get("dropout_retain", 0.5), **head_arguments)
+    if dropout is not None:  # its train_step computes EB for the evidence variants (Figure 5.1)
+        from mindgap.dropout import GuidedDropoutModel
+
+        return GuidedDropoutModel(inputs, probabilities, name=spec.name)
     return keras.Model(inputs, probabilities, name=spec.name)
 
 

@@ -134,3 +134,48 @@ def test_grounding(runs):
             assert all(0.0 <= values[key] <= 1.0 for key, _ in grounding.SCORES)
             assert values["seconds_per_image"] > 0
     assert "| Tiny-GAP5 | eb |" in table and "| model | method | pointing game |" in table
+
+
+def test_excitation_dropout(runs):
+    import pathlib
+
+    from experiments import excitation_dropout
+
+    arguments = ["--extra-small", "--runs-dir", runs, "--seeds", "1", "--sensitivity-seeds", "0", "--zhou-seeds", "0",
+                 "--variants", "standard,excitation", "--workers", "1"]
+    results = excitation_dropout.main(arguments)
+    folder = pathlib.Path(runs) / "excitation_dropout-extra-small"
+    assert [(run["architecture"], run["variant"]) for run in results] == [
+        ("CNN-2", "standard"), ("CNN-2", "excitation"), ("Tiny-FC", "standard"), ("Tiny-FC", "excitation")]
+    for run in results:
+        assert len(run["test_accuracy_over_training"]) + 1 == len(run["utilization_over_training"]["neurons_on"]) >= 2
+        assert 0 < run["utilization"]["neurons_on"] <= run["num_neurons"]
+        assert len(run["compression"]["most"]) == 20 and run["compression"]["counts"][-1] == run["num_neurons"]
+        assert run["compression"]["most"][0] == pytest.approx(run["compression"]["least"][0])  # p_c = 0: nothing off
+    for name in ("generalization", "utilization", "compression"):
+        assert (folder / f"{name}.png").stat().st_size > 1000
+    table = (folder / "table.md").read_text()
+    assert "| CNN-2 | Excitation |" in table and "81.94" in table and "conservative filters, Δ =" in table
+    saved = json.loads((folder / "results.json").read_text())
+    assert len(saved["runs"]) == 4 and "weight_changes" not in saved["runs"][0]
+    again = excitation_dropout.main(arguments)  # every run is cached by its settings
+    assert [run["test_accuracy"] for run in again] == [run["test_accuracy"] for run in results]
+    with pytest.raises(ValueError, match="Unknown variant"):
+        excitation_dropout.main(["--extra-small", "--runs-dir", runs, "--variants", "gaussian"])
+
+
+def test_excitation_dropout_tables_put_the_thesis_beside_ours():
+    from experiments import excitation_dropout
+
+    def run(variant, retain, seed, accuracy, seconds):
+        return {"architecture": "CNN-2", "variant": variant, "base_retain": retain, "seed": seed, "test_accuracy": accuracy,
+                "train_accuracy": 1.0, "seconds_per_step": seconds}
+
+    results = [run("standard", 0.75, 0, 0.70, 0.010), run("standard", 0.75, 1, 0.72, 0.010), run("excitation", 0.25, 0, 0.6, 0.012),
+               run("standard", 0.5, 0, 0.8, 0.010), run("excitation", 0.5, 0, 0.9, 0.012)]
+    sensitivity = excitation_dropout.sensitivity_table(results)
+    # the thesis's columns are dropout rates: its "0.25 Dropout" is P = 0.75
+    assert "| Standard (ours / thesis Cifar10) | 71.0 ± 1.4 (n=2) / 79.16 | 80.0 ± 0.0 (n=1) / 80.13 | – (n=0) / 81.19 |" \
+        in sensitivity
+    runtime = excitation_dropout.runtime_table(results, ["CNN-2"])
+    assert "| CNN-2 | Excitation | 12.0 | 1.20 | 0.1885 (1.23×) |" in runtime

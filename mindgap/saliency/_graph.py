@@ -129,6 +129,25 @@ def run(graph, images, until=None, on_output=None):
     return values
 
 
+def run_from(graph, key, value, until):
+    """Run the steps after the producer of tensor ``key``, given its ``value``, until tensor ``until``.
+
+    ``key`` must be a cut of the graph (no step after it reads a tensor from
+    before it); returns the dict tensor key -> value, as :func:`run`.
+    """
+    values = {key: value}
+    for step in graph.steps[graph.producer[key] + 1:]:
+        missing = [item for item in step.inputs if item not in values]
+        if missing:
+            raise ValueError(f"Layer {step.name!r} reads a tensor from below the starting layer; start from a layer "
+                             "that every path to the output goes through.")
+        for output_key, output in zip(step.outputs, call_step(step, values)):
+            values[output_key] = output
+        if until in values:
+            break
+    return values
+
+
 def cut_keys(graph):
     """Tensor keys every path from the input to the output goes through (in order, input first).
 

@@ -66,7 +66,6 @@ import tensorflow as tf
 
 from mindgap import heads
 from mindgap.layers import ClassProbabilities, GroupedClassMaps, GroupedSumGAP
-from mindgap.models import model_info
 from mindgap.saliency import _graph
 
 PASS_THROUGH = (keras.layers.ReLU,)
@@ -101,16 +100,21 @@ class _Plan:
     """Per model: the flat graph, the logits tensor and the BN folds, checked once."""
 
     def __init__(self, model, layer):
-        info = model_info(model)
         self.graph = graph = _graph.flat_graph(model)
-        probabilities = next(step for step in graph.steps if isinstance(step.layer, ClassProbabilities))
+        probabilities = next((step for step in graph.steps if isinstance(step.layer, ClassProbabilities)), None)
+        if probabilities is None:
+            raise ValueError(f"Model {getattr(model, 'name', model)!r} has no ClassProbabilities layer, so its class "
+                             "logits cannot be found; build it with mindgap.build_model or mindgap.dropout.")
         self.logits_key = probabilities.inputs[0]
         input_names = {item.name for item in model.layers if isinstance(item, keras.layers.InputLayer)}
         if layer in input_names:
             raise ValueError(f"EB needs non-negative activations (assumption A1); {layer!r} is the signed input image: "
                              "choose a layer after a ReLU, e.g. 'backbone'.")
         self.target_key = graph.key_of(layer)
-        self.contrast_layer = heads.MAPS_LAYER if info.head == "gapm" else heads.DENSE_LAYER
+        # cEB negates the top learned layer: the class maps of a GAPm head (its logit is a fixed grouped sum),
+        # otherwise the layer that makes the logits ("dense" of a Zhou head, the classifier of CNN-2)
+        logits_layer = graph.step_of(self.logits_key).layer
+        self.contrast_layer = heads.MAPS_LAYER if isinstance(logits_layer, GroupedSumGAP) else getattr(logits_layer, "name", None)
         self.folds = {}  # conv step index -> BN layer folded into it
         self.start = graph.producer[self.target_key] + 1
         self.stop = graph.producer[self.logits_key]
@@ -235,6 +239,24 @@ def marginal_winning_probabilities(model, images, class_index, layer=DEFAULT_LAY
     mwp = plan.backward(values, prior, contrastive, keep=True)
     by_key = {key: name for name, key in plan.graph.names.items()}
     return {by_key.get(key, "logits" if key == plan.logits_key else str(key)): value.numpy() for key, value in mwp.items()}
+
+
+def marginal_winning_probabilities_at(model, layer, activations, classes):
+    """EB's MWP at ``layer`` (batch, ...) for ``classes`` (batch,) int, from that layer's own ``activations``.
+
+    The layers above ``layer`` run in inference mode on ``activations`` (no image
+    is needed), then the MWP of the one-hot prior on each image's class goes down
+    to ``layer`` with the rules of this module: the same numbers as
+    :func:`excitation_backprop` at ``layer`` before the sum over channels.  ``layer``
+    must be a cut of the graph (every path to the logits goes through it).
+    Traceable: Excitation Dropout calls it inside ``train_step`` (thesis §5.1,
+    Figure 5.1 step 2), on the activations of its own forward pass.
+    """
+    plan = _plan(model, layer)
+    values = _graph.run_from(plan.graph, plan.target_key, activations, until=plan.logits_key)
+    logits = values[plan.logits_key]
+    prior = tf.one_hot(tf.cast(classes, tf.int32), logits.shape[-1], dtype=logits.dtype)
+    return plan.backward(values, prior)[plan.target_key]
 
 
 def excitation_backprop(model, images, classes, layer=DEFAULT_LAYER):

@@ -22,6 +22,9 @@ class TrainConfig:
 
     ``zhou_units``: maps of a GAP-Zhou head (None: Zhou et al.'s 1,024).
     ``jit_compile``: XLA-compile the train, test and predict steps.
+    ``dropout``: None, or a name of ``mindgap.dropout.METHODS`` (e.g.
+    ``"excitation"``) on the pooled features of a GAP-Zhou head, with
+    ``dropout_retain`` (P) its base retaining probability.
     ``precision``: ``"float32"`` (default) or ``"mixed_bfloat16"`` (bf16
     compute, float32 weights and probabilities); pays only on CPUs with
     native bf16 (``avx512_bf16`` / AMX) or accelerators.
@@ -54,6 +57,8 @@ class TrainConfig:
     cam_threshold: float = 0.2
     tensorboard: bool = True
     zhou_units: int | None = None
+    dropout: str | None = None  # GAP-Zhou heads: Excitation Dropout or a baseline on the pooled features (mindgap.dropout)
+    dropout_retain: float = 0.5
     jit_compile: bool = False
     precision: str = "float32"  # float32 | mixed_bfloat16
     verbose: int = -1  # -1: a progress bar on a terminal, one summary line per epoch otherwise; 0: silent; 1/2: Keras' own
@@ -73,6 +78,13 @@ class TrainConfig:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.zhou_units is not None and (isinstance(self.zhou_units, bool) or not isinstance(self.zhou_units, int) or self.zhou_units < 1):
             problems.append(f"zhou_units must be an integer >= 1 (or None for 1,024), got {self.zhou_units!r}")
+        if self.dropout is not None:
+            from mindgap.dropout.layer import METHODS
+
+            if self.dropout not in METHODS:
+                problems.append(f"dropout must be one of {', '.join(METHODS)} (or None), got {self.dropout!r}")
+        if not 0 < self.dropout_retain <= 1:
+            problems.append(f"dropout_retain (P) must be in (0, 1], got {self.dropout_retain}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("localization_images", "snapshot_images"):

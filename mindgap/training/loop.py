@@ -263,6 +263,8 @@ def compiled_model(model_name, num_classes, config, class_names=None):
     """``model_name`` built and compiled as ``train`` does: the config's weights, input size, penalty, Zhou width,
     precision and XLA flag; Nadam2017 built on every variable (backbone included, before any freeze)."""
     head_overrides = {} if config.zhou_units is None else {"zhou_units": config.zhou_units}
+    if config.dropout is not None:
+        head_overrides.update(dropout=config.dropout, dropout_retain=config.dropout_retain)
     with _dtype_policy(config.precision):
         model = build_model(model_name, num_classes, weights=config.weights,
                             input_shape=(config.image_size, config.image_size, 3), alpha=config.alpha,

@@ -1,0 +1,663 @@
+"""Excitation Dropout (thesis ch. 5): generalization, neuron utilization, resilience to compression, sensitivity, run time.
+
+    python -m experiments.excitation_dropout                 # quick mode, 5 seeds
+    python -m experiments.excitation_dropout --seeds 2       # fewer seeds
+    python -m experiments.excitation_dropout --extra-small   # seconds (tests)
+
+**The data: an embedded classification set.**  No CIFAR, Caltech or UCF101
+can be downloaded, so every image is rendered from data that ships with
+scikit-learn: one of its 8×8 handwritten digits, scaled up and blended at a
+random position and scale into a random crop of its two sample photos
+(``mindgap.pretrain.centred_digit_canvases``, the digits renderer's ink and
+outline); the class is the digit (10 classes).  Training images use the
+training half of the source digits, test images the other half (no test digit
+is ever seen, not even by the Tiny backbone's pretraining).  Quick mode: 2,000
+training and 1,000 test images, 32² for CNN-2 and 48² for the fine-tuned
+models.  The set is small and cluttered enough that a model without dropout
+overfits: the table states its train − test gap (at least 5 points wanted).
+
+**Models** (``mindgap.dropout``): CNN-2 from scratch (quick: convolutions
+narrowed to 16/32/64 filters to fit a 2-core CPU; ``fc1`` and ``fc2`` keep the
+thesis's 2,048 units), Tiny-FC (the pretrained Tiny backbone, ``fc1``/``fc2`` of
+1,024 units, fine-tuned; the VGG16 ``fc6`` case in miniature) and, ours (no
+thesis did it), Tiny-GAP-Zhou with the dropout on its pooled GAP features.
+Each variant of :data:`mindgap.dropout.METHODS`, P = 0.5, Adam (CNN-2: 1e-3,
+divided by 10 after a quarter of the steps, the thesis's 25K of 100K; the
+fine-tuned models 3e-4 fixed), batches of 100 (CNN-2) and 50 (fine-tuned), as
+in §5.2.1.  Curriculum Dropout's gamma is 5e-4 per step over the thesis's 100K
+steps (gamma · T = 50); quick runs have far fewer steps, so gamma is scaled to
+keep gamma · T = 50 (``--curriculum-gamma`` sets it).
+
+**Studies.**  Generalization (Figure 5.3, Tables 5.1–5.2): test accuracy after
+every epoch, mean ± sd over the seeds.  Utilization (Table 5.3, Figures
+5.6–5.9): ``mindgap.dropout.utilization`` at the dropout layer on the test set
+after every epoch and at the end; conservative filters with Δ = the median
+weight change of the standard-dropout runs of the same model (so about half
+of them count as conservative under standard dropout; Δ is printed).
+Resilience to compression (Figure 5.5): the mean predicted probability of the
+true class on the test set as the most relevant neurons (cumulative p_EB =
+p_c), the least relevant ones, or k random ones are switched off.
+Sensitivity (Table 5.5): CNN-2 with P = p in {0.25, 0.5, 0.75}.  Run time
+(Table 5.4): seconds per training step inside ``fit`` (first epoch excluded);
+``benchmarks/excitation_dropout_cost.py`` measures it more carefully.
+"""
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from experiments import workers  # noqa: E402  (no TensorFlow at import: workers pin themselves first)
+
+VARIANTS = ("none", "standard", "standard_per_image", "curriculum", "adaptive", "excitation")
+LABELS = {"none": "No Dropout", "standard": "Standard", "standard_per_image": "Standard + Mask/Img",
+          "curriculum": "Curriculum", "adaptive": "Adaptive", "excitation": "Excitation"}
+COLOURS = {"none": "tab:gray", "standard": "tab:blue", "standard_per_image": "tab:cyan", "curriculum": "tab:orange",
+           "adaptive": "tab:green", "excitation": "tab:purple"}
+ARCHITECTURES = ("CNN-2", "Tiny-FC")
+ZHOU = "Tiny-GAP-Zhou"
+ZHOU_VARIANTS = ("none", "standard", "excitation")
+SENSITIVITY_RETAIN = (0.25, 0.5, 0.75)
+METRICS = (("neurons_on", "# neurons ON"), ("peak_p_eb", "peak p_EB"), ("activation_entropy", "entropy of activations"),
+           ("p_eb_entropy", "entropy of p_EB"))
+THESIS_STEPS = 100_000  # CNN-2's training length in the thesis; curriculum gamma = 5e-4 over it
+THESIS_GAMMA = 5e-4
+
+# The thesis's numbers (Bargal 2019, ch. 5), in %.  CNN-2 beside Cifar10; the fine-tuned models beside VGG16 on UCF101.
+THESIS_ACCURACY = {
+    "CNN-2": {"dataset": "Cifar10, CNN-2", "standard": 80.13, "adaptive": 76.82, "excitation": 81.94},  # Tables 5.1, 5.5
+    "Tiny-FC": {"dataset": "UCF101, VGG16", "none": 69.37, "standard": 71.93, "curriculum": 72.14, "adaptive": 71.76,
+                "excitation": 73.23},  # Tables 5.1, 5.2
+}
+THESIS_UTILIZATION = {  # Table 5.3: standard, curriculum, excitation
+    "CNN-2": {"dataset": "Cifar10, CNN-2 fc1 (2,048)", "delta": 0.25,
+              "neurons_on": (1194, 1169, 1325), "peak_p_eb": (0.011, 0.009, 0.003),
+              "activation_entropy": (3.55, 3.50, 4.29), "p_eb_entropy": (3.28, 3.32, 4.26),
+              "conservative_filters": (1204, 959, 124)},
+    "Tiny-FC": {"dataset": "UCF101, VGG16 fc6 (4,096)", "delta": 0.15,
+                "neurons_on": (1120, 1143, 1404), "peak_p_eb": (0.007, 0.007, 0.004),
+                "activation_entropy": (2.04, 2.08, 2.51), "p_eb_entropy": (1.92, 1.95, 2.42),
+                "conservative_filters": (3599, 3859, 44)},
+}
+# Table 5.5 (Cifar10 row): columns are dropout *rates*, so "0.25 Dropout" is P = 0.75.
+THESIS_SENSITIVITY = {"standard": {0.75: 79.16, 0.5: 80.13, 0.25: 81.19}, "excitation": {0.75: 81.38, 0.5: 81.94, 0.25: 81.55}}
+THESIS_RUNTIME = {"CNN-2": (0.1532, 0.1885), "Tiny-FC": (2.2928, 2.8202)}  # Table 5.4, s/iteration (VGG16 for fine-tuned)
+
+
+@dataclasses.dataclass
+class Settings:
+    """Everything a run's result depends on (its hash names the cached job results)."""
+
+    mode: str
+    train_images: int
+    test_images: int
+    probe_images: int  # test images of the utilization probe after every epoch
+    compression_images: int  # test images of Figure 5.5's curves (each curve point is a forward pass above fc1)
+    cnn2_size: int
+    finetuned_size: int
+    cnn2_filters: tuple
+    cnn2_units: int
+    finetuned_units: int
+    zhou_units: int
+    cnn2_epochs: int
+    finetuned_epochs: int
+    cnn2_batch: int
+    finetuned_batch: int
+    cnn2_learning_rate: float
+    finetuned_learning_rate: float
+    pretrained: bool
+    curriculum_gamma: float | None  # None: scaled so that gamma * steps = 5e-4 * 100K
+    random_steps: int  # Figure 5.5 right: k = 0, N/steps, ..., N
+
+
+MODES = {
+    "quick": Settings("quick", 2000, 1000, 500, 500, 32, 48, (16, 32, 64), 2048, 1024, 171, 15, 6, 100, 50, 1e-3, 3e-4, True,
+                      None, 16),
+    "full": Settings("full", 20000, 5000, 1000, 5000, 32, 48, (96, 128, 256), 2048, 1024, 1024, 500, 60, 100, 50, 1e-3, 3e-4,
+                     True, THESIS_GAMMA, 32),
+    "extra-small": Settings("extra-small", 60, 30, 20, 30, 16, 16, (4, 4, 4), 16, 16, 8, 2, 1, 20, 20, 1e-3, 3e-4, False, None,
+                            4),
+}
+
+
+# ------------------------------------------------------------------ data
+def _data_path(runs_dir, settings, size, split):
+    count = settings.train_images if split == "train" else settings.test_images
+    return os.path.join(runs_dir, "data", f"digits-classification-{size}px-{split}{count}.npz")
+
+
+def ensure_classification_set(runs_dir, settings):
+    """Render (once) the train and test sets at both sizes; returns their paths by (size, split)."""
+    from mindgap.pretrain import centred_digit_canvases
+
+    paths = {}
+    for size in sorted({settings.cnn2_size, settings.finetuned_size}):
+        digit_size = (max(4, round(size * 26 / 48)), max(5, round(size * 44 / 48)))  # the pretraining's proportions
+        for split, half, seed, count in (("train", 0, 101, settings.train_images), ("test", 1, 202, settings.test_images)):
+            path = _data_path(runs_dir, settings, size, split)
+            if not os.path.isfile(path):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                canvases, labels = centred_digit_canvases(count, size, digit_size, seed=seed, half=half)
+                temporary = path + ".tmp.npz"
+                np.savez_compressed(temporary, canvases=canvases[..., ::-1], labels=labels)  # BGR → RGB
+                os.replace(temporary, path)
+            paths[size, split] = path
+    return paths
+
+
+def load_split(path):
+    from mindgap.data.pipeline import preprocess
+
+    with np.load(path) as data:
+        return preprocess(data["canvases"]).numpy(), data["labels"].astype(np.int64)
+
+
+# ------------------------------------------------------------------ one training run
+def _job_key(settings, architecture, variant, base_retain, seed):
+    text = json.dumps({"settings": dataclasses.asdict(settings), "architecture": architecture, "variant": variant,
+                       "base_retain": base_retain, "seed": seed}, sort_keys=True)
+    return f"{architecture}-{variant}-P{base_retain}-seed{seed}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+def _evidence_batches(model, images, labels, batch_size=250):
+    features, p_eb = [], []
+    for start in range(0, len(images), batch_size):
+        batch_features, batch_p_eb = model.evidence(images[start:start + batch_size], labels[start:start + batch_size])
+        features.append(batch_features)
+        p_eb.append(batch_p_eb)
+    return np.concatenate(features), np.concatenate(p_eb)
+
+
+def _true_class_probability(model, features, keep, labels, batch_size=500):
+    import tensorflow as tf
+
+    total = 0.0
+    for start in range(0, len(features), batch_size):
+        masked = tf.constant(features[start:start + batch_size] * keep[start:start + batch_size], tf.float32)
+        probabilities = np.asarray(model.probabilities_from_features(masked))
+        total += probabilities[np.arange(len(probabilities)), labels[start:start + batch_size]].sum()
+    return float(total / len(features))
+
+
+def compression_curves(model, features, p_eb, labels, random_steps, seed):
+    """Figure 5.5: mean true-class probability as neurons are switched off (most / least relevant by p_c, k random)."""
+    from mindgap.dropout import utilization
+
+    curves = {"levels": list(utilization.COMPRESSION_LEVELS), "most": [], "least": []}
+    for level in utilization.COMPRESSION_LEVELS:
+        for name, most in (("most", True), ("least", False)):
+            keep = utilization.relevance_keep_masks(p_eb, level, most_relevant=most)
+            curves[name].append(_true_class_probability(model, features, keep, labels))
+    num_neurons = features.shape[1]
+    counts = sorted({int(round(num_neurons * step / random_steps)) for step in range(random_steps + 1)})
+    rng = np.random.default_rng(seed)
+    curves["counts"] = counts
+    curves["random"] = [_true_class_probability(model, features, utilization.random_keep_masks(rng, len(features),
+                                                                                               num_neurons, count), labels)
+                        for count in counts]
+    return curves
+
+
+def _build(settings, architecture, variant, base_retain, seed, gamma):
+    import mindgap
+    from mindgap import dropout
+
+    common = dict(dropout=variant, base_retain=base_retain, gamma=gamma, seed=seed, class_names=None)
+    weights = None
+    if settings.pretrained and architecture != "CNN-2":
+        from mindgap.pretrain import pretrained_tiny_weights
+
+        weights = pretrained_tiny_weights(verbose=0)
+    if architecture == "CNN-2":
+        return dropout.build_cnn2(10, input_shape=(settings.cnn2_size,) * 2 + (3,), filters=tuple(settings.cnn2_filters),
+                                  units=settings.cnn2_units, **common)
+    if architecture == "Tiny-FC":
+        return dropout.build_finetuned(10, input_shape=(settings.finetuned_size,) * 2 + (3,), weights=weights,
+                                       units=settings.finetuned_units, **common)
+    model = mindgap.build_model(ZHOU, 10, input_shape=(settings.finetuned_size,) * 2 + (3,), weights=weights,
+                                zhou_units=settings.zhou_units, dropout=variant, dropout_retain=base_retain)
+    model.dropout_layer.gamma = gamma
+    return model
+
+
+def run_job(settings_dict, runs_dir, architecture, variant, base_retain, seed):
+    """Train one model and measure it; the result is cached as json under ``runs_dir`` by its settings."""
+    settings = Settings(**{**settings_dict, "cnn2_filters": tuple(settings_dict["cnn2_filters"])})
+    key = _job_key(settings, architecture, variant, base_retain, seed)
+    path = os.path.join(runs_dir, "excitation_dropout_jobs", key + ".json")
+    if os.path.isfile(path):
+        with open(path) as handle:
+            return json.load(handle)
+
+    import keras
+
+    import mindgap  # noqa: F401  (registers the layers; TensorFlow quietly)
+    from mindgap.dropout import utilization
+
+    cnn2 = architecture == "CNN-2"
+    size = settings.cnn2_size if cnn2 else settings.finetuned_size
+    train_images, train_labels = load_split(_data_path(runs_dir, settings, size, "train"))
+    test_images, test_labels = load_split(_data_path(runs_dir, settings, size, "test"))
+    epochs = settings.cnn2_epochs if cnn2 else settings.finetuned_epochs
+    batch_size = settings.cnn2_batch if cnn2 else settings.finetuned_batch
+    steps = epochs * int(np.ceil(len(train_images) / batch_size))
+    gamma = settings.curriculum_gamma if settings.curriculum_gamma is not None else THESIS_GAMMA * THESIS_STEPS / steps
+    keras.utils.set_random_seed(seed)
+    model = _build(settings, architecture, variant, base_retain, seed, gamma)
+    weighted = model.get_layer(model.evidence_layer)
+    initial = [np.array(value) for value in weighted.get_weights()] if weighted.get_weights() else None
+    if cnn2:  # the thesis's 1e-3, then 1e-4 after a quarter of the steps (25K of 100K)
+        learning_rate = keras.optimizers.schedules.PiecewiseConstantDecay([steps // 4], [settings.cnn2_learning_rate,
+                                                                                         settings.cnn2_learning_rate / 10])
+    else:
+        learning_rate = settings.finetuned_learning_rate
+    model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    probe_images, probe_labels = test_images[:settings.probe_images], test_labels[:settings.probe_images]
+    over_training = {name: [] for name, _ in METRICS}
+    step_seconds = []
+
+    class Probe(keras.callbacks.Callback):
+        """Before training and after every epoch: the utilization measures on the probe images; seconds per step."""
+
+        def on_train_begin(self, logs=None):
+            self.measure_utilization()
+
+        def measure_utilization(self):
+            numbers = utilization.utilization(*_evidence_batches(self.model, probe_images, probe_labels))
+            for name, _ in METRICS:
+                over_training[name].append(numbers[name])
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started, self.last = time.perf_counter(), None
+            self.steps = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.last, self.steps = time.perf_counter(), self.steps + 1
+
+        def on_epoch_end(self, epoch, logs=None):
+            step_seconds.append((self.last - self.started) / max(self.steps, 1))
+            self.measure_utilization()
+
+    started = time.perf_counter()
+    history = model.fit(train_images, train_labels, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True,
+                        validation_data=(test_images, test_labels), callbacks=[Probe()])
+    train_seconds = time.perf_counter() - started
+    train_accuracy = model.evaluate(train_images, train_labels, batch_size=250, verbose=0, return_dict=True)["accuracy"]
+    features, p_eb = _evidence_batches(model, test_images, test_labels)
+    result = {
+        "architecture": architecture, "variant": variant, "base_retain": base_retain, "seed": seed, "gamma": gamma,
+        "steps": steps, "num_neurons": int(features.shape[1]),
+        "test_accuracy_over_training": [float(value) for value in history.history["val_accuracy"]],
+        "train_accuracy_over_training": [float(value) for value in history.history["accuracy"]],
+        "test_accuracy": float(history.history["val_accuracy"][-1]), "train_accuracy": float(train_accuracy),
+        "utilization": utilization.utilization(features, p_eb), "utilization_over_training": over_training,
+        "compression": compression_curves(model, features[:settings.compression_images], p_eb[:settings.compression_images],
+                                          test_labels[:settings.compression_images], settings.random_steps, seed),
+        "seconds_per_step": float(np.mean(step_seconds[1:] if len(step_seconds) > 1 else step_seconds)),
+        "train_seconds": train_seconds,
+    }
+    if initial is not None:
+        final = weighted.get_weights()
+        result["weight_changes"] = utilization.weight_changes(initial[0], final[0], initial[1] if len(initial) > 1 else None,
+                                                              final[1] if len(final) > 1 else None).tolist()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as handle:
+        json.dump(result, handle)
+    os.replace(path + ".tmp", path)
+    print(f"[{architecture} {variant} P={base_retain} seed {seed}] test {100 * result['test_accuracy']:.1f} %, train "
+          f"{100 * result['train_accuracy']:.1f} %, {train_seconds:.0f} s", flush=True)
+    return result
+
+
+# ------------------------------------------------------------------ tables and figures
+def _mean_sd(values, scale=1.0, digits=1):
+    values = np.asarray(values, np.float64) * scale
+    if len(values) == 0:
+        return "–"
+    sd = values.std(ddof=1) if len(values) > 1 else 0.0
+    return f"{values.mean():.{digits}f} ± {sd:.{digits}f}"
+
+
+def _thesis(value, digits=2):
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _select(results, architecture, variant, base_retain=0.5):
+    return [run for run in results if run["architecture"] == architecture and run["variant"] == variant
+            and run["base_retain"] == base_retain]
+
+
+def generalization_table(results, architectures):
+    lines = ["| model | variant | test accuracy % (ours) | train accuracy % | train − test | vs no dropout | "
+             "thesis % (dataset) |", "|---|---|---|---|---|---|---|"]
+    for architecture in architectures:
+        baseline = np.mean([run["test_accuracy"] for run in _select(results, architecture, "none")] or [np.nan])
+        thesis = THESIS_ACCURACY.get(architecture, {})
+        variants = ZHOU_VARIANTS if architecture == ZHOU else VARIANTS
+        for variant in variants:
+            runs = _select(results, architecture, variant)
+            if not runs:
+                continue
+            test = [run["test_accuracy"] for run in runs]
+            gap = [run["train_accuracy"] - run["test_accuracy"] for run in runs]
+            theirs = thesis.get(variant)
+            dataset = thesis.get("dataset", "none: ours")
+            lines.append(f"| {architecture} | {LABELS[variant]} | {_mean_sd(test, 100)} | "
+                         f"{_mean_sd([run['train_accuracy'] for run in runs], 100)} | {_mean_sd(gap, 100)} | "
+                         f"{100 * (np.mean(test) - baseline):+.1f} | {_thesis(theirs)} ({dataset}) |")
+    return "\n".join(lines)
+
+
+def conservative_delta(results, architecture):
+    """Δ of the conservative filters: the median weight change of the standard-dropout runs of ``architecture``."""
+    changes = [change for run in _select(results, architecture, "standard") for change in run.get("weight_changes", [])]
+    return float(np.median(changes)) if changes else None
+
+
+def utilization_table(results, architectures):
+    shown = ("none", "standard", "curriculum", "adaptive", "excitation")
+    lines = ["| model | measure | " + " | ".join(LABELS[variant] for variant in shown) +
+             " | thesis: Standard / Curriculum / Excitation |", "|" + "---|" * (len(shown) + 3)]
+    for architecture in architectures:
+        delta = conservative_delta(results, architecture)
+        thesis = THESIS_UTILIZATION.get(architecture)
+        rows = list(METRICS) + ([("conservative_filters", f"conservative filters, Δ = {delta:.3f}")] if delta else [])
+        for name, label in rows:
+            cells = []
+            for variant in shown:
+                runs = _select(results, architecture, variant)
+                if name == "conservative_filters":
+                    values = [int((np.asarray(run["weight_changes"]) < delta).sum()) for run in runs]
+                else:
+                    values = [run["utilization"][name] for run in runs]
+                cells.append(_mean_sd(values, digits=0 if name in ("neurons_on", "conservative_filters") else 3)
+                             if runs else "–")
+            if thesis:
+                theirs = " / ".join(str(value) for value in thesis[name])
+                theirs += f" (Δ = {thesis['delta']})" if name == "conservative_filters" else ""
+            else:
+                theirs = "–"
+            lines.append(f"| {architecture} | {label} | " + " | ".join(cells) + f" | {theirs} |")
+    return "\n".join(lines)
+
+
+def compression_table(results, architectures):
+    levels = (0.0, 0.25, 0.5, 0.75)
+    lines = ["| model | variant | " + " | ".join(f"most, p_c={level}" for level in levels[1:]) + " | " +
+             " | ".join(f"least, p_c={level}" for level in levels[1:]) + " | random, k = N/4, N/2, 3N/4 |",
+             "|" + "---|" * 9]
+    for architecture in architectures:
+        for variant in (ZHOU_VARIANTS if architecture == ZHOU else VARIANTS):
+            runs = _select(results, architecture, variant)
+            if not runs:
+                continue
+            curves = runs[0]["compression"]
+            index = [curves["levels"].index(level) for level in levels[1:]]
+            most = [np.mean([run["compression"]["most"][i] for run in runs]) for i in index]
+            least = [np.mean([run["compression"]["least"][i] for run in runs]) for i in index]
+            counts = curves["counts"]
+            quarter = [min(range(len(counts)), key=lambda j: abs(counts[j] - fraction * counts[-1]))
+                       for fraction in (0.25, 0.5, 0.75)]
+            random = [np.mean([run["compression"]["random"][j] for run in runs]) for j in quarter]
+            lines.append(f"| {architecture} | {LABELS[variant]} | " + " | ".join(f"{value:.3f}" for value in most + least) +
+                         " | " + " / ".join(f"{value:.3f}" for value in random) + " |")
+    return "\n".join(lines)
+
+
+def sensitivity_table(results):
+    lines = ["| CNN-2 | P = 0.75 (dropout 0.25) | P = 0.5 | P = 0.25 (dropout 0.75) |", "|---|---|---|---|"]
+    for variant in ("standard", "excitation"):
+        cells = []
+        for retain in (0.75, 0.5, 0.25):
+            runs = _select(results, "CNN-2", variant, retain)
+            cells.append(f"{_mean_sd([run['test_accuracy'] for run in runs], 100)} (n={len(runs)}) / "
+                         f"{THESIS_SENSITIVITY[variant][retain]:.2f}")
+        lines.append(f"| {LABELS[variant]} (ours / thesis Cifar10) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def runtime_table(results, architectures):
+    lines = ["| model | variant | ms per training step (ours, in fit) | × standard | thesis s/iteration (× standard) |",
+             "|---|---|---|---|---|"]
+    for architecture in architectures:
+        standard = np.mean([run["seconds_per_step"] for run in _select(results, architecture, "standard")] or [np.nan])
+        thesis = THESIS_RUNTIME.get(architecture)
+        for variant in (ZHOU_VARIANTS if architecture == ZHOU else VARIANTS):
+            runs = _select(results, architecture, variant)
+            if not runs:
+                continue
+            seconds = np.mean([run["seconds_per_step"] for run in runs])
+            theirs = "–"
+            if thesis and variant in ("standard", "excitation"):
+                value = thesis[0] if variant == "standard" else thesis[1]
+                theirs = f"{value:.4f} ({value / thesis[0]:.2f}×)"
+            lines.append(f"| {architecture} | {LABELS[variant]} | {1000 * seconds:.1f} | {seconds / standard:.2f} | {theirs} |")
+    return "\n".join(lines)
+
+
+def _band(axis, curves, colour, label, x=None):
+    curves = np.asarray(curves, np.float64)
+    mean = curves.mean(axis=0)
+    sd = curves.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros_like(mean)
+    x = np.arange(1, len(mean) + 1) if x is None else np.asarray(x)
+    axis.plot(x, mean, color=colour, label=label, linewidth=1.2, marker="o" if len(mean) < 15 else None, markersize=2.5)
+    axis.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.15, linewidth=0)
+
+
+def plot_generalization(results, architectures, path, caption):
+    figure, axes = plt.subplots(1, len(architectures), figsize=(4.2 * len(architectures), 3.4), squeeze=False)
+    for axis, architecture in zip(axes[0], architectures):
+        for variant in (ZHOU_VARIANTS if architecture == ZHOU else VARIANTS):
+            runs = _select(results, architecture, variant)
+            if runs:
+                _band(axis, [np.asarray(run["test_accuracy_over_training"]) * 100 for run in runs], COLOURS[variant],
+                      f"{LABELS[variant]} (n={len(runs)})")
+        axis.set_title(architecture, fontsize=9)
+        axis.set_xlabel("epoch", fontsize=8)
+        axis.set_ylabel("test accuracy %", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.legend(fontsize=6)
+    return _save(figure, path, "Test accuracy over training, mean ± sd over seeds (cf. Figure 5.3). " + caption)
+
+
+def plot_utilization(results, architectures, path, caption):
+    figure, axes = plt.subplots(len(architectures), len(METRICS), figsize=(3.2 * len(METRICS), 2.8 * len(architectures)),
+                                squeeze=False)
+    for row, architecture in enumerate(architectures):
+        for column, (name, label) in enumerate(METRICS):
+            axis = axes[row, column]
+            for variant in (ZHOU_VARIANTS if architecture == ZHOU else VARIANTS):
+                runs = _select(results, architecture, variant)
+                if runs:
+                    curves = [run["utilization_over_training"][name] for run in runs]
+                    _band(axis, curves, COLOURS[variant], LABELS[variant], x=np.arange(len(curves[0])))
+            axis.set_title(f"{architecture}: {label}", fontsize=8)
+            axis.set_xlabel("epoch (0: before training)", fontsize=7)
+            axis.tick_params(labelsize=7)
+        axes[row, 0].legend(fontsize=6)
+    return _save(figure, path, "Utilization of the dropout layer on test images over training, mean ± sd "
+                               "(cf. Figures 5.6–5.9). " + caption)
+
+
+def plot_compression(results, architectures, path, caption):
+    figure, axes = plt.subplots(len(architectures), 3, figsize=(11, 2.9 * len(architectures)), squeeze=False)
+    for row, architecture in enumerate(architectures):
+        for variant in (ZHOU_VARIANTS if architecture == ZHOU else VARIANTS):
+            runs = _select(results, architecture, variant)
+            if not runs:
+                continue
+            curves = runs[0]["compression"]
+            for column, (name, x, xlabel) in enumerate((("most", curves["levels"], "p_c (most relevant off)"),
+                                                         ("least", curves["levels"], "p_c (least relevant off)"),
+                                                         ("random", curves["counts"], "k random neurons off"))):
+                _band(axes[row, column], [run["compression"][name] for run in runs], COLOURS[variant], LABELS[variant], x=x)
+                axes[row, column].set_xlabel(xlabel, fontsize=7)
+                axes[row, column].set_title(architecture, fontsize=8)
+                axes[row, column].tick_params(labelsize=7)
+        axes[row, 0].set_ylabel("P(true class)", fontsize=7)
+        axes[row, 0].legend(fontsize=6)
+    return _save(figure, path, "Resilience to compression: mean probability of the true class on the test set as "
+                               "neurons of the dropout layer are switched off (cf. Figure 5.5). " + caption)
+
+
+def _save(figure, path, title):
+    import textwrap
+
+    from mindgap.plots import save_figure
+
+    width = int(figure.get_size_inches()[0] * 17)  # characters of 7-point text across the figure
+    return save_figure(figure, path, textwrap.fill(title, width), title_size=7)
+
+
+# ------------------------------------------------------------------ the run
+def resolve_settings(args):
+    settings = dataclasses.replace(MODES["full" if args.full else "extra-small" if args.extra_small else "quick"])
+    if args.epochs is not None:
+        settings.cnn2_epochs = settings.finetuned_epochs = args.epochs
+    if args.curriculum_gamma is not None:
+        settings.curriculum_gamma = args.curriculum_gamma
+    return settings
+
+
+def jobs_for(seeds, sensitivity_seeds, zhou_seeds, variants=VARIANTS):
+    """(architecture, variant, P, seed) of every run, the slow fine-tuned runs interleaved with the others."""
+    jobs = []
+    for seed in range(seeds):
+        for architecture in ARCHITECTURES:
+            jobs += [(architecture, variant, 0.5, seed) for variant in variants]
+    for seed in range(sensitivity_seeds):
+        jobs += [("CNN-2", variant, retain, seed) for variant in ("standard", "excitation") if variant in variants
+                 for retain in (0.25, 0.75)]
+    for seed in range(zhou_seeds):
+        jobs += [(ZHOU, variant, 0.5, seed) for variant in ZHOU_VARIANTS if variant in variants]
+    return jobs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--full", action="store_true", help="the thesis's CNN-2 widths, 20,000 images, long training")
+    group.add_argument("--extra-small", action="store_true", help="a handful of images, tiny models (tests)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per model and variant (default 5; extra-small 2)")
+    parser.add_argument("--sensitivity-seeds", type=int, default=None,
+                        help="seeds of the P = 0.25 and 0.75 runs (default: --seeds, at most 2; 0 skips the study)")
+    parser.add_argument("--zhou-seeds", type=int, default=None, help="seeds of the GAP-Zhou runs (ours; default 2, 0 skips)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the epochs of every model")
+    parser.add_argument("--curriculum-gamma", type=float, default=None,
+                        help="curriculum decay per step (default: gamma * steps = 5e-4 * 100K, the thesis's shape)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from " + ", ".join(VARIANTS))
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
+                        help="runs trained at once, each in its own process on its share of the cores")
+    args = parser.parse_args(argv)
+    for name in ("seeds", "sensitivity_seeds", "zhou_seeds", "epochs", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < (1 if name in ("seeds", "epochs", "workers") else 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be at least {1 if name in ('seeds', 'epochs', 'workers') else 0}, got {value}.")
+    variants = [variant.strip() for variant in args.variants.split(",") if variant.strip()]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or not variants:
+        raise ValueError(f"Unknown variant(s) {unknown or args.variants!r}; use some of {', '.join(VARIANTS)}.")
+    settings = resolve_settings(args)
+    seeds = args.seeds or (2 if settings.mode == "extra-small" else 5)
+    sensitivity_seeds = min(seeds, 2) if args.sensitivity_seeds is None else args.sensitivity_seeds
+    zhou_seeds = (1 if settings.mode == "extra-small" else 2) if args.zhou_seeds is None else args.zhou_seeds
+    runs_dir = os.path.abspath(args.runs_dir)
+    out_dir = os.path.join(runs_dir, "excitation_dropout" + ("" if settings.mode == "quick" else f"-{settings.mode}"))
+    os.makedirs(out_dir, exist_ok=True)
+    ensure_classification_set(runs_dir, settings)
+    if settings.pretrained:
+        from mindgap.pretrain import pretrained_tiny_weights
+
+        pretrained_tiny_weights(verbose=1)  # once, before the workers (trained into the cache only if the shipped file is stale)
+
+    jobs = jobs_for(seeds, sensitivity_seeds, zhou_seeds, variants)
+    started = time.perf_counter()
+    cpu_started = os.times()
+    results = workers.map_in_parallel(run_job, [(dataclasses.asdict(settings), runs_dir, *job) for job in jobs],
+                                      args.workers)
+    finished = os.times()
+    cpu_seconds = (finished.user - cpu_started.user) + (finished.system - cpu_started.system) + \
+                  (finished.children_user - cpu_started.children_user) + (finished.children_system - cpu_started.children_system)
+    wall = time.perf_counter() - started
+
+    shown = list(ARCHITECTURES) + ([ZHOU] if zhou_seeds else [])
+    none_gap = {architecture: float(np.mean(gaps)) * 100 for architecture in shown
+                if (gaps := [run["train_accuracy"] - run["test_accuracy"] for run in _select(results, architecture, "none")])}
+    caption = (f"{settings.mode} mode, {seeds} seeds: embedded digits-on-photos set (10 classes; {settings.train_images} "
+               f"training images of training-half digits, {settings.test_images} test images of the other half; "
+               f"CNN-2 at {settings.cnn2_size}² with {'/'.join(map(str, settings.cnn2_filters))} filters and fc1/fc2 of "
+               f"{settings.cnn2_units}, {settings.cnn2_epochs} epochs; Tiny-FC at {settings.finetuned_size}², "
+               f"{'pretrained' if settings.pretrained else 'untrained'} Tiny backbone, fc1/fc2 of {settings.finetuned_units}, "
+               f"{settings.finetuned_epochs} epochs), P = 0.5. The thesis's numbers are on other data (Cifar10 for CNN-2, "
+               "UCF101 with VGG16 for the fine-tuned case), so only the ordering of the variants compares.")
+    figures = {
+        "generalization": plot_generalization(results, shown, os.path.join(out_dir, "generalization.png"), caption),
+        "utilization": plot_utilization(results, list(ARCHITECTURES), os.path.join(out_dir, "utilization.png"), caption),
+        "compression": plot_compression(results, list(ARCHITECTURES), os.path.join(out_dir, "compression.png"), caption),
+    }
+    gaps = ", ".join(f"{name} {gap:.1f} points" for name, gap in none_gap.items()) or "not run"
+    if sensitivity_seeds and not {"standard", "excitation"} <= set(variants):
+        sensitivity_seeds = 0
+    sections = [
+        "## Excitation Dropout (thesis ch. 5)", "", f"*{caption}*", "",
+        "### Generalization (Figure 5.3, Tables 5.1–5.2)", "", generalization_table(results, shown), "",
+        f"Train − test without dropout: {gaps} (the set should make it at least 5). Test accuracy after the last epoch, "
+        "mean ± sd over seeds; 'vs no dropout' in points. Thesis: Table 5.1 (Adaptive, Excitation), Table 5.5 at P = 0.5 "
+        "(Standard, Cifar10), Table 5.2 (VGG16 on UCF101); Figure 5.3's other curves give no numbers. "
+        f"{ZHOU}: dropout on the pooled GAP features before `dense` (ours; no thesis did it).", "",
+        "### Utilization of the dropout layer (Table 5.3)", "", utilization_table(results, list(ARCHITECTURES)), "",
+        "On all test images after training, per image then averaged; entropies in nats. Conservative filters: neurons of "
+        "fc1 whose incoming weights and bias moved by less than Δ; Δ = the median change under Standard Dropout of the "
+        "same model (the thesis picks Δ per dataset, 0.15–1.25), so Standard has about half by construction.", "",
+        "### Resilience to compression (Figure 5.5)", "", compression_table(results, shown), "",
+        f"Mean predicted probability of the true class on the first {settings.compression_images} test images with the "
+        "most relevant neurons (by p_EB of the "
+        "true class) switched off until their cumulative p_EB reaches p_c, the least relevant within p_c, or k random "
+        "ones (mean over seeds). The thesis gives curves only (Figure 5.5).", "",
+    ]
+    if sensitivity_seeds:
+        sections += ["### Sensitivity to P (Table 5.5)", "", sensitivity_table(results), "",
+                     "Test accuracy, ours / thesis (Cifar10); the thesis's columns are dropout rates (1 − P).", ""]
+    sections += ["### Run time (Table 5.4)", "", runtime_table(results, shown), "",
+                 f"Mean wall seconds per training step inside `fit` (first epoch excluded; {args.workers} run(s) at a "
+                 "time, each on its share of the cores). Thesis: Caffe python layer, GTX Titan X, batch 50 (VGG16 for the fine-tuned row). "
+                 "`python benchmarks/excitation_dropout_cost.py` measures the step alone.", "",
+                 f"Experiment: {len(jobs)} runs, {wall:.0f} s wall, {cpu_seconds:.0f} CPU-seconds "
+                 f"({100 * cpu_seconds / max(wall, 1e-9):.0f} % of one core; cached runs cost nothing).", "",
+                 "Figures: " + ", ".join(figures.values())]
+    markdown = "\n".join(sections)
+    summary = [{key: value for key, value in run.items() if key != "weight_changes"} for run in results]
+    for run, source in zip(summary, results):
+        delta = conservative_delta(results, run["architecture"])
+        if delta is not None and "weight_changes" in source:
+            run["conservative_filters"] = {"delta": delta, "count": int((np.asarray(source["weight_changes"]) < delta).sum())}
+    with open(os.path.join(out_dir, "config.json"), "w") as handle:
+        json.dump({"experiment": "excitation_dropout", "settings": dataclasses.asdict(settings), "seeds": seeds,
+                   "sensitivity_seeds": sensitivity_seeds, "zhou_seeds": zhou_seeds, "workers": args.workers,
+                   "command": " ".join(["python -m experiments.excitation_dropout", *(argv if argv is not None else sys.argv[1:])])},
+                  handle, indent=2)
+    with open(os.path.join(out_dir, "results.json"), "w") as handle:
+        json.dump({"runs": summary, "wall_seconds": wall, "cpu_seconds": cpu_seconds, "no_dropout_gap_points": none_gap},
+                  handle, indent=1)
+    with open(os.path.join(out_dir, "table.md"), "w") as handle:
+        handle.write(markdown + "\n")
+    print(markdown)
+    print(f"\nwritten to {out_dir}")
+    return results
+
+
+if __name__ == "__main__":
+    from experiments import common
+
+    common.run_main(main)

@@ -1,0 +1,141 @@
+"""The dropout layer of the family: one layer, the variant selected by name."""
+
+import keras
+from keras import ops
+
+from mindgap.dropout.retention import (CURRICULUM_GAMMA, check_base_retain, curriculum_retaining_probability,
+                                       mirrored_retaining_probability, retaining_probability)
+
+# The chapter's variants (§5.2.2): the name selects how the retaining probability is chosen.
+METHODS = ("none", "standard", "standard_per_image", "curriculum", "adaptive", "excitation")
+EVIDENCE_METHODS = ("excitation", "adaptive")  # need p_EB of the ground-truth class, so the labels (train_step)
+_SMALLEST_RETAIN = 1e-6  # a kept unit is divided by its retaining probability; guard the division only
+
+
+def check_method(method):
+    if method not in METHODS:
+        raise ValueError(f"Unknown dropout {method!r}; use one of {', '.join(METHODS)}.")
+    return method
+
+
+@keras.saving.register_keras_serializable(package="mindgap")
+class GuidedDropout(keras.layers.Dropout):
+    """Dropout whose retaining probability is chosen by ``method``: Excitation Dropout and its baselines.
+
+    Thesis §5.1–5.2 (Bargal 2019, ch. 5; Zunino, Bargal et al. 2018):
+
+    * ``"excitation"``: eq. (5.1), per neuron and per image from p_EB, the
+      Excitation Backprop probability of the ground-truth class at this layer;
+    * ``"adaptive"``: eq. (5.1) turned round, drops the *least* relevant
+      neurons (Table 5.1's opposite, :func:`mirrored_retaining_probability`);
+    * ``"standard"``: probability P, **one mask per batch** (as the thesis
+      describes its Standard Dropout); ``"standard_per_image"``: one per image
+      ("Standard Dropout + Mask/Img");
+    * ``"curriculum"``: Morerio et al. 2017, theta(t) = (1 - P) e^(-gamma t) + P
+      with t the optimizer's step, one mask per batch like ``"standard"``;
+    * ``"none"``: never drops (the same architecture without dropout).
+
+    **Scaling (all variants alike): inverted dropout.**  A kept unit is divided
+    by its own retaining probability, so that its expected value in training
+    equals its value at inference, where the layer is the identity (Keras'
+    ``Dropout`` convention, with the unit's p in place of 1 - rate).  A unit with
+    p = 0 is never kept.
+
+    The evidence variants need the labels and ``curriculum`` the step, so they
+    drop only in :class:`~mindgap.dropout.GuidedDropoutModel`'s ``train_step``,
+    which calls :meth:`retaining_probabilities` and :meth:`drop` (Figure 5.1,
+    steps 3–4).  A plain training-mode call of the layer (another model's
+    ``fit``, or the BatchNorm statistics pass of ``mindgap.train``, which runs
+    the model with ``training=True`` and no labels) passes their input
+    unchanged; ``standard`` and ``standard_per_image`` drop in any Keras model.
+
+    Args:
+        method: str, a name of :data:`METHODS`; default ``"excitation"``.
+        base_retain: float in (0, 1], P, the probability of keeping a neuron
+            when all contribute equally; 0.5 in the thesis.
+        gamma: float, the curriculum's decay per step (5e-4, Morerio et al.).
+        seed: int or None, of the Bernoulli draws.
+
+    Call arguments:
+        inputs: tensor (batch, N).
+        training: bool; False (inference) returns ``inputs``.
+
+    Example:
+    >>> layer = GuidedDropout("standard_per_image", base_retain=0.5, seed=1)
+    >>> x = ops.ones((2, 8))
+    >>> bool(ops.all(layer(x) == x))  # inference: the identity
+    True
+
+    Reference: Zunino, Bargal, Morerio, Zhang, Sclaroff, Murino, "Excitation
+    Dropout: Encouraging Plasticity in Deep Neural Networks", arXiv:1805.09092;
+    Bargal 2019, eq. (5.1).
+    """
+
+    def __init__(self, method="excitation", base_retain=0.5, gamma=CURRICULUM_GAMMA, seed=None, **kwargs):
+        check_method(method)
+        base_retain = check_base_retain(base_retain)
+        if gamma < 0:
+            raise ValueError(f"gamma must be >= 0, got {gamma!r}.")
+        kwargs.pop("rate", None)  # Dropout's own field, derived from base_retain
+        kwargs.pop("noise_shape", None)
+        super().__init__(rate=1.0 - base_retain, seed=seed, **kwargs)
+        self.method = method
+        self.base_retain = base_retain
+        self.gamma = float(gamma)
+        if not hasattr(self, "seed_generator"):  # Dropout makes one only when rate > 0
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+    @property
+    def needs_evidence(self):
+        return self.method in EVIDENCE_METHODS
+
+    def retaining_probabilities(self, features, p_eb=None, step=None):
+        """``(retain, noise_shape)``: the probability of keeping each unit and the shape of the Bernoulli draw.
+
+        ``retain`` broadcasts to ``features`` (batch, N); None when nothing is
+        dropped.  ``p_eb`` (batch, N): EB at this layer for the true class
+        (``excitation``, ``adaptive``); ``step``: the training step (``curriculum``).
+        """
+        num_neurons = features.shape[-1]
+        per_batch, per_image = (1, num_neurons), (ops.shape(features)[0], num_neurons)
+        if self.method == "none" or self.base_retain == 1.0:
+            return None, None
+        if self.method in ("standard", "standard_per_image"):
+            retain = ops.full((1, num_neurons), self.base_retain, dtype="float32")
+            return retain, per_batch if self.method == "standard" else per_image
+        if self.method == "curriculum":
+            if step is None:
+                raise ValueError("Curriculum Dropout needs the training step: train with mindgap.dropout.GuidedDropoutModel.")
+            theta = curriculum_retaining_probability(step, self.base_retain, self.gamma)
+            return ops.full((1, num_neurons), 1.0, dtype="float32") * ops.cast(theta, "float32"), per_batch
+        if p_eb is None:
+            raise ValueError(f"{self.method!r} dropout needs p_EB of the true class at layer {self.name!r}: train with "
+                             "mindgap.dropout.GuidedDropoutModel (its train_step computes it).")
+        rule = retaining_probability if self.method == "excitation" else mirrored_retaining_probability
+        retain = rule(ops.cast(p_eb, "float32"), num_neurons, self.base_retain)
+        return ops.clip(retain, 0.0, 1.0), per_image
+
+    def drop(self, features, retain, noise_shape):
+        """Bernoulli masks of ``noise_shape`` following ``retain``; kept units divided by their ``retain``."""
+        if retain is None:
+            return features
+        uniform = keras.random.uniform(noise_shape, seed=self.seed_generator)
+        keep = ops.less(uniform, retain)
+        scale = ops.where(keep, 1.0 / ops.maximum(retain, _SMALLEST_RETAIN), 0.0)
+        return features * ops.cast(scale, features.dtype)
+
+    def call(self, inputs, training=False):
+        if not training or self.method == "none" or self.needs_evidence or self.method == "curriculum":
+            return inputs  # no labels or step here: only GuidedDropoutModel.train_step drops for these (see above)
+        retain, noise_shape = self.retaining_probabilities(inputs)
+        return self.drop(inputs, retain, noise_shape)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        for name in ("rate", "noise_shape"):
+            config.pop(name, None)
+        config.update(method=self.method, base_retain=self.base_retain, gamma=self.gamma)
+        return config

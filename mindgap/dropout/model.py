@@ -1,0 +1,147 @@
+"""The model that trains with Excitation Dropout: Figure 5.1's five steps inside Keras' ``train_step``."""
+
+import dataclasses
+import weakref
+
+import keras
+import tensorflow as tf
+from keras.src import tree
+from keras.src.losses import loss as loss_module
+
+from mindgap.dropout.layer import GuidedDropout
+from mindgap.saliency import excitation
+
+
+@dataclasses.dataclass
+class _Parts:
+    """The model cut at its dropout layer: below it (input → the layer's input), above it (its output → probabilities)."""
+
+    layer: GuidedDropout
+    below: keras.Model
+    above: keras.Model
+    evidence_layer: str  # the layer whose output the dropout layer reads, where p_EB is taken
+    evidence_function: object = None
+
+
+# Kept outside the model so that Keras does not track the two sub-models as its own layers (saving, weights).
+_PARTS = weakref.WeakKeyDictionary()
+
+
+def class_indices(labels, num_classes):
+    """Labels as one int per image: one-hot (batch, c) → argmax; (batch,) or (batch, 1) ints → as they are."""
+    labels = tf.convert_to_tensor(labels)
+    if labels.shape.rank == 2 and labels.shape[-1] == num_classes and num_classes > 1:
+        return tf.argmax(labels, axis=-1, output_type=tf.int32)
+    return tf.cast(tf.reshape(labels, [-1]), tf.int32)
+
+
+@keras.saving.register_keras_serializable(package="mindgap")
+class GuidedDropoutModel(keras.Model):
+    """A functional model with one :class:`GuidedDropout` layer, trained as in the thesis's Figure 5.1.
+
+    ``train_step`` (Keras 3's own, with the forward pass replaced):
+
+    1. forward pass up to the dropout layer (training mode);
+    2. Excitation Backprop from the ground-truth class down to the dropout
+       layer: ``p_EB`` per image (``mindgap.saliency.excitation``, the same
+       numbers as ``excitation_backprop`` there), only for the variants that
+       use it (``excitation``, ``adaptive``);
+    3. the retaining probability (eq. 5.1 or the variant's) and a Bernoulli mask;
+    4. forward pass from the dropout layer to the end with the mask applied;
+    5. the standard backward pass and update.
+
+    The layers above the dropout layer run twice (in step 2 in inference mode,
+    then in step 4), those below once, as in the thesis (§5.2.5).  Every
+    variant goes through the same steps (only step 2 is skipped), so the
+    scaling and the cost comparison are alike.  Inference, ``evaluate`` and
+    ``predict`` are the plain functional model (the dropout layer is the
+    identity), so a saved ``.keras`` file loads after ``import mindgap`` and
+    predicts as its weights say.  It works under ``tf.distribute`` (each
+    replica draws its own masks for its images).
+
+    Built like a functional model: ``GuidedDropoutModel(inputs, outputs, name=...)``
+    (see :func:`mindgap.dropout.build_dropout_model`); the labels may be one-hot or ints.
+    """
+
+    def _parts(self):
+        parts = _PARTS.get(self)
+        if parts is None:
+            layers = [layer for layer in self.layers if isinstance(layer, GuidedDropout)]
+            if len(layers) != 1:
+                raise ValueError(f"A GuidedDropoutModel needs exactly one GuidedDropout layer at its top level; "
+                                 f"{self.name!r} has {len(layers)}.")
+            layer = layers[0]
+            below = keras.Model(self.inputs, layer.input, name=f"{self.name}_below_{layer.name}")
+            above = keras.Model(layer.output, self.outputs[0], name=f"{self.name}_above_{layer.name}")
+            parts = _Parts(layer, below, above, layer.input._keras_history.operation.name)
+            _PARTS[self] = parts
+        return parts
+
+    @property
+    def dropout_layer(self):
+        """The :class:`GuidedDropout` layer."""
+        return self._parts().layer
+
+    @property
+    def evidence_layer(self):
+        """Name of the layer whose output the dropout layer reads (where p_EB is taken)."""
+        return self._parts().evidence_layer
+
+    def _num_classes(self):
+        return int(self.outputs[0].shape[-1])
+
+    def dropout_features(self, images, training=False):
+        """Activations at the dropout layer (its input), (batch, N)."""
+        return self._parts().below(images, training=training)
+
+    def probabilities_from_features(self, features):
+        """Class probabilities from activations at the dropout layer (inference mode; no dropout)."""
+        return self._parts().above(features, training=False)
+
+    def excitation_probabilities(self, features, labels):
+        """p_EB (batch, N) of the class ``labels`` at the dropout layer, from that layer's ``features``."""
+        return excitation.marginal_winning_probabilities_at(self, self.evidence_layer, features,
+                                                            class_indices(labels, self._num_classes()))
+
+    def evidence(self, images, labels):
+        """(activations, p_EB) at the dropout layer for ``labels``, inference mode, as numpy (compiled once)."""
+        parts = self._parts()
+        if parts.evidence_function is None:
+            def evidence(batch, classes):
+                features = parts.below(batch, training=False)
+                return features, self.excitation_probabilities(features, classes)
+
+            parts.evidence_function = tf.function(evidence, reduce_retracing=True)
+        features, p_eb = parts.evidence_function(tf.convert_to_tensor(images, tf.float32),
+                                                 tf.convert_to_tensor(labels, tf.int32))
+        return features.numpy(), p_eb.numpy()
+
+    def guided_forward(self, images, labels):
+        """Steps 1–4 of Figure 5.1: the training-mode probabilities with this step's masks."""
+        parts = self._parts()
+        layer = parts.layer
+        features = parts.below(images, training=True)  # step 1 (the layers above run in step 2 and step 4)
+        p_eb = None
+        if layer.needs_evidence:  # step 2: EB is a function of the forward pass, not trained through
+            p_eb = self.excitation_probabilities(tf.stop_gradient(features), labels)
+        step = self.optimizer.iterations if self.optimizer is not None else None
+        retain, noise_shape = layer.retaining_probabilities(features, p_eb, step=step)  # step 3
+        return parts.above(layer.drop(features, retain, noise_shape), training=True)  # step 4
+
+    def train_step(self, data):
+        # Keras 3.15's TensorFlow train_step; only the forward pass differs (guided_forward for self(x, training=True)).
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError("Excitation Dropout needs the labels: fit(x, y) or a dataset of (images, labels).")
+        with tf.GradientTape() as tape:
+            y_pred = self.guided_forward(x, y)
+            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            self._loss_tracker.update_state(
+                loss_module.unscale_loss_for_distribution(loss),
+                sample_weight=tf.shape(next(i for i in tree.flatten(x) if i is not None))[0])
+            if self.optimizer is not None:
+                loss = self.optimizer.scale_loss(loss)
+        trainable_weights = self.trainable_weights
+        gradients = tape.gradient(loss, trainable_weights)  # step 5
+        self.optimizer.apply_gradients(zip(gradients, trainable_weights))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

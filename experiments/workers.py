@@ -56,15 +56,8 @@ def _start_worker(shares):
 
 
 def _train_and_evaluate(mode, model_name, seed, split):
-    """In a worker: train (or reuse) one model and write its evaluation report; returns its run folder."""
-    import tensorflow as tf
-
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # the runtime already started in this worker (its second job): same budget
-        pass
+    """In a worker (through ``_call_pinned``): train (or reuse) one model and write its evaluation report;
+    returns its run folder."""
     from experiments import common
 
     label = model_name if seed is None else f"{model_name} seed {seed}"
@@ -85,30 +78,10 @@ def train_in_parallel(mode, jobs, workers, split="test", print_fn=print):
     started: the caller trains in its own process.  Ctrl-C stops every worker; their run folders
     resume with the same command.
     """
-    import concurrent.futures
-    import multiprocessing
-
     if workers <= 1 or len(jobs) <= 1:
         return
-    context = multiprocessing.get_context("spawn")
-    shares_list = core_shares(min(workers, len(jobs)))
-    shares = context.Queue()
-    for share in shares_list:
-        shares.put(share)
-    print_fn(f"training {len(jobs)} models in {len(shares_list)} processes, cores "
-             + ", ".join("+".join(map(str, sorted(share))) for share in shares_list), flush=True)
-    executor = concurrent.futures.ProcessPoolExecutor(len(shares_list), mp_context=context,
-                                                      initializer=_start_worker, initargs=(shares,))
-    try:
-        futures = {executor.submit(_train_and_evaluate, mode, name, seed, split): (name, seed) for name, seed in jobs}
-        for future in concurrent.futures.as_completed(futures):
-            future.result()  # a worker's error (bad data, a full disk) ends the experiment with its message
-    except BaseException:
-        for process in list(getattr(executor, "_processes", {}).values()):
-            process.terminate()  # like a kill: each run folder resumes from its last backed-up epoch
-        executor.shutdown(wait=True, cancel_futures=True)
-        raise
-    executor.shutdown(wait=True)
+    map_in_parallel(_train_and_evaluate, [(mode, name, seed, split) for name, seed in jobs], workers, print_fn,
+                    describe=lambda processes: f"training {len(jobs)} models in {processes} processes")
 
 
 def _call_pinned(function, arguments):
@@ -124,12 +97,13 @@ def _call_pinned(function, arguments):
     return function(*arguments)
 
 
-def map_in_parallel(function, jobs, workers, print_fn=print):
+def map_in_parallel(function, jobs, workers, print_fn=print, describe=None):
     """``[function(*job) for job in jobs]`` in ``workers`` processes, each pinned to its share of the cores.
 
     ``function`` must be importable (a module-level function).  With one worker
     (or one job) everything runs in this process.  Results come back in job order;
-    a worker's error ends the whole map with its message; Ctrl-C stops every worker.
+    a worker's error ends the whole map with its message as soon as it happens; Ctrl-C
+    stops every worker.  ``describe(processes)`` words the first line (default: "running N jobs ...").
     """
     import concurrent.futures
     import multiprocessing
@@ -142,12 +116,15 @@ def map_in_parallel(function, jobs, workers, print_fn=print):
     shares = context.Queue()
     for share in shares_list:
         shares.put(share)
-    print_fn(f"running {len(jobs)} jobs in {len(shares_list)} processes, cores "
+    what = describe(len(shares_list)) if describe else f"running {len(jobs)} jobs in {len(shares_list)} processes"
+    print_fn(f"{what}, cores "
              + ", ".join("+".join(map(str, sorted(share))) for share in shares_list), flush=True)
     executor = concurrent.futures.ProcessPoolExecutor(len(shares_list), mp_context=context,
                                                       initializer=_start_worker, initargs=(shares,))
     try:
         futures = [executor.submit(_call_pinned, function, job) for job in jobs]
+        for future in concurrent.futures.as_completed(futures):
+            future.result()  # a worker's error (bad data, a full disk) ends the map at once, with its message
         results = [future.result() for future in futures]
     except BaseException:
         for process in list(getattr(executor, "_processes", {}).values()):

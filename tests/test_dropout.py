@@ -85,6 +85,14 @@ def test_masks_are_per_image_and_follow_p():
     assert len({row.tobytes() for row in kept}) >= 14
 
 
+def test_base_scaling_divides_the_kept_units_of_the_evidence_variants_by_p():
+    layer = dropout.GuidedDropout("excitation", base_retain=0.5, seed=7, scaling="base")
+    out = layer.drop(np.full((400, 2), 3.0, np.float32), np.full((400, 2), 0.2, np.float32), (400, 2)).numpy()
+    assert set(np.unique(out)) == {0.0, 6.0}  # 3 / P, not 3 / 0.2
+    with pytest.raises(ValueError, match="Unknown scaling 'keras'"):
+        dropout.GuidedDropout("excitation", scaling="keras")
+
+
 def test_standard_draws_one_mask_per_batch_and_per_image_one_per_image():
     features = tf.ones((64, 32))
     batch = dropout.GuidedDropout("standard", seed=1)

@@ -9,6 +9,7 @@ from mindgap.dropout.retention import (CURRICULUM_GAMMA, check_base_retain, curr
 # The chapter's variants (§5.2.2): the name selects how the retaining probability is chosen.
 METHODS = ("none", "standard", "standard_per_image", "curriculum", "adaptive", "excitation")
 EVIDENCE_METHODS = ("excitation", "adaptive")  # need p_EB of the ground-truth class, so the labels (train_step)
+SCALINGS = ("unit", "base")  # kept units divided by their own retaining probability (default), or by P
 _SMALLEST_RETAIN = 1e-6  # a kept unit is divided by its retaining probability; guard the division only
 
 
@@ -54,6 +55,10 @@ class GuidedDropout(keras.layers.Dropout):
         base_retain: float in (0, 1], P, the probability of keeping a neuron
             when all contribute equally; 0.5 in the thesis.
         gamma: float, the curriculum's decay per step (5e-4, Morerio et al.).
+        scaling: ``"unit"`` (default, above) or ``"base"``: kept units of the
+            evidence variants divided by P instead of their own p (biased: the
+            expected training value of a unit is ``p / P`` of its inference
+            value; for analysis of the convention, see NOTES.md).
         seed: int or None, of the Bernoulli draws.
 
     Call arguments:
@@ -71,8 +76,10 @@ class GuidedDropout(keras.layers.Dropout):
     Bargal 2019, eq. (5.1).
     """
 
-    def __init__(self, method="excitation", base_retain=0.5, gamma=CURRICULUM_GAMMA, seed=None, **kwargs):
+    def __init__(self, method="excitation", base_retain=0.5, gamma=CURRICULUM_GAMMA, seed=None, scaling="unit", **kwargs):
         check_method(method)
+        if scaling not in SCALINGS:
+            raise ValueError(f"Unknown scaling {scaling!r}; use one of {', '.join(SCALINGS)}.")
         base_retain = check_base_retain(base_retain)
         if gamma < 0:
             raise ValueError(f"gamma must be >= 0, got {gamma!r}.")
@@ -82,6 +89,7 @@ class GuidedDropout(keras.layers.Dropout):
         self.method = method
         self.base_retain = base_retain
         self.gamma = float(gamma)
+        self.scaling = scaling
         if not hasattr(self, "seed_generator"):  # Dropout makes one only when rate > 0
             self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -121,7 +129,8 @@ class GuidedDropout(keras.layers.Dropout):
             return features
         uniform = keras.random.uniform(noise_shape, seed=self.seed_generator)
         keep = ops.less(uniform, retain)
-        scale = ops.where(keep, 1.0 / ops.maximum(retain, _SMALLEST_RETAIN), 0.0)
+        divisor = self.base_retain if self.scaling == "base" and self.needs_evidence else ops.maximum(retain, _SMALLEST_RETAIN)
+        scale = ops.where(keep, 1.0 / divisor, 0.0)
         return features * ops.cast(scale, features.dtype)
 
     def call(self, inputs, training=False):
@@ -137,5 +146,5 @@ class GuidedDropout(keras.layers.Dropout):
         config = super().get_config()
         for name in ("rate", "noise_shape"):
             config.pop(name, None)
-        config.update(method=self.method, base_retain=self.base_retain, gamma=self.gamma)
+        config.update(method=self.method, base_retain=self.base_retain, gamma=self.gamma, scaling=self.scaling)
         return config

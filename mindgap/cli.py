@@ -21,7 +21,6 @@ import sys
 import typing
 import zipfile
 
-from mindgap import default_tf_log_level
 from mindgap.training.run_folder import StorageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -381,7 +380,6 @@ def build_parser():
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", default_tf_log_level())
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args) or 0

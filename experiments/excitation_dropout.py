@@ -572,13 +572,13 @@ def resolve_settings(args):
     return settings
 
 
-def jobs_for(seeds, sensitivity_seeds, zhou_seeds, variants=VARIANTS):
+def jobs_for(seeds, sensitivity_seeds, zhou_seeds, variants=VARIANTS, architectures=ARCHITECTURES):
     """(architecture, variant, P, seed) of every run, the slow fine-tuned runs interleaved with the others."""
     jobs = []
     for seed in range(seeds):
-        for architecture in ARCHITECTURES:
+        for architecture in architectures:
             jobs += [(architecture, variant, 0.5, seed) for variant in variants]
-    for seed in range(sensitivity_seeds):
+    for seed in range(sensitivity_seeds if "CNN-2" in architectures else 0):
         jobs += [("CNN-2", variant, retain, seed) for variant in SENSITIVITY_VARIANTS if variant in variants
                  for retain in (0.25, 0.75)]
     for seed in range(zhou_seeds):
@@ -599,6 +599,8 @@ def main(argv=None):
     parser.add_argument("--curriculum-gamma", type=float, default=None,
                         help="curriculum decay per step (default: gamma * steps = 5e-4 * 100K, the thesis's shape)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from " + ", ".join(VARIANTS))
+    parser.add_argument("--architectures", default=",".join(ARCHITECTURES),
+                        help="comma-separated, from " + ", ".join(ARCHITECTURES) + " (the GAP-Zhou runs: --zhou-seeds)")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
                         help="runs trained at once, each in its own process on its share of the cores")
@@ -611,12 +613,17 @@ def main(argv=None):
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown or not variants:
         raise ValueError(f"Unknown variant(s) {unknown or args.variants!r}; use some of {', '.join(VARIANTS)}.")
+    architectures = [name.strip() for name in args.architectures.split(",") if name.strip()]
+    if not architectures or set(architectures) - set(ARCHITECTURES):
+        raise ValueError(f"Unknown architecture(s) in {args.architectures!r}; use some of {', '.join(ARCHITECTURES)}.")
     settings = resolve_settings(args)
     seeds = args.seeds or (2 if settings.mode == "extra-small" else 5)
     sensitivity_seeds = min(seeds, 2) if args.sensitivity_seeds is None else args.sensitivity_seeds
     zhou_seeds = (1 if settings.mode == "extra-small" else 2) if args.zhou_seeds is None else args.zhou_seeds
     runs_dir = os.path.abspath(args.runs_dir)
-    out_dir = os.path.join(runs_dir, "excitation_dropout" + ("" if settings.mode == "quick" else f"-{settings.mode}"))
+    # another mode or another length writes its own tables (the runs themselves are cached by their settings)
+    out_dir = os.path.join(runs_dir, "excitation_dropout" + ("" if settings.mode == "quick" else f"-{settings.mode}")
+                           + ("" if args.epochs is None else f"-{args.epochs}epochs"))
     os.makedirs(out_dir, exist_ok=True)
     ensure_classification_set(runs_dir, settings)
     if settings.pretrained:
@@ -624,7 +631,7 @@ def main(argv=None):
 
         pretrained_tiny_weights(verbose=1)  # once, before the workers (trained into the cache only if the shipped file is stale)
 
-    jobs = jobs_for(seeds, sensitivity_seeds, zhou_seeds, variants)
+    jobs = jobs_for(seeds, sensitivity_seeds, zhou_seeds, variants, architectures)
     started = time.perf_counter()
     cpu_started = os.times()
     results = workers.map_in_parallel(run_job, [(dataclasses.asdict(settings), runs_dir, *job) for job in jobs],
@@ -634,7 +641,7 @@ def main(argv=None):
                   (finished.children_user - cpu_started.children_user) + (finished.children_system - cpu_started.children_system)
     wall = time.perf_counter() - started
 
-    shown = list(ARCHITECTURES) + ([ZHOU] if zhou_seeds else [])
+    shown = architectures + ([ZHOU] if zhou_seeds else [])
     none_gap = {architecture: float(np.mean(gaps)) * 100 for architecture in shown
                 if (gaps := [run["train_accuracy"] - run["test_accuracy"] for run in _select(results, architecture, "none")])}
     caption = (f"{settings.mode} mode, {seeds} seeds: embedded digits-on-photos set (10 classes; {settings.train_images} "
@@ -646,8 +653,8 @@ def main(argv=None):
                "UCF101 with VGG16 for the fine-tuned case), so only the ordering of the variants compares.")
     figures = {
         "generalization": plot_generalization(results, shown, os.path.join(out_dir, "generalization.png"), caption),
-        "utilization": plot_utilization(results, list(ARCHITECTURES), os.path.join(out_dir, "utilization.png"), caption),
-        "compression": plot_compression(results, list(ARCHITECTURES), os.path.join(out_dir, "compression.png"), caption),
+        "utilization": plot_utilization(results, architectures, os.path.join(out_dir, "utilization.png"), caption),
+        "compression": plot_compression(results, architectures, os.path.join(out_dir, "compression.png"), caption),
     }
     gaps = ", ".join(f"{name} {gap:.1f} points" for name, gap in none_gap.items()) or "not run"
     if sensitivity_seeds and not set(SENSITIVITY_VARIANTS) & set(variants):
@@ -659,7 +666,7 @@ def main(argv=None):
         "mean ± sd over seeds; 'vs no dropout' in points. Thesis: Table 5.1 (Adaptive, Excitation), Table 5.5 at P = 0.5 "
         "(Standard, Cifar10), Table 5.2 (VGG16 on UCF101); Figure 5.3's other curves give no numbers. "
         f"{ZHOU}: dropout on the pooled GAP features before `dense` (ours; no thesis did it).", "",
-        "### Utilization of the dropout layer (Table 5.3)", "", utilization_table(results, list(ARCHITECTURES)), "",
+        "### Utilization of the dropout layer (Table 5.3)", "", utilization_table(results, architectures), "",
         "On all test images after training, per image then averaged; entropies in nats. Conservative filters: neurons of "
         "fc1 whose incoming weights and bias moved by less than Δ; Δ = the median change under Standard Dropout of the "
         "same model (the thesis picks Δ per dataset, 0.15–1.25), so Standard has about half by construction.", "",

@@ -167,6 +167,11 @@ def test_excitation_dropout(runs):
     assert [run["test_accuracy"] for run in again] == [run["test_accuracy"] for run in results]
     with pytest.raises(ValueError, match="Unknown variant"):
         excitation_dropout.main(["--extra-small", "--runs-dir", runs, "--variants", "gaussian"])
+    with pytest.raises(ValueError, match="Unknown architecture"):
+        excitation_dropout.main(["--extra-small", "--runs-dir", runs, "--architectures", "VGG16"])
+    assert excitation_dropout.jobs_for(2, 1, 0, ("excitation",), ("CNN-2",)) == [
+        ("CNN-2", "excitation", 0.5, 0), ("CNN-2", "excitation", 0.5, 1), ("CNN-2", "excitation", 0.25, 0),
+        ("CNN-2", "excitation", 0.75, 0)]
 
 
 def test_excitation_dropout_tables_put_the_thesis_beside_ours():

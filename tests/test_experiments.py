@@ -185,7 +185,7 @@ def test_excitation_dropout_tables_put_the_thesis_beside_ours():
                run("standard", 0.5, 0, 0.8, 0.010), run("excitation", 0.5, 0, 0.9, 0.012)]
     sensitivity = excitation_dropout.sensitivity_table(results)
     # the thesis's columns are dropout rates: its "0.25 Dropout" is P = 0.75
-    assert "| Standard (ours / thesis Cifar10) | 71.0 ± 1.4 (n=2) / 79.16 | 80.0 ± 0.0 (n=1) / 80.13 | – (n=0) / 81.19 |" \
+    assert "| Standard | 71.0 ± 1.4 (n=2) / 79.16 | 80.0 ± 0.0 (n=1) / 80.13 | – (n=0) / 81.19 |" \
         in sensitivity
     leak = excitation_dropout.leak_table(
         results[:4] + [{**results[4], "mask_accuracy": {"true": 0.95, "wrong": 0.55}}], ["CNN-2"])

@@ -645,12 +645,18 @@ def main(argv=None):
     shown = architectures + ([ZHOU] if zhou_seeds else [])
     none_gap = {architecture: float(np.mean(gaps)) * 100 for architecture in shown
                 if (gaps := [run["train_accuracy"] - run["test_accuracy"] for run in _select(results, architecture, "none")])}
+    models = []
+    if "CNN-2" in architectures:
+        models.append(f"CNN-2 at {settings.cnn2_size}² with {'/'.join(map(str, settings.cnn2_filters))} filters and "
+                      f"fc1/fc2 of {settings.cnn2_units}, {settings.cnn2_epochs} epochs")
+    if "Tiny-FC" in architectures or zhou_seeds:
+        models.append(f"{' and '.join(name for name in ('Tiny-FC', ZHOU) if name in shown)} at {settings.finetuned_size}², "
+                      f"{'pretrained' if settings.pretrained else 'untrained'} Tiny backbone"
+                      + (f", fc1/fc2 of {settings.finetuned_units}" if "Tiny-FC" in architectures else "")
+                      + f", {settings.finetuned_epochs} epochs")
     caption = (f"{settings.mode} mode, {seeds} seeds: embedded digits-on-photos set (10 classes; {settings.train_images} "
                f"training images of training-half digits, {settings.test_images} test images of the other half; "
-               f"CNN-2 at {settings.cnn2_size}² with {'/'.join(map(str, settings.cnn2_filters))} filters and fc1/fc2 of "
-               f"{settings.cnn2_units}, {settings.cnn2_epochs} epochs; Tiny-FC at {settings.finetuned_size}², "
-               f"{'pretrained' if settings.pretrained else 'untrained'} Tiny backbone, fc1/fc2 of {settings.finetuned_units}, "
-               f"{settings.finetuned_epochs} epochs), P = 0.5. The thesis's numbers are on other data (Cifar10 for CNN-2, "
+               f"{'; '.join(models)}), P = 0.5. The thesis's numbers are on other data (Cifar10 for CNN-2, "
                "UCF101 with VGG16 for the fine-tuned case), so only the ordering of the variants compares.")
     figures = {
         "generalization": plot_generalization(results, shown, os.path.join(out_dir, "generalization.png"), caption),

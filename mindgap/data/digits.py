@@ -11,7 +11,7 @@ Training and test images are made from disjoint source digits; the result is
 a deterministic function of the arguments and the seed.
 
 **The fine-grained variant** (:data:`FINE_GRAINED`, ``--fine-grained``; Guided
-Zoom, thesis ch. 6): small digits (12–20 px on a 96 px canvas) on crops of
+Zoom, thesis ch. 6): small digits (16–24 px on a 96 px canvas) on crops of
 scikit-image's bundled photos as well (``backgrounds="skimage"``: astronaut,
 chelsea, coffee, hubble, ihc, motorcycle, retina, rocket in colour; grass,
 gravel, brick in grey), with ``clutter`` small photo crops pasted beside the
@@ -44,7 +44,7 @@ DEFAULTS = dict(seed=0, canvas_size=96, train_per_class=60, test_per_class=70, d
 # Settings whose default leaves the renders (and the settings file) exactly as before they existed.
 EXTRA_DEFAULTS = dict(backgrounds="sklearn", clutter=0)
 # Guided Zoom's fine-grained set: the discriminative detail (the digit) is small, the clutter is varied.
-FINE_GRAINED = dict(canvas_size=96, digit_size=(12, 20), backgrounds="skimage", clutter=3)
+FINE_GRAINED = dict(canvas_size=96, digit_size=(16, 24), backgrounds="skimage", clutter=3)
 BACKGROUND_SOURCES = ("sklearn", "skimage")
 SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
 # The photos the scikit-image wheel ships in skimage/data (no download): colour ones, then grey textures.

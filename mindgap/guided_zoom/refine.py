@@ -150,9 +150,13 @@ def evidence_scores(model, evidence_model, images, top_classes, methods=("ceb",)
         classes = top_classes[start:start + _CHUNK].reshape(-1, 1)  # one (image, class) pair per row
         owner = np.repeat(np.arange(len(chunk)), k)
         for column, method in enumerate(methods):
-            erased = chunk[owner].copy()
+            options = (saliency_options or {}).get(method)
+            # round 0: the image itself, one call with its k classes (RISE scores every class from the same passes)
+            centres = gz_pool.class_peaks(model, chunk, top_classes[start:start + _CHUNK], method, options).reshape(-1, 2)
+            erased = chunk[owner] if rounds else None
             for level in range(rounds + 1):
-                centres = gz_pool.class_peaks(model, erased, classes, method, (saliency_options or {}).get(method))[:, 0]
+                if level:
+                    centres = gz_pool.class_peaks(model, erased, classes, method, options)[:, 0]
                 cut = np.stack([gz_patches.extract_patch(chunk[index], centre, patch_fraction)
                                 for index, centre in zip(owner, centres)])
                 probabilities = gz_pool.predict(evidence_model, cut)

@@ -198,3 +198,28 @@ def test_refiner_trained_through_train_saves_and_loads_in_a_fresh_process(tmp_pa
     printed = subprocess.run([sys.executable, "-c", code, str(tmp_path / "refiner"), str(tmp_path / "images.npy")],
                              capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     assert printed == f"{expected.refined.tolist()} {expected.top_classes.tolist()}"
+
+
+def test_cli_explain_with_a_refiner_prints_both_rankings_and_writes_the_patches(tmp_path, capsys):
+    from mindgap.cli import main
+    from mindgap.data.digits import generate_digits_dataset
+
+    names = ["cat", "dog", "owl", "yak"]
+    model = mindgap.build_model("Tiny-GAP1", 4, input_shape=(16, 16, 3), class_names=names)
+    evidence = mindgap.build_model("Tiny-GAP1", 4, input_shape=(16, 16, 3))
+    gz.Refiner(model, evidence, weights=(0.5, 0.3, 0.2), methods=("cam",), rounds=1, top_k=3, source_size=32).save(
+        tmp_path / "refiner")
+    images = generate_digits_dataset(tmp_path / "d", train_per_class=1, test_per_class=1, canvas_size=40, digit_size=(10, 20))
+    image = images + "/JPEGImages/three_001.jpg"
+    assert main(["explain", image, "--refiner", str(tmp_path / "refiner"), "--out", str(tmp_path / "out")]) == 0
+    conventional, refined = capsys.readouterr().out.strip().splitlines()
+    assert conventional.startswith(f"{image}: conventional: ") and conventional.count(",") == 2
+    assert refined.startswith(f"{image}: refined: ") and refined.count(",") == 2
+    written = tmp_path / "out" / "three_001.jpg_guided_zoom.png"
+    assert keras.utils.img_to_array(keras.utils.load_img(written)).std() > 1.0
+    for arguments, message in (([], "pass either --model"), (["--refiner", str(tmp_path / "nowhere")], "does not exist"),
+                               (["--refiner", str(tmp_path / "out")], "holds no manifest.json"),
+                               (["--refiner", str(tmp_path / "refiner"), "--method", "rise"], "--class and --method")):
+        assert main(["explain", image, *arguments, "--out", str(tmp_path / "x")]) == 2
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1 and message in error

@@ -437,18 +437,13 @@ def main(argv=None):
         "", "Refiners: " + ", ".join(f"seed{run['seed']}/refiner" for run in results) + ".",
     ]
     markdown = "\n".join(sections)
-    with open(os.path.join(out_dir, "config.json"), "w") as handle:
-        json.dump({"experiment": "guided_zoom", "settings": dataclasses.asdict(settings), "seeds": args.seeds,
-                   "workers": args.workers, "command": " ".join(["python -m experiments.guided_zoom",
-                                                                 *(argv if argv is not None else sys.argv[1:])])},
-                  handle, indent=2)
-    with open(os.path.join(out_dir, "results.json"), "w") as handle:
-        json.dump({"runs": results, "wall_seconds": wall, "cpu_seconds": cpu_seconds, "premise_points": premise,
-                   "conventional_seed0": conventional}, handle, indent=1)
-    with open(os.path.join(out_dir, "table.md"), "w") as handle:
-        handle.write(markdown + "\n")
-    print(markdown)
-    print(f"\nwritten to {out_dir}")
+    from experiments import common
+
+    command = " ".join(["python -m experiments.guided_zoom", *(argv if argv is not None else sys.argv[1:])])
+    common.write_outputs(out_dir, settings, {"experiment": "guided_zoom", "seeds": args.seeds, "workers": args.workers,
+                                             "command": command},
+                         {"runs": results, "wall_seconds": wall, "cpu_seconds": cpu_seconds, "premise_points": premise,
+                          "conventional_seed0": conventional}, markdown)
     return results
 
 

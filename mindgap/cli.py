@@ -127,6 +127,24 @@ def checked_image_paths(paths, skip_bad_images=False, warn=None):
     return good
 
 
+def _loaded_images(paths, size, out_dir):
+    """``load_image(path, size)`` of every path (a ``CliError`` naming a bad one), then ``out_dir`` made."""
+    from mindgap.data.pipeline import load_image
+    from mindgap.training.run_folder import storage_error
+
+    loaded = []
+    for path in paths:
+        try:
+            loaded.append(load_image(path, size))
+        except ValueError as error:
+            raise CliError(str(error)) from None
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise storage_error(out_dir, error) from None
+    return loaded
+
+
 def _method_maps(model, images, probabilities, class_index, method):
     """One map per image (min-max normalised, at the maps' own resolution) of ``method`` (mindgap.saliency)."""
     import numpy as np
@@ -159,10 +177,8 @@ def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.
 
     from mindgap import plots
     from mindgap.cam import cam_model, upsample_map
-    from mindgap.data.pipeline import load_image
     from mindgap.metrics import cam_to_box
     from mindgap.models import model_info
-    from mindgap.training.run_folder import storage_error
 
     _check_explain_arguments(5 if top is None else top, threshold)
     model = load_mindgap_model(model_path)
@@ -177,17 +193,7 @@ def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.
     paths = _image_paths(target)
     if os.path.isdir(target):
         paths = checked_image_paths(paths, skip_bad_images)
-    size = int(info.input_shape[0])
-    loaded = []
-    for path in paths:
-        try:
-            loaded.append(load_image(path, size))
-        except ValueError as error:
-            raise CliError(str(error)) from None
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as error:
-        raise storage_error(out_dir, error) from None
+    loaded = _loaded_images(paths, int(info.input_shape[0]), out_dir)
     explainer = cam_model(model)
     probabilities, cams = explainer.predict(np.stack([image for image, _ in loaded]), verbose=0)
     method_maps = None if method == "cam" else dict(zip(paths, _method_maps(
@@ -224,9 +230,7 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
     import numpy as np
 
     from mindgap import plots
-    from mindgap.data.pipeline import load_image
     from mindgap.guided_zoom import Refiner
-    from mindgap.training.run_folder import storage_error
 
     if not os.path.isdir(refiner_dir):
         raise CliError(f"Refiner folder {refiner_dir!r} does not exist; pass a folder written by Refiner.save "
@@ -241,15 +245,8 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
     paths = _image_paths(target)
     if os.path.isdir(target):
         paths = checked_image_paths(paths, skip_bad_images)
-    size = refiner.source_size or int(refiner.model.input.shape[1])
-    try:
-        images = np.stack([load_image(path, size)[0] for path in paths])
-    except ValueError as error:
-        raise CliError(str(error)) from None
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as error:
-        raise storage_error(out_dir, error) from None
+    images = np.stack([image for image, _ in _loaded_images(paths, refiner.source_size or int(refiner.model.input.shape[1]),
+                                                            out_dir)])
     result = refiner.refine(images, keep_patches=True)
     names = refiner.class_names
     written = []

@@ -248,7 +248,9 @@ def _save_figure_material(path, pool, images, settings, per_class=8):
     first = pool.select(pool.rounds == 0)
     chosen = np.concatenate([np.flatnonzero(first.labels == label)[:per_class] for label in np.unique(first.labels)])
     complete = [source for source in np.unique(pool.sources) if (pool.sources == source).sum() == settings.rounds + 1]
-    shown = np.asarray(complete[:settings.figure_images], np.int64)
+    label_of = {int(source): int(pool.labels[pool.sources == source][0]) for source in complete}
+    varied = list({label_of[source]: source for source in reversed(complete)}.values())[::-1]  # one per class first
+    shown = np.asarray((varied + [source for source in complete if source not in varied])[:settings.figure_images], np.int64)
     peaks = np.stack([pool.peaks[pool.sources == source][np.argsort(pool.rounds[pool.sources == source])] for source in shown]) \
         if len(shown) else np.zeros((0, settings.rounds + 1, 2), np.int64)
     np.savez_compressed(path, class_patches=first.patches[chosen], class_labels=first.labels[chosen],

@@ -1,4 +1,4 @@
-"""The ``mindgap`` command: ``train``, ``evaluate``, ``explain``, ``digits`` and ``serve``.
+"""The ``mindgap`` command: ``train``, ``evaluate``, ``explain`` (``--refiner``: Guided Zoom), ``digits`` and ``serve``.
 
 Bad input (a missing file, a file that is not an image, a ``.keras`` file that
 is not a mindgap model, an unknown class, an empty folder, a broken dataset)
@@ -127,6 +127,24 @@ def checked_image_paths(paths, skip_bad_images=False, warn=None):
     return good
 
 
+def _loaded_images(paths, size, out_dir):
+    """``load_image(path, size)`` of every path (a ``CliError`` naming a bad one), then ``out_dir`` made."""
+    from mindgap.data.pipeline import load_image
+    from mindgap.training.run_folder import storage_error
+
+    loaded = []
+    for path in paths:
+        try:
+            loaded.append(load_image(path, size))
+        except ValueError as error:
+            raise CliError(str(error)) from None
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise storage_error(out_dir, error) from None
+    return loaded
+
+
 def _method_maps(model, images, probabilities, class_index, method):
     """One map per image (min-max normalised, at the maps' own resolution) of ``method`` (mindgap.saliency)."""
     import numpy as np
@@ -159,10 +177,8 @@ def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.
 
     from mindgap import plots
     from mindgap.cam import cam_model, upsample_map
-    from mindgap.data.pipeline import load_image
     from mindgap.metrics import cam_to_box
     from mindgap.models import model_info
-    from mindgap.training.run_folder import storage_error
 
     _check_explain_arguments(5 if top is None else top, threshold)
     model = load_mindgap_model(model_path)
@@ -177,17 +193,7 @@ def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.
     paths = _image_paths(target)
     if os.path.isdir(target):
         paths = checked_image_paths(paths, skip_bad_images)
-    size = int(info.input_shape[0])
-    loaded = []
-    for path in paths:
-        try:
-            loaded.append(load_image(path, size))
-        except ValueError as error:
-            raise CliError(str(error)) from None
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as error:
-        raise storage_error(out_dir, error) from None
+    loaded = _loaded_images(paths, int(info.input_shape[0]), out_dir)
     explainer = cam_model(model)
     probabilities, cams = explainer.predict(np.stack([image for image, _ in loaded]), verbose=0)
     method_maps = None if method == "cam" else dict(zip(paths, _method_maps(
@@ -214,6 +220,49 @@ def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.
         grid_path = _write_checked(os.path.join(out_dir, f"{name}_all_cams.png"), lambda temporary: plots.plot_cam_grid(
             shown, image_cams, info.class_names, temporary, title=f"{name}: all class CAMs", highlight=chosen))
         written += [overlay_path, grid_path]
+    return written
+
+
+def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip_bad_images=False):
+    """Guided Zoom on each image (``mindgap.guided_zoom.Refiner`` saved in ``refiner_dir``): print the conventional
+    CNN's top classes and the refined ones (Algorithm 2's totals), and write the evidence patches that were scored,
+    one figure per image (``cat.jpg_guided_zoom.png``).  Images are loaded at the refiner's ``source_size``."""
+    import numpy as np
+
+    from mindgap import plots
+    from mindgap.guided_zoom import Refiner
+
+    if not os.path.isdir(refiner_dir):
+        raise CliError(f"Refiner folder {refiner_dir!r} does not exist; pass a folder written by Refiner.save "
+                       "(experiments.guided_zoom writes one per seed: runs/guided_zoom/seed0/refiner).")
+    try:
+        refiner = Refiner.load(refiner_dir)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    if top is not None and (isinstance(top, bool) or top < 1):
+        raise CliError(f"--top must be an integer >= 1, got {top!r}.")
+    top = refiner.top_k if top is None else min(top, refiner.top_k)
+    paths = _image_paths(target)
+    if os.path.isdir(target):
+        paths = checked_image_paths(paths, skip_bad_images)
+    images = np.stack([image for image, _ in _loaded_images(paths, refiner.source_size or int(refiner.model.input.shape[1]),
+                                                            out_dir)])
+    result = refiner.refine(images, keep_patches=True)
+    names = refiner.class_names
+    written = []
+    for index, path in enumerate(paths):
+        conventional = ", ".join(f"{names[c]} {result.probabilities[index, c]:.3f}" for c in result.top_classes[index, :top])
+        order = np.argsort(-result.totals[index], kind="stable")[:top]
+        refined = ", ".join(f"{names[result.top_classes[index, j]]} {result.totals[index, j]:.3f}" for j in order)
+        print_fn(f"{path}: conventional: {conventional}")
+        print_fn(f"{path}: refined: {refined}")
+        name = os.path.basename(path)
+        figure_path = os.path.join(out_dir, f"{name}_guided_zoom.png")
+        _write_checked(figure_path, lambda temporary: plots.plot_evidence_patches(
+            result.patches[index], result.scores[index], result.top_classes[index], names, temporary,
+            title=f"{name}: conventional {names[result.conventional[index]]}, refined {names[result.refined[index]]} "
+                  "(Evidence CNN probability of each row's class)", methods=refiner.methods))
+        written.append(figure_path)
     return written
 
 
@@ -268,6 +317,15 @@ def _run_evaluate(args):
 
 
 def _run_explain(args):
+    if (args.model is None) == (args.refiner is None):
+        raise CliError("pass either --model MODEL.keras (the CAM and other maps) or --refiner DIR (Guided Zoom), not "
+                       f"{'both' if args.model else 'neither'}.")
+    if args.refiner is not None:
+        if args.class_name is not None or args.method != "cam":
+            raise CliError("--class and --method belong to --model; with --refiner the classes are the refiner's top-k and "
+                           "its grounding method is its own.")
+        explain_refined(args.target, args.refiner, args.out, top=args.top, skip_bad_images=args.skip_bad_images)
+        return
     explain(args.target, args.model, args.out, class_name=args.class_name, top=args.top, threshold=args.threshold,
             skip_bad_images=args.skip_bad_images, method=args.method)
 
@@ -346,7 +404,10 @@ def build_parser():
 
     explain_parser = commands.add_parser("explain", help="classify images and show where the evidence is")
     explain_parser.add_argument("target", help="an image or a folder of images")
-    explain_parser.add_argument("--model", required=True, help="a .keras file saved by mindgap")
+    explain_parser.add_argument("--model", default=None, help="a .keras file saved by mindgap")
+    explain_parser.add_argument("--refiner", default=None, metavar="DIR",
+                                help="instead of --model: a Guided Zoom refiner folder; prints the conventional and the "
+                                     "refined top classes and writes the evidence patches scored")
     explain_parser.add_argument("--class", dest="class_name", default=None, help="explain this class instead of the top one")
     explain_parser.add_argument("--top", type=int, default=None, help="classes listed per image, >= 1 (default 5)")
     explain_parser.add_argument("--threshold", type=float, default=0.2, help="CAM threshold of the box, fraction of the max, in [0, 1]")

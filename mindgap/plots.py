@@ -105,3 +105,23 @@ def save_rgb(image, path):
     if not cv2.imwrite(str(path), np.asarray(image, np.uint8)[..., ::-1]):
         raise OSError(errno.EIO, f"could not write {path}", str(path))
     return path
+
+
+def plot_evidence_patches(patches, scores, classes, class_names, path, title="", methods=("ceb",)):
+    """Guided Zoom's evidence of one image (thesis Figure 6.2): one row per top-k class, one column per
+    grounding method and erasing round, each patch with the Evidence CNN's probability of its row's class.
+
+    ``patches`` (k, M, L+1, side, side, 3) in [-1, 1]; ``scores`` (k, M, L+1); ``classes`` (k,) class indices.
+    """
+    rows, columns = len(classes), patches.shape[1] * patches.shape[2]
+    figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns + 1.2, 1.35 * rows + 0.5), squeeze=False)
+    for row, class_index in enumerate(classes):
+        for method_index in range(patches.shape[1]):
+            for level in range(patches.shape[2]):
+                axis = axes[row, method_index * patches.shape[2] + level]
+                axis.imshow(np.clip((patches[row, method_index, level] + 1.0) / 2.0, 0.0, 1.0))
+                axis.set_title(f"{methods[method_index]} l={level}: {scores[row, method_index, level]:.2f}", fontsize=6)
+                axis.set_xticks([])
+                axis.set_yticks([])
+        axes[row, 0].set_ylabel(class_names[class_index], fontsize=7)
+    return save_figure(figure, path, title, title_size=7)

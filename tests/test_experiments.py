@@ -192,3 +192,28 @@ def test_excitation_dropout_tables_put_the_thesis_beside_ours():
     assert "| CNN-2 | Excitation | 90.0 ± 0.0 | 95.0 ± 0.0 | 55.0 ± 0.0 | 40.0 ± 0.0 |" in leak
     runtime = excitation_dropout.runtime_table(results, ["CNN-2"])
     assert "| CNN-2 | Excitation | 12.0 | 1.20 | 0.1885 (1.23×) |" in runtime
+
+
+def test_guided_zoom(runs):
+    import pathlib
+
+    from experiments import guided_zoom
+    from mindgap.guided_zoom import Refiner
+
+    results = guided_zoom.main(["--extra-small", "--runs-dir", runs, "--seeds", "1", "--workers", "1"])
+    folder = pathlib.Path(runs) / "guided_zoom-extra-small"
+    (run,) = results
+    assert {(row["pool"], row["k"], row["rounds"]) for row in run["refined"]} == {
+        *(("ceb", k, rounds) for k in (3, 5) for rounds in (0, 1, 2)), ("ensemble", 3, 0), ("ensemble", 5, 0)}
+    for row in run["refined"]:
+        assert 0.0 <= row["test_accuracy"] <= 1.0 and sum(row["weights"]) == pytest.approx(1.0)
+    assert run["conventional"]["test"]["top1"] <= run["conventional"]["test"]["top3"] <= run["conventional"]["test"]["top5"]
+    assert run["evidence"]["ensemble"]["counts"].keys() <= {f"{method}/l0" for method in ("ceb", "gradcam", "rise", "cam")}
+    for name in ("figure6_3", "figure6_5"):
+        assert (folder / f"{name}.png").stat().st_size > 1000
+    table = (folder / "table.md").read_text()
+    assert "| Ensemble Guided Zoom | cEB + Grad-CAM + RISE + CAM | 5 | 0 |" in table and "85.4 / 88.5 / 89.0" in table
+    refiner = Refiner.load(folder / "seed0" / "refiner")
+    assert refiner.methods == ("ceb",) and refiner.rounds == 2 and refiner.top_k == 5 and refiner.source_size == 32
+    again = guided_zoom.main(["--extra-small", "--runs-dir", runs, "--seeds", "1", "--workers", "1"])  # cached by seed
+    assert again[0]["refined"] == run["refined"]

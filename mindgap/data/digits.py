@@ -10,7 +10,15 @@ of the digit's ink.  Everything is written in the Stanford 40 layout, so
 Training and test images are made from disjoint source digits; the result is
 a deterministic function of the arguments and the seed.
 
-Command line: ``python -m mindgap.data.digits OUT_DIR [--seed 0] ...``
+**The fine-grained variant** (:data:`FINE_GRAINED`, ``--fine-grained``; Guided
+Zoom, thesis ch. 6): small digits (16–24 px on a 96 px canvas) on crops of
+scikit-image's bundled photos as well (``backgrounds="skimage"``: astronaut,
+chelsea, coffee, hubble, ihc, motorcycle, retina, rocket in colour; grass,
+gravel, brick in grey), with ``clutter`` small photo crops pasted beside the
+digit (never over its box), so that the detail that tells the classes apart
+is a small part of the image.
+
+Command line: ``python -m mindgap.data.digits OUT_DIR [--seed 0] [--fine-grained] ...``
 """
 
 import argparse
@@ -33,15 +41,54 @@ OUTLINE_OPACITY = 0.8  # of the 1-pixel outline in the opposite colour around th
 RENDERER_VERSION = 2  # 1: source intensity as opacity, one colour against the mean of the digit's square, no outline
 _OUTLINE_KERNEL = np.ones((3, 3), np.uint8)
 DEFAULTS = dict(seed=0, canvas_size=96, train_per_class=60, test_per_class=70, digit_size=(28, 56))
+# Settings whose default leaves the renders (and the settings file) exactly as before they existed.
+EXTRA_DEFAULTS = dict(backgrounds="sklearn", clutter=0)
+# Guided Zoom's fine-grained set: the discriminative detail (the digit) is small, the clutter is varied.
+FINE_GRAINED = dict(canvas_size=96, digit_size=(16, 24), backgrounds="skimage", clutter=3)
+BACKGROUND_SOURCES = ("sklearn", "skimage")
+SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
+# The photos the scikit-image wheel ships in skimage/data (no download): colour ones, then grey textures.
+SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "ihc.png", "motorcycle_left.png",
+                  "retina.jpg", "rocket.jpg", "grass.png", "gravel.png", "brick.png")
+CLUTTER_SIDE = (0.1, 0.25)  # side of a pasted clutter crop, as a fraction of the canvas
 _JPEG_QUALITY = 95
 
 
-def load_backgrounds():
-    folder = os.path.join(os.path.dirname(sklearn.__file__), "datasets", "images")
-    images = [cv2.imread(os.path.join(folder, name)) for name in ("china.jpg", "flower.jpg")]
-    if any(image is None for image in images):
-        raise RuntimeError(f"scikit-learn's sample photos are missing from {folder}; reinstall scikit-learn.")
+def _read_photos(folder, names, package):
+    images = [cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR) for name in names]  # grey files become 3 channels
+    missing = [name for name, image in zip(names, images) if image is None]
+    if missing:
+        raise RuntimeError(f"{package}'s sample photos {', '.join(missing)} are missing from {folder}; reinstall {package}.")
     return images
+
+
+def load_backgrounds(source="sklearn"):
+    """BGR photos for backgrounds and clutter: scikit-learn's two (``"sklearn"``), or those and scikit-image's (``"skimage"``)."""
+    if source not in BACKGROUND_SOURCES:
+        raise ValueError(f"Unknown backgrounds {source!r}; use one of {', '.join(BACKGROUND_SOURCES)}.")
+    images = _read_photos(os.path.join(os.path.dirname(sklearn.__file__), "datasets", "images"), SKLEARN_PHOTOS, "scikit-learn")
+    if source == "skimage":
+        try:
+            import skimage
+        except ImportError:
+            raise RuntimeError("backgrounds='skimage' needs scikit-image; pip install scikit-image.") from None
+        images += _read_photos(os.path.join(os.path.dirname(skimage.__file__), "data"), SKIMAGE_PHOTOS, "scikit-image")
+    return images
+
+
+def paste_clutter(rng, canvas, backgrounds, count, box):
+    """Paste ``count`` small square photo crops (sides :data:`CLUTTER_SIDE` of the canvas) onto ``canvas`` in place,
+    each at a random position that does not overlap ``box`` (the digit's; tried 20 times, then skipped)."""
+    size = canvas.shape[0]
+    for _ in range(count):
+        side = max(2, int(rng.uniform(*CLUTTER_SIDE) * size))
+        crop = background_crop(rng, backgrounds, side)
+        for _ in range(20):
+            top, left = (int(value) for value in rng.integers(0, size - side + 1, size=2))
+            if left >= box[2] or left + side <= box[0] or top >= box[3] or top + side <= box[1]:
+                canvas[top:top + side, left:left + side] = crop
+                break
+    return canvas
 
 
 def background_crop(rng, backgrounds, canvas_size):
@@ -134,7 +181,8 @@ def source_halves(targets):
     return halves
 
 
-def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=60, test_per_class=70, digit_size=(28, 56)):
+def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=60, test_per_class=70, digit_size=(28, 56),
+                            backgrounds="sklearn", clutter=0):
     """Write the digits localization set at ``out_dir`` in the Stanford 40 layout.
 
     Args:
@@ -145,6 +193,10 @@ def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=
         test_per_class: images per class in ``test.txt``; ``read_stanford40``
             takes the first 50 of each class as test and the rest as val.
         digit_size: (smallest, largest) side of the scaled digit, in pixels.
+        backgrounds: ``"sklearn"`` (scikit-learn's two photos) or
+            ``"skimage"`` (those and scikit-image's, :data:`SKIMAGE_PHOTOS`).
+        clutter: small photo crops pasted beside the digit per image
+            (:func:`paste_clutter`); 0 leaves the renders as they were.
 
     Returns:
         ``out_dir``.
@@ -152,14 +204,15 @@ def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=
     out_dir = os.fspath(out_dir)
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         raise FileExistsError(f"{out_dir!r} is not empty; pass a new or empty folder (nothing was written).")
-    if canvas_size < 16 or not 4 <= digit_size[0] <= digit_size[1] or train_per_class < 1 or test_per_class < 1:
+    if canvas_size < 16 or not 4 <= digit_size[0] <= digit_size[1] or train_per_class < 1 or test_per_class < 1 or clutter < 0:
         raise ValueError(
             f"Bad digits settings (canvas_size={canvas_size}, digit_size={digit_size}, train_per_class={train_per_class}, "
-            f"test_per_class={test_per_class}); use canvas_size >= 16, 4 <= min <= max digit size, counts >= 1."
+            f"test_per_class={test_per_class}, clutter={clutter}); use canvas_size >= 16, 4 <= min <= max digit size, "
+            "counts >= 1, clutter >= 0."
         )
     rng = np.random.default_rng(seed)
     digits = load_digits()
-    backgrounds = load_backgrounds()
+    photos = load_backgrounds(backgrounds)
     halves = source_halves(digits.target)
     for folder in (IMAGES_DIR, ANNOTATIONS_DIR, SPLITS_DIR):
         os.makedirs(os.path.join(out_dir, folder), exist_ok=True)
@@ -171,8 +224,10 @@ def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=
             for label, action in enumerate(CLASS_NAMES):
                 sources = halves[label][half]
                 source_index = int(sources[rng.integers(len(sources))])
-                background = background_crop(rng, backgrounds, canvas_size)
+                background = background_crop(rng, photos, canvas_size)
                 canvas, _, box = render_canvas(rng, digits.images[source_index], background, digit_size)
+                if clutter:
+                    paste_clutter(rng, canvas, photos, clutter, box)
                 image_number = number + 1 + (train_per_class if split == "test" else 0)
                 stem = f"{action}_{image_number:03d}"
                 cv2.imwrite(os.path.join(out_dir, IMAGES_DIR, stem + ".jpg"), canvas, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
@@ -192,6 +247,8 @@ def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=
         _write_lines(os.path.join(splits, f"{action}_{split}.txt"), lines)
     settings = dict(seed=seed, canvas_size=canvas_size, train_per_class=train_per_class, test_per_class=test_per_class,
                     digit_size=list(digit_size), renderer=RENDERER_VERSION)
+    settings.update({name: value for name, value in dict(backgrounds=backgrounds, clutter=clutter).items()
+                     if value != EXTRA_DEFAULTS[name]})  # a default set's file stays as it was
     with open(os.path.join(out_dir, SETTINGS_FILE), "w") as handle:
         json.dump(settings, handle, indent=2)
     return out_dir
@@ -200,12 +257,13 @@ def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=
 def ensure_digits_dataset(out_dir, **settings):
     """Generate the digits set at ``out_dir`` unless one with the same settings is already there."""
     wanted = {**DEFAULTS, **settings}
-    wanted["digit_size"] = list(wanted["digit_size"])
+    recorded = {name: value for name, value in wanted.items() if name not in EXTRA_DEFAULTS or value != EXTRA_DEFAULTS[name]}
+    recorded["digit_size"] = list(wanted["digit_size"])
     marker = os.path.join(out_dir, SETTINGS_FILE)
     if os.path.isfile(marker):
         with open(marker) as handle:
             found = json.load(handle)
-        if found == {**wanted, "renderer": RENDERER_VERSION}:
+        if found == {**recorded, "renderer": RENDERER_VERSION}:
             return out_dir
         raise FileExistsError(f"{out_dir!r} holds a digits set made with other settings ({found}); pass another folder.")
     return generate_digits_dataset(out_dir, **wanted)
@@ -215,16 +273,22 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mindgap.data.digits", description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", help="new or empty folder to write the dataset into")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    parser.add_argument("--canvas-size", type=int, default=DEFAULTS["canvas_size"])
+    parser.add_argument("--canvas-size", type=int, default=None, help=f"default {DEFAULTS['canvas_size']}")
     parser.add_argument("--train-per-class", type=int, default=DEFAULTS["train_per_class"])
     parser.add_argument("--test-per-class", type=int, default=DEFAULTS["test_per_class"])
-    parser.add_argument("--digit-size", type=int, nargs=2, default=DEFAULTS["digit_size"], metavar=("MIN", "MAX"))
+    parser.add_argument("--digit-size", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help=f"default {DEFAULTS['digit_size']}, or {FINE_GRAINED['digit_size']} with --fine-grained")
+    parser.add_argument("--fine-grained", action="store_true",
+                        help="Guided Zoom's set: small digits, scikit-image's photos too, clutter beside the digit")
     args = parser.parse_args(argv)
+    settings = dict(FINE_GRAINED) if args.fine_grained else {}
+    for name in ("canvas_size", "digit_size"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    settings["digit_size"] = tuple(settings.get("digit_size", DEFAULTS["digit_size"]))
     try:
-        generate_digits_dataset(
-            args.out_dir, seed=args.seed, canvas_size=args.canvas_size, train_per_class=args.train_per_class,
-            test_per_class=args.test_per_class, digit_size=tuple(args.digit_size),
-        )
+        generate_digits_dataset(args.out_dir, seed=args.seed, train_per_class=args.train_per_class,
+                                test_per_class=args.test_per_class, **settings)
     except (FileExistsError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -372,6 +372,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extra-small", action="store_true", help="a handful of images, tiny models (tests)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds (default 3)")
+    parser.add_argument("--conventional-size", type=int, default=None,
+                        help="input size of the conventional CNN (quick: 64; the canvas's 96 gives it the full resolution)")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
                         help="seeds run at once, each in its own process on its share of the cores")
@@ -380,8 +382,14 @@ def main(argv=None):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")
     settings = MODES["extra-small" if args.extra_small else "quick"]
+    if args.conventional_size is not None:
+        if not 16 <= args.conventional_size <= settings.canvas_size:
+            raise ValueError(f"--conventional-size must be between 16 and the canvas's {settings.canvas_size}, "
+                             f"got {args.conventional_size}.")
+        settings = dataclasses.replace(settings, conventional_size=args.conventional_size)
     runs_dir = os.path.abspath(args.runs_dir)
-    out_dir = os.path.join(runs_dir, "guided_zoom" + ("" if settings.mode == "quick" else f"-{settings.mode}"))
+    out_dir = os.path.join(runs_dir, "guided_zoom" + ("" if settings.mode == "quick" else f"-{settings.mode}")
+                           + ("" if args.conventional_size is None else f"-conventional{args.conventional_size}"))
     os.makedirs(out_dir, exist_ok=True)
     ensure_data(runs_dir, settings)
     if settings.pretrained:

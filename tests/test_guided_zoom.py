@@ -79,6 +79,20 @@ def test_algorithm1_stops_for_a_sample_whose_erasure_flips_the_prediction():
     assert len(none) == 0
 
 
+def test_the_next_peak_is_searched_outside_the_erased_squares(monkeypatch):
+    from mindgap import saliency
+
+    maps = np.zeros((1, 8, 8, 1), np.float32)
+    maps[0, 2, 2, 0], maps[0, 6, 5, 0] = 1.0, 0.5  # the peak, and the best pixel outside rows/columns 0..3
+    monkeypatch.setattr(saliency, "compute", lambda *arguments, **options: maps)
+    model, images = _brightness_model(8), np.zeros((1, 8, 8, 3), np.float32)
+    excluded = np.zeros((1, 8, 8), bool)
+    excluded[0, :4, :4] = True
+    assert gz.class_peaks(model, images, [[0]], "cam")[0, 0].tolist() == [2, 2]
+    assert gz.class_peaks(model, images, [[0]], "cam", excluded=excluded)[0, 0].tolist() == [6, 5]
+    assert gz.class_peaks(model, images, [[0]], "cam", excluded=np.ones((1, 8, 8), bool))[0, 0].tolist() == [2, 2]
+
+
 def _constant_evidence_model(size, num_classes, voted):
     """An 'Evidence CNN' that gives probability 1 to class ``voted`` whatever the patch."""
     inputs = keras.Input((size, size, 3))

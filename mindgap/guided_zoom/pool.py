@@ -5,8 +5,10 @@ the patch around the peak of the grounding method's map of the **ground-truth** 
 the pool (``e_0``); then, for ``l = 1 … L``, the previous peak is erased (a black square, the
 erasures accumulate) and, **only while the erased image is still classified correctly**, the
 patch around the new peak is added (``e_l``).  The first erasure that flips the prediction ends
-that image's rounds.  Patches are cut from the original image (not the erased one) at the peaks
-found on the erased one; every patch inherits the image's label.
+that image's rounds.  The new peak is searched outside the squares already erased (their pixels
+carry no evidence; a coarse map upsampled to the image would often peak in its own black square
+again).  Patches are cut from the original image (not the erased one) at the peaks found on the
+erased one; every patch inherits the image's label.
 
 Images may be larger than the conventional CNN's input: they are resized (bilinear) for the
 model, the maps are resized back to the image, and patches are cut at the image's own resolution,
@@ -67,8 +69,13 @@ def predict(model, images, batch_size=64):
     return np.concatenate(parts) if parts else np.zeros((0, int(model.output.shape[-1])), np.float32)
 
 
-def class_peaks(model, images, classes, method, saliency_options=None):
-    """Peaks (n, k, 2) (row, column in the images' pixels) of ``method``'s maps of ``classes`` (n, k)."""
+def class_peaks(model, images, classes, method, saliency_options=None, excluded=None):
+    """Peaks (n, k, 2) (row, column in the images' pixels) of ``method``'s maps of ``classes`` (n, k).
+
+    ``excluded`` (n, h, w) bool: pixels where no peak may be (the squares already erased; a map
+    upsampled from a coarse grid otherwise often peaks inside its own black square again).  An
+    image whose every pixel is excluded is searched whole.
+    """
     from mindgap import saliency
 
     classes = np.asarray(classes, np.int64).reshape(len(images), -1)
@@ -78,6 +85,10 @@ def class_peaks(model, images, classes, method, saliency_options=None):
         maps = saliency.compute(model, model_inputs(model, chunk), classes[start:start + _CHUNK], method=method,
                                 **(saliency_options or {}))
         maps = saliency.upsample(maps, chunk.shape[1:3])
+        if excluded is not None:
+            masked = np.asarray(excluded[start:start + _CHUNK], bool)
+            masked = masked & ~masked.all(axis=(1, 2), keepdims=True)
+            maps = np.where(masked[..., None], -np.inf, maps)
         flat = maps.reshape(len(chunk), -1, maps.shape[-1]).argmax(axis=1)  # (chunk, k), first maximum
         peaks[start:start + _CHUNK] = np.stack(np.unravel_index(flat, maps.shape[1:3]), axis=-1)
     return peaks
@@ -157,6 +168,7 @@ def evidence_pool(model, images, labels, method="ceb", rounds=DEFAULT_ROUNDS, pa
     side = gz_patches.side_of(patch_fraction, *images.shape[1:3])
     pool = [EvidencePool.empty(side)]
     erased = images.copy()
+    excluded = np.zeros(images.shape[:3], bool)  # the erased squares: no later peak there
     active = np.flatnonzero(predict(model, images).argmax(axis=-1) == labels)  # line 3: correctly classified
     for level in range(rounds + 1):
         if level > 0 and len(active):  # line 8: still correctly classified after the erasures
@@ -165,7 +177,8 @@ def evidence_pool(model, images, labels, method="ceb", rounds=DEFAULT_ROUNDS, pa
             print_fn(f"evidence pool ({method}): round {level} of {rounds}, {len(active)} of {len(images)} images")
         if not len(active):
             break
-        centres = class_peaks(model, erased[active], labels[active, None], method, saliency_options)[:, 0]
+        centres = class_peaks(model, erased[active], labels[active, None], method, saliency_options,
+                              excluded=excluded[active])[:, 0]
         found = np.stack([gz_patches.extract_patch(images[index], centre, patch_fraction)
                           for index, centre in zip(active, centres)])
         pool.append(EvidencePool(found, labels[active], active.copy(), np.full(len(active), level, np.int64),
@@ -173,6 +186,8 @@ def evidence_pool(model, images, labels, method="ceb", rounds=DEFAULT_ROUNDS, pa
         if level < rounds:  # line 7: erase e_l before looking for e_{l+1}
             for index, centre in zip(active, centres):
                 erased[index] = gz_patches.erase(erased[index], centre, erase_fraction, fill)
+                top, left, bottom, right = gz_patches.erase_box(centre, images.shape[1:3], erase_fraction)
+                excluded[index, top:bottom, left:right] = True
     return pool[0].union(*pool[1:])
 
 

@@ -154,9 +154,10 @@ def evidence_scores(model, evidence_model, images, top_classes, methods=("ceb",)
             # round 0: the image itself, one call with its k classes (RISE scores every class from the same passes)
             centres = gz_pool.class_peaks(model, chunk, top_classes[start:start + _CHUNK], method, options).reshape(-1, 2)
             erased = chunk[owner] if rounds else None
+            excluded = np.zeros((len(owner),) + chunk.shape[1:3], bool) if rounds else None  # erased: no peak there
             for level in range(rounds + 1):
                 if level:
-                    centres = gz_pool.class_peaks(model, erased, classes, method, options)[:, 0]
+                    centres = gz_pool.class_peaks(model, erased, classes, method, options, excluded=excluded)[:, 0]
                 cut = np.stack([gz_patches.extract_patch(chunk[index], centre, patch_fraction)
                                 for index, centre in zip(owner, centres)])
                 probabilities = gz_pool.predict(evidence_model, cut)
@@ -168,6 +169,9 @@ def evidence_scores(model, evidence_model, images, top_classes, methods=("ceb",)
                 if level < rounds:
                     erased = np.stack([gz_patches.erase(image, centre, erase_fraction, fill)
                                        for image, centre in zip(erased, centres)])
+                    for row, centre in enumerate(centres):
+                        top, left, bottom, right = gz_patches.erase_box(centre, chunk.shape[1:3], erase_fraction)
+                        excluded[row, top:bottom, left:right] = True
         if print_fn:
             print_fn(f"guided zoom: {min(start + _CHUNK, count)} of {count} images")
     return scores, kept, peaks

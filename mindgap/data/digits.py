@@ -56,18 +56,24 @@ def background_crop(rng, backgrounds, canvas_size):
     return cv2.resize(crop, (canvas_size, canvas_size), interpolation=cv2.INTER_AREA)
 
 
-def render_canvas(rng, digit, background, digit_size):
+def render_canvas(rng, digit, background, digit_size, *, side=None, position=None):
     """Blend one digit (8×8, 0–16) onto a BGR canvas.
 
+    ``side`` and ``position`` (top, left) place the digit (a video frame of
+    ``mindgap.data.video``); by default both are drawn from ``rng``.
     Returns the canvas, the ink map (canvas-sized, in [0, 1]) and the tight
     box of ink > ``INK_THRESHOLD`` in pixel-edge coordinates (exclusive ends).
     """
     canvas_size = background.shape[0]
-    side = int(rng.integers(digit_size[0], digit_size[1] + 1))
-    side = min(side, canvas_size)
+    if side is None:
+        side = int(rng.integers(digit_size[0], digit_size[1] + 1))
+    side = min(int(side), canvas_size)
     ink_patch = cv2.resize(digit.astype(np.float32) / 16.0, (side, side), interpolation=cv2.INTER_LINEAR)
-    top = int(rng.integers(0, canvas_size - side + 1))
-    left = int(rng.integers(0, canvas_size - side + 1))
+    if position is None:
+        top = int(rng.integers(0, canvas_size - side + 1))
+        left = int(rng.integers(0, canvas_size - side + 1))
+    else:
+        top, left = (int(np.clip(value, 0, canvas_size - side)) for value in position)
     ink = np.zeros((canvas_size, canvas_size), np.float32)
     # Faint source pixels (a haze up to 3 of 16) vanish and strokes are opaque from 13 of 16 on.
     ink[top : top + side, left : left + side] = np.clip((ink_patch - INK_FLOOR) / (INK_SOLID - INK_FLOOR), 0.0, 1.0)

@@ -113,3 +113,155 @@ def test_bad_settings_and_bad_clips_give_one_line_errors(tmp_path, video_set):
     record_path.write_text(json.dumps(record))
     with pytest.raises(DatasetError, match="segment"):
         video.read_video_set(copy)
+
+
+# ---------------------------------------------------------------- the CNN-LSTM and EB-R
+
+def _cnn_lstm(seed=0, fc_units=16, lstm_units=8, num_classes=3):
+    import keras
+
+    from mindgap import build_model
+
+    keras.utils.set_random_seed(seed)
+    return build_model("Tiny-LSTM", num_classes, input_shape=(32, 32, 3), fc_units=fc_units, lstm_units=lstm_units)
+
+
+def _clips(count, steps, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (count, steps, 32, 32, 3)).astype(np.float32)
+
+
+def _sigmoid(value):
+    return 1 / (1 + np.exp(-value))
+
+
+def test_registry_builds_the_cnn_lstm_and_the_frame_cnn(tmp_path):
+    import keras
+
+    from mindgap import build_model, list_models, load_model, recurrent
+
+    assert {"Tiny-LSTM", "Tiny-LSTM-tanh", "Tiny-Frames"} <= set(list_models())
+    model = _cnn_lstm()
+    clips = _clips(2, 5)
+    assert model(clips).shape == (2, 5, 3)  # a class output at every step, any T
+    assert model(clips[:, :2]).shape == (2, 2, 3)
+    assert recurrent.lstm_activation(model) == "relu"
+    assert recurrent.lstm_activation(build_model("Tiny-LSTM-tanh", 3, input_shape=(32, 32, 3), fc_units=4,
+                                                 lstm_units=2)) == "tanh"
+    model.save(tmp_path / "video.keras")
+    np.testing.assert_allclose(load_model(tmp_path / "video.keras")(clips), model(clips), atol=1e-6)
+    frames = build_model("Tiny-Frames", 3, input_shape=(32, 32, 3), fc_units=16)
+    frames.save(tmp_path / "frames.keras")
+    started = build_model("Tiny-LSTM", 3, input_shape=(32, 32, 3), fc_units=16, lstm_units=8, weights=tmp_path / "frames.keras")
+    for name in ("fc1", "fc2"):
+        np.testing.assert_array_equal(started.get_layer(name).get_weights()[0], frames.get_layer(name).get_weights()[0])
+    with pytest.raises(ValueError, match="does not fit this CNN-LSTM"):
+        build_model("Tiny-LSTM", 3, input_shape=(32, 32, 3), fc_units=5, lstm_units=8, weights=tmp_path / "frames.keras")
+    # the LSTM written out is Keras' LSTM
+    from mindgap.saliency.recurrent import lstm_states
+
+    features = recurrent.frame_encoder(model)(clips.reshape(-1, 32, 32, 3)).numpy().reshape(2, 5, -1)
+    states = lstm_states(model.get_layer("lstm"), features)
+    np.testing.assert_allclose(states["h"].numpy(), model.get_layer("lstm")(features).numpy(), atol=1e-6)
+    del keras
+
+
+def test_eb_r_on_one_step_equals_its_closed_form():
+    """T = 1: c = i g, h = o i g; s_j = o_j i_j g_j V+_jA / sum_k (...); P(x_d) = x_d sum_j W+_dj s_j / (x . W+_:j)."""
+    from mindgap import recurrent
+    from mindgap.saliency.recurrent import input_winning_probabilities
+
+    model = _cnn_lstm(seed=1)
+    clips = _clips(2, 1, seed=1)
+    features = recurrent.frame_encoder(model)(clips[:, 0]).numpy()  # (2, D)
+    lstm = model.get_layer("lstm").cell
+    kernel, bias = np.asarray(lstm.kernel), np.asarray(lstm.bias)
+    units = lstm.units
+    z = features @ kernel + bias
+    i, o = _sigmoid(z[:, :units]), _sigmoid(z[:, 3 * units:])
+    g = np.maximum(z[:, 2 * units:3 * units], 0)
+    w_plus = np.maximum(kernel[:, 2 * units:3 * units], 0)
+    classifier = np.asarray(model.get_layer("logits").kernel)
+
+    def divide(numerator, denominator):
+        return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+
+    def closed_form(v_plus, label):
+        s = o * i * g * v_plus[:, label]
+        s = divide(s, s.sum(axis=1, keepdims=True))
+        p = features * (divide(s, features @ w_plus) @ w_plus.T)
+        return divide(p, p.sum(axis=1, keepdims=True))  # eq. 7.5 (T = 1)
+
+    for label in range(3):
+        eb = input_winning_probabilities(model, clips, np.full((2, 1), label))[:, 0, :, 0]
+        np.testing.assert_allclose(eb.sum(axis=1), 1.0, rtol=1e-5)  # not a degenerate (all-zero) case
+        np.testing.assert_allclose(eb, closed_form(np.maximum(classifier, 0), label), rtol=1e-4, atol=1e-7)
+        ceb = input_winning_probabilities(model, clips, np.full((2, 1), label), contrastive=True)[:, 0, :, 0]
+        expected = closed_form(np.maximum(classifier, 0), label) - closed_form(np.maximum(-classifier, 0), label)
+        np.testing.assert_allclose(ceb, expected, rtol=1e-4, atol=1e-7)  # eq. 7.7
+
+
+def test_eb_r_sums_to_one_over_space_and_time_and_ceb_r_is_the_difference():
+    import mindgap
+
+    model = _cnn_lstm(seed=2)
+    clips = _clips(2, 6, seed=2)
+    classes = np.array([[0, 1], [2, 1]])
+    eb = mindgap.saliency.compute(model, clips, classes, method="eb_r")
+    ceb = mindgap.saliency.compute(model, clips, classes, method="ceb_r")
+    assert eb.shape == ceb.shape == (2, 6, 4, 4, 2)
+    assert (eb >= 0).all()
+    np.testing.assert_allclose(eb.sum(axis=(1, 2, 3)), 1.0, rtol=1e-4)  # eq. 7.5, down at the CNN's output
+    dual = eb - ceb  # EB is linear in its prior: the dual's map, taken down the same CNN
+    assert (dual >= -1e-6).all()
+    # eq. 7.6: a distribution too, unless no hidden unit excites the dual (then it passes nothing)
+    totals = dual.sum(axis=(1, 2, 3))
+    assert np.isclose(totals, 1.0, rtol=1e-4).sum() >= 2 and (np.isclose(totals, 1.0, rtol=1e-4) | (totals == 0)).all()
+    # an earlier step sees only the frames up to it
+    early = mindgap.saliency.compute(model, clips, classes, method="eb_r", step=2)
+    assert np.abs(early[:, 3:]).max() == 0
+    np.testing.assert_allclose(early.sum(axis=(1, 2, 3)), 1.0, rtol=1e-4)
+
+
+def test_identical_frames_and_a_time_invariant_lstm_give_the_same_map_at_every_step():
+    """Gates constant (kernels 0, biases 0: i = f = o = 1/2), no recurrent weights: every frame gets the same map,
+    scaled by f^(n - t) (the share the cell passes back), so the temporal sums are 1/2, 1/4, ... normalised."""
+    import mindgap
+
+    model = _cnn_lstm(seed=3)
+    lstm = model.get_layer("lstm").cell
+    units = lstm.units
+    kernel = np.asarray(lstm.kernel).copy()
+    kernel[:, :2 * units] = 0
+    kernel[:, 3 * units:] = 0
+    lstm.kernel.assign(kernel)
+    lstm.recurrent_kernel.assign(np.zeros_like(np.asarray(lstm.recurrent_kernel)))
+    lstm.bias.assign(np.zeros_like(np.asarray(lstm.bias)))
+    frame = _clips(1, 1, seed=3)
+    clips = np.repeat(frame, 5, axis=1)
+    maps = mindgap.saliency.compute(model, clips, [[1]], method="eb_r")[0, ..., 0]
+    sums = maps.sum(axis=(1, 2))
+    np.testing.assert_allclose(sums, 0.5 ** np.arange(4, -1, -1) / (0.5 ** np.arange(5)).sum(), rtol=1e-4)
+    for step in range(5):
+        np.testing.assert_allclose(maps[step] / sums[step], maps[-1] / sums[-1], rtol=1e-4, atol=1e-7)
+
+
+def test_per_frame_and_gradient_baselines_on_clips():
+    import mindgap
+
+    frames = mindgap.build_model("Tiny-Frames", 3, input_shape=(32, 32, 3), fc_units=6)
+    clips = _clips(2, 3, seed=4)
+    eb = mindgap.saliency.compute(frames, clips, [[0], [1]], method="eb")
+    assert eb.shape == (2, 3, 4, 4, 1)
+    single = mindgap.saliency.compute(frames, clips[1], [1], method="eb")  # frames as independent images
+    np.testing.assert_allclose(eb[1], single, rtol=1e-5, atol=1e-8)
+    assert mindgap.saliency.compute(frames, clips, [0], method="bp").shape == (2, 3, 32, 32, 1)
+    model = _cnn_lstm(seed=4)
+    bp_r = mindgap.saliency.compute(model, clips, [2], method="bp_r")
+    assert bp_r.shape == (2, 3, 32, 32, 1) and (bp_r >= 0).all()
+    with pytest.raises(ValueError, match="use eb_r"):
+        mindgap.saliency.compute(model, clips, [0], method="eb")
+    with pytest.raises(ValueError, match="ReLU"):
+        tanh = mindgap.build_model("Tiny-LSTM-tanh", 3, input_shape=(32, 32, 3), fc_units=4, lstm_units=2)
+        mindgap.saliency.compute(tanh, clips, [0], method="ceb_r")
+    with pytest.raises(ValueError, match="outside a clip of 3 frames"):
+        mindgap.saliency.compute(model, clips, [0], method="eb_r", step=3)

@@ -473,6 +473,38 @@ def load_clip_frames(clip, size=None):
     return np.stack(images)
 
 
+def make_video_dataset(clips, *, num_classes, image_size, batch_size=8, training=False, seed=0, cache=False):
+    """Batches of (clips (batch, T, S, S, 3) in [-1, 1], one-hot labels (batch, T, c): the clip's label at every step).
+
+    The frames are decoded and resized as the image pipeline does
+    (``mindgap.data.pipeline``); every clip of ``clips`` must have the same T.
+    ``training`` shuffles (seeded, reshuffled every epoch).
+    """
+    import tensorflow as tf
+
+    from mindgap.data.pipeline import _PREFETCH_BATCHES, _parallel_calls, decode_resized, preprocess
+
+    lengths = sorted({clip.num_frames for clip in clips})
+    if len(lengths) != 1:
+        raise ValueError(f"Clips of one batch need one length; these have {lengths} frames. Pass clips of one kind.")
+    paths = np.asarray([list(clip.frames) for clip in clips])
+    labels = np.asarray([clip.label for clip in clips], np.int32)
+    steps = lengths[0]
+
+    def load(frame_paths, label):
+        frames = tf.map_fn(lambda path: decode_resized(path, image_size)[0], frame_paths,
+                           fn_output_signature=tf.TensorSpec((image_size, image_size, 3), tf.float32))
+        target = tf.repeat(tf.one_hot(label, num_classes)[None], steps, axis=0)
+        return preprocess(frames), target
+
+    data = tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=_parallel_calls())
+    if cache:
+        data = data.cache()
+    if training:
+        data = data.shuffle(len(clips), seed=seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(_PREFETCH_BATCHES)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mindgap.data.video", description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", help="new or empty folder to write the set into")

@@ -265,3 +265,50 @@ def test_per_frame_and_gradient_baselines_on_clips():
         mindgap.saliency.compute(tanh, clips, [0], method="ceb_r")
     with pytest.raises(ValueError, match="outside a clip of 3 frames"):
         mindgap.saliency.compute(model, clips, [0], method="eb_r", step=3)
+
+
+# ---------------------------------------------------------------- temporal localization and its measures
+
+def test_unknown_length_grows_from_the_anchor_until_a_negative_sum():
+    from mindgap.temporal import localize_unknown_length
+
+    scores = [-0.2, 0.1, 0.0, 0.5, 0.9, 0.3, -0.1, 0.8]
+    # anchor 4 (0.9); left: 0.5, 0.0 (zero does not stop), 0.1, then -0.2 stops; right: 0.3, then -0.1 stops
+    assert localize_unknown_length(scores) == (1, 6)
+    assert localize_unknown_length([0.2, 0.1]) == (0, 2)  # nothing negative: the whole clip
+    assert localize_unknown_length([-1.0, -0.5, -2.0]) == (1, 2)  # all negative: the anchor alone
+    assert localize_unknown_length([1.0, -1.0, 1.0]) == (0, 1)  # ties: the first anchor
+
+
+def test_known_length_takes_the_window_with_the_highest_sum():
+    from mindgap.temporal import localize_known_length, thresholded_probabilities
+
+    scores = [0.0, 3.0, -1.0, 2.0, 2.0, -5.0]
+    assert localize_known_length(scores, 1) == (1, 2)
+    assert localize_known_length(scores, 2) == (3, 5)  # 4 beats 3 - 1 = 2
+    assert localize_known_length(scores, 3) == (1, 4)  # 4 ties with (2, 5): 3; (1, 4) = 4 and (3, 6) = -1
+    assert localize_known_length(scores, 6) == (0, 6)
+    with pytest.raises(ValueError, match="length must be in"):
+        localize_known_length(scores, 7)
+    np.testing.assert_array_equal(thresholded_probabilities([0.2, 0.5, 0.9]), [-1, 1, 1])
+
+
+def test_temporal_map_at_iou_half_on_toy_detections():
+    from mindgap.metrics import segment_iou, temporal_average_precision, temporal_mean_ap, temporal_pointing_hit
+
+    assert segment_iou((0, 4), (2, 6)) == pytest.approx(2 / 6)
+    assert segment_iou((0, 4), (0, 4)) == 1.0
+    # class 0: three clips; detections by score: a (hit, IoU 3/5), b (miss, IoU 1/7), c (hit, IoU 1)
+    ground_truth = [("a", 0, 2, 6), ("b", 0, 0, 4), ("c", 0, 5, 8)]
+    detections = [("a", 0, 3, 6, 0.9), ("b", 0, 3, 7, 0.8), ("c", 0, 5, 8, 0.7)]
+    # precision 1, 1/2, 2/3 at recall 1/3, 1/3, 2/3 → monotone precision 1, 2/3, 2/3 → AP = 1/3 + 1/3 · 2/3
+    ap = temporal_average_precision([(clip, start, end, score) for clip, _, start, end, score in detections],
+                                    [(clip, start, end) for clip, _, start, end in ground_truth])
+    assert ap == pytest.approx(1 / 3 + 2 / 9)
+    # class 1: one clip, one hit → AP 1; a duplicate detection of the same GT is a false positive after it
+    ground_truth += [("d", 1, 0, 2)]
+    detections += [("d", 1, 0, 2, 0.5), ("d", 1, 0, 2, 0.4)]
+    assert temporal_mean_ap(detections, ground_truth) == pytest.approx(((1 / 3 + 2 / 9) + 1.0) / 2)
+    assert temporal_average_precision([("d", 0, 1, 0.1)], [("d", 0, 2)]) == 1.0  # IoU exactly 1/2 counts (>=)
+    assert temporal_average_precision([("d", 0, 1, 0.1)], [("d", 0, 3)]) == 0.0  # IoU 1/3
+    assert temporal_pointing_hit([0.1, 0.5, 0.2, 0.5], (1, 3)) and not temporal_pointing_hit([0.1, 0.5, 0.9], (0, 2))

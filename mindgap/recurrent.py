@@ -49,27 +49,31 @@ def build_frame_cnn(backbone, num_classes, *, input_shape, weights=None, fc_unit
     return keras.Model(inputs, probabilities, name=name or f"{backbone}-Frames")
 
 
-def build_cnn_lstm(backbone, num_classes, *, input_shape, weights=None, activation="relu", fc_units=FC_UNITS,
+def build_cnn_lstm(backbone, num_classes, *, input_shape, weights=None, activation="relu", fc_units=None,
                    lstm_units=LSTM_UNITS, class_names=None, name=None):
     """The CNN-LSTM: per-frame backbone, ``fc1``, ``fc2``, one LSTM (``activation``), a class output per step.
 
     Args:
         input_shape: (H, W, 3) or (T, H, W, 3); T is left free (any clip length).
         weights: None, a backbone weights file, or a ``.keras`` frame CNN to start from.
+        fc_units: width of ``fc1``/``fc2``; default: the frame CNN's, else ``FC_UNITS``.
         activation: ``"relu"`` (thesis §7.1) or ``"tanh"`` of the LSTM's candidate and output.
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"Unknown LSTM activation {activation!r}; use one of {', '.join(ACTIVATIONS)}.")
-    for label, value in (("fc_units", fc_units), ("lstm_units", lstm_units)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{label} must be an integer >= 1, got {value!r}.")
-    frame_shape = tuple(int(size) for size in tuple(input_shape)[-3:])
     frame_cnn = None
     if weights is not None and os.fspath(weights).endswith(".keras"):
         from mindgap.models import load_model
 
         frame_cnn = load_model(weights)
         weights = None
+        if fc_units is None and FC_LAYERS[0] in {layer.name for layer in frame_cnn.layers}:
+            fc_units = frame_cnn.get_layer(FC_LAYERS[0]).units
+    fc_units = FC_UNITS if fc_units is None else fc_units
+    for label, value in (("fc_units", fc_units), ("lstm_units", lstm_units)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{label} must be an integer >= 1, got {value!r}.")
+    frame_shape = tuple(int(size) for size in tuple(input_shape)[-3:])
     cnn = build_backbone(backbone, input_shape=frame_shape, weights=weights)
     inputs = keras.Input((None, *frame_shape), name=VIDEO_INPUT)
     features = keras.layers.TimeDistributed(cnn, name=BACKBONE_LAYER)(inputs)

@@ -312,3 +312,52 @@ def test_temporal_map_at_iou_half_on_toy_detections():
     assert temporal_average_precision([("d", 0, 1, 0.1)], [("d", 0, 2)]) == 1.0  # IoU exactly 1/2 counts (>=)
     assert temporal_average_precision([("d", 0, 1, 0.1)], [("d", 0, 3)]) == 0.0  # IoU 1/3
     assert temporal_pointing_hit([0.1, 0.5, 0.2, 0.5], (1, 3)) and not temporal_pointing_hit([0.1, 0.5, 0.9], (0, 2))
+
+
+# ---------------------------------------------------------------- the experiment and the command
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    from experiments import spatiotemporal
+
+    runs = tmp_path_factory.mktemp("runs")
+    results = spatiotemporal.main(["--extra-small", "--runs-dir", str(runs), "--no-tanh"])
+    return runs, results
+
+
+def test_experiment_extra_small_writes_its_tables_and_figures(experiment):
+    runs, results = experiment
+    folder = runs / "spatiotemporal-extra-small"
+    table = (folder / "table.md").read_text()
+    for heading in ("Table 7.1", "Table 7.2", "Temporal pointing game", "Chapter 3", "conservative filters"):
+        assert heading in table
+    assert "61.5" in table and "73.5" in table  # the thesis's numbers beside ours
+    assert (folder / "figure_7_5.png").stat().st_size > 0 and (folder / "figure_7_6.png").stat().st_size > 0
+    assert set(results["spatial"]) == {"eb", "eb_r", "ceb", "ceb_r", "bp", "bp_r", "centre"}
+    assert all(0 <= value <= 1 for value in results["spatial"].values())
+    assert results["temporal"]["lengths"] == [1, 3, 4]
+    assert (runs / "models").is_dir() and os.path.isfile(os.path.join(results["lstm_run"], "done.json"))  # mindgap.train
+
+
+def test_explain_video_prints_class_and_segment_and_writes_the_strip(experiment, tmp_path, capsys):
+    from mindgap.cli import main
+
+    runs, results = experiment
+    config = json.loads((runs / "spatiotemporal-extra-small" / "config.json").read_text())
+    clip = video.read_video_set(config["video_dir"]).split("rand_gt")[0]
+    model = os.path.join(results["lstm_run"], "best.keras")
+    assert main(["explain-video", clip.path, "--model", model, "--method", "ceb_r", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert clip.name in printed and "localized in frames" in printed
+    record = json.loads((tmp_path / f"{clip.name.replace('_', '-')}_ceb_r.json").read_text())
+    assert len(record["frame_scores"]) == clip.num_frames and os.path.getsize(record["figure"]) > 0
+    # bad input: one line naming the problem and the fix, exit 2
+    assert main(["explain-video", str(tmp_path / "nope"), "--model", model, "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "not a folder" in error
+    image_model = tmp_path / "frames.keras"
+    import mindgap
+
+    mindgap.build_model("Tiny-Frames", 3, input_shape=(32, 32, 3), fc_units=4).save(image_model)
+    assert main(["explain-video", clip.path, "--model", str(image_model), "--out", str(tmp_path)]) == 2
+    assert "not a CNN-LSTM" in capsys.readouterr().err

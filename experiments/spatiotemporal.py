@@ -366,36 +366,6 @@ def plot_curves(curves, path, caption):
     return path
 
 
-def plot_grounding(clip_frames, maps, labels, class_names, path, caption):
-    """Figure 7.5: the frames of one clip and their cEB-R maps for two queried actions."""
-    import mindgap
-
-    steps = len(clip_frames)
-    figure, axes = plt.subplots(3, steps, figsize=(1.1 * steps, 3.9))
-    axes = np.atleast_2d(axes).reshape(3, steps)
-    size = clip_frames.shape[1]
-    for row, (values, label) in enumerate(zip(maps, labels), start=1):
-        upsampled = mindgap.saliency.upsample(values[..., None], (size, size))[..., 0]
-        scale = max(float(np.abs(upsampled).max()), 1e-12)
-        for step in range(steps):
-            axes[row, step].imshow(clip_frames[step])
-            axes[row, step].imshow(np.maximum(upsampled[step], 0) / scale, cmap="jet", alpha=0.5, vmin=0, vmax=1)
-            axes[row, step].set_xlabel(f"{values[step].sum():+.2f}", fontsize=6)
-        axes[row, 0].set_ylabel(f"cEB-R\n'{class_names[label]}'", fontsize=7)
-    for step in range(steps):
-        axes[0, step].imshow(clip_frames[step])
-        axes[0, step].set_title(str(step + 1), fontsize=7)
-    for axis in axes.flat:
-        axis.set_xticks([])
-        axis.set_yticks([])
-    figure.suptitle("Figure 7.5: cEB-R of two queried actions (under each map: its sum, the temporal score)", fontsize=9)
-    figure.text(0.01, 0.005, caption, fontsize=6, wrap=True)
-    figure.tight_layout(rect=(0, 0.04, 1, 0.95))
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
-
-
 # ---------------------------------------------------------------- tables
 
 def _pct(value):
@@ -548,10 +518,15 @@ def main(argv=None):
     clip_frames = _frames([clip], size)
     other = int(clip.frame_labels[0])
     maps = [_saliency(lstm, clip_frames, [label], "ceb_r", settings.layer)[0] for label in (clip.label, other)]
-    figures["figure_7_5"] = plot_grounding(clip_frames[0], maps, (clip.label, other), class_names,
-                                           os.path.join(out_dir, "figure_7_5.png"),
-                                           f"{clip.name}: '{class_names[other]}' (frames 1–{clip.segment[0]}) then "
-                                           f"'{class_names[clip.label]}' (frames {clip.segment[0] + 1}–{clip.num_frames}).")
+    from mindgap.plots import plot_clip_grounding
+    from mindgap.temporal import frame_sums, localize_unknown_length
+
+    figures["figure_7_5"] = plot_clip_grounding(
+        clip_frames[0], maps, [f"cEB-R '{class_names[label]}'" for label in (clip.label, other)],
+        os.path.join(out_dir, "figure_7_5.png"), segments=[localize_unknown_length(frame_sums(values)) for values in maps],
+        title=f"Figure 7.5: cEB-R of two queried actions in {clip.name}",
+        note=f"'{class_names[other]}' in frames 1–{clip.segment[0]}, then '{class_names[clip.label]}' in frames "
+             f"{clip.segment[0] + 1}–{clip.num_frames}; shaded: the segment localized for each query (unknown length)")
     results = {"accuracy": accuracy, "spatial": spatial, "temporal": temporal, "per_class": per_class,
                "conservative": conservative, "counts": counts,
                "curves": {name: {"mean": values.mean(axis=0).tolist(), "sd": values.std(axis=0).tolist()} for name, values in curves.items()},
@@ -560,16 +535,11 @@ def main(argv=None):
     markdown = markdown_report(results, settings, caption) + (
         f"\n\nExperiment: {wall:.0f} s wall, {cpu:.0f} CPU-seconds ({100 * cpu / max(wall, 1e-9):.0f} % of one core; "
         f"cached models cost nothing). Figures: {', '.join(os.path.basename(path) for path in figures.values())}.")
-    with open(os.path.join(out_dir, "config.json"), "w") as handle:
-        json.dump({"experiment": "spatiotemporal", "settings": dataclasses.asdict(settings), "video_dir": video_dir,
-                   "web_dir": web_dir, "command": " ".join(["python -m experiments.spatiotemporal",
-                                                            *(argv if argv is not None else sys.argv[1:])])}, handle, indent=2)
-    with open(os.path.join(out_dir, "results.json"), "w") as handle:
-        json.dump({**results, "wall_seconds": wall, "cpu_seconds": cpu}, handle, indent=1, default=float)
-    with open(os.path.join(out_dir, "table.md"), "w") as handle:
-        handle.write(markdown + "\n")
-    print(markdown)
-    print(f"\nwritten to {out_dir}")
+    from experiments.common import write_outputs
+
+    command = " ".join(["python -m experiments.spatiotemporal", *(argv if argv is not None else sys.argv[1:])])
+    write_outputs(out_dir, settings, {"experiment": "spatiotemporal", "video_dir": video_dir, "web_dir": web_dir,
+                                      "command": command}, {**results, "wall_seconds": wall, "cpu_seconds": cpu}, markdown)
     return results
 
 

@@ -2,6 +2,7 @@
 
 import errno
 import math
+import textwrap
 
 import cv2
 import matplotlib
@@ -147,7 +148,10 @@ def plot_clip_grounding(frames, maps, labels, path, title="", segments=None, not
             curve.axvspan(start + 0.5, end + 0.5, color=colour, alpha=0.12)
     curve.axhline(0, color="black", linewidth=0.6)
     curve.set_xlim(0.5, steps + 0.5)
-    curve.set_xlabel("frame" + (f"   ({note})" if note else ""), fontsize=7)
+    curve.set_xticks(np.arange(1, steps + 1, max(1, steps // 16)))
+    curve.set_xlabel("frame", fontsize=7)
+    if note:
+        curve.set_title(textwrap.fill(note, max(60, int(16 * figure.get_figwidth()))), fontsize=7)
     curve.set_ylabel("sum of the map", fontsize=7)
     curve.legend(fontsize=7)
     return save_figure(figure, path, title, title_size=9, dpi=110)

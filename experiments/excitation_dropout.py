@@ -58,14 +58,19 @@ import numpy as np  # noqa: E402
 
 from experiments import workers  # noqa: E402  (no TensorFlow at import: workers pin themselves first)
 
-VARIANTS = ("none", "standard", "standard_per_image", "curriculum", "adaptive", "excitation")
+VARIANTS = ("none", "standard", "standard_per_image", "curriculum", "adaptive", "excitation", "excitation_prediction")
 LABELS = {"none": "No Dropout", "standard": "Standard", "standard_per_image": "Standard + Mask/Img",
-          "curriculum": "Curriculum", "adaptive": "Adaptive", "excitation": "Excitation"}
+          "curriculum": "Curriculum", "adaptive": "Adaptive", "excitation": "Excitation",
+          "excitation_prediction": "Excitation, p_EB of the prediction (ours)"}
 COLOURS = {"none": "tab:gray", "standard": "tab:blue", "standard_per_image": "tab:cyan", "curriculum": "tab:orange",
-           "adaptive": "tab:green", "excitation": "tab:purple"}
+           "adaptive": "tab:green", "excitation": "tab:purple", "excitation_prediction": "tab:red"}
+# The mask-leak probe (test accuracy with one training mask from p_EB of the true class, or of a wrong class).
+LEAK_VARIANTS = ("excitation", "excitation_prediction")
+LEAK_DRAWS = 3
 ARCHITECTURES = ("CNN-2", "Tiny-FC")
 ZHOU = "Tiny-GAP-Zhou"
-ZHOU_VARIANTS = ("none", "standard", "excitation")
+ZHOU_VARIANTS = ("none", "standard", "excitation", "excitation_prediction")
+SENSITIVITY_VARIANTS = ("standard", "excitation", "excitation_prediction")
 SENSITIVITY_RETAIN = (0.25, 0.5, 0.75)
 METRICS = (("neurons_on", "# neurons ON"), ("peak_p_eb", "peak p_EB"), ("activation_entropy", "entropy of activations"),
            ("p_eb_entropy", "entropy of p_EB"))
@@ -207,6 +212,23 @@ def compression_curves(model, features, p_eb, labels, random_steps, seed):
     return curves
 
 
+def mask_accuracy(model, images, labels, seed, draws=LEAK_DRAWS):
+    """Accuracy with one training mask drawn from p_EB of the true class, and of a wrong class (mean of ``draws``).
+
+    If the mask tells the layers above which class is true, the first is far
+    above the plain test accuracy and the second below it (NOTES.md).
+    """
+    rng = np.random.default_rng(seed)
+    accuracy = {"true": [], "wrong": []}
+    for _ in range(draws):
+        wrong = (labels + rng.integers(1, 10, len(labels))) % 10
+        for name, mask_classes in (("true", labels), ("wrong", wrong)):
+            probabilities = np.concatenate([model.masked_probabilities(images[start:start + 250], mask_classes[start:start + 250])
+                                            for start in range(0, len(images), 250)])
+            accuracy[name].append(float((probabilities.argmax(axis=-1) == labels).mean()))
+    return {name: float(np.mean(values)) for name, values in accuracy.items()}
+
+
 def _build(settings, architecture, variant, base_retain, seed, gamma):
     import mindgap
     from mindgap import dropout
@@ -236,7 +258,9 @@ def run_job(settings_dict, runs_dir, architecture, variant, base_retain, seed):
     path = os.path.join(runs_dir, "excitation_dropout_jobs", key + ".json")
     if os.path.isfile(path):
         with open(path) as handle:
-            return json.load(handle)
+            cached = json.load(handle)
+        if variant not in LEAK_VARIANTS or "mask_accuracy" in cached:  # older runs lack the probe: run them again
+            return cached
 
     import keras
 
@@ -306,6 +330,9 @@ def run_job(settings_dict, runs_dir, architecture, variant, base_retain, seed):
         "seconds_per_step": float(np.mean(step_seconds[1:] if len(step_seconds) > 1 else step_seconds)),
         "train_seconds": train_seconds,
     }
+    if variant in LEAK_VARIANTS:
+        result["mask_accuracy"] = mask_accuracy(model, test_images[:settings.compression_images],
+                                                test_labels[:settings.compression_images], seed)
     if initial is not None:
         final = weighted.get_weights()
         result["weight_changes"] = utilization.weight_changes(initial[0], final[0], initial[1] if len(initial) > 1 else None,
@@ -365,7 +392,7 @@ def conservative_delta(results, architecture):
 
 
 def utilization_table(results, architectures):
-    shown = ("none", "standard", "curriculum", "adaptive", "excitation")
+    shown = ("none", "standard", "curriculum", "adaptive", "excitation", "excitation_prediction")
     lines = ["| model | measure | " + " | ".join(LABELS[variant] for variant in shown) +
              " | thesis: Standard / Curriculum / Excitation |", "|" + "---|" * (len(shown) + 3)]
     for architecture in architectures:
@@ -415,14 +442,31 @@ def compression_table(results, architectures):
 
 
 def sensitivity_table(results):
-    lines = ["| CNN-2 | P = 0.75 (dropout 0.25) | P = 0.5 | P = 0.25 (dropout 0.75) |", "|---|---|---|---|"]
-    for variant in ("standard", "excitation"):
+    lines = ["| CNN-2, test accuracy % (ours / thesis Cifar10) | P = 0.75 (dropout 0.25) | P = 0.5 | P = 0.25 (dropout 0.75) |",
+             "|---|---|---|---|"]
+    for variant in SENSITIVITY_VARIANTS:
         cells = []
         for retain in (0.75, 0.5, 0.25):
             runs = _select(results, "CNN-2", variant, retain)
-            cells.append(f"{_mean_sd([run['test_accuracy'] for run in runs], 100)} (n={len(runs)}) / "
-                         f"{THESIS_SENSITIVITY[variant][retain]:.2f}")
-        lines.append(f"| {LABELS[variant]} (ours / thesis Cifar10) | " + " | ".join(cells) + " |")
+            theirs = THESIS_SENSITIVITY.get(variant, {}).get(retain)
+            cells.append(f"{_mean_sd([run['test_accuracy'] for run in runs], 100)} (n={len(runs)}) / {_thesis(theirs)}")
+        lines.append(f"| {LABELS[variant]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def leak_table(results, architectures):
+    lines = ["| model | variant | test accuracy % | with a training mask of the true class | of a wrong class | "
+             "true − wrong (points) |", "|---|---|---|---|---|---|"]
+    for architecture in architectures:
+        for variant in LEAK_VARIANTS:
+            runs = [run for run in _select(results, architecture, variant) if "mask_accuracy" in run]
+            if not runs:
+                continue
+            true = [run["mask_accuracy"]["true"] for run in runs]
+            wrong = [run["mask_accuracy"]["wrong"] for run in runs]
+            lines.append(f"| {architecture} | {LABELS[variant]} | {_mean_sd([run['test_accuracy'] for run in runs], 100)} | "
+                         f"{_mean_sd(true, 100)} | {_mean_sd(wrong, 100)} | "
+                         f"{_mean_sd(np.subtract(true, wrong), 100)} |")
     return "\n".join(lines)
 
 
@@ -529,14 +573,14 @@ def resolve_settings(args):
     return settings
 
 
-def jobs_for(seeds, sensitivity_seeds, zhou_seeds, variants=VARIANTS):
+def jobs_for(seeds, sensitivity_seeds, zhou_seeds, variants=VARIANTS, architectures=ARCHITECTURES):
     """(architecture, variant, P, seed) of every run, the slow fine-tuned runs interleaved with the others."""
     jobs = []
     for seed in range(seeds):
-        for architecture in ARCHITECTURES:
+        for architecture in architectures:
             jobs += [(architecture, variant, 0.5, seed) for variant in variants]
-    for seed in range(sensitivity_seeds):
-        jobs += [("CNN-2", variant, retain, seed) for variant in ("standard", "excitation") if variant in variants
+    for seed in range(sensitivity_seeds if "CNN-2" in architectures else 0):
+        jobs += [("CNN-2", variant, retain, seed) for variant in SENSITIVITY_VARIANTS if variant in variants
                  for retain in (0.25, 0.75)]
     for seed in range(zhou_seeds):
         jobs += [(ZHOU, variant, 0.5, seed) for variant in ZHOU_VARIANTS if variant in variants]
@@ -556,6 +600,8 @@ def main(argv=None):
     parser.add_argument("--curriculum-gamma", type=float, default=None,
                         help="curriculum decay per step (default: gamma * steps = 5e-4 * 100K, the thesis's shape)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from " + ", ".join(VARIANTS))
+    parser.add_argument("--architectures", default=",".join(ARCHITECTURES),
+                        help="comma-separated, from " + ", ".join(ARCHITECTURES) + " (the GAP-Zhou runs: --zhou-seeds)")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
                         help="runs trained at once, each in its own process on its share of the cores")
@@ -568,12 +614,17 @@ def main(argv=None):
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown or not variants:
         raise ValueError(f"Unknown variant(s) {unknown or args.variants!r}; use some of {', '.join(VARIANTS)}.")
+    architectures = [name.strip() for name in args.architectures.split(",") if name.strip()]
+    if not architectures or set(architectures) - set(ARCHITECTURES):
+        raise ValueError(f"Unknown architecture(s) in {args.architectures!r}; use some of {', '.join(ARCHITECTURES)}.")
     settings = resolve_settings(args)
     seeds = args.seeds or (2 if settings.mode == "extra-small" else 5)
     sensitivity_seeds = min(seeds, 2) if args.sensitivity_seeds is None else args.sensitivity_seeds
     zhou_seeds = (1 if settings.mode == "extra-small" else 2) if args.zhou_seeds is None else args.zhou_seeds
     runs_dir = os.path.abspath(args.runs_dir)
-    out_dir = os.path.join(runs_dir, "excitation_dropout" + ("" if settings.mode == "quick" else f"-{settings.mode}"))
+    # another mode or another length writes its own tables (the runs themselves are cached by their settings)
+    out_dir = os.path.join(runs_dir, "excitation_dropout" + ("" if settings.mode == "quick" else f"-{settings.mode}")
+                           + ("" if args.epochs is None else f"-{args.epochs}epochs"))
     os.makedirs(out_dir, exist_ok=True)
     ensure_classification_set(runs_dir, settings)
     if settings.pretrained:
@@ -581,7 +632,7 @@ def main(argv=None):
 
         pretrained_tiny_weights(verbose=1)  # once, before the workers (trained into the cache only if the shipped file is stale)
 
-    jobs = jobs_for(seeds, sensitivity_seeds, zhou_seeds, variants)
+    jobs = jobs_for(seeds, sensitivity_seeds, zhou_seeds, variants, architectures)
     started = time.perf_counter()
     cpu_started = os.times()
     results = workers.map_in_parallel(run_job, [(dataclasses.asdict(settings), runs_dir, *job) for job in jobs],
@@ -591,7 +642,7 @@ def main(argv=None):
                   (finished.children_user - cpu_started.children_user) + (finished.children_system - cpu_started.children_system)
     wall = time.perf_counter() - started
 
-    shown = list(ARCHITECTURES) + ([ZHOU] if zhou_seeds else [])
+    shown = architectures + ([ZHOU] if zhou_seeds else [])
     none_gap = {architecture: float(np.mean(gaps)) * 100 for architecture in shown
                 if (gaps := [run["train_accuracy"] - run["test_accuracy"] for run in _select(results, architecture, "none")])}
     caption = (f"{settings.mode} mode, {seeds} seeds: embedded digits-on-photos set (10 classes; {settings.train_images} "
@@ -603,11 +654,11 @@ def main(argv=None):
                "UCF101 with VGG16 for the fine-tuned case), so only the ordering of the variants compares.")
     figures = {
         "generalization": plot_generalization(results, shown, os.path.join(out_dir, "generalization.png"), caption),
-        "utilization": plot_utilization(results, list(ARCHITECTURES), os.path.join(out_dir, "utilization.png"), caption),
-        "compression": plot_compression(results, list(ARCHITECTURES), os.path.join(out_dir, "compression.png"), caption),
+        "utilization": plot_utilization(results, architectures, os.path.join(out_dir, "utilization.png"), caption),
+        "compression": plot_compression(results, architectures, os.path.join(out_dir, "compression.png"), caption),
     }
     gaps = ", ".join(f"{name} {gap:.1f} points" for name, gap in none_gap.items()) or "not run"
-    if sensitivity_seeds and not {"standard", "excitation"} <= set(variants):
+    if sensitivity_seeds and not set(SENSITIVITY_VARIANTS) & set(variants):
         sensitivity_seeds = 0
     sections = [
         "## Excitation Dropout (thesis ch. 5)", "", f"*{caption}*", "",
@@ -616,10 +667,16 @@ def main(argv=None):
         "mean ± sd over seeds; 'vs no dropout' in points. Thesis: Table 5.1 (Adaptive, Excitation), Table 5.5 at P = 0.5 "
         "(Standard, Cifar10), Table 5.2 (VGG16 on UCF101); Figure 5.3's other curves give no numbers. "
         f"{ZHOU}: dropout on the pooled GAP features before `dense` (ours; no thesis did it).", "",
-        "### Utilization of the dropout layer (Table 5.3)", "", utilization_table(results, list(ARCHITECTURES)), "",
+        "### Utilization of the dropout layer (Table 5.3)", "", utilization_table(results, architectures), "",
         "On all test images after training, per image then averaged; entropies in nats. Conservative filters: neurons of "
         "fc1 whose incoming weights and bias moved by less than Δ; Δ = the median change under Standard Dropout of the "
         "same model (the thesis picks Δ per dataset, 0.15–1.25), so Standard has about half by construction.", "",
+        "### What the masks tell the layers above (ours)", "", leak_table(results, shown), "",
+        f"Accuracy on the first {settings.compression_images} test images when the layers above the dropout layer get "
+        f"one training mask (eq. 5.1, inverted scaling) drawn from p_EB of the true class or of a random wrong class, "
+        f"mean of {LEAK_DRAWS} draws. With p_EB of the true class (the thesis's Excitation) the mask carries the label: "
+        "a model trained so learns to read it, and without the mask (inference) it loses what it learned to read. "
+        "With p_EB of the predicted class the mask depends on the image alone. See NOTES.md.", "",
         "### Resilience to compression (Figure 5.5)", "", compression_table(results, shown), "",
         f"Mean predicted probability of the true class on the first {settings.compression_images} test images with the "
         "most relevant neurons (by p_EB of the "

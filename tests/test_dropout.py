@@ -141,6 +141,28 @@ def test_p_eb_sums_to_one_equals_mindgaps_eb_and_a_hand_computation():
     assert tuple(shape) == (4, 12)
 
 
+def test_excitation_prediction_masks_come_from_the_predicted_class_not_the_label():
+    model = _small_cnn2("excitation_prediction")
+    images = _images(6, 16, seed=4)
+    generator = model.dropout_layer.seed_generator
+    state = generator.state.numpy()
+    with_labels_a = model.guided_forward(images, np.zeros(6, np.int32)).numpy()
+    generator.state.assign(state)
+    with_labels_b = model.guided_forward(images, np.array([1, 2, 1, 2, 1, 2], np.int32)).numpy()
+    np.testing.assert_allclose(with_labels_a, with_labels_b, rtol=1e-6)  # the label does not enter the mask
+    features = model.dropout_features(images, training=True)
+    predicted = np.argmax(model.probabilities_from_features(features).numpy(), axis=-1)
+    model.dropout_layer.method = "excitation"  # eq. 5.1 of the true class, given the predictions as labels
+    generator.state.assign(state)
+    np.testing.assert_allclose(model.guided_forward(images, predicted).numpy(), with_labels_a, rtol=1e-5, atol=1e-7)
+    model.dropout_layer.method = "excitation_prediction"
+    masked = model.masked_probabilities(images, predicted)
+    assert masked.shape == (6, 3)
+    np.testing.assert_allclose(masked.sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="needs an evidence variant"):
+        _small_cnn2("standard").masked_probabilities(images, predicted)
+
+
 # ------------------------------------------------------------------ fit, distribute, save
 def test_every_variant_trains_in_fit_and_changes_the_weights():
     images, labels = _images(8, 16), np.arange(8) % 3

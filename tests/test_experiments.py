@@ -156,12 +156,22 @@ def test_excitation_dropout(runs):
         assert (folder / f"{name}.png").stat().st_size > 1000
     table = (folder / "table.md").read_text()
     assert "| CNN-2 | Excitation |" in table and "81.94" in table and "conservative filters, Δ =" in table
+    for run in results:  # the mask-leak probe: accuracies of masks from the true class and from a wrong one
+        assert ("mask_accuracy" in run) == (run["variant"] == "excitation")
+        if "mask_accuracy" in run:
+            assert set(run["mask_accuracy"]) == {"true", "wrong"} and all(0 <= v <= 1 for v in run["mask_accuracy"].values())
+    assert "### What the masks tell the layers above (ours)" in table and "| CNN-2 | Excitation | " in table
     saved = json.loads((folder / "results.json").read_text())
     assert len(saved["runs"]) == 4 and "weight_changes" not in saved["runs"][0]
     again = excitation_dropout.main(arguments)  # every run is cached by its settings
     assert [run["test_accuracy"] for run in again] == [run["test_accuracy"] for run in results]
     with pytest.raises(ValueError, match="Unknown variant"):
         excitation_dropout.main(["--extra-small", "--runs-dir", runs, "--variants", "gaussian"])
+    with pytest.raises(ValueError, match="Unknown architecture"):
+        excitation_dropout.main(["--extra-small", "--runs-dir", runs, "--architectures", "VGG16"])
+    assert excitation_dropout.jobs_for(2, 1, 0, ("excitation",), ("CNN-2",)) == [
+        ("CNN-2", "excitation", 0.5, 0), ("CNN-2", "excitation", 0.5, 1), ("CNN-2", "excitation", 0.25, 0),
+        ("CNN-2", "excitation", 0.75, 0)]
 
 
 def test_excitation_dropout_tables_put_the_thesis_beside_ours():
@@ -175,7 +185,10 @@ def test_excitation_dropout_tables_put_the_thesis_beside_ours():
                run("standard", 0.5, 0, 0.8, 0.010), run("excitation", 0.5, 0, 0.9, 0.012)]
     sensitivity = excitation_dropout.sensitivity_table(results)
     # the thesis's columns are dropout rates: its "0.25 Dropout" is P = 0.75
-    assert "| Standard (ours / thesis Cifar10) | 71.0 ± 1.4 (n=2) / 79.16 | 80.0 ± 0.0 (n=1) / 80.13 | – (n=0) / 81.19 |" \
+    assert "| Standard | 71.0 ± 1.4 (n=2) / 79.16 | 80.0 ± 0.0 (n=1) / 80.13 | – (n=0) / 81.19 |" \
         in sensitivity
+    leak = excitation_dropout.leak_table(
+        results[:4] + [{**results[4], "mask_accuracy": {"true": 0.95, "wrong": 0.55}}], ["CNN-2"])
+    assert "| CNN-2 | Excitation | 90.0 ± 0.0 | 95.0 ± 0.0 | 55.0 ± 0.0 | 40.0 ± 0.0 |" in leak
     runtime = excitation_dropout.runtime_table(results, ["CNN-2"])
     assert "| CNN-2 | Excitation | 12.0 | 1.20 | 0.1885 (1.23×) |" in runtime

@@ -84,6 +84,23 @@ def test_train_writes_everything_and_callbacks_agree(digits_dir, tmp_path):
     assert mindgap.model_info(best).class_names == mindgap.data.DIGIT_CLASS_NAMES
 
 
+def test_train_with_excitation_dropout_on_the_gap_zhou_features(digits_dir, tmp_path):
+    from mindgap.dropout import GuidedDropoutModel
+
+    out = tmp_path / "run"
+    result = mindgap.train("Tiny-GAP-Zhou", digits_dir, out, epochs=2, zhou_units=8, dropout="excitation_prediction",
+                           dropout_retain=0.5, **TINY_RUN)
+    assert isinstance(result.model, GuidedDropoutModel) and result.model.dropout_layer.method == "excitation_prediction"
+    assert all(np.isfinite(result.history["loss"])) and len(result.history["val_loc_gt"]) == 2
+    best = mindgap.load_model(out / "best.keras")
+    assert isinstance(best, GuidedDropoutModel) and best.dropout_layer.base_retain == 0.5
+    images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    predicted = best.predict(images, verbose=0)
+    np.testing.assert_allclose(predicted.sum(axis=1), 1.0, rtol=1e-5)
+    if json.loads((out / "best.keras.json").read_text())["epoch"] == 2:  # the last epoch's weights: as in memory
+        np.testing.assert_allclose(predicted, result.model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+
+
 def test_localization_callback_equals_direct_computation(digits_dir):
     dataset = read_stanford40(digits_dir, test_per_class=2)
     model = mindgap.build_model("Tiny-GAP-Zhou", 10, input_shape=(32, 32, 3))

@@ -9,7 +9,8 @@
 * :class:`GuidedDropout`: the layer, variant by name (:data:`METHODS`:
   ``none``, ``standard`` (one mask per batch), ``standard_per_image``,
   ``curriculum`` (Morerio et al. 2017), ``adaptive`` (least relevant dropped),
-  ``excitation``); inverted scaling by each unit's own retaining probability;
+  ``excitation``, and ours, ``excitation_prediction``: p_EB of the predicted
+  class); inverted scaling by each unit's own retaining probability;
 * :class:`GuidedDropoutModel`: the functional model whose ``train_step`` runs
   Figure 5.1 (EB from ``mindgap.saliency.excitation``);
 * :func:`build_cnn2`, :func:`build_finetuned` (:data:`ARCHITECTURES`), and

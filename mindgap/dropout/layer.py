@@ -7,8 +7,10 @@ from mindgap.dropout.retention import (CURRICULUM_GAMMA, check_base_retain, curr
                                        mirrored_retaining_probability, retaining_probability)
 
 # The chapter's variants (§5.2.2): the name selects how the retaining probability is chosen.
-METHODS = ("none", "standard", "standard_per_image", "curriculum", "adaptive", "excitation")
-EVIDENCE_METHODS = ("excitation", "adaptive")  # need p_EB of the ground-truth class, so the labels (train_step)
+METHODS = ("none", "standard", "standard_per_image", "curriculum", "adaptive", "excitation", "excitation_prediction")
+# Need p_EB at this layer, so GuidedDropoutModel's train_step (with the labels: of the true class, or of the prediction).
+EVIDENCE_METHODS = ("excitation", "adaptive", "excitation_prediction")
+PREDICTION_METHODS = ("excitation_prediction",)  # p_EB of the predicted class, not the label
 SCALINGS = ("unit", "base")  # kept units divided by their own retaining probability (default), or by P
 _SMALLEST_RETAIN = 1e-6  # a kept unit is divided by its retaining probability; guard the division only
 
@@ -27,6 +29,11 @@ class GuidedDropout(keras.layers.Dropout):
 
     * ``"excitation"``: eq. (5.1), per neuron and per image from p_EB, the
       Excitation Backprop probability of the ground-truth class at this layer;
+    * ``"excitation_prediction"``: eq. (5.1) with p_EB of the class the model
+      predicts for the image (ours; the thesis's "neurons that are more
+      relevant to the current prediction", §5.1).  The mask is then a function
+      of the image alone: with the true class the mask tells the layers above
+      which class is right, and a small network learns to read it (NOTES.md);
     * ``"adaptive"``: eq. (5.1) turned round, drops the *least* relevant
       neurons (Table 5.1's opposite, :func:`mirrored_retaining_probability`);
     * ``"standard"``: probability P, **one mask per batch** (as the thesis
@@ -97,6 +104,11 @@ class GuidedDropout(keras.layers.Dropout):
     def needs_evidence(self):
         return self.method in EVIDENCE_METHODS
 
+    @property
+    def evidence_from_prediction(self):
+        """True when p_EB is taken for the predicted class instead of the label."""
+        return self.method in PREDICTION_METHODS
+
     def retaining_probabilities(self, features, p_eb=None, step=None):
         """``(retain, noise_shape)``: the probability of keeping each unit and the shape of the Bernoulli draw.
 
@@ -119,7 +131,7 @@ class GuidedDropout(keras.layers.Dropout):
         if p_eb is None:
             raise ValueError(f"{self.method!r} dropout needs p_EB of the true class at layer {self.name!r}: train with "
                              "mindgap.dropout.GuidedDropoutModel (its train_step computes it).")
-        rule = retaining_probability if self.method == "excitation" else mirrored_retaining_probability
+        rule = mirrored_retaining_probability if self.method == "adaptive" else retaining_probability
         retain = rule(ops.cast(p_eb, "float32"), num_neurons, self.base_retain)
         return ops.clip(retain, 0.0, 1.0), per_image
 

@@ -4,11 +4,12 @@ import dataclasses
 import weakref
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras.src import tree
 from keras.src.losses import loss as loss_module
 
-from mindgap.dropout.layer import GuidedDropout
+from mindgap.dropout.layer import EVIDENCE_METHODS, GuidedDropout
 from mindgap.saliency import excitation
 
 
@@ -42,10 +43,10 @@ class GuidedDropoutModel(keras.Model):
     ``train_step`` (Keras 3's own, with the forward pass replaced):
 
     1. forward pass up to the dropout layer (training mode);
-    2. Excitation Backprop from the ground-truth class down to the dropout
-       layer: ``p_EB`` per image (``mindgap.saliency.excitation``, the same
+    2. Excitation Backprop from the ground-truth class (``excitation_prediction``:
+       the predicted class) down to the dropout layer: ``p_EB`` per image (``mindgap.saliency.excitation``, the same
        numbers as ``excitation_backprop`` there), only for the variants that
-       use it (``excitation``, ``adaptive``);
+       use it (``excitation``, ``adaptive``, ``excitation_prediction``);
     3. the retaining probability (eq. 5.1 or the variant's) and a Bernoulli mask;
     4. forward pass from the dropout layer to the end with the mask applied;
     5. the standard backward pass and update.
@@ -116,6 +117,23 @@ class GuidedDropoutModel(keras.Model):
                                                  tf.convert_to_tensor(labels, tf.int32))
         return features.numpy(), p_eb.numpy()
 
+    def masked_probabilities(self, images, mask_classes):
+        """Class probabilities with one training mask drawn from p_EB of ``mask_classes`` (numpy).
+
+        The layers above the dropout layer in inference mode, fed the masked
+        activations as in training.  Masks from the true class against masks
+        from a wrong class measure how much the mask tells the layers above
+        (the label leak of NOTES.md); the evidence variants only.
+        """
+        layer = self._parts().layer
+        if not layer.needs_evidence:
+            raise ValueError(f"masked_probabilities needs an evidence variant ({', '.join(EVIDENCE_METHODS)}); "
+                             f"this model's dropout is {layer.method!r}.")
+        features, p_eb = self.evidence(images, mask_classes)
+        features = tf.convert_to_tensor(features)
+        retain, noise_shape = layer.retaining_probabilities(features, tf.convert_to_tensor(p_eb))
+        return np.asarray(self.probabilities_from_features(layer.drop(features, retain, noise_shape)))
+
     def guided_forward(self, images, labels):
         """Steps 1–4 of Figure 5.1: the training-mode probabilities with this step's masks."""
         parts = self._parts()
@@ -123,8 +141,12 @@ class GuidedDropoutModel(keras.Model):
         features = parts.below(images, training=True)  # step 1 (the layers above run in step 2 and step 4)
         p_eb = None
         if layer.needs_evidence:  # step 2: EB is a function of the forward pass, not trained through
-            p_eb = self.excitation_probabilities(tf.stop_gradient(features), labels)
-        step = self.optimizer.iterations if self.optimizer is not None else None
+            evidence_features = tf.stop_gradient(features)
+            if layer.evidence_from_prediction:
+                labels = tf.argmax(self.probabilities_from_features(evidence_features), axis=-1, output_type=tf.int32)
+            p_eb = self.excitation_probabilities(evidence_features, labels)
+        optimizer = getattr(self, "optimizer", None)  # None before compile
+        step = optimizer.iterations if optimizer is not None else None
         retain, noise_shape = layer.retaining_probabilities(features, p_eb, step=step)  # step 3
         return parts.above(layer.drop(features, retain, noise_shape), training=True)  # step 4
 

@@ -51,7 +51,7 @@ THESIS_TABLE_7_2 = {"known": {"probability": (8.5, 28.2, 47.7), "eb_r": (11.3, 3
                     "unknown": {"probability": (3.4, 9.5, 35.7), "ceb_r": (4.1, 47.9, 62.0)}}
 THESIS_TABLE_7_3 = {"random": 57.3, "probability": 65.8, "ceb_r": 65.1, "probability_ceb_r": 77.4}  # THUMOS14
 THESIS_TABLE_3_2 = {"video only": 77.8, "video + images": 83.5}  # VGG16, UCF101 split 1
-THESIS_CEB_R_ACCURACY = 83.3  # the thesis's CNN-LSTM on UCF101 (§7.4.1); its frame CNN: 83.5
+THESIS_CNN_LSTM_ACCURACY = 83.3  # the thesis's CNN-LSTM on UCF101 (§7.4.1); its frame CNN: 83.5
 METHODS = ("eb", "eb_r", "ceb", "ceb_r", "bp", "bp_r")
 LABELS = {"eb": "EB", "eb_r": "EB-R", "ceb": "cEB", "ceb_r": "cEB-R", "bp": "BP", "bp_r": "BP-R",
           "probability": "Probability", "probability_ceb_r": "Peak probability + cEB-R", "random": "Random"}
@@ -383,7 +383,7 @@ def markdown_report(results, settings, caption):
                      f"{_pct(accuracy[variant]['voting'])} | VGG16 {THESIS_TABLE_3_2[variant]} (voting) |")
     for name in ("Tiny-LSTM", "Tiny-LSTM-tanh"):
         if name in accuracy:
-            lines.append(f"| {name} (last step) | {_pct(accuracy[name])} | {THESIS_CEB_R_ACCURACY if name == 'Tiny-LSTM' else '–'} |")
+            lines.append(f"| {name} (last step) | {_pct(accuracy[name])} | {THESIS_CNN_LSTM_ACCURACY if name == 'Tiny-LSTM' else '–'} |")
     lines += ["", "### Table 7.1: spatial pointing game (%)", "",
               "| | " + " | ".join(LABELS[method] for method in METHODS) + " | centre |",
               "|---|" + "---|" * (len(METHODS) + 1),

@@ -49,7 +49,6 @@ thesis's CNN baselines) are ``eb`` / ``ceb`` of an image model on every frame (`
 
 import weakref
 
-import keras
 import tensorflow as tf
 
 from mindgap import recurrent

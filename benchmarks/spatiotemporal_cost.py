@@ -37,11 +37,13 @@ def main():
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
     shape = (args.size, args.size, 3)
-    lstm = mindgap.build_model("Tiny-LSTM", 10, input_shape=shape)
-    frames_cnn = mindgap.build_model("Tiny-Frames", 10, input_shape=shape)
     print(f"Tiny-LSTM and Tiny-Frames at {args.size}², one clip, the last step's predicted class; best of {args.repeats}")
     worst = 0.0
     for steps in args.frames:
+        # fresh models per T: each compiled function is traced at this clip's static shape (a second shape would make
+        # tf.function relax it to (1, None, ...), another graph whose timings are not comparable)
+        lstm = mindgap.build_model("Tiny-LSTM", 10, input_shape=shape)
+        frames_cnn = mindgap.build_model("Tiny-Frames", 10, input_shape=shape)
         clip = tf.constant(np.random.default_rng(0).uniform(-1, 1, (1, steps, *shape)).astype("float32"))
         frames = tf.reshape(clip, (steps, *shape))
         predict = predictor(lstm)

@@ -48,5 +48,6 @@ from mindgap.training import TrainConfig, train
 from mindgap import saliency  # noqa: E402  (mindgap.saliency.compute)
 from mindgap.saliency import compute as saliency_maps  # noqa: E402
 from mindgap import dropout  # noqa: E402  (Excitation Dropout, thesis ch. 5)
+from mindgap import plots, recurrent, temporal  # noqa: E402  (video: CNN-LSTM and temporal grounding, thesis ch. 7)
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""The ``mindgap`` command: ``train``, ``evaluate``, ``explain`` (``--refiner``: Guided Zoom), ``digits`` and ``serve``.
+"""The ``mindgap`` command: ``train``, ``evaluate``, ``explain`` (``--refiner``: Guided Zoom), ``explain-video``, ``digits`` and ``serve``.
 
 Bad input (a missing file, a file that is not an image, a ``.keras`` file that
 is not a mindgap model, an unknown class, an empty folder, a broken dataset)
@@ -266,6 +266,81 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
     return written
 
 
+VIDEO_METHODS = ("ceb_r", "eb_r", "bp_r")
+
+
+def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, layer="backbone", print_fn=print):
+    """Classify a clip with a CNN-LSTM and ground the class in space and time (thesis ch. 7).
+
+    ``clip``: a folder of frames (``mindgap.data.video``'s clip folders, or any folder of
+    images of one size, in name order).  Prints the class (the last step's prediction, or
+    ``class_name``) and the localized segment (§7.2: from the highest frame sum, grown until
+    a negative sum; for the non-negative ``eb_r``/``bp_r`` the sums minus their mean), and
+    writes ``<clip>_<method>.png`` (the frames, their maps, the curve over time) and
+    ``<clip>_<method>.json`` into ``out_dir``.  Returns the JSON record.
+    """
+    import json
+
+    import numpy as np
+
+    import mindgap
+    from mindgap import recurrent
+    from mindgap.data.video import load_clip_frames
+    from mindgap.models import load_model
+    from mindgap.plots import plot_clip_grounding
+    from mindgap.temporal import frame_sums, localize_unknown_length
+
+    if method not in VIDEO_METHODS:
+        raise CliError(f"Unknown method {method!r} for a clip; use one of {', '.join(VIDEO_METHODS)}.")
+    if not os.path.isfile(os.fspath(model_path)):
+        raise CliError(f"Model file {os.fspath(model_path)!r} does not exist; pass a CNN-LSTM's best.keras (mindgap train Tiny-LSTM).")
+    try:
+        model = load_model(model_path)
+    except Exception as error:  # Keras raises many types for foreign or broken files
+        raise CliError(f"{os.fspath(model_path)!r} could not be loaded as a mindgap model ({type(error).__name__}); "
+                       "pass a CNN-LSTM saved by mindgap.") from None
+    if not recurrent.is_video_model(model):
+        raise CliError(f"{os.fspath(model_path)!r} is not a CNN-LSTM (clips in, a class per step out); use 'mindgap explain' "
+                       "for image models, or train one with 'mindgap train Tiny-LSTM --data-dir VIDEO_SET'.")
+    size = int(model.inputs[0].shape[2])
+    frames = load_clip_frames(os.fspath(clip), size)  # DatasetError (a ValueError): one line, exit 2
+    class_names = list(model.get_layer(recurrent.PROBABILITIES_LAYER).class_names or
+                       [f"class_{index}" for index in range(int(model.output.shape[-1]))])
+    clips = (frames.astype(np.float32) / 127.5 - 1.0)[None]
+    probabilities = np.asarray(model(clips, training=False))[0]  # (T, c)
+    predicted = int(probabilities[-1].argmax())
+    if class_name is None:
+        index = predicted
+    elif class_name in class_names:
+        index = class_names.index(class_name)
+    else:
+        raise CliError(f"Unknown class {class_name!r}; the model's classes: {', '.join(class_names)}.")
+    options = {} if method == "bp_r" else {"layer": layer}
+    maps = mindgap.saliency.compute(model, clips, [[index]], method=method, **options)[0, ..., 0]
+    sums = frame_sums(maps)
+    start, end = localize_unknown_length(sums if method == "ceb_r" else sums - sums.mean())
+    name = os.path.basename(os.path.normpath(os.fspath(clip)))
+    os.makedirs(out_dir, exist_ok=True)
+    figure = os.path.join(out_dir, f"{_name_part(name)}_{method}.png")
+    label = f"{method} '{class_names[index]}'"
+    _write_checked(figure, lambda path: plot_clip_grounding(
+        frames, [maps], [label], path, title=f"{name}: {class_names[index]} ({100 * probabilities[-1, index]:.1f} % at the "
+        f"last frame), localized in frames {start + 1}-{end}", segments=[(start, end)]))
+    record = {"clip": os.path.abspath(os.fspath(clip)), "frames": int(len(frames)), "class": class_names[index],
+              "predicted": class_names[predicted], "probability": float(probabilities[-1, index]), "method": method,
+              "segment": [int(start), int(end)], "frame_scores": [float(value) for value in sums], "figure": figure}
+    _write_checked(os.path.join(out_dir, f"{_name_part(name)}_{method}.json"),
+                   lambda path: open(path, "w").write(json.dumps(record, indent=2)))
+    print_fn(f"{name}: {class_names[index]} ({100 * probabilities[-1, index]:.1f} %"
+             + ("" if index == predicted else f"; predicted {class_names[predicted]}") +
+             f"), localized in frames {start + 1}-{end} of {len(frames)} ({method}); wrote {figure}")
+    return record
+
+
+def _run_explain_video(args):
+    explain_video(args.clip, args.model, args.out, method=args.method, class_name=args.class_name, layer=args.layer)
+
+
 def _run_train(args):
     from mindgap.training import TrainConfig, train
 
@@ -416,6 +491,16 @@ def build_parser():
     explain_parser.add_argument("--method", choices=("cam", "gradcam", "rise", "eb", "ceb"), default="cam",
                                 help="evidence map of the overlay (mindgap.saliency); default the one-pass CAM")
     explain_parser.set_defaults(handler=_run_explain)
+
+    video_parser = commands.add_parser("explain-video", help="classify a clip with a CNN-LSTM and show where and when the evidence is")
+    video_parser.add_argument("clip", help="a folder of frames (a clip of mindgap.data.video, or any images of one size)")
+    video_parser.add_argument("--model", required=True, help="a CNN-LSTM .keras file (mindgap train Tiny-LSTM)")
+    video_parser.add_argument("--method", choices=VIDEO_METHODS, default="ceb_r",
+                              help="saliency through time (default cEB-R, thesis ch. 7)")
+    video_parser.add_argument("--class", dest="class_name", default=None, help="ground this class instead of the predicted one")
+    video_parser.add_argument("--layer", default="backbone", help="layer of the frame CNN the maps are taken at")
+    video_parser.add_argument("--out", required=True)
+    video_parser.set_defaults(handler=_run_explain_video)
 
     export_parser = commands.add_parser("export", help="write the model (probabilities and every class's CAM) for another runtime")
     export_parser.add_argument("model", metavar="MODEL.keras", help="a .keras file saved by mindgap")

@@ -35,6 +35,10 @@ pointing game                    distance <= τ, τ = 15 px · min(H,   Zhang et
                                  (``"fixed"``)
                                  ``convention="torchray"``: < τ      TorchRay's ``PointingGame``
 centre of mass                   inside a ground-truth box           the paper, Table 4
+temporal mAP                     segment IoU >= δ (δ = 0.5), each    Table 7.2 (:func:`temporal_average_precision`);
+(:func:`temporal_mean_ap`)       GT matched once, by score           VOC all-point AP per class, mean over classes
+temporal pointing game           the peak frame is inside the GT     Table 7.3 (:func:`temporal_pointing_hit`)
+                                 segment ``[start, end)``
 ===============================  ==================================  =============================================
 
 Boxes from a CAM differ from Choe et al.'s ``wsolevaluation`` code by design:
@@ -582,3 +586,74 @@ def localization_accuracy(true_class_hits, predicted_class_hits, labels, predict
         "ground_truth": float(np.mean(true_class_hits)),
         "prediction": float(np.mean(np.asarray(predicted_class_hits) & correct)),
     }
+
+
+# ---------------------------------------------------------------- temporal (thesis ch. 7)
+
+def segment_iou(segment_a, segment_b):
+    """Temporal IoU of two segments ``(start, end)`` (frames, end exclusive)."""
+    (start_a, end_a), (start_b, end_b) = segment_a, segment_b
+    if end_a <= start_a or end_b <= start_b:
+        raise ValueError(f"segments must have start < end, got {tuple(segment_a)} and {tuple(segment_b)}.")
+    overlap = max(0, min(end_a, end_b) - max(start_a, start_b))
+    return overlap / ((end_a - start_a) + (end_b - start_b) - overlap)
+
+
+def temporal_average_precision(detections, ground_truth, iou_threshold=0.5):
+    """AP of one class's detections.
+
+    Args:
+        detections: ``[(clip, start, end, score)]``.
+        ground_truth: ``[(clip, start, end)]``; each is matched by at most one detection.
+        iou_threshold: a detection is a true positive when its IoU with an unmatched
+            ground truth of the same clip is ``>= iou_threshold`` (the highest-IoU one).
+
+    Returns:
+        The area under the precision-recall curve with precision made monotone
+        (VOC 2010+ "all points"), or NaN without ground truth.  Detections are
+        ranked by score, ties in the given order.
+    """
+    if not ground_truth:
+        return float("nan")
+    remaining = {}
+    for clip, start, end in ground_truth:
+        remaining.setdefault(clip, []).append((start, end))
+    order = sorted(range(len(detections)), key=lambda index: -detections[index][3])
+    hits = []
+    for index in order:
+        clip, start, end, _ = detections[index]
+        candidates = remaining.get(clip, [])
+        ious = [segment_iou((start, end), segment) for segment in candidates]
+        best = int(np.argmax(ious)) if ious else -1
+        hit = best >= 0 and ious[best] >= iou_threshold
+        if hit:
+            candidates.pop(best)
+        hits.append(hit)
+    hits = np.asarray(hits, bool)
+    true_positives = np.cumsum(hits)
+    recall = np.concatenate([[0.0], true_positives / len(ground_truth)])
+    precision = np.concatenate([[1.0], true_positives / np.arange(1, len(hits) + 1)])
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    return float(np.sum(np.diff(recall) * precision[1:]))
+
+
+def temporal_mean_ap(detections, ground_truth, iou_threshold=0.5):
+    """mAP at ``iou_threshold`` (Table 7.2): the mean over classes of :func:`temporal_average_precision`.
+
+    ``detections``: ``[(clip, class, start, end, score)]``; ``ground_truth``: ``[(clip, class, start, end)]``.
+    Classes without ground truth are left out of the mean.
+    """
+    classes = sorted({item[1] for item in ground_truth})
+    values = [temporal_average_precision([(clip, start, end, score) for clip, label, start, end, score in detections
+                                          if label == value],
+                                         [(clip, start, end) for clip, label, start, end in ground_truth if label == value],
+                                         iou_threshold)
+              for value in classes]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def temporal_pointing_hit(scores, segment):
+    """The temporal pointing game (Table 7.3): is the frame of the highest score (the first on ties) in ``[start, end)``?"""
+    scores = np.asarray(scores, np.float64)
+    peak = int(np.argmax(scores))
+    return segment[0] <= peak < segment[1]

@@ -30,6 +30,10 @@ TABLE1_NAMES = (
 LISTED_MAPS_PER_CLASS = (1, 5, 10)
 _NAME_PATTERN = re.compile(r"^(?P<backbone>Inception|GoogLeNet|Tiny)-GAP(?:(?P<m>\d+)|-(?P<zhou>Zhou))(?:-(?P<penalty>L1|L2))?$")
 _OVERRIDES = ("cut_layer", "zhou_units", "reduction", "class_names", "dropout", "dropout_retain")
+# Video (thesis ch. 7, mindgap.recurrent): the per-frame CNN and the CNN-LSTM (ReLU LSTM; "-tanh" for Keras' default).
+_VIDEO_PATTERN = re.compile(r"^(?P<backbone>Inception|GoogLeNet|Tiny)-(?:(?P<frames>Frames)|LSTM(?:-(?P<activation>tanh))?)$")
+VIDEO_NAMES = ("Tiny-LSTM", "Tiny-LSTM-tanh", "Tiny-Frames")
+_VIDEO_OVERRIDES = ("class_names", "fc_units", "lstm_units")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +65,7 @@ def list_models():
                 name = f"{prefix}-{head}{suffix}"
                 if name not in names:
                     names.append(name)
-    return names
+    return names + list(VIDEO_NAMES)
 
 
 def parse_model_name(name):
@@ -103,6 +107,9 @@ def build_model(name, num_classes, *, weights=None, input_shape=(299, 299, 3), a
         A functional ``keras.Model`` named after ``name`` whose input takes
         images scaled to [-1, 1] and whose output is the class probabilities.
     """
+    video = _VIDEO_PATTERN.match(str(name))
+    if video is not None:
+        return _build_video_model(video, name, num_classes, weights=weights, input_shape=input_shape, **overrides)
     unknown = sorted(set(overrides) - set(_OVERRIDES))
     if unknown:
         raise ValueError(f"Unknown argument(s) {unknown} for build_model; accepted overrides: {', '.join(_OVERRIDES)}.")
@@ -147,6 +154,21 @@ def build_model(name, num_classes, *, weights=None, input_shape=(299, 299, 3), a
     return keras.Model(inputs, probabilities, name=spec.name)
 
 
+def _build_video_model(match, name, num_classes, *, weights, input_shape, **overrides):
+    """``Tiny-LSTM`` / ``Tiny-LSTM-tanh`` / ``Tiny-Frames`` (:mod:`mindgap.recurrent`); image-head overrides are ignored."""
+    from mindgap import recurrent
+
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+    arguments = {key: value for key, value in overrides.items() if key in _VIDEO_OVERRIDES and value is not None}
+    backbone = BACKBONE_NAMES[match["backbone"]]
+    if match["frames"]:
+        arguments.pop("lstm_units", None)
+        return recurrent.build_frame_cnn(backbone, num_classes, input_shape=input_shape, weights=weights, name=name, **arguments)
+    return recurrent.build_cnn_lstm(backbone, num_classes, input_shape=input_shape, weights=weights, name=name,
+                                    activation=match["activation"] or "relu", **arguments)
+
+
 def _config_with_backbone_class(config):
     """Make the nested backbone of a saved config a :class:`~mindgap.backbones.Backbone`.
 
@@ -156,7 +178,8 @@ def _config_with_backbone_class(config):
     """
     layers = config.get("config", {}).get("layers", []) if isinstance(config, dict) else []
     backbone = next((layer for layer in layers if layer.get("name") == backbones.BACKBONE_LAYER), None)
-    if backbone is None or backbone.get("registered_name") == backbones.BACKBONE_CLASS_ENTRY["registered_name"]:
+    if backbone is None or backbone.get("class_name") != "Functional" or \
+            backbone.get("registered_name") == backbones.BACKBONE_CLASS_ENTRY["registered_name"]:  # a CNN-LSTM's is a TimeDistributed
         return None
     backbone.update(backbones.BACKBONE_CLASS_ENTRY)
     return config

@@ -2,6 +2,7 @@
 
 import errno
 import math
+import textwrap
 
 import cv2
 import matplotlib
@@ -125,3 +126,52 @@ def plot_evidence_patches(patches, scores, classes, class_names, path, title="",
                 axis.set_yticks([])
         axes[row, 0].set_ylabel(class_names[class_index], fontsize=7)
     return save_figure(figure, path, title, title_size=7)
+
+
+def plot_clip_grounding(frames, maps, labels, path, title="", segments=None, note=""):
+    """A clip's frames, one row of overlays per queried class, and each class's score over time (thesis Figure 7.5).
+
+    Args:
+        frames: (T, H, W, 3) RGB uint8.
+        maps: one (T, h, w) map per queried class (any resolution; the positive part is shown,
+            one colour scale per row); the sum of each frame's map is its temporal score.
+        labels: a row label per map.
+        segments: optional localized ``(start, end)`` per map, shaded on the curve.
+    """
+    frames = np.asarray(frames, np.uint8)
+    steps = len(frames)
+    rows = len(maps) + 1
+    figure = plt.figure(figsize=(max(6.0, 0.9 * steps), 0.95 * rows + 2.2))
+    grid = figure.add_gridspec(rows + 1, steps, height_ratios=[1] * rows + [1.8])
+    for step in range(steps):
+        axis = figure.add_subplot(grid[0, step])
+        axis.imshow(frames[step])
+        axis.set_title(str(step + 1), fontsize=7)
+        axis.axis("off")
+    curve = figure.add_subplot(grid[rows, :])
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for row, (values, label) in enumerate(zip(maps, labels), start=1):
+        values = np.asarray(values, np.float32)
+        peak = max(float(values.max()), 1e-12)
+        scores = values.reshape(steps, -1).sum(axis=1)
+        for step in range(steps):
+            axis = figure.add_subplot(grid[row, step])
+            axis.imshow(overlay_cam(frames[step], values[step], vmax=peak))
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if step == 0:
+                axis.set_ylabel(label, fontsize=7)
+        colour = colours[(row - 1) % len(colours)]
+        curve.plot(np.arange(1, steps + 1), scores, marker="o", markersize=3, color=colour, label=label)
+        if segments is not None and segments[row - 1] is not None:
+            start, end = segments[row - 1]
+            curve.axvspan(start + 0.5, end + 0.5, color=colour, alpha=0.12)
+    curve.axhline(0, color="black", linewidth=0.6)
+    curve.set_xlim(0.5, steps + 0.5)
+    curve.set_xticks(np.arange(1, steps + 1, max(1, steps // 16)))
+    curve.set_xlabel("frame", fontsize=7)
+    if note:
+        curve.set_title(textwrap.fill(note, max(60, int(16 * figure.get_figwidth()))), fontsize=7)
+    curve.set_ylabel("sum of the map", fontsize=7)
+    curve.legend(fontsize=7)
+    return save_figure(figure, path, title, title_size=9, dpi=110)

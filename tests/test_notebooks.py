@@ -8,8 +8,9 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_five_notebooks():
-    assert [path.stem for path in NOTEBOOKS] == ["01_quickstart", "02_regularization", "03_inference", "04_excitation_dropout", "05_guided_zoom"]
+def test_there_are_the_notebooks():
+    assert [path.stem for path in NOTEBOOKS] == ["01_quickstart", "02_regularization", "03_inference", "04_excitation_dropout",
+                                                "05_guided_zoom", "06_spatiotemporal"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)

@@ -68,12 +68,17 @@ def load_backgrounds(source="sklearn"):
         raise ValueError(f"Unknown backgrounds {source!r}; use one of {', '.join(BACKGROUND_SOURCES)}.")
     images = _read_photos(os.path.join(os.path.dirname(sklearn.__file__), "datasets", "images"), SKLEARN_PHOTOS, "scikit-learn")
     if source == "skimage":
-        try:
-            import skimage
-        except ImportError:
-            raise RuntimeError("backgrounds='skimage' needs scikit-image; pip install scikit-image.") from None
-        images += _read_photos(os.path.join(os.path.dirname(skimage.__file__), "data"), SKIMAGE_PHOTOS, "scikit-image")
+        images += skimage_photos()
     return images
+
+
+def skimage_photos(names=SKIMAGE_PHOTOS):
+    """BGR photos ``names`` of the scikit-image wheel's ``skimage/data`` (grey files as 3 channels), in that order."""
+    try:
+        import skimage
+    except ImportError:
+        raise RuntimeError("these backgrounds need scikit-image's photos; pip install scikit-image.") from None
+    return _read_photos(os.path.join(os.path.dirname(skimage.__file__), "data"), names, "scikit-image")
 
 
 def paste_clutter(rng, canvas, backgrounds, count, box):
@@ -103,18 +108,24 @@ def background_crop(rng, backgrounds, canvas_size):
     return cv2.resize(crop, (canvas_size, canvas_size), interpolation=cv2.INTER_AREA)
 
 
-def render_canvas(rng, digit, background, digit_size):
+def render_canvas(rng, digit, background, digit_size, *, side=None, position=None):
     """Blend one digit (8×8, 0–16) onto a BGR canvas.
 
+    ``side`` and ``position`` (top, left) place the digit (a video frame of
+    ``mindgap.data.video``); by default both are drawn from ``rng``.
     Returns the canvas, the ink map (canvas-sized, in [0, 1]) and the tight
     box of ink > ``INK_THRESHOLD`` in pixel-edge coordinates (exclusive ends).
     """
     canvas_size = background.shape[0]
-    side = int(rng.integers(digit_size[0], digit_size[1] + 1))
-    side = min(side, canvas_size)
+    if side is None:
+        side = int(rng.integers(digit_size[0], digit_size[1] + 1))
+    side = min(int(side), canvas_size)
     ink_patch = cv2.resize(digit.astype(np.float32) / 16.0, (side, side), interpolation=cv2.INTER_LINEAR)
-    top = int(rng.integers(0, canvas_size - side + 1))
-    left = int(rng.integers(0, canvas_size - side + 1))
+    if position is None:
+        top = int(rng.integers(0, canvas_size - side + 1))
+        left = int(rng.integers(0, canvas_size - side + 1))
+    else:
+        top, left = (int(np.clip(value, 0, canvas_size - side)) for value in position)
     ink = np.zeros((canvas_size, canvas_size), np.float32)
     # Faint source pixels (a haze up to 3 of 16) vanish and strokes are opaque from 13 of 16 on.
     ink[top : top + side, left : left + side] = np.clip((ink_patch - INK_FLOOR) / (INK_SOLID - INK_FLOOR), 0.0, 1.0)

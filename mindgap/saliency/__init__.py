@@ -17,6 +17,16 @@ name).  ``METHODS`` maps each name to its function; one module per family:
   ``layer``'s resolution; a distribution (sums to 1).
 * ``ceb``: contrastive EB (excitation.py; Bargal 2019 §4, §7); at ``layer``'s
   resolution; positive part of a difference of two distributions.
+* ``bp``: gradient saliency (recurrent.py; Simonyan et al. 2014); at the input
+  resolution; ``max_channels |d logit / d image|``.
+
+**Video** (thesis ch. 7; recurrent.py): clips (batch, T, H, W, 3) give maps
+(batch, T, h, w, n).  ``eb_r`` / ``ceb_r`` (EB-R, cEB-R; a CNN-LSTM of
+``mindgap.recurrent``; ``step``: the time step queried, default the last):
+normalised over space and time (eq. 7.5), cEB-R signed (eq. 7.7); ``bp_r``:
+the gradient of the step's logit through time.  An image method on clips runs
+on every frame independently (the thesis's per-frame EB / cEB / BP baselines,
+with an image model such as ``Tiny-Frames``).
 
 ``layer`` defaults to ``"backbone"`` (the backbone's output, which feeds the
 head).  :func:`upsample` resizes any of them to the input size; scores are
@@ -27,7 +37,7 @@ centre of mass) and :mod:`mindgap.saliency.causal` (insertion, deletion).
 import numpy as np
 
 from mindgap.cam import upsample_cams
-from mindgap.saliency import cam, causal, excitation, gradcam, rise, scores
+from mindgap.saliency import cam, causal, excitation, gradcam, recurrent, rise, scores
 
 METHODS = {
     "cam": cam.class_activation_maps,
@@ -35,9 +45,15 @@ METHODS = {
     "rise": rise.rise,
     "eb": excitation.excitation_backprop,
     "ceb": excitation.contrastive_excitation_backprop,
+    "bp": recurrent.gradient_saliency,
+    "eb_r": recurrent.excitation_backprop_rnn,
+    "ceb_r": recurrent.contrastive_excitation_backprop_rnn,
+    "bp_r": recurrent.gradient_saliency_rnn,
 }
 # Methods that take a model's graph apart (need a mindgap model); RISE only needs probabilities.
 WHITE_BOX = ("cam", "gradcam", "eb", "ceb")
+# Methods through time: clips (batch, T, H, W, 3) and a CNN-LSTM (mindgap.recurrent).
+VIDEO_METHODS = ("eb_r", "ceb_r", "bp_r")
 
 
 def list_methods():
@@ -93,12 +109,18 @@ def compute(model, images, classes=None, method="cam", upsample=False, batch_siz
     if method not in METHODS:
         raise ValueError(f"Unknown saliency method {method!r}; use one of {', '.join(METHODS)}.")
     images = np.asarray(images, np.float32)
+    if images.ndim == 5 or method in VIDEO_METHODS:
+        return _compute_video(model, images, classes, method, upsample, batch_size, **options)
     if images.ndim != 4:
         raise ValueError(f"images must be a batch (batch, H, W, 3), got shape {images.shape}.")
     if method in WHITE_BOX:
+        from mindgap.layers import ClassProbabilities
         from mindgap.models import model_info
 
-        model_info(model)  # a clear error for a model that is not a mindgap model
+        # EB needs only the class logits (any model with a ClassProbabilities layer, e.g. Tiny-Frames)
+        labelled = any(isinstance(layer, ClassProbabilities) for layer in getattr(model, "layers", []))
+        if method not in ("eb", "ceb") or not labelled:
+            model_info(model)  # a clear error for a model that is not a mindgap model
     num_classes = int(model.output.shape[-1])
     probabilities = None
     if isinstance(classes, str):
@@ -114,10 +136,45 @@ def compute(model, images, classes=None, method="cam", upsample=False, batch_siz
     return upsample_cams(maps, images.shape[1:3]) if upsample else maps
 
 
+def _compute_video(model, clips, classes, method, upsample_maps, batch_size, **options):
+    """:func:`compute` on clips: through time (``VIDEO_METHODS``) or frame by frame (the others)."""
+    from mindgap import recurrent as video_models
+
+    if clips.ndim != 5:
+        raise ValueError(f"{method} takes clips (batch, T, H, W, 3), got shape {clips.shape}; add the batch axis.")
+    batch, steps = clips.shape[:2]
+    if method not in VIDEO_METHODS:
+        if video_models.is_video_model(model):
+            raise ValueError(f"{method} on clips runs frame by frame and needs an image model (e.g. a Tiny-Frames CNN); "
+                             f"for the CNN-LSTM {model.name!r} use {method}_r.")
+        frame_classes = classes
+        if classes is not None and not isinstance(classes, str) and np.asarray(classes).ndim == 2:
+            frame_classes = np.repeat(np.asarray(classes), steps, axis=0)
+        maps = compute(model, clips.reshape(-1, *clips.shape[2:]), frame_classes, method, upsample_maps, batch_size,
+                       **options)
+        return maps.reshape(batch, steps, *maps.shape[1:])
+    video_models.check_video_model(model)
+    probabilities = None
+    if isinstance(classes, str):
+        from mindgap.saliency.rise import predictor
+
+        step = options.get("step")
+        probabilities = np.concatenate([np.asarray(predictor(model)(clips[start:start + batch_size]))
+                                        for start in range(0, batch, batch_size)])[:, -1 if step is None else step]
+    classes = resolve_classes(classes, batch, probabilities, int(model.output.shape[-1]))
+    parts = [METHODS[method](model, clips[start:start + batch_size], classes[start:start + batch_size], **options)
+             for start in range(0, batch, batch_size)]
+    maps = np.concatenate(parts).astype(np.float32)
+    if upsample_maps:
+        flat = upsample_cams(maps.reshape(-1, *maps.shape[2:]), clips.shape[2:4])
+        maps = flat.reshape(batch, steps, *flat.shape[1:])
+    return maps
+
+
 def upsample(maps, size):
     """Resize maps (batch, h, w, n) or (h, w, n) to ``size = (H, W)``, bilinear with half-pixel centres."""
     return upsample_cams(maps, size)
 
 
-__all__ = ["METHODS", "compute", "list_methods", "resolve_classes", "upsample", "cam", "gradcam", "rise", "excitation",
-           "scores", "causal"]
+__all__ = ["METHODS", "VIDEO_METHODS", "compute", "list_methods", "resolve_classes", "upsample", "cam", "gradcam", "rise",
+           "excitation", "recurrent", "scores", "causal"]

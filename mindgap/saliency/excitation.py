@@ -99,13 +99,18 @@ def _excite(function, inputs, mwp):
 class _Plan:
     """Per model: the flat graph, the logits tensor and the BN folds, checked once."""
 
-    def __init__(self, model, layer):
+    def __init__(self, model, layer, top=None):
+        """``top``: the layer whose output receives the prior (default: the class logits, the input of
+        ``ClassProbabilities``); EB-R starts the CNN part at the LSTM's input layer (eq. 7.9)."""
         self.graph = graph = _graph.flat_graph(model)
-        probabilities = next((step for step in graph.steps if isinstance(step.layer, ClassProbabilities)), None)
-        if probabilities is None:
-            raise ValueError(f"Model {getattr(model, 'name', model)!r} has no ClassProbabilities layer, so its class "
-                             "logits cannot be found; build it with mindgap.build_model or mindgap.dropout.")
-        self.logits_key = probabilities.inputs[0]
+        if top is None:
+            probabilities = next((step for step in graph.steps if isinstance(step.layer, ClassProbabilities)), None)
+            if probabilities is None:
+                raise ValueError(f"Model {getattr(model, 'name', model)!r} has no ClassProbabilities layer, so its class "
+                                 "logits cannot be found; build it with mindgap.build_model or mindgap.dropout.")
+            self.logits_key = probabilities.inputs[0]
+        else:
+            self.logits_key = graph.key_of(top)
         input_names = {item.name for item in model.layers if isinstance(item, keras.layers.InputLayer)}
         if layer in input_names:
             raise ValueError(f"EB needs non-negative activations (assumption A1); {layer!r} is the signed input image: "
@@ -203,15 +208,15 @@ class _Plan:
 _PLANS = weakref.WeakKeyDictionary()
 
 
-def _plan(model, layer):
+def _plan(model, layer, top=None):
     plans = _PLANS.setdefault(model, {})
-    if layer not in plans:
-        plan = _Plan(model, layer)
+    if (layer, top) not in plans:
+        plan = _Plan(model, layer, top)
         plan.function = tf.function(
             lambda images, classes, count, contrastive: _maps(plan, images, classes, count, contrastive),
             reduce_retracing=True)
-        plans[layer] = plan
-    return plans[layer]
+        plans[layer, top] = plan
+    return plans[layer, top]
 
 
 def _maps(plan, images, classes, count, contrastive):

@@ -368,13 +368,15 @@ class Viewer:
         return imaging.encode_png(picture)
 
 
-def _check_method(method):
-    from mindgap.saliency import METHODS
+# The image maps the viewer draws (mindgap.saliency's video methods need clips; BP is not offered).
+SERVED_METHODS = ("cam", "gradcam", "rise", "eb", "ceb")
 
+
+def _check_method(method):
     if method is None or method == "":
         return DEFAULT_METHOD
-    if method not in METHODS:
-        raise _BadRequest(f"Unknown method {method!r}; use one of {', '.join(METHODS)}.", 422)
+    if method not in SERVED_METHODS:
+        raise _BadRequest(f"Unknown method {method!r}; use one of {', '.join(SERVED_METHODS)}.", 422)
     return method
 
 
@@ -524,10 +526,9 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
     @app.get("/api/models")
     def list_models():
         """The served models with their classes, and the upload limits."""
-        from mindgap.saliency import METHODS
-
         return {"models": [served.describe() for served in viewer.models.values()], "max_upload_bytes": viewer.max_upload_bytes,
-                "max_pixels": viewer.max_pixels, "min_side": viewer.min_side, "methods": list(METHODS), "rise_masks": RISE_MASKS}
+                "max_pixels": viewer.max_pixels, "min_side": viewer.min_side, "methods": list(SERVED_METHODS),
+                "rise_masks": RISE_MASKS}
 
     @app.get("/api/examples")
     def list_examples():

@@ -85,7 +85,7 @@ class BackboneFreeze(keras.callbacks.Callback):
         if backbone.trainable != trainable:
             backbone.trainable = trainable
             if trainable and self.freeze_batchnorm:
-                for layer in backbone.layers:
+                for layer in getattr(backbone, "layer", backbone).layers:  # a CNN-LSTM's backbone is in a TimeDistributed
                     if isinstance(layer, keras.layers.BatchNormalization):
                         layer.trainable = False
             self.model.make_train_function(force=True)

@@ -38,6 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mindgap.data import video as video_data
 from mindgap.data.pipeline import make_dataset
 from mindgap.data.layouts import dataset_options, load_dataset
 from mindgap.models import build_model, load_model
@@ -158,6 +159,9 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
         model_name: a name from ``mindgap.list_models()``.
         data_dir: a Stanford 40 (or digits), class-folder or wsolevaluation
             folder; every image and box is checked before training starts.
+            A video set (``mindgap.data.video``) trains a CNN-LSTM
+            (``Tiny-LSTM``) on its trimmed clips, every frame checked; the
+            CAM callbacks (localization, snapshots) are left out.
         out_dir: where the outputs go (see the module docstring).
         config: a :class:`TrainConfig` (default: the paper's recipe).
         **overrides: any ``TrainConfig`` field.
@@ -295,7 +299,14 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
     if chief:
         run_folder.remove_temporaries(out_dir, os.path.join(out_dir, "cam_snapshots"))
 
-    dataset, data_summary = load_dataset(data_dir, require=("train", "val"), **dataset_options(config))  # every image and box checked
+    is_video = video_data.is_video_set(data_dir)  # clips (thesis ch. 7): a CNN-LSTM with a class output per step
+    if is_video:
+        dataset = video_data.load_video_set(data_dir, splits=("train", "val"))  # every frame and box checked
+        data_summary = dataset.summary()
+        if not dataset.train:
+            raise ValueError(f"The video set at {data_dir} has no training clip; regenerate it with train_per_class >= 1.")
+    else:
+        dataset, data_summary = load_dataset(data_dir, require=("train", "val"), **dataset_options(config))  # every image and box checked
     if not dataset.val:
         raise ValueError(f"{data_dir} gives no validation image with test_per_class={config.test_per_class}; lower test_per_class.")
     if config.weights is None and config.freeze_epochs > 0 and chief:
@@ -316,8 +327,15 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
         model = compiled_model(model_name, dataset.num_classes, config, class_names=list(dataset.class_names))
 
     common = dict(num_classes=dataset.num_classes, image_size=config.image_size, batch_size=config.batch_size, seed=config.seed)
-    train_data = make_dataset(dataset.train, training=True, hide_and_seek=config.hide_and_seek, cache=config.cache, **common)
-    val_data = make_dataset(dataset.val, cache=config.cache, **common)
+    if is_video:
+        if config.hide_and_seek:
+            raise ValueError("hide_and_seek is for images; train a video model without it.")
+        make_data = video_data.make_video_dataset
+        train_data = make_data(dataset.train, training=True, cache=config.cache, **common)
+    else:
+        make_data = make_dataset
+        train_data = make_dataset(dataset.train, training=True, hide_and_seek=config.hide_and_seek, cache=config.cache, **common)
+    val_data = make_data(dataset.val, cache=config.cache, **common)
 
     prepare_for_multi_worker(model, strategy, train_data)
     with strategy.scope():
@@ -329,8 +347,12 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
         keras.callbacks.TerminateOnNaN(),
     ]
     if config.precise_bn_batches:  # first after the freeze: validation and every later callback see the recomputed statistics
-        statistics_data = make_dataset(spread(dataset.train, config.precise_bn_batches * config.batch_size), training=True,
-                                       hide_and_seek=config.hide_and_seek, **{**common, "seed": config.seed + 1})
+        statistics_records = spread(dataset.train, config.precise_bn_batches * config.batch_size)
+        if is_video:
+            statistics_data = make_data(statistics_records, training=True, **{**common, "seed": config.seed + 1})
+        else:
+            statistics_data = make_dataset(statistics_records, training=True, hide_and_seek=config.hide_and_seek,
+                                           **{**common, "seed": config.seed + 1})
         run_callbacks.insert(1, mg_callbacks.PreciseBatchNorm(statistics_data, config.precise_bn_batches))
     if chief:
         _prepare_outputs(out_dir, initial_epoch)
@@ -339,12 +361,12 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
             print(f"note: {best_path} comes from epoch {best_checkpoint.best_epoch}, after the last backup (epoch "
                   f"{initial_epoch}); it is kept (same settings) and replaced only by a lower val_loss.", file=sys.stderr)
         log_dir = os.path.join(out_dir, "logs") if config.tensorboard else None
-        if config.localization_images:  # 0 turns the callback off
+        if config.localization_images and not is_video:  # 0 turns the callback off; CAM measures are for image models
             localization_records = spread(dataset.val, config.localization_images)
             run_callbacks.append(mg_callbacks.LocalizationMetrics.from_dataset(
                 make_dataset(localization_records, with_boxes=True, **common), len(localization_records), threshold=config.cam_threshold))
         run_callbacks.append(best_checkpoint)
-        if config.snapshot_images:
+        if config.snapshot_images and not is_video:
             snapshot_records = spread(dataset.val, config.snapshot_images)
             run_callbacks.append(mg_callbacks.CamSnapshots.from_dataset(
                 make_dataset(snapshot_records, with_boxes=True, **common), len(snapshot_records), out_dir=os.path.join(out_dir, "cam_snapshots"),

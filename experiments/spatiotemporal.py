@@ -1,0 +1,553 @@
+"""Spatiotemporal grounding (thesis ch. 7) and web images for video (ch. 3 §3.2, §3.4).
+
+    python -m experiments.spatiotemporal                 # quick mode (minutes on 2 cores)
+    python -m experiments.spatiotemporal --extra-small   # seconds (tests)
+
+**Data** (``mindgap.data.video``): the embedded video set, moving digits on panning photos;
+trimmed clips of 16 frames for training, GT + rand and rand + GT halves of 16 frames
+(§7.4.2, Figure 7.6), rand + GT + rand clips of 32 frames (the thesis: 128) with GT
+segments of 3, 10 and 16 frames (11, 41 and 65 of 128 in proportion, Table 7.2).  The
+"web images" of chapter 3 are the project's digits image set (``mindgap.data.digits``:
+still images of the same ten classes, other renders, other placements).
+
+**Models.**  ``Tiny-Frames`` (the spatial CNN, the thesis's VGG-16 of Ma et al.): the
+shipped pretrained Tiny backbone, ``fc1``/``fc2`` and a classifier, fine-tuned on video
+frames only, or on frames and still images (equal numbers in every batch, §3.5.1.1).
+``Tiny-LSTM`` (§7.2): the frames + images CNN fine-tuned with one ReLU LSTM on the trimmed
+clips by ``mindgap.train`` (its run folder, callbacks, checks); ``Tiny-LSTM-tanh`` the same
+with tanh, for its accuracy (§7.1: "similar performance").
+
+**Measures.**  Table 7.1: the spatial pointing game on every frame of the trimmed test clips
+(the GT digit's box), EB and cEB of the frame CNN on each frame, EB-R and cEB-R of the
+CNN-LSTM (queried at the last step), BP and BP-R; maps at ``tiny_block2`` (12×12 at 48²,
+the thesis's conv5 is 14×14 at 224²) upsampled to the frame; tolerance 15 px · 48 / 224 =
+3.2 px (``mindgap.metrics.pointing_game_hit``, ``tolerance="scaled"``).  Figure 7.6: the
+sum of each frame's cEB-R map over time, mean ± sd over the GT + rand and rand + GT clips.
+Table 7.2: mAP at IoU 0.5 of the known-length window and the unknown-length growth
+(``mindgap.temporal``), one detection per clip (score: the sum of S over the window; for the
+probability baseline the mean probability over it), per GT length.  Table 7.3 in our set:
+the temporal pointing game.  Chapter 3: test accuracy per class of the two frame CNNs
+(per frame and by voting over a clip's frames), and conservative filters (§3.4: filters
+whose weights moved by less than Δ and whose top activations over a pool of pretraining
+renders and video frames are < 10 % video frames).
+"""
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+THESIS_TABLE_7_1 = {"eb": 55.8, "eb_r": 61.5, "ceb": 37.0, "ceb_r": 39.1, "bp": 37.3, "bp_r": 39.2}
+THESIS_TABLE_7_2 = {"known": {"probability": (8.5, 28.2, 47.7), "eb_r": (11.3, 38.5, 56.3), "ceb_r": (15.5, 53.2, 73.5)},
+                    "unknown": {"probability": (3.4, 9.5, 35.7), "ceb_r": (4.1, 47.9, 62.0)}}
+THESIS_TABLE_7_3 = {"random": 57.3, "probability": 65.8, "ceb_r": 65.1, "probability_ceb_r": 77.4}  # THUMOS14
+THESIS_TABLE_3_2 = {"video only": 77.8, "video + images": 83.5}  # VGG16, UCF101 split 1
+THESIS_CNN_LSTM_ACCURACY = 83.3  # the thesis's CNN-LSTM on UCF101 (§7.4.1); its frame CNN: 83.5
+METHODS = ("eb", "eb_r", "ceb", "ceb_r", "bp", "bp_r")
+LABELS = {"eb": "EB", "eb_r": "EB-R", "ceb": "cEB", "ceb_r": "cEB-R", "bp": "BP", "bp_r": "BP-R",
+          "probability": "Probability", "probability_ceb_r": "Peak probability + cEB-R", "random": "Random"}
+FRAME_VARIANTS = ("video only", "video + images")
+
+
+@dataclasses.dataclass
+class Settings:
+    mode: str
+    video: dict
+    web_images: dict
+    frame_size: int = 48
+    fc_units: int = 256
+    lstm_units: int = 128  # the registry's default (mindgap.recurrent.LSTM_UNITS); fc_units come from the frame CNN
+    frame_epochs: int = 3
+    frame_batch: int = 64
+    frame_learning_rate: float = 3e-4
+    lstm_epochs: int = 4
+    lstm_freeze_epochs: int = 1
+    lstm_batch: int = 8
+    lstm_learning_rate: float = 1e-3
+    layer: str = "tiny_block2"
+    pool_per_domain: int = 500
+    top_activations: int = 100
+    pretrained: bool = True
+    seed: int = 0
+
+
+MODES = {
+    "quick": Settings("quick", video=dict(frame_size=48, short_frames=16, long_frames=32, train_per_class=40,
+                                          val_per_class=8, test_per_class=10, untrimmed_per_class=6),
+                      web_images=dict(canvas_size=48, train_per_class=160, test_per_class=2, digit_size=(18, 32))),
+    "extra-small": Settings("extra-small", video=dict(frame_size=32, short_frames=4, long_frames=8, train_per_class=2,
+                                                      val_per_class=1, test_per_class=1, untrimmed_per_class=1,
+                                                      digit_size=(10, 20)),
+                            web_images=dict(canvas_size=32, train_per_class=4, test_per_class=2, digit_size=(10, 20)),
+                            frame_size=32, fc_units=16, frame_epochs=1, frame_batch=16, lstm_epochs=1,
+                            lstm_freeze_epochs=0, lstm_batch=4, pool_per_domain=20, top_activations=10),
+}
+
+
+def log(message):
+    print(f"[spatiotemporal {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _key(*parts):
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+# ---------------------------------------------------------------- data
+
+def prepare_data(settings, runs_dir):
+    from mindgap.data import ensure_digits_dataset
+    from mindgap.data import video
+
+    video_dir = os.path.join(runs_dir, "data", f"video-{settings.mode}-{_key(settings.video)}")
+    web_dir = os.path.join(runs_dir, "data", f"digits-web-{settings.mode}-{_key(settings.web_images)}")
+    log(f"video set at {video_dir} (generated once)")
+    video.ensure_video_set(video_dir, **settings.video)
+    ensure_digits_dataset(web_dir, **settings.web_images)
+    return video_dir, web_dir, video.load_video_set(video_dir)
+
+
+def _frames(clips, size):
+    from mindgap.data.video import load_clip_frames
+
+    return np.stack([load_clip_frames(clip, size) for clip in clips])  # (n, T, S, S, 3) uint8 RGB
+
+
+def _preprocess(array):
+    return array.astype(np.float32) / 127.5 - 1.0
+
+
+def _web_images(web_dir, size):
+    import cv2
+
+    from mindgap.data import load_dataset
+
+    dataset, _ = load_dataset(web_dir, require=("train",))
+    images = np.stack([cv2.resize(cv2.imread(record.path), (size, size), interpolation=cv2.INTER_AREA)[..., ::-1]
+                       for record in dataset.train])
+    return images, np.asarray([record.label for record in dataset.train])
+
+
+# ---------------------------------------------------------------- chapter 3: the frame CNNs
+
+def _frame_cnn(settings, num_classes, class_names):
+    import keras
+
+    import mindgap
+
+    keras.utils.set_random_seed(settings.seed)  # the same start (fc1, fc2, classifier) for both variants
+    weights = None
+    if settings.pretrained:
+        from mindgap.pretrain import pretrained_tiny_weights
+
+        weights = pretrained_tiny_weights(verbose=0)
+    return mindgap.build_model("Tiny-Frames", num_classes, input_shape=(settings.frame_size,) * 2 + (3,), weights=weights,
+                               fc_units=settings.fc_units, class_names=class_names)
+
+
+def train_frame_cnn(settings, variant, frames, labels, images, image_labels, num_classes, class_names, path):
+    """Fine-tune ``Tiny-Frames`` on video frames (and still images); cached at ``path``. Returns (model, initial weights)."""
+    import keras
+    import tensorflow as tf
+
+    import mindgap
+
+    model = _frame_cnn(settings, num_classes, class_names)
+    initial = {layer.name: [np.asarray(value) for value in layer.get_weights()] for layer in _weighted_layers(model)}
+    if os.path.isfile(path):
+        return mindgap.load_model(path), initial
+    log(f"training the frame CNN ({variant}) on {len(frames)} frames" + (f" and {len(images)} images" if images is not None else ""))
+
+    def stream(pixels, targets, seed):
+        data = tf.data.Dataset.from_tensor_slices((pixels, tf.one_hot(targets, num_classes)))
+        return data.shuffle(len(pixels), seed=seed, reshuffle_each_iteration=True).repeat()
+
+    data = stream(frames, labels, settings.seed)
+    if images is not None:  # equal numbers of web images and video frames in each batch (§3.5.1.1)
+        data = tf.data.Dataset.sample_from_datasets([data, stream(images, image_labels, settings.seed + 1)], [0.5, 0.5],
+                                                    seed=settings.seed)
+    data = data.map(lambda pixels, target: (tf.cast(pixels, tf.float32) / 127.5 - 1.0, target)).batch(settings.frame_batch)
+    model.compile(keras.optimizers.Adam(settings.frame_learning_rate), "categorical_crossentropy", metrics=["accuracy"])
+    steps = max(1, len(frames) // settings.frame_batch)
+    model.fit(data.prefetch(2), epochs=settings.frame_epochs, steps_per_epoch=steps, verbose=2 if sys.stdout.isatty() else 0)
+    model.save(path)
+    return model, initial
+
+
+def _weighted_layers(model):
+    names = ("tiny_block3_conv", "tiny_block4_conv", "fc1")
+    layers = {layer.name: layer for layer in model._flatten_layers(include_self=False, recursive=True)}
+    return [layers[name] for name in names if name in layers]
+
+
+def conservative_filter_study(models, initial, pool, is_video, top, quantiles=(0.05, 0.1, 0.25, 0.5)):
+    """§3.4: per layer, filters with ``alpha < 0.1`` (video frames among their top activations) and ``Delta < Δ``.
+
+    ``Δ`` at quantiles of the video-only model's changes (the thesis picks small absolute values for VGG16).
+    Returns {layer: {"deltas": [...], variant: [counts]}}.
+    """
+    from mindgap.dropout.utilization import conservative_filters, weight_changes
+
+    study = {}
+    for variant, model in models.items():
+        for layer in _weighted_layers(model):
+            activations = _layer_activations(model, layer.name, pool)  # (images, filters)
+            order = np.argsort(-activations, axis=0)[:top]
+            alpha = is_video[order].mean(axis=0)
+            kernel = np.asarray(layer.get_weights()[0])
+            start = initial[variant][layer.name][0]
+            bias = (initial[variant][layer.name][1], np.asarray(layer.get_weights()[1])) if layer.name == "fc1" else (None, None)
+            changes = weight_changes(start.reshape(-1, kernel.shape[-1]), kernel.reshape(-1, kernel.shape[-1]), *bias)
+            entry = study.setdefault(layer.name, {})
+            entry.setdefault("changes", {})[variant] = changes
+            entry.setdefault("alpha", {})[variant] = alpha
+    for name, entry in study.items():
+        deltas = [float(np.quantile(entry["changes"][FRAME_VARIANTS[0]], q)) for q in quantiles]
+        entry["deltas"] = deltas
+        for variant in models:
+            low_alpha = entry["alpha"][variant] < 0.1
+            entry[variant] = [int(((entry["changes"][variant] < delta) & low_alpha).sum()) for delta in deltas]
+            entry[f"{variant} (any alpha)"] = [conservative_filters(np.zeros((1, len(entry["changes"][variant]))),
+                                                                    entry["changes"][variant][None], delta)
+                                               for delta in deltas]
+        entry["filters"] = int(len(entry["changes"][FRAME_VARIANTS[0]]))
+        entry["low_alpha"] = {variant: int((entry["alpha"][variant] < 0.1).sum()) for variant in models}
+        del entry["changes"], entry["alpha"]
+    return study
+
+
+def _layer_activations(model, name, pool, batch=256):
+    """Each image's maximum activation of each filter of layer ``name`` (after its BN and ReLU for a conv)."""
+    import keras
+
+    if name == "fc1":
+        output = model.get_layer("fc1").output
+        probe = keras.Model(model.inputs, output)
+    else:
+        backbone = model.get_layer("backbone")
+        probe = keras.Model(backbone.inputs, backbone.get_layer(name.replace("_conv", "")).output)
+    values = np.concatenate([np.asarray(probe(_preprocess(pool[start:start + batch]), training=False))
+                             for start in range(0, len(pool), batch)])
+    return values.reshape(len(values), -1, values.shape[-1]).max(axis=1)
+
+
+# ---------------------------------------------------------------- chapter 7: the CNN-LSTM
+
+def train_cnn_lstm(settings, runs_dir, video_dir, frame_cnn_path, activation):
+    import mindgap
+
+    name = "Tiny-LSTM" if activation == "relu" else "Tiny-LSTM-tanh"
+    overrides = dict(epochs=settings.lstm_epochs, freeze_epochs=settings.lstm_freeze_epochs, batch_size=settings.lstm_batch,
+                     image_size=settings.frame_size, learning_rate=settings.lstm_learning_rate, weights=frame_cnn_path,
+                     precise_bn_batches=min(20, max(1, settings.video["train_per_class"])), tensorboard=False,
+                     seed=settings.seed, localization_images=0, snapshot_images=0, verbose=0)
+    run_dir = os.path.join(runs_dir, "models", f"{name}-{_key(video_dir, frame_cnn_path, overrides)}")
+    log(f"training {name} with mindgap.train into {run_dir}")
+    result = mindgap.train(name, video_dir, run_dir, **overrides)
+    return result.best_model(), run_dir
+
+
+def _predict(model, clips, batch=16):
+    return np.concatenate([np.asarray(model(_preprocess(clips[start:start + batch]), training=False))
+                           for start in range(0, len(clips), batch)])
+
+
+def _saliency(model, clips, classes, method, layer, batch=16):
+    import mindgap
+
+    options = {} if method.startswith("bp") else {"layer": layer}
+    return mindgap.saliency.compute(model, _preprocess(clips), np.asarray(classes)[:, None], method=method,
+                                    batch_size=batch, **options)[..., 0]
+
+
+def spatial_pointing_game(frame_cnn, lstm, clips, dataset_clips, layer):
+    """Table 7.1: the share of annotated frames whose map's maximum is within τ of the GT box."""
+    import mindgap
+    from mindgap.metrics import pointing_game_hit
+
+    labels = np.asarray([clip.label for clip in dataset_clips])
+    size = clips.shape[2]
+    frames = [(index, step) for index, clip in enumerate(dataset_clips) for step in range(clip.num_frames)
+              if clip.segment[0] <= step < clip.segment[1]]
+    centre = np.zeros((size, size))
+    centre[size // 2, size // 2] = 1
+    centre_hits = np.asarray([pointing_game_hit(centre, dataset_clips[index].boxes[step][None]) for index, step in frames])
+    results, off_centre = {"centre": float(centre_hits.mean())}, {"centre": 0.0, "frames": int((~centre_hits).sum())}
+    for method in METHODS:
+        model = lstm if method.endswith("_r") else frame_cnn
+        maps = _saliency(model, clips, labels, method, layer)  # (n, T, h, w)
+        if maps.shape[2] != size:
+            flat = mindgap.saliency.upsample(maps.reshape(-1, *maps.shape[2:])[..., None], (size, size))[..., 0]
+            maps = flat.reshape(*maps.shape[:2], size, size)
+        hits = np.asarray([pointing_game_hit(maps[index, step], dataset_clips[index].boxes[step][None])
+                           for index, step in frames])
+        results[method] = float(hits.mean())
+        off_centre[method] = float(hits[~centre_hits].mean()) if (~centre_hits).any() else float("nan")
+    results["off_centre"] = off_centre  # the frames where pointing at the centre misses: the digit is away from it
+    return results
+
+
+def temporal_curves(lstm, clips, dataset_clips, layer):
+    """Figure 7.6: S_t of cEB-R (queried: the GT class at the last step), per clip."""
+    from mindgap.temporal import frame_sums
+
+    maps = _saliency(lstm, clips, [clip.label for clip in dataset_clips], "ceb_r", layer)
+    return frame_sums(maps)
+
+
+def temporal_localization(lstm, clips, dataset_clips, layer):
+    """Table 7.2 and the temporal pointing game on rand + GT + rand clips."""
+    from mindgap.metrics import temporal_mean_ap, temporal_pointing_hit
+    from mindgap.temporal import frame_sums, localize_known_length, localize_unknown_length, thresholded_probabilities
+
+    labels = np.asarray([clip.label for clip in dataset_clips])
+    sums = {method: frame_sums(_saliency(lstm, clips, labels, method, layer)) for method in ("eb_r", "ceb_r")}
+    probabilities = _predict(lstm, clips)[np.arange(len(labels)), :, labels]  # (n, T): p(GT class) at every step
+    sums["probability"] = thresholded_probabilities(probabilities)
+    lengths = sorted({clip.gt_length for clip in dataset_clips})
+    table = {"known": {}, "unknown": {}}
+    for setting, methods in (("known", ("probability", "eb_r", "ceb_r")), ("unknown", ("probability", "ceb_r"))):
+        for method in methods:
+            values = []
+            for length in lengths:
+                detections, ground_truth = [], []
+                for index, clip in enumerate(dataset_clips):
+                    if clip.gt_length != length:
+                        continue
+                    scores = sums[method][index]
+                    segment = localize_known_length(scores, length) if setting == "known" else localize_unknown_length(scores)
+                    confidence = probabilities[index, segment[0]:segment[1]].mean() if method == "probability" \
+                        else scores[segment[0]:segment[1]].sum()
+                    detections.append((index, clip.label, *segment, float(confidence)))
+                    ground_truth.append((index, clip.label, *clip.segment))
+                values.append(temporal_mean_ap(detections, ground_truth))
+            table[setting][method] = values
+    combined = _normalized(probabilities) + _normalized(sums["ceb_r"])
+    pointing = {
+        "random": float(np.mean([clip.gt_length / clip.num_frames for clip in dataset_clips])),  # its expectation
+        "probability": float(np.mean([temporal_pointing_hit(probabilities[index], clip.segment) for index, clip in enumerate(dataset_clips)])),
+        "ceb_r": float(np.mean([temporal_pointing_hit(sums["ceb_r"][index], clip.segment) for index, clip in enumerate(dataset_clips)])),
+        "probability_ceb_r": float(np.mean([temporal_pointing_hit(combined[index], clip.segment) for index, clip in enumerate(dataset_clips)])),
+    }
+    return {"lengths": lengths, "map": table, "pointing": pointing}
+
+
+def _normalized(values):
+    low, high = values.min(axis=1, keepdims=True), values.max(axis=1, keepdims=True)
+    return (values - low) / np.maximum(high - low, 1e-12)
+
+
+# ---------------------------------------------------------------- figures
+
+def plot_curves(curves, path, caption):
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name, colour, label in (("rand_gt", "tab:blue", "rand + GT"), ("gt_rand", "tab:green", "GT + rand")):
+        values = curves[name]
+        steps = np.arange(1, values.shape[1] + 1)
+        mean, sd = values.mean(axis=0), values.std(axis=0)
+        axis.plot(steps, mean, colour, label=f"{label} ({len(values)} clips)")
+        axis.fill_between(steps, mean - sd, mean + sd, color=colour, alpha=0.2)
+    axis.axhline(0, color="black", linewidth=0.6)
+    axis.axvline(values.shape[1] / 2 + 0.5, color="gray", linestyle=":", linewidth=0.8)
+    axis.set_xlabel("frame")
+    axis.set_ylabel("sum of the cEB-R map")
+    axis.legend()
+    axis.set_title("Figure 7.6: sum of cEB-R maps over time (mean ± sd)", fontsize=10)
+    figure.text(0.01, 0.01, caption, fontsize=6, wrap=True)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+# ---------------------------------------------------------------- tables
+
+def _pct(value):
+    return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{100 * value:.1f}"
+
+
+def markdown_report(results, settings, caption):
+    lines = ["## Spatiotemporal grounding (thesis ch. 7) and web images for video (ch. 3)", "", f"*{caption}*", "",
+             "### Accuracy", "", "| model | test accuracy (ours) | thesis (UCF101) |", "|---|---|---|"]
+    accuracy = results["accuracy"]
+    for variant in FRAME_VARIANTS:
+        lines.append(f"| Tiny-Frames, {variant}: per frame / voting over a clip | {_pct(accuracy[variant]['frame'])} / "
+                     f"{_pct(accuracy[variant]['voting'])} | VGG16 {THESIS_TABLE_3_2[variant]} (voting) |")
+    for name in ("Tiny-LSTM", "Tiny-LSTM-tanh"):
+        if name in accuracy:
+            lines.append(f"| {name} (last step) | {_pct(accuracy[name])} | {THESIS_CNN_LSTM_ACCURACY if name == 'Tiny-LSTM' else '–'} |")
+    lines += ["", "### Table 7.1: spatial pointing game (%)", "",
+              "| | " + " | ".join(LABELS[method] for method in METHODS) + " | centre |",
+              "|---|" + "---|" * (len(METHODS) + 1),
+              "| ours | " + " | ".join(_pct(results["spatial"][method]) for method in METHODS) + f" | {_pct(results['spatial']['centre'])} |",
+              f"| ours, the {results['spatial']['off_centre']['frames']} frames where the centre misses | " + " | ".join(
+                  _pct(results["spatial"]["off_centre"][method]) for method in METHODS) + " | 0.0 |",
+              "| thesis (UCF101/THUMOS14) | " + " | ".join(str(THESIS_TABLE_7_1[method]) for method in METHODS) + " | – |", "",
+              f"Every frame of the {results['counts']['test']} trimmed test clips; maps at `{settings.layer}` upsampled to the "
+              f"frame; tolerance 15 px · {settings.frame_size} / 224 = {15 * settings.frame_size / 224:.1f} px. EB, cEB, BP: "
+              "the frames + images CNN on each frame; EB-R, cEB-R, BP-R: the CNN-LSTM queried with the GT class at the last step.",
+              "", "### Table 7.2: temporal detection, mAP at IoU 0.5 (%)", ""]
+    temporal = results["temporal"]
+    lengths = temporal["lengths"]
+    thesis_lengths = (11, 41, 65)
+    lines += ["| action length | GT length (ours / thesis) | " + " | ".join(
+        f"{LABELS[method]} (ours / thesis)" for method in ("probability", "eb_r", "ceb_r")) + " |", "|---|---|---|---|---|"]
+    for setting in ("known", "unknown"):
+        for index, length in enumerate(lengths):
+            cells = []
+            for method in ("probability", "eb_r", "ceb_r"):
+                ours = temporal["map"][setting].get(method)
+                theirs = THESIS_TABLE_7_2[setting].get(method)
+                cells.append("–" if ours is None else f"{_pct(ours[index])} / {theirs[index] if theirs else '–'}")
+            lines.append(f"| {setting} | {length} of {results['counts']['long_frames']} / {thesis_lengths[index]} of 128 | "
+                         + " | ".join(cells) + " |")
+    lines += ["", "One detection per clip (its GT class); score: the window's sum of S (probability baseline: its mean "
+              "probability). Unknown length needs negative sums at the boundaries, so EB-R (non-negative) is not run there "
+              "(as in the thesis).", "", "### Temporal pointing game (Table 7.3's measure, on our rand + GT + rand clips) (%)", "",
+              "| | ours | thesis (THUMOS14) |", "|---|---|---|"]
+    for method in ("random", "probability", "ceb_r", "probability_ceb_r"):
+        lines.append(f"| {LABELS[method]} | {_pct(temporal['pointing'][method])} | {THESIS_TABLE_7_3[method]} |")
+    lines += ["", "Random: its expectation (GT length / clip length). Peak probability + cEB-R: the peak of the sum of the "
+              "two curves, each min-max normalised per clip (ours; the thesis does not say how it combined them).", "",
+              "### Chapter 3: test accuracy per class of the frame CNN (%, per frame)", "",
+              "| class | video only | video + images | change |", "|---|---|---|---|"]
+    for name, (only, both) in results["per_class"].items():
+        lines.append(f"| {name} | {_pct(only)} | {_pct(both)} | {100 * (both - only):+.1f} |")
+    lines += ["", "### Chapter 3 §3.4: conservative filters (alpha < 0.1 and Δ < value)", ""]
+    for layer, entry in results["conservative"].items():
+        header = " | ".join(f"Δ < {delta:.3g}" for delta in entry["deltas"])
+        lines += [f"`{layer}` ({entry['filters']} filters; alpha < 0.1: video only {entry['low_alpha'][FRAME_VARIANTS[0]]}, "
+                  f"video + images {entry['low_alpha'][FRAME_VARIANTS[1]]})", "", f"| | {header} |",
+                  "|---|" + "---|" * len(entry["deltas"])]
+        for variant in FRAME_VARIANTS:
+            lines.append(f"| {variant} | " + " | ".join(str(value) for value in entry[variant]) + " |")
+            lines.append(f"| {variant}, any alpha | " + " | ".join(str(value) for value in entry[f"{variant} (any alpha)"]) + " |")
+        lines.append("")
+    lines += ["Δ = ||ŵ_k − w_k|| of each filter's kernel (fc1: and bias) from the start of fine-tuning, at the 5/10/25/50 % "
+              "quantiles of the video-only model's changes (the thesis uses 0.02–0.06 on VGG16); alpha = the share of video "
+              f"frames among a filter's top {settings.top_activations} activations over a pool of {settings.pool_per_domain} "
+              "pretraining renders (the Tiny backbone's centred digits) and as many video frames. Thesis: Table 3.4."]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the run
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--extra-small", action="store_true", help="a handful of tiny clips and tiny models (tests)")
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--no-tanh", action="store_true", help="skip the tanh CNN-LSTM (its accuracy only)")
+    args = parser.parse_args(argv)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    settings = dataclasses.replace(MODES["extra-small" if args.extra_small else "quick"])
+    runs_dir = os.path.abspath(args.runs_dir)
+    out_dir = os.path.join(runs_dir, "spatiotemporal" + ("" if settings.mode == "quick" else f"-{settings.mode}"))
+    models_dir = os.path.join(runs_dir, "models")
+    os.makedirs(out_dir, exist_ok=True)
+    os.makedirs(models_dir, exist_ok=True)
+    video_dir, web_dir, dataset = prepare_data(settings, runs_dir)
+    size, class_names = settings.frame_size, list(dataset.class_names)
+
+    # Chapter 3: the frame CNN on video frames only, and on frames + still images
+    train_clips = _frames(dataset.train, size)
+    train_frames = train_clips.reshape(-1, size, size, 3)
+    train_labels = np.repeat([clip.label for clip in dataset.train], train_clips.shape[1])
+    web, web_labels = _web_images(web_dir, size)
+    frame_models, initial = {}, {}
+    paths = {}
+    for variant in FRAME_VARIANTS:
+        paths[variant] = os.path.join(models_dir, f"Tiny-Frames-{variant.replace(' ', '').replace('+', '-')}-"
+                                                  f"{_key(video_dir, web_dir, dataclasses.asdict(settings))}.keras")
+        frame_models[variant], initial[variant] = train_frame_cnn(
+            settings, variant, train_frames, train_labels, web if variant != "video only" else None, web_labels,
+            dataset.num_classes, class_names, paths[variant])
+    test_clips = _frames(dataset.test, size)
+    test_labels = np.asarray([clip.label for clip in dataset.test])
+    accuracy, per_class = {}, {}
+    frame_predictions = {}
+    for variant, model in frame_models.items():
+        probabilities = np.asarray(model.predict(_preprocess(test_clips.reshape(-1, size, size, 3)), verbose=0, batch_size=256))
+        predicted = probabilities.argmax(axis=1).reshape(test_clips.shape[:2])
+        frame_predictions[variant] = predicted
+        votes = np.array([np.bincount(row, minlength=dataset.num_classes).argmax() for row in predicted])
+        accuracy[variant] = {"frame": float((predicted == test_labels[:, None]).mean()), "voting": float((votes == test_labels).mean())}
+    for label, name in enumerate(class_names):
+        rows = test_labels == label
+        per_class[name] = tuple(float((frame_predictions[variant][rows] == label).mean()) for variant in FRAME_VARIANTS)
+    log("conservative filters (§3.4)")
+    from mindgap.pretrain import centred_digit_canvases
+
+    renders, _ = centred_digit_canvases(settings.pool_per_domain, image_size=size, seed=settings.seed + 7)
+    pool_frames = train_frames[np.random.default_rng(settings.seed).choice(len(train_frames), settings.pool_per_domain, replace=False)]
+    pool = np.concatenate([renders[..., ::-1], pool_frames])
+    is_video = np.concatenate([np.zeros(len(renders), bool), np.ones(len(pool_frames), bool)])
+    conservative = conservative_filter_study(frame_models, initial, pool, is_video, settings.top_activations)
+
+    # Chapter 7: the CNN-LSTM, fine-tuned from the frames + images CNN with mindgap.train
+    lstm, lstm_dir = train_cnn_lstm(settings, runs_dir, video_dir, paths["video + images"], "relu")
+    accuracy["Tiny-LSTM"] = float((_predict(lstm, test_clips)[:, -1].argmax(axis=1) == test_labels).mean())
+    if not args.no_tanh:
+        tanh, _ = train_cnn_lstm(settings, runs_dir, video_dir, paths["video + images"], "tanh")
+        accuracy["Tiny-LSTM-tanh"] = float((_predict(tanh, test_clips)[:, -1].argmax(axis=1) == test_labels).mean())
+    log(f"accuracy: {json.dumps(accuracy)}")
+    log("spatial pointing game (Table 7.1)")
+    spatial = spatial_pointing_game(frame_models["video + images"], lstm, test_clips, dataset.test, settings.layer)
+    log("temporal curves (Figure 7.6) and localization (Table 7.2)")
+    curves = {}
+    for name in ("gt_rand", "rand_gt"):
+        clips = _frames(dataset.split(name), size)
+        curves[name] = temporal_curves(lstm, clips, dataset.split(name), settings.layer)
+    long_clips = _frames(dataset.split("rand_gt_rand"), size)
+    temporal = temporal_localization(lstm, long_clips, dataset.split("rand_gt_rand"), settings.layer)
+
+    counts = {name: len(clips) for name, clips in dataset.splits.items()}
+    counts["long_frames"] = settings.video["long_frames"]
+    caption = (f"{settings.mode} mode: embedded video set ({counts['train']} trimmed training clips of "
+               f"{settings.video['short_frames']} frames at {size}², {counts['test']} test clips; {counts['gt_rand']} GT + rand, "
+               f"{counts['rand_gt']} rand + GT, {counts['rand_gt_rand']} rand + GT + rand clips of {settings.video['long_frames']} "
+               f"frames); Tiny-Frames (pretrained Tiny backbone, fc1/fc2 of {settings.fc_units}) {settings.frame_epochs} epochs; "
+               f"Tiny-LSTM ({settings.lstm_units} units) {settings.lstm_epochs} epochs by mindgap.train. The thesis's numbers are "
+               "VGG16 on UCF101 / THUMOS14: only the orderings compare.")
+    figures = {"figure_7_6": plot_curves(curves, os.path.join(out_dir, "figure_7_6.png"), caption)}
+    clip_index = next((index for index, clip in enumerate(dataset.split("rand_gt"))), 0)
+    clip = dataset.split("rand_gt")[clip_index]
+    clip_frames = _frames([clip], size)
+    other = int(clip.frame_labels[0])
+    maps = [_saliency(lstm, clip_frames, [label], "ceb_r", settings.layer)[0] for label in (clip.label, other)]
+    from mindgap.plots import plot_clip_grounding
+    from mindgap.temporal import frame_sums, localize_unknown_length
+
+    figures["figure_7_5"] = plot_clip_grounding(
+        clip_frames[0], maps, [f"cEB-R '{class_names[label]}'" for label in (clip.label, other)],
+        os.path.join(out_dir, "figure_7_5.png"), segments=[localize_unknown_length(frame_sums(values)) for values in maps],
+        title=f"Figure 7.5: cEB-R of two queried actions in {clip.name}",
+        note=f"'{class_names[other]}' in frames 1–{clip.segment[0]}, then '{class_names[clip.label]}' in frames "
+             f"{clip.segment[0] + 1}–{clip.num_frames}; shaded: the segment localized for each query (unknown length)")
+    results = {"accuracy": accuracy, "spatial": spatial, "temporal": temporal, "per_class": per_class,
+               "conservative": conservative, "counts": counts,
+               "curves": {name: {"mean": values.mean(axis=0).tolist(), "sd": values.std(axis=0).tolist()} for name, values in curves.items()},
+               "figures": figures, "lstm_run": lstm_dir}
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    markdown = markdown_report(results, settings, caption) + (
+        f"\n\nExperiment: {wall:.0f} s wall, {cpu:.0f} CPU-seconds ({100 * cpu / max(wall, 1e-9):.0f} % of one core; "
+        f"cached models cost nothing). Figures: {', '.join(os.path.basename(path) for path in figures.values())}.")
+    from experiments.common import write_outputs
+
+    command = " ".join(["python -m experiments.spatiotemporal", *(argv if argv is not None else sys.argv[1:])])
+    write_outputs(out_dir, settings, {"experiment": "spatiotemporal", "video_dir": video_dir, "web_dir": web_dir,
+                                      "command": command}, {**results, "wall_seconds": wall, "cpu_seconds": cpu}, markdown)
+    return results
+
+
+if __name__ == "__main__":
+    from experiments import common
+
+    common.run_main(main)

@@ -1,0 +1,523 @@
+"""The embedded video set: moving digits on panning photos, trimmed clips and the thesis's untrimmed ones.
+
+Thesis ch. 7 §7.4.2 concatenates a ground-truth (*GT*) UCF101 video with a
+random (*rand*) one of another class; here an *action* is one digit of a class
+(scikit-learn's 8×8 digits, drawn by ``mindgap.data.digits``' renderer) that
+moves along a straight path and changes size over a background crop that pans
+across a photo; a new action starts with a new digit, path and photo (a cut,
+as between two concatenated videos).  The photos are scikit-learn's two
+(``china.jpg``, ``flower.jpg``) and the colour photos bundled in scikit-image
+(:data:`SKIMAGE_PHOTOS`).
+
+**Splits** (``splits/<name>.txt``, one clip folder name a line):
+
+==================  =====================================================================
+``train``, ``val``  trimmed clips (GT only, ``short_frames`` frames): training (training-half digits)
+``test``            trimmed clips of test-half digits (accuracy, spatial pointing game)
+``gt_rand``         GT then rand, halves of ``short_frames`` (thesis: 16) frames (Figure 7.6)
+``rand_gt``         rand then GT, same
+``rand_gt_rand``    GT of ``gt_lengths`` frames at a random place in ``long_frames`` (Table 7.2)
+==================  =====================================================================
+
+``gt_lengths`` default to the thesis's 11, 41 and 65 of 128 frames scaled to
+``long_frames`` (:func:`scaled_lengths`: 3, 10, 16 of 32).
+
+**Layout** (:func:`read_video_set`)::
+
+    ROOT/mindgap_video.json         settings and class names
+    ROOT/splits/<split>.txt         clip names
+    ROOT/clips/<clip>/000.jpg ...   the frames (T JPEGs of one size)
+    ROOT/clips/<clip>/clip.json     label, segment [start, end), boxes, frame labels
+
+``clip.json``: ``label`` (the GT class index), ``segment`` (first frame and
+one past the last, 0-based), ``boxes`` (one box per frame: the tight box of
+the digit's ink, ``[x_min, y_min, x_max, y_max]`` pixel-edge, exclusive ends,
+as everywhere in mindgap), ``frame_labels`` (the class drawn in each frame).
+A clip folder is also what ``mindgap explain-video`` takes (``clip.json``
+optional there).  :func:`check_video_set` decodes every frame (the image
+check's decoder and cache) and checks the annotations before training.
+
+Command line: ``python -m mindgap.data.video OUT_DIR [--seed 0] ...``
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+import cv2
+import numpy as np
+
+from mindgap.data.records import DatasetError, read_lines, summarize
+
+SETTINGS_FILE = "mindgap_video.json"
+CLIPS_DIR = "clips"
+SPLITS_DIR = "splits"
+CLIP_FILE = "clip.json"
+FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+SPLITS = ("train", "val", "test", "gt_rand", "rand_gt", "rand_gt_rand")
+THESIS_LONG_FRAMES = 128
+THESIS_GT_LENGTHS = (11, 41, 65)  # of 128 frames (Table 7.2)
+SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg", "ihc.png",
+                  "retina.jpg", "motorcycle_left.png")
+DEFAULTS = dict(seed=0, frame_size=48, short_frames=16, long_frames=32, gt_lengths=None, train_per_class=40,
+                val_per_class=8, test_per_class=10, untrimmed_per_class=6, digit_size=(18, 32), digit_growth=0.3)
+_JPEG_QUALITY = 95
+PHOTO_SIDE = 256  # photos are shrunk once to this shorter side
+
+
+def scaled_lengths(long_frames, lengths=THESIS_GT_LENGTHS, reference=THESIS_LONG_FRAMES):
+    """The thesis's GT lengths (11, 41, 65 of 128) in the same proportion of ``long_frames``, at least 1 frame each."""
+    return tuple(max(1, int(round(length * long_frames / reference))) for length in lengths)
+
+
+def load_photos():
+    """BGR photos: scikit-learn's two, then the colour photos of :data:`SKIMAGE_PHOTOS` that scikit-image ships."""
+    from mindgap.data.digits import load_backgrounds, skimage_photos
+
+    photos = list(load_backgrounds()) + [photo for photo in skimage_photos(SKIMAGE_PHOTOS) if min(photo.shape[:2]) >= 64]
+    return [_shrink(photo) for photo in photos]
+
+
+def _shrink(photo, side=PHOTO_SIDE):
+    scale = side / min(photo.shape[:2])  # crops of a few hundred pixels become 48-pixel frames: resize once, not per frame
+    if scale >= 1:
+        return photo
+    return cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """One clip: its folder, frame files, GT label, GT segment [start, end), boxes (T, 4) and frame labels (T,)."""
+
+    path: str
+    frames: tuple
+    label: int
+    segment: tuple
+    boxes: np.ndarray
+    frame_labels: np.ndarray
+    kind: str = "trimmed"
+
+    @property
+    def name(self):
+        return os.path.basename(self.path)
+
+    @property
+    def num_frames(self):
+        return len(self.frames)
+
+    @property
+    def gt_length(self):
+        return self.segment[1] - self.segment[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoDataset:
+    """Class names, the settings the set was made with, and its splits ({name: [Clip]})."""
+
+    root: str
+    class_names: tuple
+    splits: dict
+    settings: dict
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def split(self, name):
+        if name not in self.splits:
+            raise ValueError(f"The video set at {self.root!r} has no split {name!r}; its splits: {', '.join(self.splits)}.")
+        return self.splits[name]
+
+    @property
+    def train(self):
+        return self.splits.get("train", [])
+
+    @property
+    def val(self):
+        return self.splits.get("val", [])
+
+    @property
+    def test(self):
+        return self.splits.get("test", [])
+
+    def summary(self):
+        return {"layout": "video", "root": os.path.abspath(self.root), "num_classes": self.num_classes,
+                **{f"{name}_clips": len(clips) for name, clips in self.splits.items()}}
+
+
+# ---------------------------------------------------------------- generation
+
+def _segment_frames(rng, digit, photos, count, settings):
+    """Render one action: ``count`` frames of one digit moving over a panning crop. Returns frames, ink boxes."""
+    from mindgap.data.digits import render_canvas
+
+    size = settings["frame_size"]
+    small, large = settings["digit_size"]
+    photo = photos[rng.integers(len(photos))]
+    height, width = photo.shape[:2]
+    crop = int(rng.uniform(0.35, 0.8) * min(height, width))
+    pan = np.array([[rng.integers(0, height - crop + 1), rng.integers(0, width - crop + 1)] for _ in range(2)], float)
+    flip = rng.random() < 0.5
+    side_start = float(rng.integers(small, large + 1))
+    side_end = float(np.clip(side_start * rng.uniform(1 - settings["digit_growth"], 1 + settings["digit_growth"]), small, large))
+    path = rng.uniform(0, 1, size=(2, 2))  # (start, end) × (top, left) as fractions of the free room
+    colour_seed = int(rng.integers(2**31))
+    frames, boxes = [], []
+    for index in range(count):
+        fraction = index / max(count - 1, 1)
+        top, left = (pan[0] + fraction * (pan[1] - pan[0])).round().astype(int)
+        background = photo[top:top + crop, left:left + crop]
+        if flip:
+            background = background[:, ::-1]
+        background = cv2.resize(np.ascontiguousarray(background), (size, size), interpolation=cv2.INTER_AREA)
+        side = int(round(side_start + fraction * (side_end - side_start)))
+        room = size - min(side, size)
+        position = (path[0] + fraction * (path[1] - path[0])) * room
+        frame, _, box = render_canvas(np.random.default_rng(colour_seed), digit, background, (small, large), side=side,
+                                      position=position)
+        frames.append(frame)
+        boxes.append(box)
+    return frames, boxes
+
+
+def _pick(rng, digits, halves, label, half):
+    sources = halves[label][half]
+    return digits.images[int(sources[rng.integers(len(sources))])]
+
+
+def _other_label(rng, label, num_classes):
+    other = int(rng.integers(num_classes - 1))
+    return other + (other >= label)
+
+
+def _write_clip(folder, frames, boxes, frame_labels, label, segment, kind):
+    os.makedirs(folder)
+    for index, frame in enumerate(frames):
+        cv2.imwrite(os.path.join(folder, f"{index:03d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+    record = {"label": int(label), "segment": [int(segment[0]), int(segment[1])], "kind": kind,
+              "boxes": [[int(value) for value in box] for box in boxes], "frame_labels": [int(value) for value in frame_labels]}
+    with open(os.path.join(folder, CLIP_FILE), "w") as handle:
+        json.dump(record, handle)
+
+
+def _clip_plan(split, settings, rng):
+    """(kind, total frames, GT segment) of every clip of ``split``, per class."""
+    short, long = settings["short_frames"], settings["long_frames"]
+    if split in ("train", "val", "test"):
+        return [("trimmed", short, (0, short))]
+    if split == "gt_rand":
+        return [("gt_rand", short, (0, short // 2))]
+    if split == "rand_gt":
+        return [("rand_gt", short, (short // 2, short))]
+    plans = []
+    for length in settings["gt_lengths"]:
+        start = int(rng.integers(1, max(long - length, 1))) if long - length > 1 else 0
+        plans.append(("rand_gt_rand", long, (start, start + length)))
+    return plans
+
+
+def generate_video_set(out_dir, **settings):
+    """Write the video set at ``out_dir`` (new or empty); see the module docstring. Returns ``out_dir``.
+
+    Settings (defaults in :data:`DEFAULTS`): ``seed``, ``frame_size`` (square
+    frames), ``short_frames`` (trimmed, GT + rand and rand + GT clips),
+    ``long_frames`` (rand + GT + rand clips), ``gt_lengths`` (None: the
+    thesis's in proportion), ``train_per_class``, ``val_per_class``,
+    ``test_per_class`` (trimmed clips), ``untrimmed_per_class`` (per class, of
+    each untrimmed kind and GT length), ``digit_size`` (smallest, largest side
+    in pixels), ``digit_growth`` (largest relative change of the side over an action).
+    """
+    from sklearn.datasets import load_digits
+
+    from mindgap.data.digits import CLASS_NAMES, RENDERER_VERSION, source_halves
+
+    settings = resolve_settings(**settings)
+    out_dir = os.fspath(out_dir)
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        raise FileExistsError(f"{out_dir!r} is not empty; pass a new or empty folder (nothing was written).")
+    rng = np.random.default_rng(settings["seed"])
+    digits = load_digits()
+    halves = source_halves(digits.target)
+    photos = load_photos()
+    counts = {"train": settings["train_per_class"], "val": settings["val_per_class"], "test": settings["test_per_class"],
+              **{name: settings["untrimmed_per_class"] for name in ("gt_rand", "rand_gt", "rand_gt_rand")}}
+    os.makedirs(os.path.join(out_dir, CLIPS_DIR))
+    os.makedirs(os.path.join(out_dir, SPLITS_DIR))
+    num_classes = len(CLASS_NAMES)
+    for split in SPLITS:
+        half = 0 if split == "train" else 1  # training-half source digits for training only (as the image set)
+        names = []
+        for number in range(counts[split]):
+            for label in range(num_classes):
+                for kind, total, (start, end) in _clip_plan(split, settings, rng):
+                    frames, boxes, frame_labels = [None] * total, [None] * total, [label] * total
+                    parts = [(start, end, label)]
+                    if kind != "trimmed":
+                        other = _other_label(rng, label, num_classes)
+                        second = _other_label(rng, label, num_classes)  # the two rand actions of rand+GT+rand differ
+                        parts += [(0, start, other), (end, total, second if kind == "rand_gt_rand" else other)]
+                    for first, last, part_label in sorted(parts):  # in temporal order
+                        if last <= first:
+                            continue
+                        part_frames, part_boxes = _segment_frames(rng, _pick(rng, digits, halves, part_label, half), photos,
+                                                                  last - first, settings)
+                        frames[first:last], boxes[first:last] = part_frames, part_boxes
+                        frame_labels[first:last] = [part_label] * (last - first)
+                    name = f"{split}_{CLASS_NAMES[label]}_{number:03d}" + (f"_gt{end - start:03d}" if kind == "rand_gt_rand" else "")
+                    _write_clip(os.path.join(out_dir, CLIPS_DIR, name), frames, boxes, frame_labels, label, (start, end), kind)
+                    names.append(name)
+        with open(os.path.join(out_dir, SPLITS_DIR, f"{split}.txt"), "w") as handle:
+            handle.write("".join(f"{name}\n" for name in names))
+    record = {**settings, "digit_size": list(settings["digit_size"]), "gt_lengths": list(settings["gt_lengths"]),
+              "class_names": list(CLASS_NAMES), "renderer": RENDERER_VERSION, "photos": len(photos)}
+    with open(os.path.join(out_dir, SETTINGS_FILE), "w") as handle:
+        json.dump(record, handle, indent=2)
+    return out_dir
+
+
+def resolve_settings(**settings):
+    """:data:`DEFAULTS` updated by ``settings``, checked, with ``gt_lengths`` filled in; a ValueError names a bad one."""
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"Unknown video set setting(s) {unknown}; known: {', '.join(DEFAULTS)}.")
+    resolved = {**DEFAULTS, **settings}
+    resolved["digit_size"] = tuple(int(value) for value in resolved["digit_size"])
+    if resolved["gt_lengths"] is None:
+        resolved["gt_lengths"] = scaled_lengths(resolved["long_frames"])
+    resolved["gt_lengths"] = tuple(int(value) for value in resolved["gt_lengths"])
+    small, large = resolved["digit_size"]
+    problems = []
+    if resolved["frame_size"] < 16:
+        problems.append(f"frame_size={resolved['frame_size']} (use >= 16)")
+    if not 4 <= small <= large <= resolved["frame_size"]:
+        problems.append(f"digit_size={resolved['digit_size']} (use 4 <= smallest <= largest <= frame_size)")
+    if resolved["short_frames"] < 2:
+        problems.append(f"short_frames={resolved['short_frames']} (use >= 2: a GT and a rand half)")
+    if any(not 1 <= length < resolved["long_frames"] for length in resolved["gt_lengths"]):
+        problems.append(f"gt_lengths={resolved['gt_lengths']} (each in [1, long_frames={resolved['long_frames']}))")
+    for name in ("train_per_class", "val_per_class", "test_per_class", "untrimmed_per_class"):
+        if resolved[name] < 1:
+            problems.append(f"{name}={resolved[name]} (use >= 1)")
+    if not 0 <= resolved["digit_growth"] < 1:
+        problems.append(f"digit_growth={resolved['digit_growth']} (use [0, 1))")
+    if problems:
+        raise ValueError("Bad video set settings: " + "; ".join(problems) + ".")
+    return resolved
+
+
+def ensure_video_set(out_dir, **settings):
+    """Generate the set at ``out_dir`` unless one with the same settings is there already; returns ``out_dir``."""
+    from mindgap.data.digits import RENDERER_VERSION
+
+    wanted = resolve_settings(**settings)
+    marker = os.path.join(out_dir, SETTINGS_FILE)
+    if os.path.isfile(marker):
+        with open(marker) as handle:
+            found = json.load(handle)
+        same = all(_jsonable(wanted[name]) == found.get(name) for name in wanted) and found.get("renderer") == RENDERER_VERSION
+        if same:
+            return out_dir
+        raise FileExistsError(f"{out_dir!r} holds a video set made with other settings; pass another folder.")
+    return generate_video_set(out_dir, **wanted)
+
+
+def _jsonable(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+# ---------------------------------------------------------------- reading and checking
+
+def is_video_set(root):
+    """True when ``root`` holds a video set (its settings file, ``clips/`` and ``splits/``)."""
+    root = os.fspath(root)
+    return all(os.path.exists(os.path.join(root, name)) for name in (SETTINGS_FILE, CLIPS_DIR, SPLITS_DIR))
+
+
+def frame_files(folder):
+    """The frame images of a clip folder, sorted by name."""
+    if not os.path.isdir(folder):
+        raise DatasetError(f"Clip {folder!r} is not a folder; pass a folder of frame images (000.jpg, 001.jpg, ...).")
+    return tuple(os.path.join(folder, name) for name in sorted(os.listdir(folder))
+                 if name.lower().endswith(FRAME_EXTENSIONS) and not name.startswith("."))
+
+
+def read_clip(folder, num_classes=None):
+    """One clip folder → :class:`Clip`; without ``clip.json`` the label is -1 and there are no annotations."""
+    folder = os.fspath(folder)
+    frames = frame_files(folder)
+    if not frames:
+        raise DatasetError(f"Clip {folder!r} holds no frame image ({', '.join(FRAME_EXTENSIONS)}); add its frames.")
+    annotation_path = os.path.join(folder, CLIP_FILE)
+    count = len(frames)
+    if not os.path.isfile(annotation_path):
+        return Clip(folder, frames, -1, (0, count), np.full((count, 4), np.nan, np.float32), np.full(count, -1), "unannotated")
+    try:
+        with open(annotation_path) as handle:
+            record = json.load(handle)
+        label, segment = int(record["label"]), tuple(int(value) for value in record["segment"])
+        boxes = np.asarray([[np.nan] * 4 if box is None else box for box in record["boxes"]], np.float32).reshape(-1, 4)
+        frame_labels = np.asarray(record.get("frame_labels", [label] * count), np.int64)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DatasetError(f"{annotation_path} is not a readable clip record ({type(error).__name__}: {error}); "
+                           "it needs label, segment [start, end) and one box per frame.") from None
+    problems = []
+    if len(boxes) != count or len(frame_labels) != count:
+        problems.append(f"{len(boxes)} boxes and {len(frame_labels)} frame labels for {count} frames")
+    if not 0 <= segment[0] < segment[1] <= count:
+        problems.append(f"segment {list(segment)} outside [0, {count}] or empty")
+    if num_classes is not None and not 0 <= label < num_classes:
+        problems.append(f"label {label} outside [0, {num_classes - 1}]")
+    if problems:
+        raise DatasetError(f"Clip {folder!r}: {'; '.join(problems)}; fix its {CLIP_FILE}.")
+    return Clip(folder, frames, label, segment, boxes, frame_labels, record.get("kind", "trimmed"))
+
+
+def read_video_set(root):
+    """Read the set at ``root`` (annotations, not pixels) into a :class:`VideoDataset`."""
+    root = os.fspath(root)
+    if not is_video_set(root):
+        raise DatasetError(f"{root!r} is not a video set: it needs {SETTINGS_FILE}, {CLIPS_DIR}/ and {SPLITS_DIR}/; "
+                           "make one with python -m mindgap.data.video OUT_DIR.")
+    with open(os.path.join(root, SETTINGS_FILE)) as handle:
+        settings = json.load(handle)
+    class_names = tuple(settings.get("class_names", ()))
+    if len(class_names) < 2:
+        raise DatasetError(f"{os.path.join(root, SETTINGS_FILE)} names {len(class_names)} classes; list at least 2 in class_names.")
+    splits = {}
+    for name in sorted(os.listdir(os.path.join(root, SPLITS_DIR))):
+        if name.endswith(".txt"):
+            clips = [read_clip(os.path.join(root, CLIPS_DIR, line), len(class_names))
+                     for line in read_lines(os.path.join(root, SPLITS_DIR, name))]
+            splits[name[:-4]] = clips
+    ordered = {name: splits[name] for name in SPLITS if name in splits}
+    ordered.update({name: clips for name, clips in splits.items() if name not in ordered})
+    return VideoDataset(root, class_names, ordered, settings)
+
+
+def check_video_set(dataset, *, splits=None, workers=None, cache_path="default"):
+    """Decode every frame of ``splits`` (default all) and check the boxes; a ``DatasetError`` lists every problem.
+
+    Frames of one clip must share one size; each box must lie inside its frame
+    (``mindgap.data.check.box_problem``: one pixel of overhang is clipped); a
+    clip may be in one split only.  Returns the dataset (boxes clipped).
+    """
+    from mindgap.data.check import box_problem, check_images
+
+    names = dataset.splits if splits is None else splits
+    clips = [clip for name in names for clip in dataset.split(name)]
+    decoded = check_images([frame for clip in clips for frame in clip.frames], workers=workers, cache_path=cache_path)
+    problems, seen, checked = [], {}, {}
+    for name in names:
+        kept = []
+        for clip in dataset.split(name):
+            if clip.path in seen:
+                problems.append(f"{clip.name} is in {seen[clip.path]} and {name}")
+            seen[clip.path] = name
+            bad = [frame for frame in clip.frames if os.path.abspath(frame) in decoded.errors]
+            if bad:
+                problems.append(f"{clip.name}: unreadable frame {os.path.basename(bad[0])} "
+                                f"({decoded.errors[os.path.abspath(bad[0])]})")
+                continue
+            sizes = {decoded.sizes[os.path.abspath(frame)] for frame in clip.frames}
+            if len(sizes) != 1:
+                problems.append(f"{clip.name}: frames of {len(sizes)} sizes {sorted(sizes)}")
+                continue
+            height, width = sizes.pop()
+            boxes = clip.boxes.copy()
+            for index, box in enumerate(boxes):
+                if np.isnan(box).all():
+                    continue
+                clipped, problem = box_problem(box, height, width)
+                if problem:
+                    problems.append(f"{clip.name} frame {index}: {problem}")
+                else:
+                    boxes[index] = clipped
+            kept.append(dataclasses.replace(clip, boxes=boxes))
+        checked[name] = kept
+    if problems:
+        raise DatasetError(summarize(problems, f"problem(s) in the video set at {dataset.root!r}") + "; fix or regenerate it.")
+    return dataclasses.replace(dataset, splits={**dataset.splits, **checked})
+
+
+def load_video_set(root, *, splits=None, workers=None, cache_path="default"):
+    """:func:`read_video_set` then :func:`check_video_set`: the set every frame of which decodes."""
+    return check_video_set(read_video_set(root), splits=splits, workers=workers, cache_path=cache_path)
+
+
+def load_clip_frames(clip, size=None):
+    """The frames of ``clip`` (a :class:`Clip` or a folder) as uint8 RGB (T, H, W, 3), resized to ``size`` if given."""
+    frames = clip.frames if isinstance(clip, Clip) else frame_files(os.fspath(clip))
+    images = []
+    for path in frames:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            raise DatasetError(f"Frame {path!r} cannot be decoded; replace it.")
+        if size is not None and image.shape[:2] != (size, size):
+            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+        images.append(image[..., ::-1])
+    shapes = {image.shape for image in images}
+    if len(shapes) != 1:
+        raise DatasetError(f"The frames of {getattr(clip, 'path', clip)!r} have {len(shapes)} sizes; pass frames of one size "
+                           "(or a size to resize them to).")
+    return np.stack(images)
+
+
+def make_video_dataset(clips, *, num_classes, image_size, batch_size=8, training=False, seed=0, cache=False):
+    """Batches of (clips (batch, T, S, S, 3) in [-1, 1], one-hot labels (batch, T, c): the clip's label at every step).
+
+    The frames are decoded and resized as the image pipeline does
+    (``mindgap.data.pipeline``); every clip of ``clips`` must have the same T.
+    ``training`` shuffles (seeded, reshuffled every epoch).
+    """
+    import tensorflow as tf
+
+    from mindgap.data.pipeline import _PREFETCH_BATCHES, _parallel_calls, decode_resized, preprocess
+
+    lengths = sorted({clip.num_frames for clip in clips})
+    if len(lengths) != 1:
+        raise ValueError(f"Clips of one batch need one length; these have {lengths} frames. Pass clips of one kind.")
+    paths = np.asarray([list(clip.frames) for clip in clips])
+    labels = np.asarray([clip.label for clip in clips], np.int32)
+    steps = lengths[0]
+
+    def load(frame_paths, label):
+        frames = tf.map_fn(lambda path: decode_resized(path, image_size)[0], frame_paths,
+                           fn_output_signature=tf.TensorSpec((image_size, image_size, 3), tf.float32))
+        target = tf.repeat(tf.one_hot(label, num_classes)[None], steps, axis=0)
+        return preprocess(frames), target
+
+    data = tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=_parallel_calls())
+    if cache:
+        data = data.cache()
+    if training:
+        data = data.shuffle(len(clips), seed=seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(_PREFETCH_BATCHES)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m mindgap.data.video", description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", help="new or empty folder to write the set into")
+    for name, value in DEFAULTS.items():
+        if name == "digit_size":
+            parser.add_argument("--digit-size", type=int, nargs=2, default=value, metavar=("MIN", "MAX"))
+        elif name == "gt_lengths":
+            parser.add_argument("--gt-lengths", type=int, nargs="+", default=None, help="default: 11, 41, 65 of 128 scaled")
+        else:
+            parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+    args = vars(parser.parse_args(argv))
+    out_dir = args.pop("out_dir")
+    try:
+        generate_video_set(out_dir, **args)
+    except (FileExistsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    dataset = read_video_set(out_dir)
+    print(f"Wrote {sum(len(clips) for clips in dataset.splits.values())} clips of {dataset.num_classes} classes to "
+          f"{out_dir} ({', '.join(f'{name}: {len(clips)}' for name, clips in dataset.splits.items())}).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

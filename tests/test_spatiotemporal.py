@@ -1,0 +1,363 @@
+"""Spatiotemporal grounding (thesis ch. 7, issue 22): the video set, the CNN-LSTM, EB-R / cEB-R, localization."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mindgap.data import video
+from mindgap.data.records import DatasetError
+
+TINY_SET = dict(frame_size=32, short_frames=4, long_frames=8, digit_size=(10, 20), train_per_class=1, val_per_class=1,
+                test_per_class=1, untrimmed_per_class=1)
+
+
+@pytest.fixture(scope="module")
+def video_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("video") / "set"
+    video.generate_video_set(root, **TINY_SET)
+    return video.load_video_set(root, cache_path=None)
+
+
+# ---------------------------------------------------------------- the set
+
+def test_scaled_lengths_keep_the_thesis_proportion():
+    assert video.scaled_lengths(128) == (11, 41, 65)
+    assert video.scaled_lengths(32) == (3, 10, 16)
+    assert video.scaled_lengths(8) == (1, 3, 4)
+
+
+def test_generator_writes_every_split_with_its_segments(video_set):
+    assert set(video_set.splits) == set(video.SPLITS)
+    for name in ("train", "val", "test"):
+        for clip in video_set.split(name):
+            assert clip.num_frames == 4 and clip.segment == (0, 4) and (clip.frame_labels == clip.label).all()
+    for clip in video_set.split("gt_rand"):
+        assert clip.segment == (0, 2)
+    for clip in video_set.split("rand_gt"):
+        assert clip.segment == (2, 4)
+    lengths = sorted({clip.gt_length for clip in video_set.split("rand_gt_rand")})
+    assert lengths == [1, 3, 4]
+    for name in ("gt_rand", "rand_gt", "rand_gt_rand"):
+        for clip in video_set.split(name):
+            inside = np.zeros(clip.num_frames, bool)
+            inside[clip.segment[0]:clip.segment[1]] = True
+            # the segment is where the GT digit is drawn, and only there
+            assert (clip.frame_labels[inside] == clip.label).all()
+            assert (clip.frame_labels[~inside] != clip.label).all()
+
+
+def test_boxes_are_the_ink_of_the_digit_in_every_frame(monkeypatch, tmp_path):
+    from mindgap.data import digits
+
+    inks = []
+    original = digits.render_canvas
+
+    def recording(*args, **kwargs):
+        canvas, ink, box = original(*args, **kwargs)
+        inks.append(ink)
+        return canvas, ink, box
+
+    monkeypatch.setattr(digits, "render_canvas", recording)
+    video.generate_video_set(tmp_path / "set", **{**TINY_SET, "train_per_class": 1})
+    dataset = video.read_video_set(tmp_path / "set")
+    boxes = [box for name in video.SPLITS for clip in dataset.split(name) for box in clip.boxes]
+    assert len(boxes) == len(inks)
+    for box, ink in zip(boxes, inks):
+        rows = np.flatnonzero((ink > digits.INK_THRESHOLD).any(axis=1))
+        columns = np.flatnonzero((ink > digits.INK_THRESHOLD).any(axis=0))
+        assert tuple(box) == (columns[0], rows[0], columns[-1] + 1, rows[-1] + 1)
+    # and the pixels: inside the box the frame differs from the frame's surroundings (the digit is drawn there)
+    clip = dataset.split("train")[0]
+    frames = video.load_clip_frames(clip).astype(np.float32)
+    assert frames.shape == (4, 32, 32, 3)
+
+
+def test_the_digit_moves_over_the_clip(video_set):
+    moved = [np.abs(clip.boxes[-1] - clip.boxes[0]).max() for clip in video_set.split("train")]
+    assert np.mean(moved) > 0
+
+
+def test_generator_is_deterministic(tmp_path):
+    settings = {**TINY_SET, "untrimmed_per_class": 1}
+    video.generate_video_set(tmp_path / "a", **settings)
+    video.generate_video_set(tmp_path / "b", **settings)
+    first = video.read_video_set(tmp_path / "a").split("rand_gt_rand")[3]
+    second = video.read_video_set(tmp_path / "b").split("rand_gt_rand")[3]
+    assert first.segment == second.segment and np.array_equal(first.boxes, second.boxes)
+    assert np.array_equal(video.load_clip_frames(first), video.load_clip_frames(second))
+
+
+def test_bad_settings_and_bad_clips_give_one_line_errors(tmp_path, video_set):
+    with pytest.raises(ValueError, match="gt_lengths"):
+        video.resolve_settings(long_frames=8, gt_lengths=(9,))
+    with pytest.raises(ValueError, match="Unknown video set setting"):
+        video.resolve_settings(frames=3)
+    with pytest.raises(DatasetError, match="not a video set"):
+        video.read_video_set(tmp_path)
+    # a box outside its frame is found by the check, before training
+    clip = video_set.split("test")[0]
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(video_set.root, copy)
+    record_path = copy / video.CLIPS_DIR / clip.name / video.CLIP_FILE
+    record = json.loads(record_path.read_text())
+    record["boxes"][1] = [0, 0, 60, 10]
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(DatasetError, match=f"{clip.name} frame 1: outside") as error:
+        video.load_video_set(copy, cache_path=None)
+    assert "\n" not in str(error.value)
+    record["segment"] = [3, 9]
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(DatasetError, match="segment"):
+        video.read_video_set(copy)
+
+
+# ---------------------------------------------------------------- the CNN-LSTM and EB-R
+
+def _cnn_lstm(seed=0, fc_units=16, lstm_units=8, num_classes=3):
+    import keras
+
+    from mindgap import build_model
+
+    keras.utils.set_random_seed(seed)
+    return build_model("Tiny-LSTM", num_classes, input_shape=(32, 32, 3), fc_units=fc_units, lstm_units=lstm_units)
+
+
+def _clips(count, steps, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (count, steps, 32, 32, 3)).astype(np.float32)
+
+
+def _sigmoid(value):
+    return 1 / (1 + np.exp(-value))
+
+
+def test_registry_builds_the_cnn_lstm_and_the_frame_cnn(tmp_path):
+    import keras
+
+    from mindgap import build_model, list_models, load_model, recurrent
+
+    assert {"Tiny-LSTM", "Tiny-LSTM-tanh", "Tiny-Frames"} <= set(list_models())
+    model = _cnn_lstm()
+    clips = _clips(2, 5)
+    assert model(clips).shape == (2, 5, 3)  # a class output at every step, any T
+    assert model(clips[:, :2]).shape == (2, 2, 3)
+    assert recurrent.lstm_activation(model) == "relu"
+    assert recurrent.lstm_activation(build_model("Tiny-LSTM-tanh", 3, input_shape=(32, 32, 3), fc_units=4,
+                                                 lstm_units=2)) == "tanh"
+    model.save(tmp_path / "video.keras")
+    np.testing.assert_allclose(load_model(tmp_path / "video.keras")(clips), model(clips), atol=1e-6)
+    frames = build_model("Tiny-Frames", 3, input_shape=(32, 32, 3), fc_units=16)
+    frames.save(tmp_path / "frames.keras")
+    started = build_model("Tiny-LSTM", 3, input_shape=(32, 32, 3), fc_units=16, lstm_units=8, weights=tmp_path / "frames.keras")
+    for name in ("fc1", "fc2"):
+        np.testing.assert_array_equal(started.get_layer(name).get_weights()[0], frames.get_layer(name).get_weights()[0])
+    with pytest.raises(ValueError, match="does not fit this CNN-LSTM"):
+        build_model("Tiny-LSTM", 3, input_shape=(32, 32, 3), fc_units=5, lstm_units=8, weights=tmp_path / "frames.keras")
+    # the LSTM written out is Keras' LSTM
+    from mindgap.saliency.recurrent import lstm_states
+
+    features = recurrent.frame_encoder(model)(clips.reshape(-1, 32, 32, 3)).numpy().reshape(2, 5, -1)
+    states = lstm_states(model.get_layer("lstm"), features)
+    np.testing.assert_allclose(states["h"].numpy(), model.get_layer("lstm")(features).numpy(), atol=1e-6)
+    del keras
+
+
+def test_eb_r_on_one_step_equals_its_closed_form():
+    """T = 1: c = i g, h = o i g; s_j = o_j i_j g_j V+_jA / sum_k (...); P(x_d) = x_d sum_j W+_dj s_j / (x . W+_:j)."""
+    from mindgap import recurrent
+    from mindgap.saliency.recurrent import input_winning_probabilities
+
+    model = _cnn_lstm(seed=1)
+    clips = _clips(2, 1, seed=1)
+    features = recurrent.frame_encoder(model)(clips[:, 0]).numpy()  # (2, D)
+    lstm = model.get_layer("lstm").cell
+    kernel, bias = np.asarray(lstm.kernel), np.asarray(lstm.bias)
+    units = lstm.units
+    z = features @ kernel + bias
+    i, o = _sigmoid(z[:, :units]), _sigmoid(z[:, 3 * units:])
+    g = np.maximum(z[:, 2 * units:3 * units], 0)
+    w_plus = np.maximum(kernel[:, 2 * units:3 * units], 0)
+    classifier = np.asarray(model.get_layer("logits").kernel)
+
+    def divide(numerator, denominator):
+        return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+
+    def closed_form(v_plus, label):
+        s = o * i * g * v_plus[:, label]
+        s = divide(s, s.sum(axis=1, keepdims=True))
+        p = features * (divide(s, features @ w_plus) @ w_plus.T)
+        return divide(p, p.sum(axis=1, keepdims=True))  # eq. 7.5 (T = 1)
+
+    for label in range(3):
+        eb = input_winning_probabilities(model, clips, np.full((2, 1), label))[:, 0, :, 0]
+        np.testing.assert_allclose(eb.sum(axis=1), 1.0, rtol=1e-5)  # not a degenerate (all-zero) case
+        np.testing.assert_allclose(eb, closed_form(np.maximum(classifier, 0), label), rtol=1e-4, atol=1e-7)
+        ceb = input_winning_probabilities(model, clips, np.full((2, 1), label), contrastive=True)[:, 0, :, 0]
+        expected = closed_form(np.maximum(classifier, 0), label) - closed_form(np.maximum(-classifier, 0), label)
+        np.testing.assert_allclose(ceb, expected, rtol=1e-4, atol=1e-7)  # eq. 7.7
+
+
+def test_eb_r_sums_to_one_over_space_and_time_and_ceb_r_is_the_difference():
+    import mindgap
+
+    model = _cnn_lstm(seed=2)
+    clips = _clips(2, 6, seed=2)
+    classes = np.array([[0, 1], [2, 1]])
+    eb = mindgap.saliency.compute(model, clips, classes, method="eb_r")
+    ceb = mindgap.saliency.compute(model, clips, classes, method="ceb_r")
+    assert eb.shape == ceb.shape == (2, 6, 4, 4, 2)
+    assert (eb >= 0).all()
+    np.testing.assert_allclose(eb.sum(axis=(1, 2, 3)), 1.0, rtol=1e-4)  # eq. 7.5, down at the CNN's output
+    dual = eb - ceb  # EB is linear in its prior: the dual's map, taken down the same CNN
+    assert (dual >= -1e-6).all()
+    # eq. 7.6: a distribution too, unless no hidden unit excites the dual (then it passes nothing)
+    totals = dual.sum(axis=(1, 2, 3))
+    assert np.isclose(totals, 1.0, rtol=1e-4).sum() >= 2 and (np.isclose(totals, 1.0, rtol=1e-4) | (totals == 0)).all()
+    # an earlier step sees only the frames up to it
+    early = mindgap.saliency.compute(model, clips, classes, method="eb_r", step=2)
+    assert np.abs(early[:, 3:]).max() == 0
+    np.testing.assert_allclose(early.sum(axis=(1, 2, 3)), 1.0, rtol=1e-4)
+
+
+def test_identical_frames_and_a_time_invariant_lstm_give_the_same_map_at_every_step():
+    """Gates constant (kernels 0, biases 0: i = f = o = 1/2), no recurrent weights: every frame gets the same map,
+    scaled by f^(n - t) (the share the cell passes back), so the temporal sums are 1/2, 1/4, ... normalised."""
+    import mindgap
+
+    model = _cnn_lstm(seed=3)
+    lstm = model.get_layer("lstm").cell
+    units = lstm.units
+    kernel = np.asarray(lstm.kernel).copy()
+    kernel[:, :2 * units] = 0
+    kernel[:, 3 * units:] = 0
+    lstm.kernel.assign(kernel)
+    lstm.recurrent_kernel.assign(np.zeros_like(np.asarray(lstm.recurrent_kernel)))
+    lstm.bias.assign(np.zeros_like(np.asarray(lstm.bias)))
+    frame = _clips(1, 1, seed=3)
+    clips = np.repeat(frame, 5, axis=1)
+    maps = mindgap.saliency.compute(model, clips, [[1]], method="eb_r")[0, ..., 0]
+    sums = maps.sum(axis=(1, 2))
+    np.testing.assert_allclose(sums, 0.5 ** np.arange(4, -1, -1) / (0.5 ** np.arange(5)).sum(), rtol=1e-4)
+    for step in range(5):
+        np.testing.assert_allclose(maps[step] / sums[step], maps[-1] / sums[-1], rtol=1e-4, atol=1e-7)
+
+
+def test_per_frame_and_gradient_baselines_on_clips():
+    import mindgap
+
+    frames = mindgap.build_model("Tiny-Frames", 3, input_shape=(32, 32, 3), fc_units=6)
+    clips = _clips(2, 3, seed=4)
+    eb = mindgap.saliency.compute(frames, clips, [[0], [1]], method="eb")
+    assert eb.shape == (2, 3, 4, 4, 1)
+    single = mindgap.saliency.compute(frames, clips[1], [1], method="eb")  # frames as independent images
+    np.testing.assert_allclose(eb[1], single, rtol=1e-5, atol=1e-8)
+    assert mindgap.saliency.compute(frames, clips, [0], method="bp").shape == (2, 3, 32, 32, 1)
+    model = _cnn_lstm(seed=4)
+    bp_r = mindgap.saliency.compute(model, clips, [2], method="bp_r")
+    assert bp_r.shape == (2, 3, 32, 32, 1) and (bp_r >= 0).all()
+    with pytest.raises(ValueError, match="use eb_r"):
+        mindgap.saliency.compute(model, clips, [0], method="eb")
+    with pytest.raises(ValueError, match="ReLU"):
+        tanh = mindgap.build_model("Tiny-LSTM-tanh", 3, input_shape=(32, 32, 3), fc_units=4, lstm_units=2)
+        mindgap.saliency.compute(tanh, clips, [0], method="ceb_r")
+    with pytest.raises(ValueError, match="outside a clip of 3 frames"):
+        mindgap.saliency.compute(model, clips, [0], method="eb_r", step=3)
+
+
+# ---------------------------------------------------------------- temporal localization and its measures
+
+def test_unknown_length_grows_from_the_anchor_until_a_negative_sum():
+    from mindgap.temporal import localize_unknown_length
+
+    scores = [-0.2, 0.1, 0.0, 0.5, 0.9, 0.3, -0.1, 0.8]
+    # anchor 4 (0.9); left: 0.5, 0.0 (zero does not stop), 0.1, then -0.2 stops; right: 0.3, then -0.1 stops
+    assert localize_unknown_length(scores) == (1, 6)
+    assert localize_unknown_length([0.2, 0.1]) == (0, 2)  # nothing negative: the whole clip
+    assert localize_unknown_length([-1.0, -0.5, -2.0]) == (1, 2)  # all negative: the anchor alone
+    assert localize_unknown_length([1.0, -1.0, 1.0]) == (0, 1)  # ties: the first anchor
+
+
+def test_known_length_takes_the_window_with_the_highest_sum():
+    from mindgap.temporal import localize_known_length, thresholded_probabilities
+
+    scores = [0.0, 3.0, -1.0, 2.0, 2.0, -5.0]
+    assert localize_known_length(scores, 1) == (1, 2)
+    assert localize_known_length(scores, 2) == (3, 5)  # 4 beats 3 - 1 = 2
+    assert localize_known_length(scores, 3) == (1, 4)  # 4 ties with (2, 5): 3; (1, 4) = 4 and (3, 6) = -1
+    assert localize_known_length(scores, 6) == (0, 6)
+    with pytest.raises(ValueError, match="length must be in"):
+        localize_known_length(scores, 7)
+    np.testing.assert_array_equal(thresholded_probabilities([0.2, 0.5, 0.9]), [-1, 1, 1])
+
+
+def test_temporal_map_at_iou_half_on_toy_detections():
+    from mindgap.metrics import segment_iou, temporal_average_precision, temporal_mean_ap, temporal_pointing_hit
+
+    assert segment_iou((0, 4), (2, 6)) == pytest.approx(2 / 6)
+    assert segment_iou((0, 4), (0, 4)) == 1.0
+    # class 0: three clips; detections by score: a (hit, IoU 3/5), b (miss, IoU 1/7), c (hit, IoU 1)
+    ground_truth = [("a", 0, 2, 6), ("b", 0, 0, 4), ("c", 0, 5, 8)]
+    detections = [("a", 0, 3, 6, 0.9), ("b", 0, 3, 7, 0.8), ("c", 0, 5, 8, 0.7)]
+    # precision 1, 1/2, 2/3 at recall 1/3, 1/3, 2/3 → monotone precision 1, 2/3, 2/3 → AP = 1/3 + 1/3 · 2/3
+    ap = temporal_average_precision([(clip, start, end, score) for clip, _, start, end, score in detections],
+                                    [(clip, start, end) for clip, _, start, end in ground_truth])
+    assert ap == pytest.approx(1 / 3 + 2 / 9)
+    # class 1: one clip, one hit → AP 1; a duplicate detection of the same GT is a false positive after it
+    ground_truth += [("d", 1, 0, 2)]
+    detections += [("d", 1, 0, 2, 0.5), ("d", 1, 0, 2, 0.4)]
+    assert temporal_mean_ap(detections, ground_truth) == pytest.approx(((1 / 3 + 2 / 9) + 1.0) / 2)
+    assert temporal_average_precision([("d", 0, 1, 0.1)], [("d", 0, 2)]) == 1.0  # IoU exactly 1/2 counts (>=)
+    assert temporal_average_precision([("d", 0, 1, 0.1)], [("d", 0, 3)]) == 0.0  # IoU 1/3
+    assert temporal_pointing_hit([0.1, 0.5, 0.2, 0.5], (1, 3)) and not temporal_pointing_hit([0.1, 0.5, 0.9], (0, 2))
+
+
+# ---------------------------------------------------------------- the experiment and the command
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    from experiments import spatiotemporal
+
+    runs = tmp_path_factory.mktemp("runs")
+    results = spatiotemporal.main(["--extra-small", "--runs-dir", str(runs), "--no-tanh"])
+    return runs, results
+
+
+def test_experiment_extra_small_writes_its_tables_and_figures(experiment):
+    runs, results = experiment
+    folder = runs / "spatiotemporal-extra-small"
+    table = (folder / "table.md").read_text()
+    for heading in ("Table 7.1", "Table 7.2", "Temporal pointing game", "Chapter 3", "conservative filters"):
+        assert heading in table
+    assert "61.5" in table and "73.5" in table  # the thesis's numbers beside ours
+    assert (folder / "figure_7_5.png").stat().st_size > 0 and (folder / "figure_7_6.png").stat().st_size > 0
+    assert set(results["spatial"]) == {"eb", "eb_r", "ceb", "ceb_r", "bp", "bp_r", "centre", "off_centre"}
+    assert all(0 <= value <= 1 for name, value in results["spatial"].items() if name != "off_centre")
+    assert results["temporal"]["lengths"] == [1, 3, 4]
+    assert (runs / "models").is_dir() and os.path.isfile(os.path.join(results["lstm_run"], "done.json"))  # mindgap.train
+
+
+def test_explain_video_prints_class_and_segment_and_writes_the_strip(experiment, tmp_path, capsys):
+    from mindgap.cli import main
+
+    runs, results = experiment
+    config = json.loads((runs / "spatiotemporal-extra-small" / "config.json").read_text())
+    clip = video.read_video_set(config["video_dir"]).split("rand_gt")[0]
+    model = os.path.join(results["lstm_run"], "best.keras")
+    assert main(["explain-video", clip.path, "--model", model, "--method", "ceb_r", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert clip.name in printed and "localized in frames" in printed
+    record = json.loads((tmp_path / f"{clip.name.replace('_', '-')}_ceb_r.json").read_text())
+    assert len(record["frame_scores"]) == clip.num_frames and os.path.getsize(record["figure"]) > 0
+    # bad input: one line naming the problem and the fix, exit 2
+    assert main(["explain-video", str(tmp_path / "nope"), "--model", model, "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "not a folder" in error
+    image_model = tmp_path / "frames.keras"
+    import mindgap
+
+    mindgap.build_model("Tiny-Frames", 3, input_shape=(32, 32, 3), fc_units=4).save(image_model)
+    assert main(["explain-video", clip.path, "--model", str(image_model), "--out", str(tmp_path)]) == 2
+    assert "not a CNN-LSTM" in capsys.readouterr().err

@@ -232,7 +232,13 @@ class Stopwatch:
 
 
 def output_dir(mode, experiment):
-    path = os.path.join(mode.runs_dir, experiment + ("" if mode.name == "quick" else f"-{mode.name}"))
+    return results_folder(mode.runs_dir, experiment, mode.name)
+
+
+def results_folder(runs_dir, experiment, mode_name, variant=None):
+    """``<runs>/<experiment>[-<mode> unless quick][-<variant>]``, created: a mode or a variant writes its own tables."""
+    path = os.path.join(os.path.abspath(runs_dir), experiment + ("" if mode_name == "quick" else f"-{mode_name}")
+                        + ("" if variant is None else f"-{variant}"))
     os.makedirs(path, exist_ok=True)
     return path
 

@@ -622,10 +622,11 @@ def main(argv=None):
     sensitivity_seeds = min(seeds, 2) if args.sensitivity_seeds is None else args.sensitivity_seeds
     zhou_seeds = (1 if settings.mode == "extra-small" else 2) if args.zhou_seeds is None else args.zhou_seeds
     runs_dir = os.path.abspath(args.runs_dir)
-    # another mode or another length writes its own tables (the runs themselves are cached by their settings)
-    out_dir = os.path.join(runs_dir, "excitation_dropout" + ("" if settings.mode == "quick" else f"-{settings.mode}")
-                           + ("" if args.epochs is None else f"-{args.epochs}epochs"))
-    os.makedirs(out_dir, exist_ok=True)
+    # another length writes its own tables (the runs themselves are cached by their settings)
+    from experiments import common  # imports TensorFlow: not at module import (workers pin themselves first)
+
+    out_dir = common.results_folder(runs_dir, "excitation_dropout", settings.mode,
+                                    None if args.epochs is None else f"{args.epochs}epochs")
     ensure_classification_set(runs_dir, settings)
     if settings.pretrained:
         from mindgap.pretrain import pretrained_tiny_weights

@@ -388,9 +388,10 @@ def main(argv=None):
                              f"got {args.conventional_size}.")
         settings = dataclasses.replace(settings, conventional_size=args.conventional_size)
     runs_dir = os.path.abspath(args.runs_dir)
-    out_dir = os.path.join(runs_dir, "guided_zoom" + ("" if settings.mode == "quick" else f"-{settings.mode}")
-                           + ("" if args.conventional_size is None else f"-conventional{args.conventional_size}"))
-    os.makedirs(out_dir, exist_ok=True)
+    from experiments import common  # imports TensorFlow: not at module import (workers pin themselves first)
+
+    out_dir = common.results_folder(runs_dir, "guided_zoom", settings.mode,
+                                    None if args.conventional_size is None else f"conventional{args.conventional_size}")
     ensure_data(runs_dir, settings)
     if settings.pretrained:
         from mindgap.pretrain import pretrained_tiny_weights

@@ -29,6 +29,7 @@ import contextlib
 import csv
 import dataclasses
 import errno
+import functools
 import json
 import os
 import shutil
@@ -331,10 +332,9 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
         if config.hide_and_seek:
             raise ValueError("hide_and_seek is for images; train a video model without it.")
         make_data = video_data.make_video_dataset
-        train_data = make_data(dataset.train, training=True, cache=config.cache, **common)
-    else:
-        make_data = make_dataset
-        train_data = make_dataset(dataset.train, training=True, hide_and_seek=config.hide_and_seek, cache=config.cache, **common)
+    else:  # Hide-and-Seek applies to training batches only (make_dataset ignores it otherwise)
+        make_data = functools.partial(make_dataset, hide_and_seek=config.hide_and_seek)
+    train_data = make_data(dataset.train, training=True, cache=config.cache, **common)
     val_data = make_data(dataset.val, cache=config.cache, **common)
 
     prepare_for_multi_worker(model, strategy, train_data)
@@ -347,12 +347,8 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
         keras.callbacks.TerminateOnNaN(),
     ]
     if config.precise_bn_batches:  # first after the freeze: validation and every later callback see the recomputed statistics
-        statistics_records = spread(dataset.train, config.precise_bn_batches * config.batch_size)
-        if is_video:
-            statistics_data = make_data(statistics_records, training=True, **{**common, "seed": config.seed + 1})
-        else:
-            statistics_data = make_dataset(statistics_records, training=True, hide_and_seek=config.hide_and_seek,
-                                           **{**common, "seed": config.seed + 1})
+        statistics_data = make_data(spread(dataset.train, config.precise_bn_batches * config.batch_size), training=True,
+                                    **{**common, "seed": config.seed + 1})
         run_callbacks.insert(1, mg_callbacks.PreciseBatchNorm(statistics_data, config.precise_bn_batches))
     if chief:
         _prepare_outputs(out_dir, initial_epoch)

@@ -92,7 +92,7 @@ def ground_model(model, images, labels, boxes, methods, options, steps, batch_si
     return found, predict_time
 
 
-def baseline_scores(images, boxes):
+def baseline_scores(images, boxes, tolerance=scores.POINTING_TOLERANCE):
     """{baseline: scores} of the centre, a uniform random point and the contrast peak on these images (in [0, 1]).
 
     The centre's pointing game is the exact centre (``metrics.centre_pointing_hit``), its other scores those of a
@@ -101,11 +101,11 @@ def baseline_scores(images, boxes):
     shape = images.shape[1:3]
     found = {}
     for name, maps in (("centre", baselines.centre_maps(len(images), shape)), ("contrast", baselines.contrast_maps(images))):
-        numbers = scores.localization_scores(maps, boxes)
+        numbers = scores.localization_scores(maps, boxes, tolerance)
         found[name] = {key: float(np.mean(numbers[key])) for key in ("pointing", "box_iou50", "centre_of_mass")}
         found[name]["max_box_acc_v2"] = numbers["max_box_acc_v2"]
-    found["centre"]["pointing"] = float(np.mean([metrics.centre_pointing_hit(b, shape) for b in boxes]))
-    found["random"] = {"pointing": float(np.mean([metrics.uniform_pointing_expectation(b, shape) for b in boxes]))}
+    found["centre"]["pointing"] = float(np.mean([metrics.centre_pointing_hit(b, shape, tolerance) for b in boxes]))
+    found["random"] = {"pointing": float(np.mean([metrics.uniform_pointing_expectation(b, shape, tolerance) for b in boxes]))}
     return found
 
 

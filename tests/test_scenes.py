@@ -36,7 +36,7 @@ def test_the_class_digit_is_small_and_anywhere():
     boxes = np.array([scenes.render_scene(rng, DIGITS.images[i], _grey())[1] for i in range(300)], np.float64)
     sides = boxes[:, 2:] - boxes[:, :2]
     area = sides.prod(axis=1) / 96**2
-    assert area.max() <= 0.0625 and np.median(area) < 0.04  # the ink box is at most the 24 px square
+    assert area.max() <= (27 / 96) ** 2 and 0.02 < np.median(area) < 0.05  # the ink box is at most the 27 px square
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
     assert centres.min() < 15 and centres.max() > 81  # reaches the borders on both axes
     assert abs(centres.mean() - 48) < 4  # uniform: centred on average

@@ -5,9 +5,11 @@ high-contrast object of its canvas: every saliency method finds it, and a
 point at the image's centre already hits its box on 68 % of the images.
 Here the task of localization is real:
 
-* **the class digit is small and anywhere**: a side of ``digit_size`` pixels
-  (15–24 px on a 96 px canvas, 2.4–6.3 % of the image's area) at a
-  uniformly random position;
+* **the class digit is small and anywhere**: a square of ``digit_size``
+  pixels (18–27 px on a 96 px canvas; the digit's ink box, about two thirds
+  as wide as tall, covers 2.4–5.4 % of the image) at a uniformly random
+  position (12–18 px at the quick mode's 64² input: at 10–16 px the best
+  quick model read 78 % of the test digits);
 * **distractors look like it but belong to no class**: 2–4 capital letters
   of OpenCV's Hershey fonts from an alphabet that shares no shape with a
   digit (:data:`LETTERS`: no O, I, Z, S, B, G, …), each first reduced to an
@@ -17,10 +19,11 @@ Here the task of localization is real:
   (a margin of :data:`MARGIN` px around it), so the class box is the digit's
   ink alone;
 * **backgrounds**: crops of scikit-learn's and scikit-image's photos;
-* **more hands**: a share ``distorted`` of the digits *and* of the letters is
-  rotated, sheared and stretched first (``digits.distort_digit``), since
-  scikit-learn's 1,797 digits give about 90 training sources a class; the
-  same share for both, so that distortion tells nothing of the class.
+* **more hands**: in the training split, a share ``distorted`` of the digits
+  *and* of the letters is rotated, sheared and stretched first
+  (``digits.distort_digit``), since scikit-learn's 1,797 digits give about 90
+  training sources a class; the same share for both, so that distortion tells
+  nothing of the class.  Test images show their source digits as written.
 
 The class digit comes from the training half of scikit-learn's digits for
 ``train.txt`` and the test half for ``test.txt`` (``digits.source_halves``).
@@ -33,6 +36,14 @@ one scene with the letters.  Each digit alone leaves four classes open, so
 the evidence of a class is in two places: the first erasing round of Guided
 Zoom has the second part to find.  Each image has two boxes (two
 ``<object>`` elements), one per digit.
+
+**A source domain** (:func:`render_source_scene`; the pretraining of chapter
+3's conservative-filter study, thesis §3.4, where ImageNet differs from the
+video frames): printed digits (:data:`FONTS`, reduced like the letters)
+among the same letters, in saturated colours without an outline
+(:func:`draw_printed`), on tinted crops of scikit-image's grey pictures
+(:data:`SOURCE_PICTURES`): other glyphs, other ink, other backgrounds than
+the frames, the same task.
 
 Command line: ``python -m mindgap.data.scenes OUT_DIR [--pairs] [--seed 0] ...``
 """
@@ -58,8 +69,11 @@ LETTERS = "CFHKMNRUWX"
 FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX)
 STROKES = (2, 3)  # Hershey stroke widths at the 32 px drawing size
 MARGIN = 2  # px kept free around the class digit's square (the outline is 1 px)
-DEFAULTS = dict(seed=0, canvas_size=96, train_per_class=60, test_per_class=70, digit_size=(15, 24), distractors=(2, 4),
+DEFAULTS = dict(seed=0, canvas_size=96, train_per_class=60, test_per_class=70, digit_size=(18, 27), distractors=(2, 4),
                 distorted=0.5, backgrounds="skimage")
+# scikit-image's grey pictures (none of the photos the frames and the scenes are drawn on).
+SOURCE_PICTURES = ("camera.png", "coins.png", "moon.png", "page.png", "text.png", "clock_motion.png", "cell.png",
+                   "microaneurysms.png", "phantom.png")
 PAIR_DIGITS = (0, 1, 2, 3, 4)
 PAIRS = tuple(itertools.combinations(PAIR_DIGITS, 2))
 PAIR_CLASS_NAMES = tuple(f"{CLASS_NAMES[first]}-{CLASS_NAMES[second]}" for first, second in PAIRS)
@@ -116,10 +130,55 @@ def random_letter(rng, distorted):
     return distort_digit(rng, glyph) if rng.random() < distorted else glyph
 
 
+def draw_printed(rng, glyph, background, digit_size, *, side, position):
+    """The source domain's ink: ``glyph`` (0–16) at ``side`` px and ``position`` (top, left) in one saturated colour
+    (a random hue), no outline.  Returns ``(canvas, ink, box)`` as ``digits.render_canvas``."""
+    size = background.shape[0]
+    side = min(int(side), size)
+    top, left = (int(np.clip(value, 0, size - side)) for value in position)
+    ink = np.zeros((size, size), np.float32)
+    patch = cv2.resize(np.asarray(glyph, np.float32) / 16.0, (side, side), interpolation=cv2.INTER_LINEAR)
+    ink[top:top + side, left:left + side] = np.clip((patch - 0.2) / 0.6, 0.0, 1.0)
+    hue = np.uint8([[[rng.integers(180), rng.integers(200, 256), rng.integers(160, 256)]]])
+    colour = cv2.cvtColor(hue, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
+    canvas = background.astype(np.float32) * (1.0 - ink[..., None]) + colour * ink[..., None]
+    rows, columns = np.flatnonzero((ink > 0.25).any(axis=1)), np.flatnonzero((ink > 0.25).any(axis=0))
+    box = (int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1)
+    return np.clip(np.round(canvas), 0, 255).astype(np.uint8), ink, box
+
+
+def printed_digit(rng, label, distorted=0.0):
+    """Digit ``label`` printed in a random Hershey font and stroke, as an 8×8 glyph of 0–16 (distorted: 32×32)."""
+    glyph = letter_glyph(str(int(label)), FONTS[rng.integers(len(FONTS))], STROKES[rng.integers(len(STROKES))])
+    return distort_digit(rng, glyph) if rng.random() < distorted else glyph
+
+
+def load_source_pictures():
+    """scikit-image's grey pictures :data:`SOURCE_PICTURES` (BGR, 3 equal channels)."""
+    from mindgap.data.digits import skimage_photos
+
+    return skimage_photos(SOURCE_PICTURES)
+
+
+def source_background(rng, pictures, size):
+    """A crop of a grey picture, tinted by a random colour: the source domain's background."""
+    grey = background_crop(rng, pictures, size).astype(np.float32)
+    tint = rng.uniform(0.3, 1.0, size=3).astype(np.float32)
+    return np.clip(grey * tint, 0, 255).astype(np.uint8)
+
+
+def render_source_scene(rng, label, pictures, size, *, digit_size, distractors, distorted=0.0):
+    """One render of the source domain: printed digit ``label`` among printed letters on a tinted grey picture."""
+    return render_scene(rng, printed_digit(rng, label, distorted), source_background(rng, pictures, size),
+                        digit_size=digit_size, distractors=distractors, distorted=distorted, draw=draw_printed)
+
+
 def render_scene(rng, digit, background, *, digit_size=DEFAULTS["digit_size"], distractors=DEFAULTS["distractors"],
-                 distorted=DEFAULTS["distorted"]):
+                 distorted=DEFAULTS["distorted"], draw=render_canvas):
     """Draw the class ``digit`` (8×8, 0–16) and its distractor letters on ``background`` (a square BGR canvas).
 
+    ``draw`` puts one glyph on the canvas (``digits.render_canvas``: light or
+    dark ink with an outline; :func:`draw_printed` for the source domain).
     Returns ``(canvas, box, distractor_boxes)``: the class digit's ink box and
     each letter's, in pixel-edge coordinates (exclusive ends).
     """
@@ -129,13 +188,13 @@ def render_scene(rng, digit, background, *, digit_size=DEFAULTS["digit_size"], d
         digit = distort_digit(rng, digit)
     side = int(rng.integers(digit_size[0], digit_size[1] + 1))
     digit_square = place_squares(rng, canvas_size, [side], margin=0)[0]
-    canvas, _, box = render_canvas(rng, digit, background, digit_size, side=side, position=digit_square[:2])
+    canvas, _, box = draw(rng, digit, background, digit_size, side=side, position=digit_square[:2])
     count = int(rng.integers(distractors[0], distractors[1] + 1))
     sides = [int(value) for value in rng.integers(digit_size[0], digit_size[1] + 1, size=count)]
     distractor_boxes = []
     for top, left, letter_side in place_squares(rng, canvas_size, sides, keep_clear=[digit_square]):
-        canvas, _, letter_box = render_canvas(rng, random_letter(rng, distorted), canvas, digit_size, side=letter_side,
-                                              position=(top, left))
+        canvas, _, letter_box = draw(rng, random_letter(rng, distorted), canvas, digit_size, side=letter_side,
+                                     position=(top, left))
         distractor_boxes.append(letter_box)
     return canvas, box, distractor_boxes
 
@@ -193,7 +252,7 @@ def generate_scenes_dataset(out_dir, **settings):
         source_index = int(sources[rng.integers(len(sources))])
         canvas, box, _ = render_scene(rng, digits.images[source_index], background_crop(rng, photos, size),
                                       digit_size=settings["digit_size"], distractors=settings["distractors"],
-                                      distorted=settings["distorted"])
+                                      distorted=settings["distorted"] if half == 0 else 0.0)
         return canvas, box, source_index
 
     return write_stanford40_set(out_dir, render, seed=settings["seed"], canvas_size=size,
@@ -220,7 +279,7 @@ def generate_pairs_dataset(out_dir, **settings):
             chosen = chosen[::-1]
         canvas, boxes, _ = render_pair(rng, [digits.images[index] for index in chosen], background_crop(rng, photos, size),
                                        digit_size=settings["digit_size"], distractors=settings["distractors"],
-                                       distorted=settings["distorted"])
+                                       distorted=settings["distorted"] if half == 0 else 0.0)
         return canvas, boxes, chosen[0]
 
     return write_stanford40_set(out_dir, render, seed=settings["seed"], canvas_size=size,

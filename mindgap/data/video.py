@@ -73,7 +73,7 @@ DEFAULTS = dict(seed=0, frame_size=48, short_frames=16, long_frames=32, gt_lengt
                 distractors=(0, 0))
 # The video set that can tell (quick mode of experiments.spatiotemporal): a small digit among 2-4 moving letters of
 # mindgap.data.scenes in 64 px frames (the Tiny backbone's 8 x 8 maps), where the centre no longer points at the digit.
-SCENES_VIDEO = dict(frame_size=64, digit_size=(10, 16), distractors=(2, 4))
+SCENES_VIDEO = dict(frame_size=64, digit_size=(12, 18), distractors=(2, 4))
 _JPEG_QUALITY = 95
 PHOTO_SIDE = 256  # photos are shrunk once to this shorter side
 

@@ -34,7 +34,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 import time
 
 import matplotlib
@@ -380,14 +379,15 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--detector", choices=("known", "haar"), default=None, help="face boxes: the layout's known boxes or Haar")
     parser.add_argument("--cascade", default=None, help="a Haar cascade XML (haarcascade_frontalface_default.xml)")
+    parser.add_argument("--layers", nargs="+", default=None, help="the CNN's layers whose features are concatenated (default gap backbone)")
     args = parser.parse_args(argv)
     if bool(args.fer_dir) != bool(args.afew_dir):
         parser.error("--fer-dir and --afew-dir go together (the real data needs both)")
     mode = "real" if args.fer_dir else "extra-small" if args.extra_small else "quick"
     settings = dataclasses.replace(MODES[mode])
-    for name in ("seeds", "epochs", "detector", "cascade"):
+    for name in ("seeds", "epochs", "detector", "cascade", "layers"):
         if getattr(args, name) is not None:
-            setattr(settings, name, tuple(getattr(args, name)) if name == "seeds" else getattr(args, name))
+            setattr(settings, name, tuple(getattr(args, name)) if name in ("seeds", "layers") else getattr(args, name))
     started = (time.perf_counter(), time.process_time())
     runs_dir = os.path.abspath(args.runs_dir)
     out_dir = os.path.join(runs_dir, "emotion" + ("" if mode == "quick" else f"-{mode}"))

@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from mindgap.data.emotions import EMOTIONS, FER2013_ORDER, FERPLUS_COLUMNS
+from mindgap.data.video import load_photos
 
 SETTINGS_FILE = "mindgap_faces.json"
 RENDERER_VERSION = 1
@@ -377,8 +378,6 @@ def _write_video(out_dir, rng, photos, settings):
 
 def generate_emotion_set(out_dir, **settings):
     """Write the stand-in to ``out_dir``: ``web/`` (FER2013 + FER+ CSVs) and ``video/`` (AFEW folders). Returns the settings."""
-    from mindgap.data.video import load_photos
-
     settings = resolve_settings(**settings)
     photos = load_photos()
     temporary = f"{os.fspath(out_dir)}.tmp{os.getpid()}"

@@ -256,14 +256,11 @@ def cnn_vote(model, clips):
 # ---------------------------------------------------------------- report
 
 def per_class(labels, predicted, num_classes):
-    return [float(np.mean(predicted[labels == label] == label)) if np.any(labels == label) else None for label in range(num_classes)]
+    """Accuracy of each class (None without a video of it), by ``mindgap.metrics.per_class_table`` on one-hot predictions."""
+    from mindgap.metrics import per_class_table
 
-
-def confusion(labels, predicted, num_classes):
-    matrix = np.zeros((num_classes, num_classes), int)
-    for truth, guess in zip(labels, predicted):
-        matrix[truth, guess] += 1
-    return matrix
+    rows = per_class_table(labels, np.eye(num_classes)[predicted])
+    return [row["accuracy"] if row["support"] else None for row in rows]
 
 
 def plot_confusion(matrix, class_names, title, path):
@@ -396,6 +393,7 @@ def main(argv=None):
     import mindgap  # noqa: F401  (TensorFlow without its start-up chatter)
     from mindgap.data.emotions import EMOTIONS
     from mindgap.emotion import frame_features, lbp_histograms
+    from mindgap.metrics import confusion_matrix
 
     if mode == "real":
         web_dir, video_dir = os.path.abspath(args.fer_dir), os.path.abspath(args.afew_dir)
@@ -421,13 +419,14 @@ def main(argv=None):
     plot_samples(web.train, web_images, clips["train"], EMOTIONS, os.path.join(out_dir, "samples.png"))
 
     lbp = {split: per_video(clips[split], lambda faces: lbp_histograms(faces)) for split in clips}
+    variant_dirs = {kind: variant_root(crops_root, os.path.join(crops_root + "-variants", kind), written, kind, clips["train"],
+                                       held_out, settings.train_frames_per_clip) for kind, _ in VARIANTS.values()}
     rows = {name: [] for name in ("baseline", "cnn vote", *VARIANTS)}
     for seed in settings.seeds:
         baseline = evaluate_features(settings, lbp, labels, seed)
         rows["baseline"].append(baseline)
         for name, (kind, drawing) in VARIANTS.items():
-            variant_dir = variant_root(crops_root, os.path.join(crops_root + "-variants", kind), written, kind,
-                                       clips["train"], held_out, settings.train_frames_per_clip)
+            variant_dir = variant_dirs[kind]
             run_dir = os.path.join(runs_dir, "models", f"emotion-{mode}-{kind}-{drawing}-seed{seed}-{_key(crops_root, _recipe(settings))}")
             log(f"seed {seed}: {name}: training {MODEL_NAME} ({run_dir})")
             model, history = train_cnn(settings, variant_dir, run_dir, drawing, seed)
@@ -446,7 +445,7 @@ def main(argv=None):
                         vote[split] = float(np.mean(cnn_vote(model, clips[split]) == labels[split]))
                 rows["cnn vote"].append(vote)
                 if seed == settings.seeds[0] and "test_predicted" in result:
-                    matrix = confusion(labels["test"], np.asarray(result["test_predicted"]), len(EMOTIONS))
+                    matrix = confusion_matrix(labels["test"], np.eye(len(EMOTIONS))[result["test_predicted"]])
                     plot_confusion(matrix, EMOTIONS, f"system ({SYSTEM}), test clips, seed {seed}: "
                                    f"{100 * result['test']:.1f} %", os.path.join(out_dir, "confusion_matrix.png"))
     seconds = (time.perf_counter() - started[0], time.process_time() - started[1])

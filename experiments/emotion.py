@@ -307,6 +307,38 @@ def plot_samples(web_train, web_images, clips, class_names, path, per_class_web=
     plt.close(figure)
 
 
+def plot_saliency(model, clips, class_names, path, per_class=2):
+    """The thesis's Figure 4.3 on the stand-in: cEB and the CAM of the true emotion on the middle frame of test clips."""
+    import mindgap
+
+    chosen = {}
+    for label, faces in clips.values():
+        if len(chosen.setdefault(label, [])) < per_class:
+            chosen[label].append(faces[len(faces) // 2])
+    labels = [label for label in sorted(chosen) for _ in chosen[label]]
+    faces = np.stack([face for label in sorted(chosen) for face in chosen[label]])
+    inputs = np.repeat(faces[..., None], 3, axis=-1).astype(np.float32) / 127.5 - 1
+    predicted = model.predict(inputs, verbose=0).argmax(1)
+    maps = {method: mindgap.saliency.compute(model, inputs, np.asarray(labels)[:, None], method=method, upsample=True)[..., 0]
+            for method in ("ceb", "cam")}
+    figure, axes = plt.subplots(3, len(faces), figsize=(1.3 * len(faces), 4.2), squeeze=False)
+    for column, face in enumerate(faces):
+        axes[0, column].imshow(face, cmap="gray")
+        axes[0, column].set_title(f"{class_names[labels[column]][:5]} → {class_names[predicted[column]][:5]}", fontsize=7)
+        for row, method in enumerate(("ceb", "cam"), start=1):
+            axes[row, column].imshow(face, cmap="gray")
+            axes[row, column].imshow(maps[method][column], cmap="jet", alpha=0.45)
+    for axis in axes.ravel():
+        axis.set_xticks([])
+        axis.set_yticks([])
+    axes[0, 0].set_ylabel("face (true → predicted)", fontsize=7)
+    axes[1, 0].set_ylabel("cEB, true class", fontsize=7)
+    axes[2, 0].set_ylabel("CAM, true class", fontsize=7)
+    figure.tight_layout(pad=0.3)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
 def _spread(values):
     values = 100 * np.asarray([value for value in values if value is not None], np.float64)
     if not len(values):
@@ -448,6 +480,7 @@ def main(argv=None):
                     matrix = confusion_matrix(labels["test"], np.eye(len(EMOTIONS))[result["test_predicted"]])
                     plot_confusion(matrix, EMOTIONS, f"system ({SYSTEM}), test clips, seed {seed}: "
                                    f"{100 * result['test']:.1f} %", os.path.join(out_dir, "confusion_matrix.png"))
+                    plot_saliency(model, clips["test"], EMOTIONS, os.path.join(out_dir, "saliency.png"))
     seconds = (time.perf_counter() - started[0], time.process_time() - started[1])
     results = {"rows": rows, "settings": dataclasses.asdict(settings), "class_names": list(EMOTIONS), "detection": detection,
                "seconds": {"wall": seconds[0], "cpu_this_process": seconds[1]}, "thesis_table_3_10": THESIS_TABLE_3_10}

@@ -307,7 +307,7 @@ def test_experiment_extra_small_and_explain(tmp_path):
 
     results = emotion.main(["--extra-small", "--runs-dir", str(tmp_path / "runs")])
     out = tmp_path / "runs" / "emotion-extra-small"
-    for name in ("table.md", "results.json", "config.json", "confusion_matrix.png", "samples.png"):
+    for name in ("table.md", "results.json", "config.json", "confusion_matrix.png", "samples.png", "saliency.png"):
         assert (out / name).is_file(), name
     rows = results["rows"]
     assert set(rows) == {"baseline", "cnn vote", "frames", "web", "frames+web majority", "frames+web PLD"}

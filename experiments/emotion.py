@@ -136,11 +136,10 @@ def web_faces(settings, records):
 
 def write_crops(root, web_train, web_images, clips):
     """All face crops as a class-folder set (``votes.csv`` for the web images); returns {kind: [relative paths]}."""
-    import csv
-
     import cv2
 
     from mindgap.data.emotions import EMOTIONS
+    from mindgap.data.folders import VOTES_FILE, write_votes_csv
 
     if os.path.isfile(os.path.join(root, "done.json")):
         with open(os.path.join(root, "done.json")) as handle:
@@ -153,7 +152,7 @@ def write_crops(root, web_train, web_images, clips):
         cv2.imwrite(os.path.join(root, relative), face)
         written["web"].append(relative)
         if record.votes is not None:
-            votes.append([relative, *(f"{count:g}" for count in record.votes)])
+            votes.append((relative, record.votes))
     for clip_index, (clip, (label, faces)) in enumerate(clips.items()):
         paths = []
         for frame_index, face in enumerate(faces):
@@ -161,8 +160,7 @@ def write_crops(root, web_train, web_images, clips):
             cv2.imwrite(os.path.join(root, relative), face)
             paths.append(relative)
         written["clips"][clip] = paths
-    with open(os.path.join(root, "votes.csv"), "w", newline="") as handle:
-        csv.writer(handle).writerows([["image", *EMOTIONS], *votes])
+    write_votes_csv(os.path.join(root, VOTES_FILE), EMOTIONS, votes)
     with open(os.path.join(root, "done.json"), "w") as handle:
         json.dump(written, handle)
     return written
@@ -180,14 +178,15 @@ def variant_root(crops_root, variant_dir, written, kind, train_clips, held_out, 
     """A class-folder set sharing the crops (symlinked class folders) with its own ``splits/``."""
     from mindgap.data.afew import keep_evenly
     from mindgap.data.emotions import EMOTIONS
+    from mindgap.data.folders import VOTES_FILE
 
     os.makedirs(os.path.join(variant_dir, "splits"), exist_ok=True)
     for emotion in EMOTIONS:
         link = os.path.join(variant_dir, emotion)
         if not os.path.islink(link):
             os.symlink(os.path.join(crops_root, emotion), link)
-    if not os.path.lexists(os.path.join(variant_dir, "votes.csv")):
-        os.symlink(os.path.join(crops_root, "votes.csv"), os.path.join(variant_dir, "votes.csv"))
+    if not os.path.lexists(os.path.join(variant_dir, VOTES_FILE)):
+        os.symlink(os.path.join(crops_root, VOTES_FILE), os.path.join(variant_dir, VOTES_FILE))
     train = list(written["web"]) if "web" in kind else []
     if "frames" in kind:
         for clip in train_clips:

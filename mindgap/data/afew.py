@@ -27,12 +27,11 @@ anything trains; :func:`group_clips` gives the frames of each clip in order.
 import collections
 import json
 import os
-import shutil
 
 import cv2
 import numpy as np
 
-from mindgap.data.derived import cache_root, file_key
+from mindgap.data.derived import cache_root, file_key, write_once
 from mindgap.data.emotions import EMOTIONS, emotion_index
 from mindgap.data.records import SPLITS, DatasetError, Record, SplitDataset, no_boxes, summarize
 
@@ -68,32 +67,31 @@ def frame_files(folder):
             if name.lower().endswith(FRAME_EXTENSIONS) and not name.startswith(".")]
 
 
+class _Unreadable(Exception):
+    pass
+
+
 def decode_video(path, cache_dir=None):
     """The frames of a video file as JPEG files under the cache (decoded once with OpenCV); [] when unreadable."""
     out_dir = os.path.join(cache_dir or os.path.join(cache_root(), "afew_frames"), file_key(path))
-    if os.path.isfile(os.path.join(out_dir, "done")):
-        return frame_files(out_dir)
-    capture = cv2.VideoCapture(os.fspath(path))
-    temporary = f"{out_dir}.tmp{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    os.makedirs(temporary)
-    count = 0
-    while capture.isOpened():
-        ok, frame = capture.read()
-        if not ok:
-            break
-        cv2.imwrite(os.path.join(temporary, f"{count:06d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
-        count += 1
-    capture.release()
-    if count == 0:
-        shutil.rmtree(temporary, ignore_errors=True)
-        return []
-    open(os.path.join(temporary, "done"), "w").close()
+
+    def fill(folder):
+        capture = cv2.VideoCapture(os.fspath(path))
+        count = 0
+        while capture.isOpened():
+            ok, frame = capture.read()
+            if not ok:
+                break
+            cv2.imwrite(os.path.join(folder, f"{count:06d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+            count += 1
+        capture.release()
+        if count == 0:
+            raise _Unreadable(path)
+
     try:
-        os.rename(temporary, out_dir)
-    except OSError:  # another process decoded it first
-        shutil.rmtree(temporary, ignore_errors=True)
-    return frame_files(out_dir)
+        return frame_files(write_once(out_dir, fill))
+    except _Unreadable:
+        return []
 
 
 def _sidecar_boxes(path, count, problems):

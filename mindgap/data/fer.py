@@ -27,14 +27,13 @@ later step (the image check, the input pipeline, ``mindgap explain``) sees files
 
 import csv
 import os
-import shutil
 
 import cv2
 import numpy as np
 
-from mindgap.data.derived import cache_root, file_key
+from mindgap.data.derived import cache_root, file_key, write_once
 from mindgap.data.emotions import EMOTIONS, FER2013_ORDER, FERPLUS_COLUMNS
-from mindgap.data.folders import SPLITS_DIR, VOTES_FILE, read_folders
+from mindgap.data.folders import SPLITS_DIR, VOTES_FILE, read_folders, write_votes_csv
 from mindgap.data.records import DatasetError, summarize
 
 FER_FILE = "fer2013.csv"
@@ -134,41 +133,35 @@ def materialize_fer2013(root, out_dir=None):
     """Write the images of ``root`` as a class-folder set (PNG, ``votes.csv``, ``splits/``), once; return its folder."""
     fer_path, ferplus_path = os.path.join(root, FER_FILE), os.path.join(root, FERPLUS_FILE)
     out_dir = out_dir or os.path.join(cache_root(), "fer2013", file_key(fer_path, ferplus_path, version=_FORMAT_VERSION))
-    if os.path.isfile(os.path.join(out_dir, SPLITS_DIR, "train.txt")):
+    if os.path.isdir(out_dir):
         return out_dir
     fer_rows = parse_fer2013(fer_path)
     plus = parse_ferplus(ferplus_path, fer_rows) if os.path.isfile(ferplus_path) else None
-    temporary = f"{out_dir}.tmp{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    for emotion in EMOTIONS:
-        os.makedirs(os.path.join(temporary, emotion))
-    splits = {"train": [], "val": [], "test": []}
-    vote_rows = []
-    for index, (emotion, image, split) in enumerate(fer_rows):
-        name = f"fer{index:07d}.png"
+
+    def fill(folder):
+        for emotion in EMOTIONS:
+            os.makedirs(os.path.join(folder, emotion))
+        splits, votes_of = {"train": [], "val": [], "test": []}, []
+        for index, (emotion, image, split) in enumerate(fer_rows):
+            name = f"fer{index:07d}.png"
+            if plus is not None:
+                plus_name, result = plus[index]
+                if result is None:
+                    continue
+                (votes, emotion), name = result, plus_name
+            relative = f"{EMOTIONS[emotion]}/{name}"
+            cv2.imwrite(os.path.join(folder, *relative.split("/")), image)
+            splits[split].append(relative)
+            if plus is not None:
+                votes_of.append((relative, votes))
+        os.makedirs(os.path.join(folder, SPLITS_DIR))
+        for split, lines in splits.items():
+            with open(os.path.join(folder, SPLITS_DIR, f"{split}.txt"), "w") as handle:
+                handle.write("".join(f"{line}\n" for line in lines))
         if plus is not None:
-            plus_name, result = plus[index]
-            if result is None:
-                continue
-            (votes, emotion), name = result, plus_name
-        relative = f"{EMOTIONS[emotion]}/{name}"
-        cv2.imwrite(os.path.join(temporary, *relative.split("/")), image)
-        splits[split].append(relative)
-        if plus is not None:
-            vote_rows.append([relative, *(f"{count:g}" for count in votes)])
-    os.makedirs(os.path.join(temporary, SPLITS_DIR))
-    for split, lines in splits.items():
-        with open(os.path.join(temporary, SPLITS_DIR, f"{split}.txt"), "w") as handle:
-            handle.write("".join(f"{line}\n" for line in lines))
-    if plus is not None:
-        with open(os.path.join(temporary, VOTES_FILE), "w", newline="") as handle:
-            csv.writer(handle).writerows([["image", *EMOTIONS], *vote_rows])
-    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
-    try:
-        os.rename(temporary, out_dir)
-    except OSError:  # another process wrote it first
-        shutil.rmtree(temporary, ignore_errors=True)
-    return out_dir
+            write_votes_csv(os.path.join(folder, VOTES_FILE), EMOTIONS, votes_of)
+
+    return write_once(out_dir, fill)
 
 
 def read_fer2013(root, *, cache_dir=None):

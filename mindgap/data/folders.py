@@ -117,6 +117,13 @@ def read_votes_csv(path, class_names, known, problems):
     return votes
 
 
+def write_votes_csv(path, class_names, votes):
+    """Write ``votes.csv``: the header ``image`` then ``class_names``, one row per (relative image path, counts)."""
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows([["image", *class_names],
+                                      *([relative, *(f"{float(count):g}" for count in counts)] for relative, counts in votes)])
+
+
 def stratified_split(relatives_by_class, seed, val_fraction, test_fraction):
     """{split: [relative path]}: per class a seeded shuffle, then test, val and train slices."""
     rng = np.random.default_rng(seed)

@@ -213,7 +213,10 @@ def trained_model(mode, model_name, seed=None):
     if model_name.startswith("GoogLeNet") and weights is None:
         overrides["freeze_epochs"] = 0  # nothing pretrained to protect
     config = TrainConfig().replace(**overrides)
-    settings = {name: value for name, value in dataclasses.asdict(config).items() if name != "verbose"}
+    # Only the settings that differ from TrainConfig's defaults: a new option of train() leaves the cache keys alone.
+    defaults = dataclasses.asdict(TrainConfig())
+    settings = {name: value for name, value in dataclasses.asdict(config).items()
+                if name != "verbose" and value != defaults.get(name)}
     key = json.dumps({"model": model_name, "data": mode.data_dir, "config": settings}, sort_keys=True)
     run_dir = os.path.join(mode.runs_dir, "models", f"{model_name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
     started = time.time()

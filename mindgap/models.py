@@ -154,6 +154,12 @@ def build_model(name, num_classes, *, weights=None, input_shape=(299, 299, 3), a
     return keras.Model(inputs, probabilities, name=spec.name)
 
 
+def takes_clips(name):
+    """True for the registry names whose models take clips (batch, T, H, W, 3): the CNN-LSTMs (``Tiny-LSTM``)."""
+    match = _VIDEO_PATTERN.match(str(name))
+    return match is not None and not match["frames"]
+
+
 def _build_video_model(match, name, num_classes, *, weights, input_shape, **overrides):
     """``Tiny-LSTM`` / ``Tiny-LSTM-tanh`` / ``Tiny-Frames`` (:mod:`mindgap.recurrent`); image-head overrides are ignored."""
     from mindgap import recurrent

@@ -31,6 +31,7 @@ import numpy as np
 import sklearn
 from sklearn.datasets import load_digits
 
+from mindgap.data.generated import writes_whole_set
 from mindgap.data.stanford40 import ACTIONS_FILE, ANNOTATIONS_DIR, IMAGES_DIR, SPLITS_DIR
 
 CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -192,12 +193,13 @@ def source_halves(targets):
     return halves
 
 
+@writes_whole_set(SETTINGS_FILE)
 def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=60, test_per_class=70, digit_size=(28, 56),
                             backgrounds="sklearn", clutter=0):
     """Write the digits localization set at ``out_dir`` in the Stanford 40 layout.
 
     Args:
-        out_dir: new or empty folder.
+        out_dir: new or empty folder (written whole: ``mindgap.data.generated``).
         seed: everything written is a function of the arguments and this seed.
         canvas_size: side of the square images, in pixels.
         train_per_class: images per class in ``train.txt``.
@@ -212,9 +214,6 @@ def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=
     Returns:
         ``out_dir``.
     """
-    out_dir = os.fspath(out_dir)
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        raise FileExistsError(f"{out_dir!r} is not empty; pass a new or empty folder (nothing was written).")
     if canvas_size < 16 or not 4 <= digit_size[0] <= digit_size[1] or train_per_class < 1 or test_per_class < 1 or clutter < 0:
         raise ValueError(
             f"Bad digits settings (canvas_size={canvas_size}, digit_size={digit_size}, train_per_class={train_per_class}, "

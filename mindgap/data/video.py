@@ -49,6 +49,7 @@ import sys
 import cv2
 import numpy as np
 
+from mindgap.data.generated import writes_whole_set
 from mindgap.data.records import DatasetError, read_lines, summarize
 
 SETTINGS_FILE = "mindgap_video.json"
@@ -218,8 +219,10 @@ def _clip_plan(split, settings, rng):
     return plans
 
 
+@writes_whole_set(SETTINGS_FILE)
 def generate_video_set(out_dir, **settings):
-    """Write the video set at ``out_dir`` (new or empty); see the module docstring. Returns ``out_dir``.
+    """Write the video set at ``out_dir`` (new or empty, written whole: ``mindgap.data.generated``); see the module
+    docstring. Returns ``out_dir``.
 
     Settings (defaults in :data:`DEFAULTS`): ``seed``, ``frame_size`` (square
     frames), ``short_frames`` (trimmed, GT + rand and rand + GT clips),
@@ -234,9 +237,6 @@ def generate_video_set(out_dir, **settings):
     from mindgap.data.digits import CLASS_NAMES, RENDERER_VERSION, source_halves
 
     settings = resolve_settings(**settings)
-    out_dir = os.fspath(out_dir)
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        raise FileExistsError(f"{out_dir!r} is not empty; pass a new or empty folder (nothing was written).")
     rng = np.random.default_rng(settings["seed"])
     digits = load_digits()
     halves = source_halves(digits.target)

@@ -293,14 +293,16 @@ class Refiner:
         missing = [name for name in (CONVENTIONAL_FILE, EVIDENCE_FILE) if not os.path.isfile(os.path.join(folder, name))]
         if missing:
             raise ValueError(f"{folder!r} lacks {', '.join(missing)}; save the refiner again.")
-        model, evidence_model = (load_model_file(os.path.join(folder, name), "Refiner model",
-                                                 fix="save the refiner again (Refiner.save)")
-                                 for name in (CONVENTIONAL_FILE, EVIDENCE_FILE))
+        def load(name):
+            return load_model_file(os.path.join(folder, name), "Refiner model", fix="save the refiner again (Refiner.save)")
+
+        model = load(CONVENTIONAL_FILE)
         stored, listed = _stored_class_names(model), manifest.get("class_names")
         if stored is not None and listed is not None and tuple(listed) != stored:
             raise ValueError(f"{manifest_path} lists the classes {_shown(listed)} but {CONVENTIONAL_FILE} holds "
                              f"{_shown(stored)}; the manifest disagrees with its models: save the refiner again (the "
                              "class names come from the models).")
+        evidence_model = load(EVIDENCE_FILE)
         fields = {field.name for field in dataclasses.fields(cls)} - {"model", "evidence_model", "class_names"}
         try:  # the models' own class names; the manifest's only for models that store none
             return cls(model, evidence_model, class_names=None if stored is not None else listed,

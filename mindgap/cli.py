@@ -323,8 +323,9 @@ def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, la
         raise CliError(str(error)) from None
     kind = model_kind(model)
     if kind != "clips":
-        raise CliError("'mindgap explain-video' takes CNN-LSTMs (Tiny-LSTM: clips in, a class per frame; train one with "
-                       f"'mindgap train Tiny-LSTM --data-dir VIDEO_SET'); {_KIND_FITS[kind].format(path=model_path)}.")
+        raise CliError(f"{model_path!r} is not a CNN-LSTM, which 'mindgap explain-video' takes (Tiny-LSTM: clips in, a class "
+                       "per frame; train one with 'mindgap train Tiny-LSTM --data-dir VIDEO_SET'); "
+                       f"{_KIND_FITS[kind].format(path=model_path)}.")
     _output_folder(out_dir)
     size = int(model.inputs[0].shape[2])
     # the training check's rules (DatasetError, a ValueError: one line, exit 2)

@@ -157,9 +157,9 @@ def other_models(tmp_path_factory):
                          "Tiny-LSTM --data-dir VIDEO_SET --weights {path}'"),
     ("explain", "lstm", "'mindgap explain --model' takes image models with a CAM head (GAPm or GAP-Zhou, e.g. Tiny-GAP5); "
                         "'{path}' is a CNN-LSTM"),
-    ("explain-video", "gap5", "'mindgap explain-video' takes CNN-LSTMs (Tiny-LSTM: clips in, a class per frame; train one "
-                              "with 'mindgap train Tiny-LSTM --data-dir VIDEO_SET'); '{path}' is an image model with a CAM "
-                              "head: use 'mindgap explain IMAGE --model {path}'."),
+    ("explain-video", "gap5", "'{path}' is not a CNN-LSTM, which 'mindgap explain-video' takes (Tiny-LSTM: clips in, a "
+                              "class per frame; train one with 'mindgap train Tiny-LSTM --data-dir VIDEO_SET'); '{path}' is "
+                              "an image model with a CAM head: use 'mindgap explain IMAGE --model {path}'."),
 ])
 def test_each_command_says_what_it_takes_and_which_command_fits(other_models, tmp_path, capsys, command, model, message):
     path = str(other_models / f"{model}.keras")

@@ -223,13 +223,9 @@ class Refiner:
             raise ValueError(f"top_k must be an integer in [1, {num_classes}], got {self.top_k!r}.")
         gz_patches.check_fraction("patch_fraction", self.patch_fraction)
         gz_patches.check_fraction("erase_fraction", self.erase_fraction)
-        # The class names are the models' own: given ones must agree with them (or name the classes of models
-        # that store none).
-        stored, evidence_names = _stored_class_names(self.model), _stored_class_names(self.evidence_model)
-        if stored is not None and evidence_names is not None and stored != evidence_names:
-            raise ValueError(f"The Evidence CNN's classes {_shown(evidence_names)} differ from the conventional CNN's "
-                             f"{_shown(stored)}; train it on the pool of the same classes.")
-        stored = stored or evidence_names
+        # The class names are the conventional CNN's own (the Evidence CNN's are its pool's folder names): given ones
+        # must agree with them, or name the classes of a model that stores none.
+        stored = _stored_class_names(self.model)
         if self.class_names is None:
             self.class_names = stored or tuple(f"class_{index}" for index in range(num_classes))
         elif stored is not None and tuple(self.class_names) != stored:

@@ -27,6 +27,7 @@ import time
 import mindgap  # first: it imports TensorFlow without its start-up chatter
 
 import keras  # noqa: E402
+from mindgap import storage
 from mindgap.data import make_dataset
 from mindgap.data.layouts import dataset_options, load_dataset
 from mindgap.data.digits import ensure_digits_dataset
@@ -228,17 +229,16 @@ def evaluated(mode, model_name, dataset, split="test", seed=None):
     """(report dict, run folder, best model) of ``model_name``, trained and evaluated once per settings."""
     model, run_dir, _ = trained_model(mode, model_name, seed=seed)
     report_path = os.path.join(run_dir, f"report_{split}.json")
-    if os.path.isfile(report_path):
-        with open(report_path) as handle:
-            return json.load(handle), run_dir, model
+    cached = storage.read_json(report_path)  # written atomically: present means complete (an older torn file is redone)
+    if cached is not None:
+        return cached, run_dir, model
     records = getattr(dataset, split)
     data = make_dataset(records, num_classes=dataset.num_classes, image_size=mode.train["image_size"],
                         batch_size=mode.evaluation_batch, with_boxes=True)
     with Stopwatch() as clock:
         report = mindgap.evaluate(model, data, progress=sys.stderr.isatty())
-    report.save_json(report_path)
-    with open(os.path.join(run_dir, f"report_{split}_timing.json"), "w") as handle:
-        json.dump({"evaluation": clock.seconds}, handle)
+    storage.write_json(os.path.join(run_dir, f"report_{split}_timing.json"), {"evaluation": clock.seconds})
+    storage.write_json(report_path, report.to_dict())  # last: the cache entry
     return report.to_dict(), run_dir, model
 
 
@@ -305,15 +305,28 @@ def comparison_table(rows, columns, paper, title_column="model"):
 
 
 def write_outputs(out_dir, mode, config_extra, results, markdown):
-    """config.json, results.json and table.md in ``out_dir``; the table is printed too."""
-    with open(os.path.join(out_dir, "config.json"), "w") as handle:
-        json.dump({"mode": dataclasses.asdict(mode), **config_extra, "keras": keras.__version__}, handle, indent=2)
-    with open(os.path.join(out_dir, "results.json"), "w") as handle:
-        json.dump(results, handle, indent=2)
-    with open(os.path.join(out_dir, "table.md"), "w") as handle:
-        handle.write(markdown + "\n")
+    """config.json, results.json and table.md in ``out_dir``, each written atomically; the table is printed too."""
+    storage.write_json(os.path.join(out_dir, "config.json"),
+                       {"mode": dataclasses.asdict(mode), **config_extra, "keras": keras.__version__})
+    storage.write_json(os.path.join(out_dir, "results.json"), results)
+    storage.write_text(os.path.join(out_dir, "table.md"), markdown + "\n")
     print(markdown)
     print(f"\nwritten to {out_dir}")
+
+
+def cached_model(path):
+    """The model cached at ``path`` by :func:`mindgap.storage.save_model`, or None to train it (again).
+
+    Files are written atomically, so one that exists is complete; a torn file an older version left
+    (a kill during ``model.save``) is removed with a note and the model trained again."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        return mindgap.models.load_model_file(path)
+    except ValueError as error:
+        print(f"note: {str(error).splitlines()[0]}; training it again.", file=sys.stderr)
+        os.remove(path)
+        return None
 
 
 def flat_numbers(report):
@@ -351,6 +364,9 @@ def run_main(main):
     except (ValueError, FileExistsError) as error:
         print(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
         sys.exit(2)
+    except storage.StorageError as error:  # a full disk or an unwritable place: what was saved is whole, rerun resumes
+        print(f"error: {error.strerror}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt as error:  # TrainingInterrupted names the epoch; the same command resumes
         print(str(error) or "interrupted; run the same command to resume (finished models are kept)", file=sys.stderr)
         sys.exit(130)

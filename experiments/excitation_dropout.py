@@ -142,6 +142,7 @@ def _data_path(runs_dir, settings, size, split):
 
 def ensure_classification_set(runs_dir, settings):
     """Render (once) the train and test sets at both sizes; returns their paths by (size, split)."""
+    from mindgap import storage  # not at the top: mindgap starts TensorFlow, after the workers pinned their cores
     from mindgap.pretrain import centred_digit_canvases
 
     paths = {}
@@ -152,9 +153,8 @@ def ensure_classification_set(runs_dir, settings):
             if not os.path.isfile(path):
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 canvases, labels = centred_digit_canvases(count, size, digit_size, seed=seed, half=half)
-                temporary = path + ".tmp.npz"
-                np.savez_compressed(temporary, canvases=canvases[..., ::-1], labels=labels)  # BGR → RGB
-                os.replace(temporary, path)
+                with storage.atomic_path(path) as temporary:
+                    np.savez_compressed(temporary, canvases=canvases[..., ::-1], labels=labels)  # BGR → RGB
             paths[size, split] = path
     return paths
 
@@ -256,9 +256,10 @@ def run_job(settings_dict, runs_dir, architecture, variant, base_retain, seed):
     settings = Settings(**{**settings_dict, "cnn2_filters": tuple(settings_dict["cnn2_filters"])})
     key = _job_key(settings, architecture, variant, base_retain, seed)
     path = os.path.join(runs_dir, "excitation_dropout_jobs", key + ".json")
-    if os.path.isfile(path):
-        with open(path) as handle:
-            cached = json.load(handle)
+    from mindgap import storage  # not at the top: mindgap starts TensorFlow, after the workers pinned their cores
+
+    cached = storage.read_json(path)  # written atomically; a torn file of an older version is run again
+    if cached is not None:
         if variant not in LEAK_VARIANTS or "mask_accuracy" in cached:  # older runs lack the probe: run them again
             return cached
 
@@ -337,10 +338,7 @@ def run_job(settings_dict, runs_dir, architecture, variant, base_retain, seed):
         final = weighted.get_weights()
         result["weight_changes"] = utilization.weight_changes(initial[0], final[0], initial[1] if len(initial) > 1 else None,
                                                               final[1] if len(final) > 1 else None).tolist()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as handle:
-        json.dump(result, handle)
-    os.replace(path + ".tmp", path)
+    storage.write_json(path, result)
     print(f"[{architecture} {variant} P={base_retain} seed {seed}] test {100 * result['test_accuracy']:.1f} %, train "
           f"{100 * result['train_accuracy']:.1f} %, {train_seconds:.0f} s", flush=True)
     return result
@@ -706,16 +704,15 @@ def main(argv=None):
         delta = conservative_delta(results, run["architecture"])
         if delta is not None and "weight_changes" in source:
             run["conservative_filters"] = {"delta": delta, "count": int((np.asarray(source["weight_changes"]) < delta).sum())}
-    with open(os.path.join(out_dir, "config.json"), "w") as handle:
-        json.dump({"experiment": "excitation_dropout", "settings": dataclasses.asdict(settings), "seeds": seeds,
-                   "sensitivity_seeds": sensitivity_seeds, "zhou_seeds": zhou_seeds, "workers": args.workers,
-                   "command": " ".join(["python -m experiments.excitation_dropout", *(argv if argv is not None else sys.argv[1:])])},
-                  handle, indent=2)
-    with open(os.path.join(out_dir, "results.json"), "w") as handle:
-        json.dump({"runs": summary, "wall_seconds": wall, "cpu_seconds": cpu_seconds, "no_dropout_gap_points": none_gap},
-                  handle, indent=1)
-    with open(os.path.join(out_dir, "table.md"), "w") as handle:
-        handle.write(markdown + "\n")
+    from mindgap import storage
+
+    storage.write_json(os.path.join(out_dir, "config.json"), {
+        "experiment": "excitation_dropout", "settings": dataclasses.asdict(settings), "seeds": seeds,
+        "sensitivity_seeds": sensitivity_seeds, "zhou_seeds": zhou_seeds, "workers": args.workers,
+        "command": " ".join(["python -m experiments.excitation_dropout", *(argv if argv is not None else sys.argv[1:])])})
+    storage.write_json(os.path.join(out_dir, "results.json"),
+                       {"runs": summary, "wall_seconds": wall, "cpu_seconds": cpu_seconds, "no_dropout_gap_points": none_gap})
+    storage.write_text(os.path.join(out_dir, "table.md"), markdown + "\n")
     print(markdown)
     print(f"\nwritten to {out_dir}")
     return results

@@ -37,7 +37,6 @@ accumulated black squares and the next patch's box, then the three patches), as 
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -147,9 +146,11 @@ def run_seed(settings_dict, runs_dir, out_dir, seed):
                                                ("digit_size", "top_k", "pool_methods", "ensemble_methods")}})
     seed_dir = os.path.join(out_dir, f"seed{seed}")
     result_path = os.path.join(seed_dir, "result.json")
-    if os.path.isfile(result_path):
-        with open(result_path) as handle:
-            return json.load(handle)
+    from mindgap import storage  # not at the top: mindgap starts TensorFlow, after the workers pinned their cores
+
+    cached = storage.read_json(result_path)  # written atomically, last: the seed's cache entry
+    if cached is not None:
+        return cached
 
     import mindgap
     from mindgap import guided_zoom as gz
@@ -235,16 +236,15 @@ def run_seed(settings_dict, runs_dir, out_dir, seed):
         _save_figure_material(os.path.join(seed_dir, "figure_material.npz"), pools[settings.pool_methods[0]]["train"],
                               splits["train"][0], settings)
     result["seconds"] = time.perf_counter() - started
-    os.makedirs(seed_dir, exist_ok=True)
-    with open(result_path + ".tmp", "w") as handle:
-        json.dump(result, handle, indent=1)
-    os.replace(result_path + ".tmp", result_path)
+    storage.write_json(result_path, result)
     say(f"done in {result['seconds']:.0f} s")
     return result
 
 
 def _save_figure_material(path, pool, images, settings, per_class=8):
     """The patches of Figure 6.3 (l = 0, ``per_class`` of each class) and the images and peaks of Figure 6.5."""
+    from mindgap import storage  # not at the top: mindgap starts TensorFlow, after the workers pinned their cores
+
     first = pool.select(pool.rounds == 0)
     chosen = np.concatenate([np.flatnonzero(first.labels == label)[:per_class] for label in np.unique(first.labels)])
     complete = [source for source in np.unique(pool.sources) if (pool.sources == source).sum() == settings.rounds + 1]
@@ -253,10 +253,11 @@ def _save_figure_material(path, pool, images, settings, per_class=8):
     shown = np.asarray((varied + [source for source in complete if source not in varied])[:settings.figure_images], np.int64)
     peaks = np.stack([pool.peaks[pool.sources == source][np.argsort(pool.rounds[pool.sources == source])] for source in shown]) \
         if len(shown) else np.zeros((0, settings.rounds + 1, 2), np.int64)
-    np.savez_compressed(path, class_patches=first.patches[chosen], class_labels=first.labels[chosen],
-                        erasing_images=images[shown], erasing_peaks=peaks,
-                        erasing_labels=pool.labels[[np.flatnonzero(pool.sources == source)[0] for source in shown]]
-                        if len(shown) else np.zeros(0, np.int64))
+    with storage.atomic_path(path) as temporary:
+        np.savez_compressed(temporary, class_patches=first.patches[chosen], class_labels=first.labels[chosen],
+                            erasing_images=images[shown], erasing_peaks=peaks,
+                            erasing_labels=pool.labels[[np.flatnonzero(pool.sources == source)[0] for source in shown]]
+                            if len(shown) else np.zeros(0, np.int64))
 
 
 # ------------------------------------------------------------------ figures and table

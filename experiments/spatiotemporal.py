@@ -171,8 +171,11 @@ def train_frame_cnn(settings, variant, frames, labels, images, image_labels, num
 
     model = _frame_cnn(settings, num_classes, class_names)
     initial = {layer.name: [np.asarray(value) for value in layer.get_weights()] for layer in _weighted_layers(model)}
-    if os.path.isfile(path):
-        return mindgap.load_model(path), initial
+    from experiments.common import cached_model
+
+    cached = cached_model(path)  # saved atomically: a file there is complete
+    if cached is not None:
+        return cached, initial
     log(f"training the frame CNN ({variant}) on {len(frames)} frames" + (f" and {len(images)} images" if images is not None else ""))
 
     def stream(pixels, targets, seed):
@@ -187,7 +190,7 @@ def train_frame_cnn(settings, variant, frames, labels, images, image_labels, num
     model.compile(keras.optimizers.Adam(settings.frame_learning_rate), "categorical_crossentropy", metrics=["accuracy"])
     steps = max(1, len(frames) // settings.frame_batch)
     model.fit(data.prefetch(2), epochs=settings.frame_epochs, steps_per_epoch=steps, verbose=2 if sys.stdout.isatty() else 0)
-    model.save(path)
+    mindgap.storage.save_model(model, path)
     return model, initial
 
 
@@ -372,7 +375,9 @@ def plot_curves(curves, path, caption):
     axis.set_title("Figure 7.6: sum of cEB-R maps over time (mean ± sd)", fontsize=10)
     figure.text(0.01, 0.01, caption, fontsize=6, wrap=True)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
-    figure.savefig(path, dpi=120)
+    from mindgap import storage  # as every mindgap import here: inside the function, TensorFlow starts late
+
+    storage.savefig(figure, path, dpi=120)
     plt.close(figure)
     return path
 

@@ -8,11 +8,22 @@ are the same as one after the other: each run folder is written by its own proce
 model cache in ``<runs>/models`` is keyed by settings as before.
 
 No TensorFlow at import: a worker pins itself before TensorFlow starts its thread pools.
+
+A worker dies with its parent, ``kill -9`` included (:func:`die_with_parent`): on Linux the kernel
+sends it SIGKILL when the parent ends (``prctl(PR_SET_PDEATHSIG)``); everywhere a thread polls the
+parent's pid once a second as well.  So no orphan keeps training queued runs, and with its last
+user gone multiprocessing's resource tracker ends too.
 """
 
+import ctypes
 import os
 import signal
 import sys
+import threading
+import time
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_POLL_SECONDS = 1.0
 
 
 class _Prefixed:
@@ -43,8 +54,29 @@ def core_shares(workers, cores=None):
     return [set(cores[index::workers]) for index in range(workers)]
 
 
-def _start_worker(shares):
-    """Initializer: take one share of the cores, leave Ctrl-C to the parent, quiet TensorFlow's start-up."""
+def die_with_parent(parent_pid, poll_seconds=PARENT_POLL_SECONDS):
+    """End this process as soon as ``parent_pid`` is gone: the kernel's parent-death signal where there is one
+    (Linux), and a daemon thread that polls the parent's pid in any case (the portable fallback, and the cover
+    for a parent that died before the signal was armed)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(1)  # reparented: the parent is gone (os._exit: nothing of its state is worth saving)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _start_worker(shares, parent_pid=None):
+    """Initializer: die with the parent, take one share of the cores, leave Ctrl-C to the parent, quiet TensorFlow."""
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     share = shares.get()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, share)
@@ -120,7 +152,7 @@ def map_in_parallel(function, jobs, workers, print_fn=print, describe=None):
     print_fn(f"{what}, cores "
              + ", ".join("+".join(map(str, sorted(share))) for share in shares_list), flush=True)
     executor = concurrent.futures.ProcessPoolExecutor(len(shares_list), mp_context=context,
-                                                      initializer=_start_worker, initargs=(shares,))
+                                                      initializer=_start_worker, initargs=(shares, os.getpid()))
     try:
         futures = [executor.submit(_call_pinned, function, job) for job in jobs]
         for future in concurrent.futures.as_completed(futures):

@@ -19,9 +19,8 @@ import os
 import re
 import sys
 import typing
-import zipfile
 
-from mindgap.training.run_folder import StorageError
+from mindgap.storage import StorageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 EXIT_BAD_INPUT = 2
@@ -53,9 +52,30 @@ def _config_overrides(args, config_class):
     return {field.name: getattr(args, field.name) for field in dataclasses.fields(config_class) if getattr(args, field.name) is not None}
 
 
-def load_mindgap_model(path):
-    """Load a ``.keras`` file and check that it is a mindgap model, or raise ``CliError``."""
-    from mindgap.models import load_model, model_info
+# What each command takes, and where a model of another kind fits (``mindgap.models.model_kind``).
+_COMMAND_TAKES = {
+    "explain": "'mindgap explain --model' takes image models with a CAM head (GAPm or GAP-Zhou, e.g. Tiny-GAP5)",
+    "export": "'mindgap export' writes image models with a CAM head (GAPm or GAP-Zhou: probabilities and CAMs)",
+    "evaluate": "'mindgap evaluate' measures image models with a CAM head (GAPm or GAP-Zhou)",
+    "serve": "'mindgap serve' shows the CAMs of image models with a CAM head (GAPm or GAP-Zhou)",
+}
+_KIND_FITS = {
+    "cam": "{path!r} is an image model with a CAM head: use 'mindgap explain IMAGE --model {path}'",
+    "clips": "{path!r} is a CNN-LSTM (Tiny-LSTM: clips in, a class per frame): ground it with "
+             "'mindgap explain-video CLIP_FOLDER --model {path}'",
+    "frames": "{path!r} is a frame CNN (Tiny-Frames, no CAM head): it starts a CNN-LSTM, "
+              "'mindgap train Tiny-LSTM --data-dir VIDEO_SET --weights {path}', then 'mindgap explain-video'",
+    "dropout": "{path!r} is an Excitation Dropout classifier (no CAM head), measured by "
+               "'python -m experiments.excitation_dropout'",
+    "other": "{path!r} is not a mindgap model (no 'gap_maps' and 'probabilities' layers); build one with "
+             "mindgap.build_model or train one with 'mindgap train'",
+}
+
+
+def load_mindgap_model(path, command="explain"):
+    """Load a ``.keras`` file and check that it is a model ``command`` takes (a CAM model), or raise ``CliError``
+    saying what the file is, what the command takes and which command fits it."""
+    from mindgap.models import load_model_file, model_kind
 
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -64,16 +84,14 @@ def load_mindgap_model(path):
         raise CliError(f"Model {path!r} is a folder, not a .keras file; {hint}.")
     if not os.path.isfile(path):
         raise CliError(f"Model file {path!r} does not exist; pass the best.keras written by 'mindgap train'.")
-    if not zipfile.is_zipfile(path):
-        raise CliError(f"{path!r} is not a .keras model file; pass a model saved with model.save('name.keras').")
     try:
-        model = load_model(path)
-    except Exception as error:  # Keras raises many types for foreign or broken files
-        raise CliError(f"{path!r} could not be loaded as a mindgap model ({type(error).__name__}); pass a model saved by mindgap.") from None
-    try:
-        model_info(model)
+        model = load_model_file(path, "Model", fix="pass a model saved by mindgap with model.save('name.keras')")
     except ValueError as error:
         raise CliError(str(error)) from None
+    kind = model_kind(model)
+    if kind != "cam":
+        extra = "; keras' model.export(PATH) writes its probabilities alone" if command == "export" and kind != "other" else ""
+        raise CliError(f"{_COMMAND_TAKES[command]}; {_KIND_FITS[kind].format(path=path)}{extra}.")
     return model
 
 
@@ -103,7 +121,7 @@ def _check_explain_arguments(top, threshold):
 
 def _write_checked(path, write):
     """Run ``write(temporary_path)``, then rename over ``path``; a failed write raises ``StorageError`` and leaves nothing."""
-    from mindgap.training.run_folder import atomic_path
+    from mindgap.storage import atomic_path
 
     with atomic_path(path) as temporary:
         write(temporary)
@@ -130,7 +148,6 @@ def checked_image_paths(paths, skip_bad_images=False, warn=None):
 def _loaded_images(paths, size, out_dir):
     """``load_image(path, size)`` of every path (a ``CliError`` naming a bad one), then ``out_dir`` made."""
     from mindgap.data.pipeline import load_image
-    from mindgap.training.run_folder import storage_error
 
     loaded = []
     for path in paths:
@@ -138,11 +155,18 @@ def _loaded_images(paths, size, out_dir):
             loaded.append(load_image(path, size))
         except ValueError as error:
             raise CliError(str(error)) from None
+    _output_folder(out_dir)
+    return loaded
+
+
+def _output_folder(out_dir):
+    """Make ``out_dir`` before the work: an unwritable place is one line (``StorageError``) naming it, at once."""
+    from mindgap.storage import storage_error
+
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as error:
         raise storage_error(out_dir, error) from None
-    return loaded
 
 
 def _method_maps(model, images, probabilities, class_index, method):
@@ -279,31 +303,34 @@ def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, la
     writes ``<clip>_<method>.png`` (the frames, their maps, the curve over time) and
     ``<clip>_<method>.json`` into ``out_dir``.  Returns the JSON record.
     """
-    import json
-
     import numpy as np
 
     import mindgap
-    from mindgap import recurrent
-    from mindgap.data.video import load_clip_frames
-    from mindgap.models import load_model
+    from mindgap import recurrent, storage
+    from mindgap.data.video import load_checked_clip
+    from mindgap.models import load_model_file, model_kind
     from mindgap.plots import plot_clip_grounding
     from mindgap.temporal import frame_sums, localize_unknown_length
 
     if method not in VIDEO_METHODS:
         raise CliError(f"Unknown method {method!r} for a clip; use one of {', '.join(VIDEO_METHODS)}.")
-    if not os.path.isfile(os.fspath(model_path)):
-        raise CliError(f"Model file {os.fspath(model_path)!r} does not exist; pass a CNN-LSTM's best.keras (mindgap train Tiny-LSTM).")
+    model_path = os.fspath(model_path)
+    if not os.path.isfile(model_path):
+        raise CliError(f"Model file {model_path!r} does not exist; pass a CNN-LSTM's best.keras (mindgap train Tiny-LSTM).")
     try:
-        model = load_model(model_path)
-    except Exception as error:  # Keras raises many types for foreign or broken files
-        raise CliError(f"{os.fspath(model_path)!r} could not be loaded as a mindgap model ({type(error).__name__}); "
-                       "pass a CNN-LSTM saved by mindgap.") from None
-    if not recurrent.is_video_model(model):
-        raise CliError(f"{os.fspath(model_path)!r} is not a CNN-LSTM (clips in, a class per step out); use 'mindgap explain' "
-                       "for image models, or train one with 'mindgap train Tiny-LSTM --data-dir VIDEO_SET'.")
+        model = load_model_file(model_path, "Model", fix="pass a CNN-LSTM saved by mindgap (mindgap train Tiny-LSTM)")
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    kind = model_kind(model)
+    if kind != "clips":
+        raise CliError(f"{model_path!r} is not a CNN-LSTM, which 'mindgap explain-video' takes (Tiny-LSTM: clips in, a class "
+                       "per frame; train one with 'mindgap train Tiny-LSTM --data-dir VIDEO_SET'); "
+                       f"{_KIND_FITS[kind].format(path=model_path)}.")
+    _output_folder(out_dir)
     size = int(model.inputs[0].shape[2])
-    frames = load_clip_frames(os.fspath(clip), size)  # DatasetError (a ValueError): one line, exit 2
+    # the training check's rules (DatasetError, a ValueError: one line, exit 2)
+    clip_record, frames, _ = load_checked_clip(os.fspath(clip), size, num_classes=int(model.output.shape[-1]),
+                                               warn=lambda line: print(line, file=sys.stderr))
     class_names = list(model.get_layer(recurrent.PROBABILITIES_LAYER).class_names or
                        [f"class_{index}" for index in range(int(model.output.shape[-1]))])
     clips = (frames.astype(np.float32) / 127.5 - 1.0)[None]
@@ -320,20 +347,23 @@ def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, la
     sums = frame_sums(maps)
     start, end = localize_unknown_length(sums if method == "ceb_r" else sums - sums.mean())
     name = os.path.basename(os.path.normpath(os.fspath(clip)))
-    os.makedirs(out_dir, exist_ok=True)
+    files = [os.path.basename(path) for path in clip_record.frames]
+    span = f"frames {start + 1}-{end} of {len(frames)} (files {files[start]}-{files[end - 1]})"
     figure = os.path.join(out_dir, f"{_name_part(name)}_{method}.png")
     label = f"{method} '{class_names[index]}'"
     _write_checked(figure, lambda path: plot_clip_grounding(
         frames, [maps], [label], path, title=f"{name}: {class_names[index]} ({100 * probabilities[-1, index]:.1f} % at the "
-        f"last frame), localized in frames {start + 1}-{end}", segments=[(start, end)]))
+        f"last frame), localized in {span}", segments=[(start, end)]))
     record = {"clip": os.path.abspath(os.fspath(clip)), "frames": int(len(frames)), "class": class_names[index],
               "predicted": class_names[predicted], "probability": float(probabilities[-1, index]), "method": method,
-              "segment": [int(start), int(end)], "frame_scores": [float(value) for value in sums], "figure": figure}
-    _write_checked(os.path.join(out_dir, f"{_name_part(name)}_{method}.json"),
-                   lambda path: open(path, "w").write(json.dumps(record, indent=2)))
+              "segment": [int(start), int(end)], "segment_files": [files[start], files[end - 1]],
+              "frame_files": files, "frame_scores": [float(value) for value in sums], "figure": figure}
+    if clip_record.label >= 0:  # its clip.json: the ground truth beside the answer
+        record["ground_truth"] = {"class": class_names[clip_record.label], "segment": list(clip_record.segment)}
+    storage.write_json(os.path.join(out_dir, f"{_name_part(name)}_{method}.json"), record)
     print_fn(f"{name}: {class_names[index]} ({100 * probabilities[-1, index]:.1f} %"
              + ("" if index == predicted else f"; predicted {class_names[predicted]}") +
-             f"), localized in frames {start + 1}-{end} of {len(frames)} ({method}); wrote {figure}")
+             f"), localized in {span} ({method}); wrote {figure}")
     return record
 
 
@@ -376,7 +406,7 @@ def _run_evaluate(args):
     from mindgap.evaluation import evaluate
     from mindgap.models import model_info
 
-    model = load_mindgap_model(args.model)
+    model = load_mindgap_model(args.model, "evaluate")
     info = model_info(model)
     dataset, _ = load_dataset(args.data_dir, splits=(args.split,), require=(args.split,), skip_bad_images=args.skip_bad_images,
                               allow_train_duplicates=args.allow_train_duplicates, **_data_settings(args))
@@ -408,7 +438,7 @@ def _run_explain(args):
 def _run_export(args):
     from mindgap.exporting import export
 
-    model = load_mindgap_model(args.model)
+    model = load_mindgap_model(args.model, "export")
     try:
         path = export(model, args.out, format=args.format)
     except ImportError as error:
@@ -439,7 +469,7 @@ def _run_serve(args):
     except ImportError as error:
         raise CliError(f"mindgap serve needs {error.name!r}; pip install fastapi uvicorn python-multipart.") from None
     names = _served_names(args.models)
-    models = {name: load_mindgap_model(path) for name, path in zip(names, args.models)}
+    models = {name: load_mindgap_model(path, "serve") for name, path in zip(names, args.models)}
     app = create_app(models, examples=args.examples, max_upload_bytes=int(args.max_upload_mb * 2**20), cache_images=args.cache_images)
     print(f"serving {', '.join(names)} on http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

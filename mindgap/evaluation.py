@@ -8,11 +8,10 @@ input size batch by batch, so memory stays bounded on 2,000 images at 299².
 """
 
 import dataclasses
-import json
 
 import numpy as np
 
-from mindgap import metrics
+from mindgap import metrics, storage
 from mindgap.cam import cam_model, upsample_map
 from mindgap.data.pipeline import valid_boxes
 from mindgap.models import model_info
@@ -106,8 +105,7 @@ class EvaluationReport:
         return dataclasses.asdict(self)
 
     def save_json(self, path):
-        with open(path, "w") as handle:
-            json.dump(self.to_dict(), handle, indent=2)
+        storage.write_json(path, self.to_dict())  # atomically: a kill leaves the previous report or none
 
     def to_markdown(self):
         rows = [("accuracy (top-1)", self.classification["accuracy"]), ("top-5 accuracy", self.classification["top5"]),

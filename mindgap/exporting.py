@@ -18,11 +18,14 @@ The module is ``exporting`` so that ``mindgap.export`` can be the function
 named beside the ``mindgap.saliency`` package).
 """
 
+import errno
 import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from mindgap import storage
 from mindgap.cam import cam_model
 
 FORMATS = ("savedmodel", "litert", "onnx")
@@ -40,6 +43,11 @@ def named_outputs_model(model):
 def export(model, out_dir, format="savedmodel"):
     """Write ``model`` as ``format`` into ``out_dir``; returns the artifact's path.
 
+    The artifact is written under a temporary name beside its place and renamed when complete
+    (``mindgap.storage``): a full disk, a read-only place or a kill leaves the earlier export (or
+    nothing) and no half-written files such as TensorFlow's ``variables_temp/``; such failures are a
+    :class:`~mindgap.storage.StorageError` naming the path.
+
     Args:
         model: a mindgap model (built, or loaded with :func:`mindgap.load_model`).
         out_dir: a folder, created if absent; the artifact is ``out_dir/savedmodel/``,
@@ -48,13 +56,33 @@ def export(model, out_dir, format="savedmodel"):
     """
     if format not in FORMATS:
         raise ValueError(f"Unknown export format {format!r}; use one of {', '.join(FORMATS)}.")
-    os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(os.fspath(out_dir), ARTIFACTS[format])
     named = named_outputs_model(model)
     named(np.zeros((1, *named.input_shape[1:]), np.float32))  # Keras' ONNX export refuses a model never called
+    writing = storage.atomic_folder(path) if format == "savedmodel" else storage.atomic_path(path)
+    try:
+        with writing as temporary:
+            _keras_export(named, temporary, format)
+    except tf.errors.OpError as error:  # TensorFlow's writers (SaveV2) report a full disk or a read-only place so
+        raise storage.storage_error(path, OSError(_errno_of(error), _reason_of(error))) from None
+    return path
+
+
+def _keras_export(named, path, format):
     try:
         named.export(path, format=_KERAS_FORMATS[format], verbose=False)
     except ImportError as error:
         package = {"onnx": "tf2onnx onnx", "litert": "ai-edge-litert"}.get(format, error.name)
         raise ImportError(f"Export to {format} needs {error.name!r}; pip install {package}.") from error
-    return path
+
+
+_TF_STORAGE_ERRORS = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": errno.EDQUOT,
+                      "Read-only file system": errno.EROFS, "Permission denied": errno.EACCES}
+
+
+def _errno_of(error):
+    return next((code for text, code in _TF_STORAGE_ERRORS.items() if text in error.message), errno.EIO)
+
+
+def _reason_of(error):
+    return next((text for text in _TF_STORAGE_ERRORS if text in error.message), f"{type(error).__name__} while writing")

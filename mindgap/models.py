@@ -8,6 +8,7 @@ Grammar: ``<Backbone>-GAP<m>[-L1|-L2]`` or ``<Backbone>-GAP-Zhou[-L1|-L2]`` with
 import dataclasses
 import os
 import re
+import zipfile
 
 import keras
 
@@ -154,6 +155,12 @@ def build_model(name, num_classes, *, weights=None, input_shape=(299, 299, 3), a
     return keras.Model(inputs, probabilities, name=spec.name)
 
 
+def takes_clips(name):
+    """True for the registry names whose models take clips (batch, T, H, W, 3): the CNN-LSTMs (``Tiny-LSTM``)."""
+    match = _VIDEO_PATTERN.match(str(name))
+    return match is not None and not match["frames"]
+
+
 def _build_video_model(match, name, num_classes, *, weights, input_shape, **overrides):
     """``Tiny-LSTM`` / ``Tiny-LSTM-tanh`` / ``Tiny-Frames`` (:mod:`mindgap.recurrent`); image-head overrides are ignored."""
     from mindgap import recurrent
@@ -201,6 +208,68 @@ def load_model(path, safe_mode=True):
     rebuilt = keras.saving.deserialize_keras_object(config, safe_mode=safe_mode)
     rebuilt.set_weights(loaded.get_weights())
     return rebuilt
+
+
+_MISSING_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'.*?'module': '([^']*)'.*?'registered_name': '([^']*)'",
+                            re.S)
+
+
+def describe_load_error(error):
+    """Why Keras could not load a file, in a few words (the class it could not find, or the first line of the error)."""
+    text = str(error)
+    missing = _MISSING_CLASS.findall(text)
+    if missing:
+        name, module, registered = missing[-1]  # the innermost: the class really missing
+        shown = registered if registered and registered != name else f"{module}.{name}"
+        if shown.startswith("mindgap>") or module.startswith("mindgap"):
+            return f"it needs mindgap's class {shown!r}, which is registered by `import mindgap`"
+        return (f"it needs class {shown!r} of module {module!r}, which is not mindgap's (a model of another package, "
+                "or a foreign layer)")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(error).__name__}: {first[:200]}" if first else type(error).__name__
+
+
+def load_model_file(path, what="model", fix="save the model again"):
+    """:func:`load_model` of ``path``, every failure one ``ValueError`` naming the file, what is wrong, and ``fix``.
+
+    A missing file, a folder, a file that is not a ``.keras`` zip archive (truncated by an interrupted
+    save, empty, text), a damaged archive, a class Keras cannot find: each says so.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} is a folder, not a .keras file; {fix}.")
+    if not os.path.isfile(path):
+        raise ValueError(f"{what} {path!r} does not exist; {fix}.")
+    if not zipfile.is_zipfile(path):
+        size = os.path.getsize(path)
+        raise ValueError(f"{what} {path!r} is not a .keras model file ({'empty' if size == 0 else f'{size} bytes, not a zip archive'}"
+                         f": cut short by an interrupted save, or another kind of file); {fix}.")
+    try:
+        return load_model(path)
+    except Exception as error:  # Keras, h5py and zipfile raise many types for damaged or foreign files
+        raise ValueError(f"{what} {path!r} could not be loaded ({describe_load_error(error)}); {fix}.") from None
+
+
+MODEL_KINDS = ("cam", "clips", "frames", "dropout", "other")
+
+
+def model_kind(model):
+    """What a built or loaded model is, for messages: ``"cam"`` (a GAPm or GAP-Zhou head: one pass gives the CAMs),
+    ``"clips"`` (a CNN-LSTM, ``Tiny-LSTM``), ``"frames"`` (a frame CNN, ``Tiny-Frames``), ``"dropout"`` (an
+    Excitation Dropout classifier of ``mindgap.dropout.architectures``) or ``"other"``."""
+    names = {layer.name for layer in getattr(model, "layers", [])}
+    if heads.MAPS_LAYER in names and heads.PROBABILITIES_LAYER in names:
+        return "cam"
+    from mindgap import recurrent  # recurrent imports this module (the registry builds its models)
+    from mindgap.dropout import GuidedDropoutModel  # as in build_model: the dropout package builds on the heads
+
+    if recurrent.is_video_model(model):
+        return "clips"
+    if isinstance(model, GuidedDropoutModel):
+        return "dropout"
+    if set(recurrent.FC_LAYERS) <= names and recurrent.LOGITS_LAYER in names:
+        return "frames"
+    return "other"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mindgap import storage  # noqa: E402
 from mindgap.cam import upsample_map  # noqa: E402
 
 TRUE_BOX_COLOUR = (0, 255, 0)
@@ -96,7 +97,7 @@ def save_figure(figure, path, title="", title_size=8, dpi=100):
     if title:
         figure.suptitle(title, fontsize=title_size)
     figure.tight_layout()
-    figure.savefig(path, dpi=dpi)
+    storage.savefig(figure, path, dpi=dpi)  # atomically: a kill leaves the previous figure, never half of one
     plt.close(figure)
     return path
 

@@ -156,7 +156,7 @@ class ImageCheck:
     seconds: float
 
 
-def check_images(paths, *, workers=None, cache_path="default"):
+def check_images(paths, *, workers=None, cache_path="default", refresh=False):
     """Decode every file of ``paths`` once (cached by path, size and mtime); see :class:`ImageCheck`.
 
     Args:
@@ -164,6 +164,7 @@ def check_images(paths, *, workers=None, cache_path="default"):
         workers: parallel decoders (default: one per core).
         cache_path: the SQLite cache file; "default" for
             :func:`default_cache_path`, None for no cache.
+        refresh: decode every file even if the cache knows it (and store what was found).
     """
     started = time.perf_counter()
     workers = max(1, int(workers or os.cpu_count() or 1))
@@ -173,7 +174,7 @@ def check_images(paths, *, workers=None, cache_path="default"):
     present = {path: stat for path, stat in stats.items() if stat is not None}
     cache = _Cache(default_cache_path() if cache_path == "default" else cache_path)
     try:
-        known = cache.lookup(present)
+        known = {} if refresh else cache.lookup(present)
         fresh = _decode_all([path for path in present if path not in known], workers)
         cache.store(fresh, present)
     finally:
@@ -185,6 +186,22 @@ def check_images(paths, *, workers=None, cache_path="default"):
         else:
             sizes[path] = (height, width)
     return ImageCheck(sizes, errors, decoded=len(fresh), from_cache=len(known), seconds=time.perf_counter() - started)
+
+
+def decode_failure(paths):
+    """After a decode error inside the tf.data pipeline (TensorFlow's message names no file): every file of ``paths``
+    decoded again, the check's cache refreshed with what was found; a :class:`DatasetError` naming the files that no
+    longer decode, or None when all do (the error came from elsewhere).
+
+    A file can change after the check with its size and modification time kept (the cache's key); decoding every
+    file again costs a second only when something already went wrong."""
+    result = check_images(paths, refresh=True)
+    bad = [f"{path} ({result.errors[path]})" for path in dict.fromkeys(os.path.abspath(os.fspath(path)) for path in paths)
+           if path in result.errors]
+    if not bad:
+        return None
+    return DatasetError(summarize(bad, "file(s) no longer decode") + "; they changed after the check before training: "
+                        "replace or remove them, then run the same command (it resumes from the last saved epoch).")
 
 
 def box_problem(box, height, width, tolerance=EDGE_TOLERANCE):

@@ -31,6 +31,7 @@ import numpy as np
 import sklearn
 from sklearn.datasets import load_digits
 
+from mindgap.data.generated import writes_whole_set
 from mindgap.data.stanford40 import ACTIONS_FILE, ANNOTATIONS_DIR, IMAGES_DIR, SPLITS_DIR
 
 CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -214,6 +215,7 @@ def source_halves(targets):
     return halves
 
 
+@writes_whole_set(SETTINGS_FILE)
 def write_stanford40_set(out_dir, render, *, seed, canvas_size, train_per_class, test_per_class, settings,
                          class_names=CLASS_NAMES):
     """Write an embedded localization set at ``out_dir`` in the Stanford 40 layout (the digits and scenes sets).
@@ -223,11 +225,9 @@ def write_stanford40_set(out_dir, render, *, seed, canvas_size, train_per_class,
     test) and returns ``(BGR canvas, box or list of boxes, source index)``;
     it is called class by class, image by image, from one
     generator seeded with ``seed``, so the set is a function of the arguments.
-    ``settings`` are written to :data:`SETTINGS_FILE`.  Returns ``out_dir``.
+    ``settings`` are written to :data:`SETTINGS_FILE`, last: the set is
+    written whole (``mindgap.data.generated``).  Returns ``out_dir``.
     """
-    out_dir = os.fspath(out_dir)
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        raise FileExistsError(f"{out_dir!r} is not empty; pass a new or empty folder (nothing was written).")
     rng = np.random.default_rng(seed)
     for folder in (IMAGES_DIR, ANNOTATIONS_DIR, SPLITS_DIR):
         os.makedirs(os.path.join(out_dir, folder), exist_ok=True)
@@ -265,7 +265,7 @@ def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=
     """Write the digits localization set at ``out_dir`` in the Stanford 40 layout.
 
     Args:
-        out_dir: new or empty folder.
+        out_dir: new or empty folder (written whole: ``mindgap.data.generated``).
         seed: everything written is a function of the arguments and this seed.
         canvas_size: side of the square images, in pixels.
         train_per_class: images per class in ``train.txt``.

@@ -48,14 +48,17 @@ Command line: ``python -m mindgap.data.video OUT_DIR [--seed 0] ...``
 """
 
 import argparse
+import collections
 import dataclasses
 import json
 import os
+import re
 import sys
 
 import cv2
 import numpy as np
 
+from mindgap.data.generated import writes_whole_set
 from mindgap.data.records import DatasetError, read_lines, summarize
 
 SETTINGS_FILE = "mindgap_video.json"
@@ -264,8 +267,10 @@ def _clip_plan(split, settings, rng):
     return plans
 
 
+@writes_whole_set(SETTINGS_FILE)
 def generate_video_set(out_dir, **settings):
-    """Write the video set at ``out_dir`` (new or empty); see the module docstring. Returns ``out_dir``.
+    """Write the video set at ``out_dir`` (new or empty, written whole: ``mindgap.data.generated``); see the module
+    docstring. Returns ``out_dir``.
 
     Settings (defaults in :data:`DEFAULTS`): ``seed``, ``frame_size`` (square
     frames), ``short_frames`` (trimmed, GT + rand and rand + GT clips),
@@ -280,9 +285,6 @@ def generate_video_set(out_dir, **settings):
     from mindgap.data.digits import CLASS_NAMES, RENDERER_VERSION, source_halves
 
     settings = resolve_settings(**settings)
-    out_dir = os.fspath(out_dir)
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        raise FileExistsError(f"{out_dir!r} is not empty; pass a new or empty folder (nothing was written).")
     rng = np.random.default_rng(settings["seed"])
     digits = load_digits()
     halves = source_halves(digits.target)
@@ -489,9 +491,64 @@ def check_video_set(dataset, *, splits=None, workers=None, cache_path="default")
                     boxes[index] = clipped
             kept.append(dataclasses.replace(clip, boxes=boxes))
         checked[name] = kept
+        problems += odd_lengths(dataset.split(name), name)
     if problems:
         raise DatasetError(summarize(problems, f"problem(s) in the video set at {dataset.root!r}") + "; fix or regenerate it.")
     return dataclasses.replace(dataset, splits={**dataset.splits, **checked})
+
+
+def odd_lengths(clips, split="the batch"):
+    """One problem per clip whose frame count differs from the most common one of ``clips`` (one batch needs one T)."""
+    counts = collections.Counter(clip.num_frames for clip in clips)
+    if len(counts) < 2:
+        return []
+    usual = counts.most_common(1)[0][0]
+    return [f"{clip.name} has {clip.num_frames} frames where the other clips of {split} have {usual}"
+            for clip in clips if clip.num_frames != usual]
+
+
+def frame_numbers(frames):
+    """The number in each frame file's name (``007.jpg`` → 7, the last number of the name), or None if a name has none."""
+    numbers = []
+    for path in frames:
+        found = re.findall(r"\d+", os.path.splitext(os.path.basename(path))[0])
+        if not found:
+            return None
+        numbers.append(int(found[-1]))
+    return numbers
+
+
+def load_checked_clip(folder, size=None, num_classes=None, warn=None):
+    """A clip folder for inference, by the training check's rules: (:class:`Clip`, frames (T, H, W, 3) uint8 RGB
+    resized to ``size``, frame numbers or None).
+
+    Refused with a :class:`DatasetError` naming the file: no frame, a ``clip.json`` that cannot be read, a frame
+    TensorFlow cannot decode (a truncated JPEG among them, which OpenCV alone would show grey), frames of several
+    sizes.  Warned through ``warn``: frame numbers with gaps (the frames are taken in name order; report them by
+    their numbers)."""
+    from mindgap.data.check import check_images
+
+    clip = read_clip(folder, num_classes)
+    decoded = check_images(clip.frames)
+    bad = [f"{os.path.basename(frame)} ({decoded.errors[os.path.abspath(frame)]})" for frame in clip.frames
+           if os.path.abspath(frame) in decoded.errors]
+    if bad:
+        raise DatasetError(summarize(bad, f"unreadable frame(s) in clip {clip.path!r}") + "; replace them (frames are "
+                           "decoded as training decodes them).")
+    first_of_size = {}
+    for frame in clip.frames:
+        first_of_size.setdefault(decoded.sizes[os.path.abspath(frame)], os.path.basename(frame))
+    if len(first_of_size) > 1:
+        shown = ", ".join(f"{width}x{height} (from {name})" for (height, width), name in first_of_size.items())
+        raise DatasetError(f"The frames of clip {clip.path!r} have {len(first_of_size)} sizes: {shown}; pass frames of "
+                           "one size.")
+    numbers = frame_numbers(clip.frames)
+    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers)) if numbers else []
+    if missing and warn is not None:
+        shown = ", ".join(str(number) for number in missing[:10]) + (" …" if len(missing) > 10 else "")
+        warn(f"warning: clip {clip.path!r} lacks frame number(s) {shown} between {numbers[0]} and {numbers[-1]}; its "
+             f"{len(numbers)} frames are used in name order and named by their file numbers.")
+    return clip, load_clip_frames(clip, size), numbers
 
 
 def load_video_set(root, *, splits=None, workers=None, cache_path="default"):
@@ -530,7 +587,8 @@ def make_video_dataset(clips, *, num_classes, image_size, batch_size=8, training
 
     lengths = sorted({clip.num_frames for clip in clips})
     if len(lengths) != 1:
-        raise ValueError(f"Clips of one batch need one length; these have {lengths} frames. Pass clips of one kind.")
+        raise ValueError(summarize(odd_lengths(clips), "clip(s) of another length") + "; clips of one batch need one "
+                         "length: pass clips of one kind.")
     paths = np.asarray([list(clip.frames) for clip in clips])
     labels = np.asarray([clip.label for clip in clips], np.int32)
     steps = lengths[0]

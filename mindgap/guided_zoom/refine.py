@@ -223,13 +223,16 @@ class Refiner:
             raise ValueError(f"top_k must be an integer in [1, {num_classes}], got {self.top_k!r}.")
         gz_patches.check_fraction("patch_fraction", self.patch_fraction)
         gz_patches.check_fraction("erase_fraction", self.erase_fraction)
+        # The class names are the conventional CNN's own (the Evidence CNN's are its pool's folder names): given ones
+        # must agree with them, or name the classes of a model that stores none.
+        stored = _stored_class_names(self.model)
         if self.class_names is None:
-            from mindgap.models import model_info
-
-            try:
-                self.class_names = model_info(self.model).class_names
-            except ValueError:
-                self.class_names = tuple(f"class_{index}" for index in range(num_classes))
+            self.class_names = stored or tuple(f"class_{index}" for index in range(num_classes))
+        elif stored is not None and tuple(self.class_names) != stored:
+            raise ValueError(f"class_names {_shown(self.class_names)} disagree with the models' own {_shown(stored)}; "
+                             "leave class_names out (the names come from the models).")
+        elif len(self.class_names) != num_classes:
+            raise ValueError(f"{len(self.class_names)} class names were given for {num_classes} classes; pass one per class.")
         self.class_names = tuple(self.class_names)
 
     def refine(self, images, keep_patches=False, print_fn=None):
@@ -251,38 +254,124 @@ class Refiner:
 
     def save(self, folder, **extra):
         """Write the refiner to ``folder``: ``conventional.keras``, ``evidence.keras`` and ``manifest.json``
-        (the settings, and ``extra`` JSON-ready notes such as the validation accuracy); returns ``folder``."""
-        from mindgap.training.run_folder import atomic_path
+        (the settings, and ``extra`` JSON-ready notes such as the validation accuracy); returns ``folder``.
+
+        The folder is written whole (``mindgap.storage.atomic_folder``): a kill or a full disk leaves the
+        earlier refiner there, or nothing, never a mix.  A folder holding other files is refused."""
+        from mindgap import storage
 
         folder = os.fspath(folder)
-        os.makedirs(folder, exist_ok=True)
-        for name, model in ((CONVENTIONAL_FILE, self.model), (EVIDENCE_FILE, self.evidence_model)):
-            with atomic_path(os.path.join(folder, name)) as temporary:
-                model.save(temporary + ".keras")
-                os.replace(temporary + ".keras", temporary)
-        with atomic_path(os.path.join(folder, MANIFEST)) as temporary:
-            with open(temporary, "w") as handle:
+        others = sorted(set(os.listdir(folder)) - {MANIFEST, CONVENTIONAL_FILE, EVIDENCE_FILE}) if os.path.isdir(folder) else []
+        if others:
+            raise ValueError(f"{folder!r} holds other files than a refiner's ({', '.join(others[:3])}); pass a new folder, "
+                             "or a refiner folder to replace.")
+        with storage.atomic_folder(folder) as temporary:
+            for name, model in ((CONVENTIONAL_FILE, self.model), (EVIDENCE_FILE, self.evidence_model)):
+                model.save(os.path.join(temporary, name))
+            with open(os.path.join(temporary, MANIFEST), "w") as handle:
                 json.dump({"format": FORMAT, "version": 1, **self.settings(), "files": [CONVENTIONAL_FILE, EVIDENCE_FILE],
                            **extra}, handle, indent=2)
         return folder
 
     @classmethod
     def load(cls, folder):
-        """A refiner saved by :meth:`save`; a ``ValueError`` naming the folder if it is not one."""
-        from mindgap.models import load_model
+        """A refiner saved by :meth:`save`; a one-line ``ValueError`` naming the file and the fix if it is not one.
+
+        The manifest is checked against :data:`MANIFEST_SCHEMA` before any model is loaded; each model file that
+        cannot be loaded is named; the class names are the models' own, and a manifest that disagrees is refused."""
+        from mindgap.models import load_model_file
 
         folder = os.fspath(folder)
         manifest_path = os.path.join(folder, MANIFEST)
         if not os.path.isfile(manifest_path):
             raise ValueError(f"{folder!r} holds no {MANIFEST}; pass a folder written by Refiner.save (e.g. a run's refiner/).")
-        with open(manifest_path) as handle:
-            manifest = json.load(handle)
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"{manifest_path} is not a Guided Zoom refiner manifest (format {manifest.get('format')!r}); "
-                             "pass a folder written by Refiner.save.")
+        manifest = read_manifest(manifest_path)
         missing = [name for name in (CONVENTIONAL_FILE, EVIDENCE_FILE) if not os.path.isfile(os.path.join(folder, name))]
         if missing:
             raise ValueError(f"{folder!r} lacks {', '.join(missing)}; save the refiner again.")
-        fields = {field.name for field in dataclasses.fields(cls)} - {"model", "evidence_model"}
-        return cls(load_model(os.path.join(folder, CONVENTIONAL_FILE)), load_model(os.path.join(folder, EVIDENCE_FILE)),
-                   **{name: manifest[name] for name in fields if name in manifest})
+        def load(name):
+            return load_model_file(os.path.join(folder, name), "Refiner model", fix="save the refiner again (Refiner.save)")
+
+        model = load(CONVENTIONAL_FILE)
+        stored, listed = _stored_class_names(model), manifest.get("class_names")
+        if stored is not None and listed is not None and tuple(listed) != stored:
+            raise ValueError(f"{manifest_path} lists the classes {_shown(listed)} but {CONVENTIONAL_FILE} holds "
+                             f"{_shown(stored)}; the manifest disagrees with its models: save the refiner again (the "
+                             "class names come from the models).")
+        evidence_model = load(EVIDENCE_FILE)
+        fields = {field.name for field in dataclasses.fields(cls)} - {"model", "evidence_model", "class_names"}
+        try:  # the models' own class names; the manifest's only for models that store none
+            return cls(model, evidence_model, class_names=None if stored is not None else listed,
+                       **{name: manifest[name] for name in fields if name in manifest})
+        except ValueError as error:
+            raise ValueError(f"{manifest_path}: {str(error).splitlines()[0]} Save the refiner again.") from None
+
+
+def _shown(names, count=4):
+    names = list(names)
+    return "[" + ", ".join(map(str, names[:count])) + (f", … ({len(names)} in all)" if len(names) > count else "") + "]"
+
+
+def _stored_class_names(model):
+    """The class names a model stores in its ``probabilities`` layer, or None."""
+    try:
+        names = model.get_layer("probabilities").class_names
+    except (ValueError, AttributeError):
+        return None
+    return tuple(names) if names else None
+
+
+def _number(value):
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and np.isfinite(value)
+
+
+def _integer(value, least):
+    return not isinstance(value, bool) and isinstance(value, int) and value >= least
+
+
+# key: (required, check, what the value must be).  Checked before anything is loaded (Refiner.load).
+MANIFEST_SCHEMA = {
+    "format": (True, lambda value: value == FORMAT, f"{FORMAT!r}"),
+    "version": (False, lambda value: value == 1, "1"),
+    "weights": (True, lambda value: isinstance(value, list) and len(value) >= 2 and all(_number(v) and v >= 0 for v in value)
+                and any(value), "a list (w, w_0, ..., w_L) of at least two numbers >= 0, not all 0"),
+    "methods": (True, lambda value: isinstance(value, list) and value and all(v in gz_pool.GROUNDING_METHODS for v in value),
+                f"a non-empty list of grounding methods from {', '.join(gz_pool.GROUNDING_METHODS)}"),
+    "rounds": (False, lambda value: _integer(value, 0), "an integer >= 0 (L)"),
+    "top_k": (False, lambda value: _integer(value, 1), "an integer >= 1"),
+    "patch_fraction": (False, lambda value: _number(value) and 0 < value <= 1, "a number in (0, 1]"),
+    "erase_fraction": (False, lambda value: _number(value) and 0 < value <= 1, "a number in (0, 1]"),
+    "fill": (False, _number, "a number (the erased pixels' value in [-1, 1])"),
+    "saliency_options": (False, lambda value: isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()),
+                         "an object {method: {option: value}}"),
+    "source_size": (False, lambda value: value is None or _integer(value, 1), "null or an integer >= 1 (pixels)"),
+    "class_names": (False, lambda value: isinstance(value, list) and all(isinstance(v, str) for v in value),
+                    "a list of class names (strings)"),
+    "files": (False, lambda value: isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of file names"),
+}
+
+
+def read_manifest(path):
+    """The refiner manifest at ``path`` checked against :data:`MANIFEST_SCHEMA`; else one ``ValueError`` naming the
+    file and every bad or missing key."""
+    try:
+        with open(path) as handle:
+            manifest = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is not readable JSON ({type(error).__name__}: {str(error).splitlines()[0]}); save the "
+                         "refiner again.") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} holds a JSON {type(manifest).__name__}, not an object; save the refiner again.")
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a Guided Zoom refiner manifest (format {manifest.get('format')!r}); "
+                         "pass a folder written by Refiner.save.")
+    problems = []
+    for key, (required, check, what) in MANIFEST_SCHEMA.items():
+        if key not in manifest:
+            if required:
+                problems.append(f"'{key}' is missing (it must be {what})")
+        elif not check(manifest[key]):
+            problems.append(f"'{key}' must be {what}, got {manifest[key]!r}")
+    if problems:
+        raise ValueError(f"{path}: {'; '.join(problems)}; fix these keys or save the refiner again.")
+    return manifest

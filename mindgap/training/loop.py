@@ -40,9 +40,10 @@ import numpy as np
 import tensorflow as tf
 
 from mindgap.data import video as video_data
+from mindgap.data.check import decode_failure
 from mindgap.data.pipeline import make_dataset
 from mindgap.data.layouts import dataset_options, load_dataset
-from mindgap.models import build_model, load_model
+from mindgap.models import build_model, load_model, takes_clips
 from mindgap.optimizers import Nadam2017
 from mindgap.training import callbacks as mg_callbacks
 from mindgap.training import run_folder
@@ -301,6 +302,13 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
         run_folder.remove_temporaries(out_dir, os.path.join(out_dir, "cam_snapshots"))
 
     is_video = video_data.is_video_set(data_dir)  # clips (thesis ch. 7): a CNN-LSTM with a class output per step
+    if is_video and not takes_clips(model_name):
+        raise ValueError(f"{model_name} takes images (batch, H, W, 3) but {data_dir} is a video set (clips); train a "
+                         "CNN-LSTM on it (mindgap train Tiny-LSTM), or pass an image dataset.")
+    if takes_clips(model_name) and not is_video:
+        raise ValueError(f"{model_name} takes clips (a video set of mindgap.data.video: {video_data.SETTINGS_FILE}, "
+                         f"{video_data.CLIPS_DIR}/, {video_data.SPLITS_DIR}/) but {data_dir} is not one; pass a video set "
+                         "(python -m mindgap.data.video OUT_DIR), or train an image model (e.g. Tiny-GAP5) on these images.")
     if is_video:
         dataset = video_data.load_video_set(data_dir, splits=("train", "val"))  # every frame and box checked
         data_summary = dataset.summary()
@@ -390,6 +398,13 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
         raise TrainingInterrupted(f"interrupted in epoch {epoch + 1} of {out_dir}; run the same command to resume "
                                   f"(it continues with epoch {resumes_at}).") from None
     except tf.errors.OpError as error:
+        if isinstance(error, (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.NotFoundError)):
+            # a decode error inside tf.data names no file: find it among the frames or images read
+            records = [*dataset.train, *dataset.val]
+            problem = decode_failure([frame for clip in records for frame in clip.frames] if is_video else
+                                     [record.path for record in records])
+            if problem is not None:
+                raise problem from None
         if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             raise
         raise WorkerLost(f"a peer worker stopped during epoch {(timer.current_epoch or initial_epoch) + 1} "

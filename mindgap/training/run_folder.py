@@ -6,27 +6,28 @@
   holder's pid.
 * :func:`fingerprint` / :func:`settings_differences`: what must match to write
   into a folder again (:data:`SAFE_TO_CHANGE` lists what may differ).
-* :func:`atomic_path` / :func:`write_json`: write to a temporary file beside
-  the target, flush, fsync, rename over it, fsync the folder; on any failure
-  the temporary file is removed and the target is left as it was.
-* :func:`require_free_space` / :class:`StorageError`: a full disk or an
-  unwritable place as one line naming the path and the free space.
+* :func:`atomic_path` / :func:`write_json`, :func:`require_free_space` /
+  :class:`StorageError` (from :mod:`mindgap.storage`, which every writer of
+  the package shares): write to a temporary file beside the target, fsync,
+  rename over it; a full disk or an unwritable place as one line naming the
+  path and the free space.
 
 No TensorFlow here: the module is imported by the CLI before anything heavy.
 """
 
 import contextlib
 import dataclasses
-import errno
 import fcntl
 import hashlib
 import json
 import math
 import os
-import shutil
+
+from mindgap.storage import (TEMPORARY_MARK, StorageError, atomic_path, file_sha256, free_bytes,  # noqa: F401
+                             fsync_folder, read_json, remove_temporaries, require_free_space, storage_error,
+                             temporary_path, write_json)
 
 LOCK_NAME = "run.lock"
-TEMPORARY_MARK = ".tmp-"
 
 # Settings that may differ between the runs writing into one folder: they change
 # neither the model nor the numbers of history.csv.  ``epochs`` is handled apart
@@ -36,149 +37,6 @@ SAFE_TO_CHANGE = ("strategy", "cache", "tensorboard", "verbose", "snapshot_image
 
 class RunFolderError(ValueError):
     """The run folder cannot be used as asked (another writer, other settings): one line, exit 2."""
-
-
-class StorageError(OSError):
-    """A write failed or would fail (full disk, read-only or missing place): one line naming the path and the free space."""
-
-
-def free_bytes(path):
-    """Free bytes on the file system holding ``path`` (or its nearest existing parent); None if unknown."""
-    path = os.path.abspath(os.fspath(path))
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    try:
-        return shutil.disk_usage(path).free
-    except OSError:
-        return None
-
-
-def _megabytes(count):
-    return "unknown" if count is None else f"{count / 2**20:.1f} MB"
-
-
-def storage_error(path, error=None, needed=None):
-    """A :class:`StorageError` for ``path``: why (the OS error or the missing space) and the free space there."""
-    path = os.fspath(path)
-    free = free_bytes(path)
-    if needed is not None:
-        reason = f"about {_megabytes(needed)} needed"
-    elif error is not None:
-        reason = error.strerror or type(error).__name__
-    else:
-        reason = "write failed"
-    code = getattr(error, "errno", None) or errno.ENOSPC
-    fix = "free some space or choose another place" if code in (errno.ENOSPC, errno.EDQUOT) else "choose a writable place"
-    return StorageError(code, f"cannot write {path}: {reason}, {_megabytes(free)} free there; {fix}, then rerun")
-
-
-def require_free_space(path, needed):
-    """Raise :class:`StorageError` unless the disk holding ``path`` has ``needed`` bytes free (checked before a write
-    that would crash TensorFlow's or h5py's writers on a full disk)."""
-    free = free_bytes(path)
-    if free is not None and free < needed:
-        raise storage_error(path, needed=needed)
-
-
-def _temporary_suffix(name):
-    # Keras and the image writers pick the format from the ending.
-    for ending in (".weights.h5", ".keras", ".png", ".json", ".csv"):
-        if name.endswith(ending):
-            return ending
-    return ""
-
-
-def fsync_folder(folder):
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def _fsync_file(path):
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def temporary_path(path):
-    """The temporary name used for ``path``: hidden, beside it, marked with the pid, same ending."""
-    folder, name = os.path.split(os.fspath(path))
-    return os.path.join(folder, f".{name}{TEMPORARY_MARK}{os.getpid()}{_temporary_suffix(name)}")
-
-
-@contextlib.contextmanager
-def atomic_path(path, needed=0):
-    """Yield a temporary path to write; then fsync it and rename it over ``path`` in one step.
-
-    If the body raises, the temporary file is removed and ``path`` keeps its
-    previous content; an ``OSError`` comes out as :class:`StorageError`.
-    ``needed`` bytes are checked free before the body runs.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    temporary = temporary_path(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        if needed:
-            require_free_space(path, needed)
-        yield temporary
-        if not os.path.isfile(temporary):
-            raise OSError(errno.EIO, "nothing was written")
-        _fsync_file(temporary)
-        os.replace(temporary, path)
-        fsync_folder(folder)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
-        if isinstance(error, OSError) and not isinstance(error, StorageError):
-            raise storage_error(path, error) from None
-        raise
-
-
-def write_json(path, payload):
-    """``payload`` as JSON at ``path``, atomically."""
-    with atomic_path(path) as temporary:
-        with open(temporary, "w") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.flush()
-
-
-def read_json(path):
-    """The JSON object at ``path``, or None when it is missing, empty or unreadable."""
-    try:
-        with open(path) as handle:
-            value = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def remove_temporaries(*folders):
-    """Remove the temporary files a killed writer left (``.NAME.tmp-PID…``, and the older ``*.tmp*`` names)."""
-    for folder in folders:
-        if not os.path.isdir(folder):
-            continue
-        for name in os.listdir(folder):
-            if TEMPORARY_MARK in name or name.endswith((".tmp", ".tmp.keras")):
-                with contextlib.suppress(OSError):
-                    os.remove(os.path.join(folder, name))
 
 
 class RunLock:

@@ -1,0 +1,46 @@
+"""Generated sets are written whole or not at all.
+
+Decorate a generator ``generate(out_dir, ...)`` with :func:`writes_whole_set`: it
+then writes into a hidden temporary folder beside ``out_dir`` (``.NAME.tmp-PID``)
+and that folder is renamed to ``out_dir`` only when the generator returns
+(``mindgap.storage.atomic_folder``).  A generation killed half-way leaves
+``out_dir`` as it was (absent or empty) and its temporary folder is removed by
+the next run, so the same command simply starts again.
+"""
+
+import functools
+import os
+
+from mindgap import storage
+
+
+def refuse_non_empty(out_dir, marker):
+    """A ``FileExistsError`` if ``out_dir`` holds anything: saying whether it is a finished set (``marker`` there) or
+    the remains of an interrupted generation of an older version (files but no ``marker``)."""
+    out_dir = os.fspath(out_dir)
+    if not os.path.isdir(out_dir) or not os.listdir(out_dir):
+        return
+    if os.path.isfile(os.path.join(out_dir, marker)):
+        raise FileExistsError(f"{out_dir!r} already holds a generated set; pass a new or empty folder (nothing was written).")
+    raise FileExistsError(f"{out_dir!r} is not empty and holds no {marker}: an unfinished set (a generation killed before "
+                          "sets were written whole) or other files; delete it or pass a new or empty folder "
+                          "(nothing was written).")
+
+
+def writes_whole_set(marker):
+    """Decorator for ``generate(out_dir, *args, **kwargs)`` writing a set whose finished state ``marker`` (a file name
+    inside it) records: the set appears at ``out_dir`` in one rename, complete; returns ``out_dir``."""
+
+    def decorate(generate):
+        @functools.wraps(generate)
+        def whole(out_dir, *args, **kwargs):
+            refuse_non_empty(out_dir, marker)
+            with storage.atomic_folder(out_dir, replace=False) as temporary:
+                generate(temporary, *args, **kwargs)
+                if not os.path.isfile(os.path.join(temporary, marker)):
+                    raise RuntimeError(f"{generate.__qualname__} wrote no {marker}; the set is incomplete.")
+            return os.fspath(out_dir)
+
+        return whole
+
+    return decorate

@@ -50,3 +50,17 @@ def test_baseline_scores_and_informative_methods_on_hand_made_boxes():
     best, value, informative = grounding.informative_methods(
         {"model": {"cam": {"pointing": 0.9}, "rise": {"pointing": 0.1}}}, {"centre": {"pointing": 0.5}, "random": {"pointing": 0.2}})
     assert (best, value, informative) == ("centre", 0.5, {"model": ["cam"]})
+
+
+def test_set_baselines_extra_small_writes_every_set_and_tolerance(tmp_path):
+    from experiments import set_baselines
+
+    results = set_baselines.main(["--extra-small", "--runs-dir", str(tmp_path)])
+    assert set(results) == {"extra-small", *(f"video ({label})" for label in set_baselines.VIDEO_TOLERANCES)}
+    for found in results.values():
+        assert {"centre", "random", "contrast"} <= set(found)
+        assert all(0.0 <= values["pointing"] <= 1.0 for values in found.values())
+    wide, narrow = (results[f"video ({label})"] for label in set_baselines.VIDEO_TOLERANCES)
+    assert wide["random"]["pointing"] >= narrow["random"]["pointing"]  # Zhang's radius is the larger tolerance
+    table = (tmp_path / "set_baselines-extra-small" / "table.md").read_text()
+    assert "| video set, test frames |" in table

@@ -20,8 +20,13 @@ with tanh, for its accuracy (§7.1: "similar performance").
 **Measures.**  Table 7.1: the spatial pointing game on every frame of the trimmed test clips
 (the GT digit's box), EB and cEB of the frame CNN on each frame, EB-R and cEB-R of the
 CNN-LSTM (queried at the last step), BP and BP-R; maps at ``tiny_block2`` (12×12 at 48²,
-the thesis's conv5 is 14×14 at 224²) upsampled to the frame; tolerance 15 px · 48 / 224 =
-3.2 px (``mindgap.metrics.pointing_game_hit``, ``tolerance="scaled"``).  Figure 7.6: the
+the thesis's conv5 is 14×14 at 224²) upsampled to the frame; tolerance: the thesis's "15-pixel
+diameter circle" (§7.4.1) on 320 × 240 frames scaled with the frame, 7.5 px · 48 / 240 = 1.5 px
+(``mindgap.metrics.pointing_game_hit``, ``tolerance="thesis-video"``; ``--pointing-tolerance
+scaled`` gives Zhang et al.'s 15 px · 48 / 224 = 3.2 px, the image game's).  EB-R and cEB-R run
+by both rules through the LSTM (``mindgap.saliency.recurrent``): the authors' (their Caffe code,
+the thesis's tables) and ours (``conserving``), in every table and in Figure 7.6; the share of
+the EB-R mass on the first frame is reported for each.  Figure 7.6: the
 sum of each frame's cEB-R map over time, mean ± sd over the GT + rand and rand + GT clips.
 Table 7.2: mAP at IoU 0.5 of the known-length window and the unknown-length growth
 (``mindgap.temporal``), one detection per clip (score: the sum of S over the window; for the
@@ -53,8 +58,14 @@ THESIS_TABLE_7_3 = {"random": 57.3, "probability": 65.8, "ceb_r": 65.1, "probabi
 THESIS_TABLE_3_2 = {"video only": 77.8, "video + images": 83.5}  # VGG16, UCF101 split 1
 THESIS_CNN_LSTM_ACCURACY = 83.3  # the thesis's CNN-LSTM on UCF101 (§7.4.1); its frame CNN: 83.5
 METHODS = ("eb", "eb_r", "ceb", "ceb_r", "bp", "bp_r")
+RULES = ("authors", "conserving")  # EB-R through the LSTM (mindgap.saliency.recurrent): theirs (default), ours
+# a method through the LSTM by the conserving rule is named "<method>:conserving"; the plain name is the authors' rule
+CONSERVING = ":conserving"
 LABELS = {"eb": "EB", "eb_r": "EB-R", "ceb": "cEB", "ceb_r": "cEB-R", "bp": "BP", "bp_r": "BP-R",
-          "probability": "Probability", "probability_ceb_r": "Peak probability + cEB-R", "random": "Random"}
+          "eb_r:conserving": "EB-R (conserving, ours)", "ceb_r:conserving": "cEB-R (conserving, ours)",
+          "probability": "Probability", "probability_ceb_r": "Peak probability + cEB-R",
+          "probability_ceb_r:conserving": "Peak probability + cEB-R (conserving, ours)", "random": "Random"}
+SPATIAL_METHODS = METHODS + ("eb_r:conserving", "ceb_r:conserving")
 FRAME_VARIANTS = ("video only", "video + images")
 
 
@@ -74,6 +85,7 @@ class Settings:
     lstm_batch: int = 8
     lstm_learning_rate: float = 1e-3
     layer: str = "tiny_block2"
+    pointing_tolerance: str = "thesis-video"  # §7.4.1's 15 px diameter circle, scaled; "scaled": Zhang et al.'s
     pool_per_domain: int = 500
     top_activations: int = 100
     pretrained: bool = True
@@ -261,14 +273,28 @@ def _predict(model, clips, batch=16):
 
 
 def _saliency(model, clips, classes, method, layer, batch=16):
+    """Maps of ``method`` (a name of SPATIAL_METHODS: ``"eb_r:conserving"`` runs EB-R by the conserving rule)."""
     import mindgap
 
+    method, _, rule = method.partition(":")
     options = {} if method.startswith("bp") else {"layer": layer}
+    if method in ("eb_r", "ceb_r"):
+        options["rule"] = rule or "authors"
     return mindgap.saliency.compute(model, _preprocess(clips), np.asarray(classes)[:, None], method=method,
                                     batch_size=batch, **options)[..., 0]
 
 
-def spatial_pointing_game(frame_cnn, lstm, clips, dataset_clips, layer):
+def frame_zero_share(lstm, clips, classes, rule, batch=16):
+    """The share of the EB-R mass (eq. 7.5, at the LSTM's input, last step queried) on each clip's first frame."""
+    from mindgap.saliency.recurrent import input_winning_probabilities
+
+    mwp = np.concatenate([input_winning_probabilities(lstm, _preprocess(clips[start:start + batch]),
+                                                      np.asarray(classes[start:start + batch])[:, None], rule=rule)[..., 0]
+                          for start in range(0, len(clips), batch)])
+    return mwp[:, 0].sum(axis=-1) / mwp.sum(axis=(1, 2))
+
+
+def spatial_pointing_game(frame_cnn, lstm, clips, dataset_clips, layer, tolerance="thesis-video"):
     """Table 7.1: the share of annotated frames whose map's maximum is within τ of the GT box."""
     import mindgap
     from mindgap.metrics import pointing_game_hit
@@ -279,15 +305,16 @@ def spatial_pointing_game(frame_cnn, lstm, clips, dataset_clips, layer):
               if clip.segment[0] <= step < clip.segment[1]]
     centre = np.zeros((size, size))
     centre[size // 2, size // 2] = 1
-    centre_hits = np.asarray([pointing_game_hit(centre, dataset_clips[index].boxes[step][None]) for index, step in frames])
+    centre_hits = np.asarray([pointing_game_hit(centre, dataset_clips[index].boxes[step][None], tolerance)
+                              for index, step in frames])
     results, off_centre = {"centre": float(centre_hits.mean())}, {"centre": 0.0, "frames": int((~centre_hits).sum())}
-    for method in METHODS:
-        model = lstm if method.endswith("_r") else frame_cnn
+    for method in SPATIAL_METHODS:
+        model = lstm if method.partition(":")[0].endswith("_r") else frame_cnn
         maps = _saliency(model, clips, labels, method, layer)  # (n, T, h, w)
         if maps.shape[2] != size:
             flat = mindgap.saliency.upsample(maps.reshape(-1, *maps.shape[2:])[..., None], (size, size))[..., 0]
             maps = flat.reshape(*maps.shape[:2], size, size)
-        hits = np.asarray([pointing_game_hit(maps[index, step], dataset_clips[index].boxes[step][None])
+        hits = np.asarray([pointing_game_hit(maps[index, step], dataset_clips[index].boxes[step][None], tolerance)
                            for index, step in frames])
         results[method] = float(hits.mean())
         off_centre[method] = float(hits[~centre_hits].mean()) if (~centre_hits).any() else float("nan")
@@ -295,11 +322,11 @@ def spatial_pointing_game(frame_cnn, lstm, clips, dataset_clips, layer):
     return results
 
 
-def temporal_curves(lstm, clips, dataset_clips, layer):
+def temporal_curves(lstm, clips, dataset_clips, layer, method="ceb_r"):
     """Figure 7.6: S_t of cEB-R (queried: the GT class at the last step), per clip."""
     from mindgap.temporal import frame_sums
 
-    maps = _saliency(lstm, clips, [clip.label for clip in dataset_clips], "ceb_r", layer)
+    maps = _saliency(lstm, clips, [clip.label for clip in dataset_clips], method, layer)
     return frame_sums(maps)
 
 
@@ -309,12 +336,13 @@ def temporal_localization(lstm, clips, dataset_clips, layer):
     from mindgap.temporal import frame_sums, localize_known_length, localize_unknown_length, thresholded_probabilities
 
     labels = np.asarray([clip.label for clip in dataset_clips])
-    sums = {method: frame_sums(_saliency(lstm, clips, labels, method, layer)) for method in ("eb_r", "ceb_r")}
+    sums = {method: frame_sums(_saliency(lstm, clips, labels, method, layer))
+            for method in ("eb_r", "ceb_r", "eb_r:conserving", "ceb_r:conserving")}
     probabilities = _predict(lstm, clips)[np.arange(len(labels)), :, labels]  # (n, T): p(GT class) at every step
     sums["probability"] = thresholded_probabilities(probabilities)
     lengths = sorted({clip.gt_length for clip in dataset_clips})
     table = {"known": {}, "unknown": {}}
-    for setting, methods in (("known", ("probability", "eb_r", "ceb_r")), ("unknown", ("probability", "ceb_r"))):
+    for setting, methods in (("known", TEMPORAL_METHODS), ("unknown", ("probability", "ceb_r", "ceb_r:conserving"))):
         for method in methods:
             values = []
             for length in lengths:
@@ -330,14 +358,19 @@ def temporal_localization(lstm, clips, dataset_clips, layer):
                     ground_truth.append((index, clip.label, *clip.segment))
                 values.append(temporal_mean_ap(detections, ground_truth))
             table[setting][method] = values
-    combined = _normalized(probabilities) + _normalized(sums["ceb_r"])
-    pointing = {
-        "random": float(np.mean([clip.gt_length / clip.num_frames for clip in dataset_clips])),  # its expectation
-        "probability": float(np.mean([temporal_pointing_hit(probabilities[index], clip.segment) for index, clip in enumerate(dataset_clips)])),
-        "ceb_r": float(np.mean([temporal_pointing_hit(sums["ceb_r"][index], clip.segment) for index, clip in enumerate(dataset_clips)])),
-        "probability_ceb_r": float(np.mean([temporal_pointing_hit(combined[index], clip.segment) for index, clip in enumerate(dataset_clips)])),
-    }
+    curves = {"probability": probabilities}
+    for rule_suffix in ("", CONSERVING):
+        curves["ceb_r" + rule_suffix] = sums["ceb_r" + rule_suffix]
+        curves["probability_ceb_r" + rule_suffix] = _normalized(probabilities) + _normalized(sums["ceb_r" + rule_suffix])
+    pointing = {"random": float(np.mean([clip.gt_length / clip.num_frames for clip in dataset_clips]))}  # its expectation
+    for method, values in curves.items():
+        pointing[method] = float(np.mean([temporal_pointing_hit(values[index], clip.segment)
+                                          for index, clip in enumerate(dataset_clips)]))
     return {"lengths": lengths, "map": table, "pointing": pointing}
+
+
+TEMPORAL_METHODS = ("probability", "eb_r", "ceb_r", "eb_r:conserving", "ceb_r:conserving")
+POINTING_METHODS = ("random", "probability", "ceb_r", "probability_ceb_r", "ceb_r:conserving", "probability_ceb_r:conserving")
 
 
 def _normalized(values):
@@ -347,7 +380,7 @@ def _normalized(values):
 
 # ---------------------------------------------------------------- figures
 
-def plot_curves(curves, path, caption):
+def plot_curves(curves, path, caption, rule="authors"):
     figure, axis = plt.subplots(figsize=(7, 4))
     for name, colour, label in (("rand_gt", "tab:blue", "rand + GT"), ("gt_rand", "tab:green", "GT + rand")):
         values = curves[name]
@@ -360,7 +393,7 @@ def plot_curves(curves, path, caption):
     axis.set_xlabel("frame")
     axis.set_ylabel("sum of the cEB-R map")
     axis.legend()
-    axis.set_title("Figure 7.6: sum of cEB-R maps over time (mean ± sd)", fontsize=10)
+    axis.set_title(f"Figure 7.6: sum of cEB-R maps over time (mean ± sd), {rule} rule through the LSTM", fontsize=10)
     figure.text(0.01, 0.01, caption, fontsize=6, wrap=True)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
     figure.savefig(path, dpi=120)
@@ -374,6 +407,14 @@ def _pct(value):
     return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{100 * value:.1f}"
 
 
+def _tolerance_text(settings):
+    if settings.pointing_tolerance == "thesis-video":
+        return f"the thesis's 15 px diameter circle on 240 px-high frames: 7.5 · {settings.frame_size} / 240"
+    if settings.pointing_tolerance == "scaled":
+        return f"Zhang et al.'s 15 px at 224 px: 15 · {settings.frame_size} / 224"
+    return "fixed"
+
+
 def markdown_report(results, settings, caption):
     lines = ["## Spatiotemporal grounding (thesis ch. 7) and web images for video (ch. 3)", "", f"*{caption}*", "",
              "### Accuracy", "", "| model | test accuracy (ours) | thesis (UCF101) |", "|---|---|---|"]
@@ -385,25 +426,32 @@ def markdown_report(results, settings, caption):
         if name in accuracy:
             lines.append(f"| {name} (last step) | {_pct(accuracy[name])} | {THESIS_CNN_LSTM_ACCURACY if name == 'Tiny-LSTM' else '–'} |")
     lines += ["", "### Table 7.1: spatial pointing game (%)", "",
-              "| | " + " | ".join(LABELS[method] for method in METHODS) + " | centre |",
-              "|---|" + "---|" * (len(METHODS) + 1),
-              "| ours | " + " | ".join(_pct(results["spatial"][method]) for method in METHODS) + f" | {_pct(results['spatial']['centre'])} |",
+              "| | " + " | ".join(LABELS[method] for method in SPATIAL_METHODS) + " | centre |",
+              "|---|" + "---|" * (len(SPATIAL_METHODS) + 1),
+              "| ours | " + " | ".join(_pct(results["spatial"][method]) for method in SPATIAL_METHODS)
+              + f" | {_pct(results['spatial']['centre'])} |",
               f"| ours, the {results['spatial']['off_centre']['frames']} frames where the centre misses | " + " | ".join(
-                  _pct(results["spatial"]["off_centre"][method]) for method in METHODS) + " | 0.0 |",
-              "| thesis (UCF101/THUMOS14) | " + " | ".join(str(THESIS_TABLE_7_1[method]) for method in METHODS) + " | – |", "",
+                  _pct(results["spatial"]["off_centre"][method]) for method in SPATIAL_METHODS) + " | 0.0 |",
+              "| thesis (UCF101/THUMOS14) | " + " | ".join(str(THESIS_TABLE_7_1.get(method, "–")) for method in SPATIAL_METHODS)
+              + " | – |", "",
               f"Every frame of the {results['counts']['test']} trimmed test clips; maps at `{settings.layer}` upsampled to the "
-              f"frame; tolerance 15 px · {settings.frame_size} / 224 = {15 * settings.frame_size / 224:.1f} px. EB, cEB, BP: "
-              "the frames + images CNN on each frame; EB-R, cEB-R, BP-R: the CNN-LSTM queried with the GT class at the last step.",
+              f"frame; tolerance {results['tolerance_px']:.2f} px ({_tolerance_text(settings)}). EB, cEB, BP: "
+              "the frames + images CNN on each frame; EB-R, cEB-R, BP-R: the CNN-LSTM queried with the GT class at the last "
+              "step, EB-R and cEB-R by the authors' rule through the LSTM (their Caffe code) unless marked conserving (ours).",
+              "", "Share of the EB-R mass (eq. 7.5, at the LSTM's input) on the first frame of the trimmed test clips "
+              "(last step queried; 1/T would be even): " + ", ".join(
+                  f"{rule} {_pct(results['frame_zero_share'][rule])} %" for rule in RULES)
+              + f" (1/T = {100 / results['counts']['short_frames']:.1f} %).",
               "", "### Table 7.2: temporal detection, mAP at IoU 0.5 (%)", ""]
     temporal = results["temporal"]
     lengths = temporal["lengths"]
     thesis_lengths = (11, 41, 65)
     lines += ["| action length | GT length (ours / thesis) | " + " | ".join(
-        f"{LABELS[method]} (ours / thesis)" for method in ("probability", "eb_r", "ceb_r")) + " |", "|---|---|---|---|---|"]
+        f"{LABELS[method]} (ours / thesis)" for method in TEMPORAL_METHODS) + " |", "|---|---|" + "---|" * len(TEMPORAL_METHODS)]
     for setting in ("known", "unknown"):
         for index, length in enumerate(lengths):
             cells = []
-            for method in ("probability", "eb_r", "ceb_r"):
+            for method in TEMPORAL_METHODS:
                 ours = temporal["map"][setting].get(method)
                 theirs = THESIS_TABLE_7_2[setting].get(method)
                 cells.append("–" if ours is None else f"{_pct(ours[index])} / {theirs[index] if theirs else '–'}")
@@ -413,8 +461,8 @@ def markdown_report(results, settings, caption):
               "probability). Unknown length needs negative sums at the boundaries, so EB-R (non-negative) is not run there "
               "(as in the thesis).", "", "### Temporal pointing game (Table 7.3's measure, on our rand + GT + rand clips) (%)", "",
               "| | ours | thesis (THUMOS14) |", "|---|---|---|"]
-    for method in ("random", "probability", "ceb_r", "probability_ceb_r"):
-        lines.append(f"| {LABELS[method]} | {_pct(temporal['pointing'][method])} | {THESIS_TABLE_7_3[method]} |")
+    for method in POINTING_METHODS:
+        lines.append(f"| {LABELS[method]} | {_pct(temporal['pointing'][method])} | {THESIS_TABLE_7_3.get(method, '–')} |")
     lines += ["", "Random: its expectation (GT length / clip length). Peak probability + cEB-R: the peak of the sum of the "
               "two curves, each min-max normalised per clip (ours; the thesis does not say how it combined them).", "",
               "### Chapter 3: test accuracy per class of the frame CNN (%, per frame)", "",
@@ -445,9 +493,13 @@ def main(argv=None):
     parser.add_argument("--extra-small", action="store_true", help="a handful of tiny clips and tiny models (tests)")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--no-tanh", action="store_true", help="skip the tanh CNN-LSTM (its accuracy only)")
+    parser.add_argument("--pointing-tolerance", choices=("thesis-video", "scaled"), default="thesis-video",
+                        help="Table 7.1's slack: the thesis's 15 px diameter circle scaled with the frame (default) or "
+                             "Zhang et al.'s 15 px at 224 px, the image pointing game's")
     args = parser.parse_args(argv)
     started, cpu_started = time.perf_counter(), time.process_time()
-    settings = dataclasses.replace(MODES["extra-small" if args.extra_small else "quick"])
+    settings = dataclasses.replace(MODES["extra-small" if args.extra_small else "quick"],
+                                   pointing_tolerance=args.pointing_tolerance)
     runs_dir = os.path.abspath(args.runs_dir)
     out_dir = os.path.join(runs_dir, "spatiotemporal" + ("" if settings.mode == "quick" else f"-{settings.mode}"))
     models_dir = os.path.join(runs_dir, "models")
@@ -499,24 +551,35 @@ def main(argv=None):
         accuracy["Tiny-LSTM-tanh"] = float((_predict(tanh, test_clips)[:, -1].argmax(axis=1) == test_labels).mean())
     log(f"accuracy: {json.dumps(accuracy)}")
     log("spatial pointing game (Table 7.1)")
-    spatial = spatial_pointing_game(frame_models["video + images"], lstm, test_clips, dataset.test, settings.layer)
+    spatial = spatial_pointing_game(frame_models["video + images"], lstm, test_clips, dataset.test, settings.layer,
+                                    settings.pointing_tolerance)
+    from mindgap.metrics import pointing_tolerance
+
+    tolerance_px = pointing_tolerance(settings.pointing_tolerance, (size, size))
+    share = {rule: float(frame_zero_share(lstm, test_clips, test_labels, rule).mean()) for rule in RULES}
+    log(f"share of the EB-R mass on frame 0: {json.dumps(share)}")
     log("temporal curves (Figure 7.6) and localization (Table 7.2)")
-    curves = {}
+    curves = {rule: {} for rule in RULES}
     for name in ("gt_rand", "rand_gt"):
         clips = _frames(dataset.split(name), size)
-        curves[name] = temporal_curves(lstm, clips, dataset.split(name), settings.layer)
+        for rule in RULES:
+            method = "ceb_r" if rule == "authors" else "ceb_r" + CONSERVING
+            curves[rule][name] = temporal_curves(lstm, clips, dataset.split(name), settings.layer, method)
     long_clips = _frames(dataset.split("rand_gt_rand"), size)
     temporal = temporal_localization(lstm, long_clips, dataset.split("rand_gt_rand"), settings.layer)
 
     counts = {name: len(clips) for name, clips in dataset.splits.items()}
     counts["long_frames"] = settings.video["long_frames"]
+    counts["short_frames"] = settings.video["short_frames"]
     caption = (f"{settings.mode} mode: embedded video set ({counts['train']} trimmed training clips of "
                f"{settings.video['short_frames']} frames at {size}², {counts['test']} test clips; {counts['gt_rand']} GT + rand, "
                f"{counts['rand_gt']} rand + GT, {counts['rand_gt_rand']} rand + GT + rand clips of {settings.video['long_frames']} "
                f"frames); Tiny-Frames (pretrained Tiny backbone, fc1/fc2 of {settings.fc_units}) {settings.frame_epochs} epochs; "
                f"Tiny-LSTM ({settings.lstm_units} units) {settings.lstm_epochs} epochs by mindgap.train. The thesis's numbers are "
                "VGG16 on UCF101 / THUMOS14: only the orderings compare.")
-    figures = {"figure_7_6": plot_curves(curves, os.path.join(out_dir, "figure_7_6.png"), caption)}
+    figures = {"figure_7_6": plot_curves(curves["authors"], os.path.join(out_dir, "figure_7_6.png"), caption, "authors"),
+               "figure_7_6_conserving": plot_curves(curves["conserving"], os.path.join(out_dir, "figure_7_6_conserving.png"),
+                                                    caption, "conserving (ours)")}
     clip_index = next((index for index, clip in enumerate(dataset.split("rand_gt"))), 0)
     clip = dataset.split("rand_gt")[clip_index]
     clip_frames = _frames([clip], size)
@@ -532,8 +595,9 @@ def main(argv=None):
         note=f"'{class_names[other]}' in frames 1–{clip.segment[0]}, then '{class_names[clip.label]}' in frames "
              f"{clip.segment[0] + 1}–{clip.num_frames}; shaded: the segment localized for each query (unknown length)")
     results = {"accuracy": accuracy, "spatial": spatial, "temporal": temporal, "per_class": per_class,
-               "conservative": conservative, "counts": counts,
-               "curves": {name: {"mean": values.mean(axis=0).tolist(), "sd": values.std(axis=0).tolist()} for name, values in curves.items()},
+               "conservative": conservative, "counts": counts, "tolerance_px": tolerance_px, "frame_zero_share": share,
+               "curves": {rule: {name: {"mean": values.mean(axis=0).tolist(), "sd": values.std(axis=0).tolist()}
+                                 for name, values in rule_curves.items()} for rule, rule_curves in curves.items()},
                "figures": figures, "lstm_run": lstm_dir}
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     markdown = markdown_report(results, settings, caption) + (

@@ -161,6 +161,8 @@ def test_excitation_dropout(runs):
         if "mask_accuracy" in run:
             assert set(run["mask_accuracy"]) == {"true", "wrong"} and all(0 <= v <= 1 for v in run["mask_accuracy"].values())
     assert "### What the masks tell the layers above (ours)" in table and "| CNN-2 | Excitation | " in table
+    assert all(run["largest_scale"] >= 1.0 for run in results)  # every kept unit is divided by a p <= 1
+    assert "largest scale factor" in table and "Standard Dropout's test accuracy" in table and "beta_1 = 0.95" in table
     saved = json.loads((folder / "results.json").read_text())
     assert len(saved["runs"]) == 4 and "weight_changes" not in saved["runs"][0]
     again = excitation_dropout.main(arguments)  # every run is cached by its settings
@@ -192,6 +194,25 @@ def test_excitation_dropout_tables_put_the_thesis_beside_ours():
     assert "| CNN-2 | Excitation | 90.0 ± 0.0 | 95.0 ± 0.0 | 55.0 ± 0.0 | 40.0 ± 0.0 |" in leak
     runtime = excitation_dropout.runtime_table(results, ["CNN-2"])
     assert "| CNN-2 | Excitation | 12.0 | 1.20 | 0.1885 (1.23×) |" in runtime
+
+
+def test_standard_dropouts_plateau_is_the_gain_over_the_last_quarter():
+    from experiments import excitation_dropout
+
+    def run(seed, curve):
+        return {"architecture": "CNN-2", "variant": "standard", "base_retain": 0.5, "seed": seed,
+                "test_accuracy_over_training": curve}
+
+    # 8 epochs: the epoch ending 3/4 of training is the 6th; mean curve there 0.700, at the end 0.704: +0.4 points
+    rising = [run(0, [0.1, 0.3, 0.5, 0.6, 0.65, 0.69, 0.70, 0.70]), run(1, [0.1, 0.3, 0.5, 0.6, 0.65, 0.71, 0.70, 0.708])]
+    check = excitation_dropout.standard_plateau(rising)
+    assert check["from_epoch"] == 6 and check["epochs"] == 8
+    assert check["gain_points"] == pytest.approx(0.4) and check["plateaued"]
+    still = [run(0, [0.1, 0.3, 0.5, 0.6, 0.65, 0.69, 0.70, 0.72])]  # +3 points: not plateaued
+    assert excitation_dropout.standard_plateau(still)["gain_points"] == pytest.approx(3.0)
+    assert not excitation_dropout.standard_plateau(still)["plateaued"]
+    assert "not plateaued" in excitation_dropout.plateau_text(excitation_dropout.standard_plateau(still))
+    assert excitation_dropout.standard_plateau([]) is None
 
 
 def test_guided_zoom(runs):

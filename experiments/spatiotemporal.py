@@ -90,6 +90,11 @@ class Settings:
     top_activations: int = 100
     pretrained: bool = True
     seed: int = 0
+    # §3.4: VGG's fc6 came pretrained (ImageNet) into the fine-tuning; fc1/fc2 here are pretrained on source renders
+    fc_pretrained: bool = True
+    head_pretrain_images: int = 2000
+    head_pretrain_epochs: int = 3
+    test_views: int = 20  # §3.5.1.1: 20 frames of equal temporal spacing per test video (all of ours when fewer)
 
 
 MODES = {
@@ -101,7 +106,8 @@ MODES = {
                                                       digit_size=(10, 20)),
                             web_images=dict(canvas_size=32, train_per_class=4, test_per_class=2, digit_size=(10, 20)),
                             frame_size=32, fc_units=16, frame_epochs=1, frame_batch=16, lstm_epochs=1,
-                            lstm_freeze_epochs=0, lstm_batch=4, pool_per_domain=20, top_activations=10),
+                            lstm_freeze_epochs=0, lstm_batch=4, pool_per_domain=20, top_activations=10,
+                            head_pretrain_images=40, head_pretrain_epochs=1),
 }
 
 
@@ -150,12 +156,21 @@ def _web_images(web_dir, size):
 
 # ---------------------------------------------------------------- chapter 3: the frame CNNs
 
-def _frame_cnn(settings, num_classes, class_names):
+def _frame_cnn(settings, num_classes, class_names, head_path=None):
+    """The fine-tuning's start: the pretrained backbone, fc1/fc2 from ``head_path`` (pretrained) or fresh, a new classifier."""
     import keras
 
     import mindgap
 
     keras.utils.set_random_seed(settings.seed)  # the same start (fc1, fc2, classifier) for both variants
+    if head_path is not None:
+        model = mindgap.load_model(head_path)
+        # §3.5.1.1: every layer fine-tuned except the last, replaced and drawn from N(0, 0.01²) (Caffe's gaussian filler)
+        logits = model.get_layer("logits")
+        rng = np.random.default_rng(settings.seed)
+        logits.kernel.assign(rng.normal(0.0, 0.01, logits.kernel.shape).astype(np.float32))
+        logits.bias.assign(np.zeros(logits.bias.shape, np.float32))
+        return model
     weights = None
     if settings.pretrained:
         from mindgap.pretrain import pretrained_tiny_weights
@@ -165,33 +180,107 @@ def _frame_cnn(settings, num_classes, class_names):
                                fc_units=settings.fc_units, class_names=class_names)
 
 
-def train_frame_cnn(settings, variant, frames, labels, images, image_labels, num_classes, class_names, path):
+def pretrain_frame_head(settings, num_classes, class_names, path):
+    """fc1/fc2 pretrained on the source domain, as VGG16's fc6/fc7 came pretrained on ImageNet (§3.4); cached at ``path``.
+
+    The source domain is the Tiny backbone's own pretraining data (``mindgap.pretrain.centred_digit_canvases``: centred
+    digits on photo clutter, the project's "ImageNet"); the backbone stays as shipped (frozen), fc1, fc2 and a
+    classifier are trained on ``head_pretrain_images`` renders for ``head_pretrain_epochs``.
+    """
+    import keras
+
+    from mindgap.pretrain import centred_digit_canvases
+
+    if os.path.isfile(path):
+        return path
+    model = _frame_cnn(settings, num_classes, class_names)
+    renders, render_labels = centred_digit_canvases(settings.head_pretrain_images, image_size=settings.frame_size,
+                                                    seed=settings.seed + 11)
+    log(f"pretraining fc1/fc2 on {len(renders)} source renders (§3.4: fc6 came pretrained)")
+    backbone = model.get_layer("backbone")
+    backbone.trainable = False
+    model.compile(keras.optimizers.Adam(settings.frame_learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(_preprocess(renders[..., ::-1]), render_labels, batch_size=settings.frame_batch,
+              epochs=settings.head_pretrain_epochs, verbose=0)
+    backbone.trainable = True
+    model.save(path)
+    return path
+
+
+def training_batches(frames, labels, images, image_labels, num_classes, batch_size, seed, with_domain=False):
+    """The frame CNN's training batches: frames only, or **exactly** ``batch_size / 2`` video frames and as many still
+    images in every batch (§3.5.1.1: "Equal numbers of web images and video frames are sampled in each training
+    batch"), each stream shuffled and repeated on its own.  ``with_domain``: a third element, 0 frame / 1 image."""
+    import tensorflow as tf
+
+    def stream(pixels, targets, domain, stream_seed):
+        data = tf.data.Dataset.from_tensor_slices((pixels, tf.one_hot(targets, num_classes),
+                                                   tf.fill([len(pixels)], domain)))
+        return data.shuffle(len(pixels), seed=stream_seed, reshuffle_each_iteration=True).repeat()
+
+    if images is None:
+        data = stream(frames, labels, 0, seed).batch(batch_size)
+    else:
+        if batch_size % 2:
+            raise ValueError(f"Equal numbers of frames and images need an even batch size, got {batch_size}.")
+        halves = (stream(frames, labels, 0, seed).batch(batch_size // 2),
+                  stream(images, image_labels, 1, seed + 1).batch(batch_size // 2))
+        data = tf.data.Dataset.zip(halves).map(lambda first, second: tuple(tf.concat([a, b], axis=0)
+                                                                          for a, b in zip(first, second)))
+
+    def prepare(pixels, target, domain):
+        return (tf.cast(pixels, tf.float32) / 127.5 - 1.0, target) + ((domain,) if with_domain else ())
+
+    return data.map(prepare)
+
+
+def train_frame_cnn(settings, variant, frames, labels, images, image_labels, num_classes, class_names, path, head_path=None):
     """Fine-tune ``Tiny-Frames`` on video frames (and still images); cached at ``path``. Returns (model, initial weights)."""
     import keras
-    import tensorflow as tf
 
     import mindgap
 
-    model = _frame_cnn(settings, num_classes, class_names)
+    model = _frame_cnn(settings, num_classes, class_names, head_path)
     initial = {layer.name: [np.asarray(value) for value in layer.get_weights()] for layer in _weighted_layers(model)}
     if os.path.isfile(path):
         return mindgap.load_model(path), initial
     log(f"training the frame CNN ({variant}) on {len(frames)} frames" + (f" and {len(images)} images" if images is not None else ""))
-
-    def stream(pixels, targets, seed):
-        data = tf.data.Dataset.from_tensor_slices((pixels, tf.one_hot(targets, num_classes)))
-        return data.shuffle(len(pixels), seed=seed, reshuffle_each_iteration=True).repeat()
-
-    data = stream(frames, labels, settings.seed)
-    if images is not None:  # equal numbers of web images and video frames in each batch (§3.5.1.1)
-        data = tf.data.Dataset.sample_from_datasets([data, stream(images, image_labels, settings.seed + 1)], [0.5, 0.5],
-                                                    seed=settings.seed)
-    data = data.map(lambda pixels, target: (tf.cast(pixels, tf.float32) / 127.5 - 1.0, target)).batch(settings.frame_batch)
+    data = training_batches(frames, labels, images, image_labels, num_classes, settings.frame_batch, settings.seed)
     model.compile(keras.optimizers.Adam(settings.frame_learning_rate), "categorical_crossentropy", metrics=["accuracy"])
     steps = max(1, len(frames) // settings.frame_batch)
     model.fit(data.prefetch(2), epochs=settings.frame_epochs, steps_per_epoch=steps, verbose=2 if sys.stdout.isatty() else 0)
     model.save(path)
     return model, initial
+
+
+def view_probabilities(model, clips, views=10, frames_per_video=20, batch=256):
+    """§3.5.1.1's video classification views: per frame (``frames_per_video`` of equal temporal spacing, all when
+    the clip has fewer) the frame resized to 256/224 of the network's input, its four corners and centre at the input
+    size (5 views) and their horizontal flips (10); the frame's scores are the mean of its views' probabilities.
+    Returns (n, frames, classes)."""
+    import cv2
+
+    if views not in (5, 10):
+        raise ValueError(f"views must be 5 (corners and centre) or 10 (and their flips), got {views}.")
+    count, steps, size = clips.shape[:3]
+    chosen = np.unique(np.round(np.linspace(0, steps - 1, min(frames_per_video, steps))).astype(int))
+    large = int(round(size * 256 / 224))
+    frames = clips[:, chosen].reshape(-1, size, size, 3)
+    resized = np.stack([cv2.resize(frame, (large, large), interpolation=cv2.INTER_LINEAR) for frame in frames])
+    margin = large - size
+    corners = [(0, 0), (0, margin), (margin, 0), (margin, margin), (margin // 2, margin // 2)]
+    crops = [resized[:, top:top + size, left:left + size] for top, left in corners]
+    if views == 10:
+        crops += [crop[:, :, ::-1] for crop in crops]
+    probabilities = np.mean([np.asarray(model.predict(_preprocess(crop), verbose=0, batch_size=batch)) for crop in crops],
+                            axis=0)
+    return probabilities.reshape(count, len(chosen), -1)
+
+
+def vote(frame_probabilities, num_classes):
+    """Each frame's class is its top score; the video's class the most frequent (the lowest class on ties)."""
+    classes = frame_probabilities.argmax(axis=-1)
+    return np.array([np.bincount(row, minlength=num_classes).argmax() for row in classes])
 
 
 def _weighted_layers(model):
@@ -393,7 +482,7 @@ def plot_curves(curves, path, caption, rule="authors"):
     axis.set_xlabel("frame")
     axis.set_ylabel("sum of the cEB-R map")
     axis.legend()
-    axis.set_title(f"Figure 7.6: sum of cEB-R maps over time (mean ± sd), {rule} rule through the LSTM", fontsize=10)
+    axis.set_title(f"Figure 7.6: sum of cEB-R maps over time (mean ± sd), {rule} rule", fontsize=10)
     figure.text(0.01, 0.01, caption, fontsize=6, wrap=True)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
     figure.savefig(path, dpi=120)
@@ -420,12 +509,22 @@ def markdown_report(results, settings, caption):
              "### Accuracy", "", "| model | test accuracy (ours) | thesis (UCF101) |", "|---|---|---|"]
     accuracy = results["accuracy"]
     for variant in FRAME_VARIANTS:
-        lines.append(f"| Tiny-Frames, {variant}: per frame / voting over a clip | {_pct(accuracy[variant]['frame'])} / "
-                     f"{_pct(accuracy[variant]['voting'])} | VGG16 {THESIS_TABLE_3_2[variant]} (voting) |")
+        lines.append(f"| Tiny-Frames, {variant}: per frame / voting over a clip (centre view, ours) / voting over 10 views "
+                     f"per frame (§3.5.1.1) / 5 views, no flips (ours) | {_pct(accuracy[variant]['frame'])} / "
+                     f"{_pct(accuracy[variant]['voting'])} / {_pct(accuracy[variant].get('voting_10_views'))} / "
+                     f"{_pct(accuracy[variant].get('voting_5_views'))} | VGG16 {THESIS_TABLE_3_2[variant]} (voting) |")
     for name in ("Tiny-LSTM", "Tiny-LSTM-tanh"):
         if name in accuracy:
             lines.append(f"| {name} (last step) | {_pct(accuracy[name])} | {THESIS_CNN_LSTM_ACCURACY if name == 'Tiny-LSTM' else '–'} |")
-    lines += ["", "### Table 7.1: spatial pointing game (%)", "",
+    lines += ["", "Video classification as §3.5.1.1: each test frame resized to 256/224 of the input, its four corners and "
+              "centre and their horizontal flips (10 views) scored and averaged, the frame classified by the top score, "
+              f"the clip by voting over its frames ({settings.test_views} of equal spacing, all of ours when fewer). Flips "
+              "mirror a digit (not a class-preserving change here, unlike actions), so 5 views without flips are reported "
+              "too. Frame CNNs fine-tuned from " + (
+                  f"fc1/fc2 pretrained on {settings.head_pretrain_images} source renders (§3.4: VGG's fc6 came pretrained), "
+                  "a new classifier" if settings.fc_pretrained else "fc1/fc2 trained from scratch") +
+              "; batches of exactly half frames and half still images for video + images.",
+              "", "### Table 7.1: spatial pointing game (%)", "",
               "| | " + " | ".join(LABELS[method] for method in SPATIAL_METHODS) + " | centre |",
               "|---|" + "---|" * (len(SPATIAL_METHODS) + 1),
               "| ours | " + " | ".join(_pct(results["spatial"][method]) for method in SPATIAL_METHODS)
@@ -515,12 +614,16 @@ def main(argv=None):
     web, web_labels = _web_images(web_dir, size)
     frame_models, initial = {}, {}
     paths = {}
+    head_path = None
+    if settings.fc_pretrained:
+        head_path = pretrain_frame_head(settings, dataset.num_classes, class_names, os.path.join(
+            models_dir, f"Tiny-Frames-source-{_key(dataclasses.asdict(settings), class_names)}.keras"))
     for variant in FRAME_VARIANTS:
         paths[variant] = os.path.join(models_dir, f"Tiny-Frames-{variant.replace(' ', '').replace('+', '-')}-"
                                                   f"{_key(video_dir, web_dir, dataclasses.asdict(settings))}.keras")
         frame_models[variant], initial[variant] = train_frame_cnn(
             settings, variant, train_frames, train_labels, web if variant != "video only" else None, web_labels,
-            dataset.num_classes, class_names, paths[variant])
+            dataset.num_classes, class_names, paths[variant], head_path)
     test_clips = _frames(dataset.test, size)
     test_labels = np.asarray([clip.label for clip in dataset.test])
     accuracy, per_class = {}, {}
@@ -531,6 +634,9 @@ def main(argv=None):
         frame_predictions[variant] = predicted
         votes = np.array([np.bincount(row, minlength=dataset.num_classes).argmax() for row in predicted])
         accuracy[variant] = {"frame": float((predicted == test_labels[:, None]).mean()), "voting": float((votes == test_labels).mean())}
+        for views in (10, 5):  # §3.5.1.1: 10 views (corners, centre, flips) averaged per frame, then voting; 5: no flips
+            scores = view_probabilities(model, test_clips, views, settings.test_views)
+            accuracy[variant][f"voting_{views}_views"] = float((vote(scores, dataset.num_classes) == test_labels).mean())
     for label, name in enumerate(class_names):
         rows = test_labels == label
         per_class[name] = tuple(float((frame_predictions[variant][rows] == label).mean()) for variant in FRAME_VARIANTS)

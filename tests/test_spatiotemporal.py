@@ -393,6 +393,45 @@ def test_temporal_map_at_iou_half_on_toy_detections():
     assert temporal_pointing_hit([0.1, 0.5, 0.2, 0.5], (1, 3)) and not temporal_pointing_hit([0.1, 0.5, 0.9], (0, 2))
 
 
+def test_every_training_batch_holds_exactly_half_frames_and_half_images():
+    """§3.5.1.1: "Equal numbers of web images and video frames are sampled in each training batch", in every batch."""
+    from experiments.spatiotemporal import training_batches
+
+    frames, images = np.zeros((10, 4, 4, 3), np.uint8), np.full((3, 4, 4, 3), 255, np.uint8)  # -1 and +1 once scaled
+    data = training_batches(frames, np.arange(10) % 3, images, np.arange(3), 3, 6, seed=0, with_domain=True)
+    batches = list(data.take(25))  # more batches than either stream holds: the counts survive their repeats
+    for pixels, targets, domain in batches:
+        domain, pixels = domain.numpy(), pixels.numpy()
+        assert (domain == 0).sum() == 3 and (domain == 1).sum() == 3
+        assert (pixels[domain == 0] == -1).all() and (pixels[domain == 1] == 1).all()  # the flag is where each came from
+        assert targets.shape == (6, 3)
+    only = list(training_batches(frames, np.arange(10) % 3, None, None, 3, 4, seed=0, with_domain=True).take(5))
+    assert all((domain.numpy() == 0).all() and len(domain) == 4 for _, _, domain in only)
+    with pytest.raises(ValueError, match="even batch size"):
+        training_batches(frames, np.arange(10) % 3, images, np.arange(3), 3, 5, seed=0)
+
+
+def test_video_classification_by_views_and_voting():
+    """§3.5.1.1: 10 views per frame averaged, the frame's class its top score, the video's by voting. A frame that is
+    the same everywhere gives the same probabilities in every view; voting takes the most frequent class."""
+    import keras
+
+    from experiments.spatiotemporal import view_probabilities, vote
+
+    assert vote(np.array([[[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]]), 2).tolist() == [1]  # two frames of three say 1
+    assert vote(np.array([[[0.9, 0.1], [0.2, 0.8]]]), 2).tolist() == [0]  # a tie: the lower class
+    inputs = keras.Input((8, 8, 3))
+    mean = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Softmax()(keras.layers.Dense(2, kernel_initializer="ones")(mean)))
+    clips = np.stack([np.full((4, 8, 8, 3), value, np.uint8) for value in (0, 200)])  # (2 clips, 4 frames)
+    views = view_probabilities(model, clips, views=10, frames_per_video=3)
+    assert views.shape == (2, 3, 2)  # 3 frames of equal spacing out of 4
+    plain = np.asarray(model(clips[:, :1].reshape(-1, 8, 8, 3).astype(np.float32) / 127.5 - 1))
+    np.testing.assert_allclose(views[:, 0], plain, rtol=1e-5)
+    with pytest.raises(ValueError, match="views must be 5"):
+        view_probabilities(model, clips, views=3)
+
+
 # ---------------------------------------------------------------- the experiment and the command
 
 @pytest.fixture(scope="module")
@@ -419,6 +458,9 @@ def test_experiment_extra_small_writes_its_tables_and_figures(experiment):
     assert set(results["frame_zero_share"]) == {"authors", "conserving"}
     assert all(0 < share < 1 for share in results["frame_zero_share"].values())
     assert "EB-R (conserving, ours)" in table and (folder / "figure_7_6_conserving.png").stat().st_size > 0
+    for variant in ("video only", "video + images"):  # §3.5.1.1's 10 views, and 5 without flips (ours)
+        assert {"frame", "voting", "voting_10_views", "voting_5_views"} <= set(results["accuracy"][variant])
+    assert "fc1/fc2 pretrained on 40 source renders" in table
     assert set(results["temporal"]["pointing"]) >= {"ceb_r", "ceb_r:conserving", "probability_ceb_r:conserving"}
     assert results["temporal"]["lengths"] == [1, 3, 4]
     assert (runs / "models").is_dir() and os.path.isfile(os.path.join(results["lstm_run"], "done.json"))  # mindgap.train

@@ -60,6 +60,22 @@ def paired_interval(differences, confidence=0.95):
     return mean, float(mean - half_width), float(mean + half_width)
 
 
+def seeds_to_decide(differences, confidence=0.95, most=10_000):
+    """The N at which the interval of :func:`paired_interval` would exclude zero if the mean and the standard deviation
+    of ``differences`` stayed as observed: the least N >= 2 with ``t(N - 1) · sd / sqrt(N) < |mean|``.
+    None for fewer than 2 differences or a mean of 0; ``most`` + 1 when even ``most`` seeds would not do."""
+    differences = np.asarray(differences, np.float64)
+    if len(differences) < 2 or differences.mean() == 0:
+        return None
+    mean, sd = abs(float(differences.mean())), float(differences.std(ddof=1))
+    if sd == 0:
+        return 2
+    for count in range(2, most + 1):
+        if stats.t.ppf(0.5 + confidence / 2, count - 1) * sd / np.sqrt(count) < mean:
+            return count
+    return most + 1
+
+
 def verdict(low, high):
     """held / did not hold / cannot tell, for an interval of "better − other"."""
     if low is None:
@@ -80,6 +96,7 @@ def assess(claim, scores):
         "claim": claim.text, "measure": claim.measure, "better": claim.better, "other": claim.other,
         "better_values": better.tolist(), "other_values": other.tolist(),
         "difference": mean, "low": low, "high": high, "verdict": verdict(low, high),
+        "seeds_to_decide": seeds_to_decide(better - other),
     }
 
 
@@ -102,11 +119,14 @@ def _interval(result):
 
 
 def claims_table(results, seeds):
-    lines = [f"| claim | A (mean ± sd, N = {seeds}) | B (mean ± sd) | A − B [95 % interval], points | verdict |",
-             "|---|---|---|---|---|"]
+    lines = [f"| claim | A (mean ± sd, N = {seeds}) | B (mean ± sd) | A − B [95 % interval], points | verdict | "
+             "N that would decide |", "|---|---|---|---|---|---|"]
     for result in results:
+        needed = result.get("seeds_to_decide")
+        decide = "–" if result["verdict"] != "cannot tell at this N" else ("?" if needed is None else
+                                                                           (f"> {needed - 1}" if needed > 10_000 else str(needed)))
         lines.append(f"| {result['claim']} | {_spread(result['better_values'])} | {_spread(result['other_values'])} | "
-                     f"{_interval(result)} | **{result['verdict']}** |")
+                     f"{_interval(result)} | **{result['verdict']}** | {decide} |")
     return "\n".join(lines)
 
 
@@ -139,7 +159,8 @@ def main(argv=None):
         "",
         f"*{common.caption(mode, dataset)}* Seeds 0 … {args.seeds - 1} of the training run (initialisation, shuffling); "
         "the data set is fixed. A = the first model named in the claim, B = the second; paired over seeds; "
-        "95 % interval from Student's t with N − 1 degrees of freedom.",
+        "95 % interval from Student's t with N − 1 degrees of freedom. *N that would decide*: for a claim that cannot "
+        "be told, the number of seeds at which the interval would exclude zero if the observed mean and sd held.",
     ])
     common.write_outputs(out_dir, mode, {"experiment": "claims", "seeds": args.seeds},
                          {"claims": results, "runs": runs, "scores": scores}, markdown)

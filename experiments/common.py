@@ -30,6 +30,7 @@ import keras  # noqa: E402
 from mindgap.data import make_dataset
 from mindgap.data.layouts import dataset_options, load_dataset
 from mindgap.data.digits import ensure_digits_dataset
+from mindgap.data.scenes import ensure_scenes_dataset
 from mindgap.training import TrainConfig
 
 PAPER_MODELS = ("Inception-GAP5", "Inception-GAP5-L1", "Inception-GAP5-L2",
@@ -72,7 +73,18 @@ MAP_NOTE = ("MaP here is the standard mean over classes of average precision (sc
 # is about x0.7 a epoch.  Learning rate 0.001: at the paper's 0.002 fine-tuning survives the unfreeze
 # but validation swings harder (BatchNorm's moving statistics lag the faster-moving weights).
 QUICK_DIGITS = dict(train_per_class=500, test_per_class=100)
-QUICK_DATA_FOLDER = "digits-5000-r2"  # r2: the renderer of digits.RENDERER_VERSION 2
+# The embedded sets by name (the folder under <runs>/data/): how each is made and with which settings.
+# scenes: a small class digit anywhere among look-alike letters (mindgap.data.scenes), the default since the
+# digits set saturated every localization measure; digits-5000-r2: the set of renderer 2, reproducible by name.
+EMBEDDED_SETS = {
+    "scenes-5000-r1": (ensure_scenes_dataset, dict(QUICK_DIGITS)),
+    "digits-5000-r2": (ensure_digits_dataset, dict(QUICK_DIGITS)),
+}
+# The pretrained start of the Tiny backbone for each set (mindgap.pretrain.RECIPES): at the scale of its digits.
+PRETRAIN_RECIPE = {"scenes-5000-r1": "scenes", "digits-5000-r2": "centred-digits"}
+QUICK_DATA_FOLDER = "scenes-5000-r1"
+EXTRA_SMALL_SET = (ensure_scenes_dataset, dict(train_per_class=3, test_per_class=3, canvas_size=48, digit_size=[12, 20],
+                                               distractors=[1, 2]))
 # The Zhou head in the paper's proportion: 1,024 maps on InceptionV3 mixed7's 768 channels is 4:3 of the
 # backbone's width; on Tiny's 128 channels that is 171 maps (1,024 would cost 3.8x the whole backbone).
 PAPER_ZHOU_RATIO = 1024 / 768
@@ -91,9 +103,10 @@ class Mode:
     backbone_prefix: str  # "Tiny" or "Inception"
     weights: str | None
     train: dict
-    digits: dict | None
+    digits: dict | None  # settings of the embedded set this mode generates (None: the user's data)
     evaluation_batch: int = 32
     googlenet_weights: str | None = None
+    embedded_set: str | None = None  # a name of EMBEDDED_SETS, or "extra-small"
 
     def model_name(self, paper_name):
         """``Inception-GAP5-L1`` → the name this mode trains (``Tiny-GAP5-L1`` in quick mode)."""
@@ -109,6 +122,8 @@ def add_mode_arguments(parser):
     parser.add_argument("--data-dir", default=None, help="dataset folder (Stanford 40, class folders or WSOL metadata, detected); quick mode generates digits there")
     parser.add_argument("--format", default=None, choices=("auto", "stanford40", "folders", "wsol"), help="force the dataset layout")
     parser.add_argument("--image-root", default=None, help="wsol layout: the folder the image ids are relative to")
+    parser.add_argument("--embedded-set", default=QUICK_DATA_FOLDER, choices=tuple(EMBEDDED_SETS),
+                        help=f"quick mode: which embedded set to generate and use (default {QUICK_DATA_FOLDER})")
     parser.add_argument("--runs-dir", default=DEFAULT_RUNS, help="where models are cached and results written")
     parser.add_argument("--weights", default=None, help="InceptionV3 / Tiny weights: 'imagenet' or a file (full mode); quick mode pretrains Tiny")
     parser.add_argument("--googlenet-weights", default=None, help="GoogLeNet weights file (none ship with Keras); default: from scratch")
@@ -130,15 +145,18 @@ def resolve_mode(args):
         train = dict(image_size=299, epochs=125, freeze_epochs=10, batch_size=32)
         mode = Mode("full", os.path.abspath(args.data_dir), runs_dir, "Inception", args.weights or "imagenet", train, None)
     elif args.extra_small:
-        digits = dict(train_per_class=3, test_per_class=3, canvas_size=32, digit_size=[12, 24])
+        digits = dict(EXTRA_SMALL_SET[1])
         train = dict(image_size=32, epochs=1, freeze_epochs=0, batch_size=8, test_per_class=2, localization_images=8,
                      snapshot_images=1, tensorboard=False, verbose=0, zhou_units=QUICK_ZHOU_UNITS)
-        data_dir = args.data_dir or os.path.join(runs_dir, "data", "digits-extra-small")
-        mode = Mode("extra-small", os.path.abspath(data_dir), runs_dir, "Tiny", args.weights, train, digits, evaluation_batch=8)
+        data_dir = args.data_dir or os.path.join(runs_dir, "data", "scenes-extra-small")
+        mode = Mode("extra-small", os.path.abspath(data_dir), runs_dir, "Tiny", args.weights, train, digits, evaluation_batch=8,
+                    embedded_set="extra-small")
     else:
         # Batches of 128 for evaluation: small models keep both cores busy only with larger batches.
-        mode = Mode("quick", "", runs_dir, "Tiny", args.weights, dict(QUICK_TRAIN), dict(QUICK_DIGITS), evaluation_batch=128)
-        mode.data_dir = os.path.abspath(args.data_dir or os.path.join(runs_dir, "data", QUICK_DATA_FOLDER))
+        embedded_set = getattr(args, "embedded_set", None) or QUICK_DATA_FOLDER
+        mode = Mode("quick", "", runs_dir, "Tiny", args.weights, dict(QUICK_TRAIN), dict(EMBEDDED_SETS[embedded_set][1]),
+                    evaluation_batch=128, embedded_set=embedded_set)
+        mode.data_dir = os.path.abspath(args.data_dir or os.path.join(runs_dir, "data", embedded_set))
     mode.googlenet_weights = args.googlenet_weights
     if args.epochs is not None:
         mode.train["epochs"] = args.epochs
@@ -157,7 +175,8 @@ def resolve_mode(args):
 def prepare_data(mode):
     """Generate the digits set if this mode uses it and it is absent; read the dataset (any layout) and check every image and box."""
     if mode.digits is not None:
-        ensure_digits_dataset(mode.data_dir, **mode.digits)
+        ensure = EXTRA_SMALL_SET[0] if mode.embedded_set == "extra-small" else EMBEDDED_SETS[mode.embedded_set or QUICK_DATA_FOLDER][0]
+        ensure(mode.data_dir, **mode.digits)
     dataset, _ = load_dataset(mode.data_dir, **dataset_options(TrainConfig().replace(**mode.train)))
     return dataset
 
@@ -166,7 +185,7 @@ def _weights_for(mode, model_name):
     if model_name.startswith("Tiny") and mode.weights is None and mode.name == "quick":
         from mindgap.pretrain import pretrained_tiny_weights
 
-        return pretrained_tiny_weights(verbose=1)
+        return pretrained_tiny_weights(verbose=1, recipe=PRETRAIN_RECIPE[mode.embedded_set or QUICK_DATA_FOLDER])
     if model_name.startswith("GoogLeNet"):
         return mode.googlenet_weights
     return mode.weights
@@ -176,8 +195,9 @@ def describe_start(mode, model_name):
     """How the backbone of ``model_name`` starts in this mode, for captions."""
     weights = _weights_for(mode, model_name)
     if mode.name == "quick" and model_name.startswith("Tiny") and mode.weights is None:
-        return (f"Tiny backbone pretrained on centred digits (training-half sources only; shipped in the package, "
-                f"made by `python -m mindgap.pretrain`), frozen for the first "
+        recipe = PRETRAIN_RECIPE[mode.embedded_set or QUICK_DATA_FOLDER]
+        return (f"Tiny backbone pretrained ({recipe}: training-half digits only; shipped in the package, "
+                f"made by `python -m mindgap.pretrain --recipe {recipe}`), frozen for the first "
                 f"{mode.train['freeze_epochs']} epochs, then fine-tuned")
     if weights is None:
         return "backbone from scratch (no weights), trained from the first epoch"
@@ -193,7 +213,10 @@ def trained_model(mode, model_name, seed=None):
     if model_name.startswith("GoogLeNet") and weights is None:
         overrides["freeze_epochs"] = 0  # nothing pretrained to protect
     config = TrainConfig().replace(**overrides)
-    settings = {name: value for name, value in dataclasses.asdict(config).items() if name != "verbose"}
+    # Only the settings that differ from TrainConfig's defaults: a new option of train() leaves the cache keys alone.
+    defaults = dataclasses.asdict(TrainConfig())
+    settings = {name: value for name, value in dataclasses.asdict(config).items()
+                if name != "verbose" and value != defaults.get(name)}
     key = json.dumps({"model": model_name, "data": mode.data_dir, "config": settings}, sort_keys=True)
     run_dir = os.path.join(mode.runs_dir, "models", f"{model_name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
     started = time.time()

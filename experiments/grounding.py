@@ -6,7 +6,10 @@ For GAP5, GAP5-L1 and GAP-Zhou (Tiny backbone in quick mode, InceptionV3 with
 (``mindgap.saliency.scores`` and ``mindgap.saliency.causal``): pointing game
 (15 px), box accuracy at IoU >= 0.5 (Zhou's box at 20 %), MaxBoxAccV2,
 centre of mass in a box, insertion and deletion AUCs (Petsiuk et al. 2018),
-and the cost per image as seconds and as a multiple of one predict.  Writes
+and the cost per image as seconds and as a multiple of one predict.  Beside
+them, the baselines that know no model (``mindgap.saliency.baselines``): the
+image's centre, a uniformly random point (its expectation) and a bottom-up
+contrast peak; a method is informative only where it beats all three.  Writes
 ``table.md``, ``results.json``, ``config.json`` and one figure per model
 (``grounding_<model>.png``: one row per image, one column per method).
 """
@@ -26,7 +29,7 @@ from mindgap import metrics  # noqa: E402
 from mindgap.data import make_dataset  # noqa: E402
 from mindgap.data.pipeline import valid_boxes  # noqa: E402
 from mindgap.plots import TRUE_BOX_COLOUR, display_image, draw_box, overlay_cam, save_figure  # noqa: E402
-from mindgap.saliency import causal, scores  # noqa: E402
+from mindgap.saliency import baselines, causal, scores  # noqa: E402
 from mindgap.saliency.rise import predictor  # noqa: E402
 
 MODELS = ("Inception-GAP5", "Inception-GAP5-L1", "Inception-GAP-Zhou")
@@ -89,6 +92,32 @@ def ground_model(model, images, labels, boxes, methods, options, steps, batch_si
     return found, predict_time
 
 
+def baseline_scores(images, boxes, tolerance=scores.POINTING_TOLERANCE):
+    """{baseline: scores} of the centre, a uniform random point and the contrast peak on these images (in [0, 1]).
+
+    The centre's pointing game is the exact centre (``metrics.centre_pointing_hit``), its other scores those of a
+    cone peaking there; the random point has only its expected pointing game; the contrast map has every score
+    but the causal ones (it is no model's evidence)."""
+    shape = images.shape[1:3]
+    found = {}
+    for name, maps in (("centre", baselines.centre_maps(len(images), shape)), ("contrast", baselines.contrast_maps(images))):
+        numbers = scores.localization_scores(maps, boxes, tolerance)
+        found[name] = {key: float(np.mean(numbers[key])) for key in ("pointing", "box_iou50", "centre_of_mass")}
+        found[name]["max_box_acc_v2"] = numbers["max_box_acc_v2"]
+    found["centre"]["pointing"] = float(np.mean([metrics.centre_pointing_hit(b, shape, tolerance) for b in boxes]))
+    found["random"] = {"pointing": float(np.mean([metrics.uniform_pointing_expectation(b, shape, tolerance) for b in boxes]))}
+    return found
+
+
+def informative_methods(results, baseline_numbers, key="pointing"):
+    """Per model, the methods whose ``key`` beats every baseline's, and the best baseline."""
+    best_name = max(baseline_numbers, key=lambda name: baseline_numbers[name].get(key, -1.0))
+    best = baseline_numbers[best_name][key]
+    return best_name, best, {model: [method for method, values in per_method.items()
+                                     if isinstance(values, dict) and values[key] > best]
+                             for model, per_method in results.items()}
+
+
 def plot_grounding(images, labels, boxes, class_names, found, path, title, count=4):
     """One row per image (ground-truth boxes in green), one column per method (the true class's map)."""
     methods = list(found)
@@ -111,9 +140,12 @@ def plot_grounding(images, labels, boxes, class_names, found, path, title, count
     return save_figure(figure, path, title)
 
 
-def markdown_table(results, methods):
+def markdown_table(results, methods, baseline_numbers=None):
     header = "| model | method | " + " | ".join(label for _, label in SCORES) + " | s / image | × predict |"
     lines = [header, "|" + "---|" * (len(SCORES) + 4)]
+    for name, values in (baseline_numbers or {}).items():
+        cells = [f"{100 * values[key]:.1f}" if key in values else "–" for key, _ in SCORES]
+        lines.append(f"| no model | baseline: {name} | " + " | ".join(cells) + " | – | – |")
     for name, per_method in results.items():
         for method in methods:
             values = per_method[method]
@@ -145,6 +177,7 @@ def main(argv=None):
     dataset = common.prepare_data(mode)
     out_dir = common.output_dir(mode, "grounding")
     images, labels, boxes = test_images(mode, dataset, count)
+    baseline_numbers = baseline_scores(images, boxes)
     results, figures, starts = {}, {}, {}
     for paper_name in MODELS:
         name = mode.model_name(paper_name)
@@ -157,10 +190,14 @@ def main(argv=None):
         figures[name] = plot_grounding(images, labels, boxes, dataset.class_names, found,
                                        os.path.join(out_dir, f"grounding_{name}.png"),
                                        f"{name}: true-class evidence per method", args.figure_images)
+    best_baseline, best_value, informative = informative_methods(results, baseline_numbers)
     markdown = "\n".join([
         "## grounding: the one-pass CAM beside Grad-CAM, RISE, EB and cEB",
         "",
-        markdown_table(results, methods),
+        markdown_table(results, methods, baseline_numbers),
+        "",
+        f"Best baseline on the pointing game: {best_baseline} ({100 * best_value:.1f} %). Above it: " + "; ".join(
+            f"{name}: {', '.join(found) or 'none'}" for name, found in informative.items()) + ".",
         "",
         f"*{common.caption(mode, dataset)} Grounding on {len(images)} test images spread over the classes, maps of "
         "the true class upsampled to the input size.*",
@@ -171,6 +208,9 @@ def main(argv=None):
         f"{metrics.pointing_tolerance('scaled', images.shape[1:3]):.1f} px of a box), Zhou's box at 20 % of the min-max range with "
         "IoU ≥ 0.5, MaxBoxAccV2 (Choe et al. 2020), centre of mass in a box; insertion (higher is better) and "
         "deletion (lower is better) AUCs of the true-class probability.",
+        "- Baselines (no model): the image's centre (pointing: the exact centre; other scores: a cone peaking there), a "
+        "uniformly random point (its expected pointing game), the bottom-up contrast peak (centre-surround contrast of "
+        "the luminance, `mindgap.saliency.baselines.contrast_maps`).",
         "- Cost: seconds per image for the maps of one class (batches of 16, tracing excluded), and as a multiple of "
         "one predict on the same batches.",
         "",
@@ -178,7 +218,7 @@ def main(argv=None):
     ])
     config = {"experiment": "grounding", "models": list(MODELS), "methods": methods, "images": len(images),
               "steps": steps, "options": options}
-    common.write_outputs(out_dir, mode, config, results, markdown)
+    common.write_outputs(out_dir, mode, config, {**results, "baselines": baseline_numbers}, markdown)
     return results
 
 

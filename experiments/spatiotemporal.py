@@ -51,6 +51,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mindgap.data.video import SCENES_VIDEO  # noqa: E402
+
 THESIS_TABLE_7_1 = {"eb": 55.8, "eb_r": 61.5, "ceb": 37.0, "ceb_r": 39.1, "bp": 37.3, "bp_r": 39.2}
 THESIS_TABLE_7_2 = {"known": {"probability": (8.5, 28.2, 47.7), "eb_r": (11.3, 38.5, 56.3), "ceb_r": (15.5, 53.2, 73.5)},
                     "unknown": {"probability": (3.4, 9.5, 35.7), "ceb_r": (4.1, 47.9, 62.0)}}
@@ -89,6 +91,9 @@ class Settings:
     pool_per_domain: int = 500
     top_activations: int = 100
     pretrained: bool = True
+    # The frame CNN's start (mindgap.pretrain.RECIPES) and so the source domain of §3.4's pool: printed digits in
+    # coloured ink on grey pictures, a domain that differs from the frames as ImageNet does from UCF101.
+    recipe: str = "printed-scenes"
     seed: int = 0
     # §3.4: VGG's fc6 came pretrained (ImageNet) into the fine-tuning; fc1/fc2 here are pretrained on source renders
     fc_pretrained: bool = True
@@ -98,13 +103,17 @@ class Settings:
 
 
 MODES = {
-    "quick": Settings("quick", video=dict(frame_size=48, short_frames=16, long_frames=32, train_per_class=40,
-                                          val_per_class=8, test_per_class=10, untrimmed_per_class=6),
-                      web_images=dict(canvas_size=48, train_per_class=160, test_per_class=2, digit_size=(18, 32))),
+    # The video set that can tell (a small digit among moving letters in 64 px frames); the web images are scenes at
+    # the frames' scale (mindgap.data.scenes), other photos and renders than the frames.
+    "quick": Settings("quick", video=dict(short_frames=16, long_frames=32, train_per_class=40, val_per_class=8,
+                                          test_per_class=10, untrimmed_per_class=6, **SCENES_VIDEO),
+                      web_images=dict(canvas_size=64, train_per_class=160, test_per_class=2, digit_size=(12, 18)),
+                      frame_size=64),
     "extra-small": Settings("extra-small", video=dict(frame_size=32, short_frames=4, long_frames=8, train_per_class=2,
                                                       val_per_class=1, test_per_class=1, untrimmed_per_class=1,
-                                                      digit_size=(10, 20)),
-                            web_images=dict(canvas_size=32, train_per_class=4, test_per_class=2, digit_size=(10, 20)),
+                                                      digit_size=(8, 12), distractors=(1, 2)),
+                            web_images=dict(canvas_size=32, train_per_class=4, test_per_class=2, digit_size=(8, 12),
+                                            distractors=(1, 2)),
                             frame_size=32, fc_units=16, frame_epochs=1, frame_batch=16, lstm_epochs=1,
                             lstm_freeze_epochs=0, lstm_batch=4, pool_per_domain=20, top_activations=10,
                             head_pretrain_images=40, head_pretrain_epochs=1),
@@ -122,14 +131,14 @@ def _key(*parts):
 # ---------------------------------------------------------------- data
 
 def prepare_data(settings, runs_dir):
-    from mindgap.data import ensure_digits_dataset
     from mindgap.data import video
+    from mindgap.data.scenes import ensure_scenes_dataset
 
     video_dir = os.path.join(runs_dir, "data", f"video-{settings.mode}-{_key(settings.video)}")
-    web_dir = os.path.join(runs_dir, "data", f"digits-web-{settings.mode}-{_key(settings.web_images)}")
+    web_dir = os.path.join(runs_dir, "data", f"scenes-web-{settings.mode}-{_key(settings.web_images)}")
     log(f"video set at {video_dir} (generated once)")
     video.ensure_video_set(video_dir, **settings.video)
-    ensure_digits_dataset(web_dir, **settings.web_images)
+    ensure_scenes_dataset(web_dir, **settings.web_images)
     return video_dir, web_dir, video.load_video_set(video_dir)
 
 
@@ -175,7 +184,7 @@ def _frame_cnn(settings, num_classes, class_names, head_path=None):
     if settings.pretrained:
         from mindgap.pretrain import pretrained_tiny_weights
 
-        weights = pretrained_tiny_weights(verbose=0)
+        weights = pretrained_tiny_weights(verbose=0, recipe=settings.recipe)
     return mindgap.build_model("Tiny-Frames", num_classes, input_shape=(settings.frame_size,) * 2 + (3,), weights=weights,
                                fc_units=settings.fc_units, class_names=class_names)
 
@@ -641,9 +650,11 @@ def main(argv=None):
         rows = test_labels == label
         per_class[name] = tuple(float((frame_predictions[variant][rows] == label).mean()) for variant in FRAME_VARIANTS)
     log("conservative filters (§3.4)")
-    from mindgap.pretrain import centred_digit_canvases
+    from mindgap.pretrain import RECIPES, pretraining_canvases
 
-    renders, _ = centred_digit_canvases(settings.pool_per_domain, image_size=size, seed=settings.seed + 7)
+    # The source half of the pool: renders of the frame CNN's pretraining domain (as ImageNet images in the thesis).
+    renders, _ = pretraining_canvases(dict(RECIPES[settings.recipe], image_size=size), settings.pool_per_domain,
+                                      seed=settings.seed + 7)
     pool_frames = train_frames[np.random.default_rng(settings.seed).choice(len(train_frames), settings.pool_per_domain, replace=False)]
     pool = np.concatenate([renders[..., ::-1], pool_frames])
     is_video = np.concatenate([np.zeros(len(renders), bool), np.ones(len(pool_frames), bool)])

@@ -453,7 +453,7 @@ def pointing_game_hit(cam, boxes, tolerance="scaled", convention="zhang"):
     tolerance = pointing_tolerance(tolerance, cam.shape)
     y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
     if convention == "zhang":
-        return bool((_point_box_distance((x + 0.5, y + 0.5), boxes) <= tolerance).any())
+        return point_hit((x + 0.5, y + 0.5), boxes, tolerance)
     # pixels whose centre i + 0.5 is in [start, end): i from ceil(start - 0.5) to ceil(end - 0.5) - 1
     first = np.ceil(boxes[:, :2] - 0.5)
     last = np.ceil(boxes[:, 2:] - 0.5) - 1
@@ -461,6 +461,29 @@ def pointing_game_hit(cam, boxes, tolerance="scaled", convention="zhang"):
     dx = np.maximum.reduce([first[:, 0] - x, np.zeros(len(boxes)), x - last[:, 0]])
     dy = np.maximum.reduce([first[:, 1] - y, np.zeros(len(boxes)), y - last[:, 1]])
     return bool((nonempty & (dx**2 + dy**2 < tolerance**2)).any())
+
+
+def point_hit(point, boxes, tolerance_px):
+    """A point ``(x, y)`` within ``tolerance_px`` (Euclidean, 0 inside) of any box: the pointing game's hit (Zhang's convention)."""
+    return bool((_point_box_distance(point, _check_boxes(boxes)) <= tolerance_px).any())
+
+
+def centre_pointing_hit(boxes, shape, tolerance="scaled"):
+    """The centre baseline of the pointing game: the image's centre ``(W / 2, H / 2)`` as the pointed location."""
+    return point_hit((int(shape[1]) / 2, int(shape[0]) / 2), boxes, pointing_tolerance(tolerance, shape))
+
+
+def uniform_pointing_expectation(boxes, shape, tolerance="scaled"):
+    """The random baseline of the pointing game in closed form: the expected hit of a maximum drawn uniformly among
+    the H × W pixels, i.e. the share of pixel centres within the tolerance of a box (Zhang's convention)."""
+    height, width = int(shape[0]), int(shape[1])
+    tolerance_px = pointing_tolerance(tolerance, shape)
+    boxes = _check_boxes(boxes)
+    x = np.arange(width, dtype=np.float64)[None, :, None] + 0.5
+    y = np.arange(height, dtype=np.float64)[:, None, None] + 0.5
+    dx = np.maximum(np.maximum(boxes[:, 0] - x, 0.0), x - boxes[:, 2])
+    dy = np.maximum(np.maximum(boxes[:, 1] - y, 0.0), y - boxes[:, 3])
+    return float((np.hypot(dx, dy) <= tolerance_px).any(axis=-1).mean())
 
 
 # ---------------------------------------------------------- set-level measures

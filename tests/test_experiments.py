@@ -90,6 +90,15 @@ def test_one_seed_observations_state_the_difference():
     assert observation == "L1 raises the precision of GAP5: difference +20.0 points on one seed (70.0 vs 50.0)"
 
 
+def test_seeds_to_decide_by_hand():
+    # mean 1, sd 1: t(5) = 2.571 / sqrt(6) = 1.050 > 1, t(6) = 2.447 / sqrt(7) = 0.925 < 1, so 7 seeds.
+    differences = [0.0, 1.0, 2.0]  # mean 1, sd 1
+    assert claims.seeds_to_decide(differences) == 7
+    assert claims.seeds_to_decide([-d for d in differences]) == 7  # either side
+    assert claims.seeds_to_decide([1.0, -1.0]) is None and claims.seeds_to_decide([3.0]) is None
+    assert claims.seeds_to_decide([0.001, -0.0009], most=50) == 51  # not within 50 seeds
+
+
 def test_paired_interval_by_hand():
     # differences 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.302653 -> half width 4.302653 / sqrt(3) = 2.484138
     mean, low, high = claims.paired_interval([1.0, 2.0, 3.0])

@@ -10,7 +10,7 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.
 
 def test_there_are_the_notebooks():
     assert [path.stem for path in NOTEBOOKS] == ["01_quickstart", "02_regularization", "03_inference", "04_excitation_dropout",
-                                                "05_guided_zoom", "06_spatiotemporal"]
+                                                "05_guided_zoom", "06_spatiotemporal", "08_emotion"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)

@@ -147,12 +147,29 @@ def render_canvas(rng, digit, background, digit_size, *, side=None, position=Non
     return np.clip(np.round(canvas), 0, 255).astype(np.uint8), ink, box
 
 
-def _annotation_xml(file_name, action, box, canvas_size, source_index):
-    x_min, y_min, x_max, y_max = box  # pixel-edge → Stanford's 1-based inclusive
-    return (
-        "<annotation>\n"
-        f"  <filename>{file_name}</filename>\n"
-        "  <folder>Stanford40</folder>\n"
+_DISTORTION = dict(rotation=15.0, shear=0.2, aspect=(0.8, 1.25))
+_DISTORTED_SIDE = 32  # the 8x8 source is warped at 4x, then the renderer scales it to the drawn size
+
+
+def distort_digit(rng, digit, rotation=_DISTORTION["rotation"], shear=_DISTORTION["shear"], aspect=_DISTORTION["aspect"]):
+    """An 8×8 source digit (0–16) as a 32×32 digit of another hand: rotated by up to ``rotation`` degrees,
+    sheared by up to ``shear`` and stretched by an aspect ratio in ``aspect``, about its centre, ink kept inside."""
+    side = _DISTORTED_SIDE
+    large = cv2.resize(digit.astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
+    angle = np.deg2rad(rng.uniform(-rotation, rotation))
+    ratio = np.sqrt(rng.uniform(*aspect))
+    linear = (np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+              @ np.array([[1.0, rng.uniform(-shear, shear)], [0.0, 1.0]]) @ np.diag([ratio, 1.0 / ratio]))
+    corners = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]], np.float64) * side / 2
+    linear /= max(1.0, np.abs(corners @ linear.T).max() / (side / 2))  # shrink so that the square's corners stay inside
+    centre = np.array([side / 2, side / 2])
+    matrix = np.hstack([linear, (centre - linear @ centre)[:, None]]).astype(np.float32)
+    return cv2.warpAffine(large, matrix, (side, side), flags=cv2.INTER_LINEAR, borderValue=0.0)
+
+
+def _annotation_xml(file_name, action, boxes, canvas_size, source_index):
+    """Stanford 40's XML: one ``<object>`` per box (pixel-edge boxes → Stanford's 1-based inclusive)."""
+    objects = "".join(
         "  <object>\n"
         "    <name>person</name>\n"
         f"    <action>{action}</action>\n"
@@ -162,7 +179,12 @@ def _annotation_xml(file_name, action, box, canvas_size, source_index):
         f"      <ymax>{y_max}</ymax>\n"
         f"      <ymin>{y_min + 1}</ymin>\n"
         "    </bndbox>\n"
-        "  </object>\n"
+        "  </object>\n" for x_min, y_min, x_max, y_max in boxes)
+    return (
+        "<annotation>\n"
+        f"  <filename>{file_name}</filename>\n"
+        "  <folder>Stanford40</folder>\n"
+        + objects +
         "  <size>\n"
         "    <depth>3</depth>\n"
         f"    <height>{canvas_size}</height>\n"
@@ -192,6 +214,52 @@ def source_halves(targets):
     return halves
 
 
+def write_stanford40_set(out_dir, render, *, seed, canvas_size, train_per_class, test_per_class, settings,
+                         class_names=CLASS_NAMES):
+    """Write an embedded localization set at ``out_dir`` in the Stanford 40 layout (the digits and scenes sets).
+
+    ``render(rng, label, half)`` draws one image of class ``label`` (an index
+    of ``class_names``) from the source digits of ``half`` (0 training, 1
+    test) and returns ``(BGR canvas, box or list of boxes, source index)``;
+    it is called class by class, image by image, from one
+    generator seeded with ``seed``, so the set is a function of the arguments.
+    ``settings`` are written to :data:`SETTINGS_FILE`.  Returns ``out_dir``.
+    """
+    out_dir = os.fspath(out_dir)
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        raise FileExistsError(f"{out_dir!r} is not empty; pass a new or empty folder (nothing was written).")
+    rng = np.random.default_rng(seed)
+    for folder in (IMAGES_DIR, ANNOTATIONS_DIR, SPLITS_DIR):
+        os.makedirs(os.path.join(out_dir, folder), exist_ok=True)
+    split_lines = {"train": [], "test": []}
+    per_class_lines = {(name, split): [] for name in class_names for split in ("train", "test")}
+    for split, count, half in (("train", train_per_class, 0), ("test", test_per_class, 1)):
+        for number in range(count):
+            for label, action in enumerate(class_names):
+                canvas, boxes, source_index = render(rng, label, half)
+                boxes = [boxes] if np.ndim(boxes[0]) == 0 else boxes
+                image_number = number + 1 + (train_per_class if split == "test" else 0)
+                stem = f"{action}_{image_number:03d}"
+                cv2.imwrite(os.path.join(out_dir, IMAGES_DIR, stem + ".jpg"), canvas, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+                with open(os.path.join(out_dir, ANNOTATIONS_DIR, stem + ".xml"), "w") as handle:
+                    handle.write(_annotation_xml(stem + ".jpg", action, boxes, canvas_size, source_index))
+                split_lines[split].append(stem + ".jpg")
+                per_class_lines[(action, split)].append(stem + ".jpg")
+
+    splits = os.path.join(out_dir, SPLITS_DIR)
+    _write_lines(
+        os.path.join(splits, ACTIONS_FILE),
+        ["Action name\tNumber of images"] + [f"{name}\t{train_per_class + test_per_class}" for name in class_names],
+    )
+    for split, lines in split_lines.items():
+        _write_lines(os.path.join(splits, f"{split}.txt"), sorted(lines))
+    for (action, split), lines in per_class_lines.items():
+        _write_lines(os.path.join(splits, f"{action}_{split}.txt"), lines)
+    with open(os.path.join(out_dir, SETTINGS_FILE), "w") as handle:
+        json.dump(settings, handle, indent=2)
+    return out_dir
+
+
 def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=60, test_per_class=70, digit_size=(28, 56),
                             backgrounds="sklearn", clutter=0):
     """Write the digits localization set at ``out_dir`` in the Stanford 40 layout.
@@ -212,57 +280,31 @@ def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=
     Returns:
         ``out_dir``.
     """
-    out_dir = os.fspath(out_dir)
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        raise FileExistsError(f"{out_dir!r} is not empty; pass a new or empty folder (nothing was written).")
     if canvas_size < 16 or not 4 <= digit_size[0] <= digit_size[1] or train_per_class < 1 or test_per_class < 1 or clutter < 0:
         raise ValueError(
             f"Bad digits settings (canvas_size={canvas_size}, digit_size={digit_size}, train_per_class={train_per_class}, "
             f"test_per_class={test_per_class}, clutter={clutter}); use canvas_size >= 16, 4 <= min <= max digit size, "
             "counts >= 1, clutter >= 0."
         )
-    rng = np.random.default_rng(seed)
     digits = load_digits()
     photos = load_backgrounds(backgrounds)
     halves = source_halves(digits.target)
-    for folder in (IMAGES_DIR, ANNOTATIONS_DIR, SPLITS_DIR):
-        os.makedirs(os.path.join(out_dir, folder), exist_ok=True)
 
-    split_lines = {"train": [], "test": []}
-    per_class_lines = {(name, split): [] for name in CLASS_NAMES for split in ("train", "test")}
-    for split, count, half in (("train", train_per_class, 0), ("test", test_per_class, 1)):
-        for number in range(count):
-            for label, action in enumerate(CLASS_NAMES):
-                sources = halves[label][half]
-                source_index = int(sources[rng.integers(len(sources))])
-                background = background_crop(rng, photos, canvas_size)
-                canvas, _, box = render_canvas(rng, digits.images[source_index], background, digit_size)
-                if clutter:
-                    paste_clutter(rng, canvas, photos, clutter, box)
-                image_number = number + 1 + (train_per_class if split == "test" else 0)
-                stem = f"{action}_{image_number:03d}"
-                cv2.imwrite(os.path.join(out_dir, IMAGES_DIR, stem + ".jpg"), canvas, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
-                with open(os.path.join(out_dir, ANNOTATIONS_DIR, stem + ".xml"), "w") as handle:
-                    handle.write(_annotation_xml(stem + ".jpg", action, box, canvas_size, source_index))
-                split_lines[split].append(stem + ".jpg")
-                per_class_lines[(action, split)].append(stem + ".jpg")
+    def render(rng, label, half):
+        sources = halves[label][half]
+        source_index = int(sources[rng.integers(len(sources))])
+        background = background_crop(rng, photos, canvas_size)
+        canvas, _, box = render_canvas(rng, digits.images[source_index], background, digit_size)
+        if clutter:
+            paste_clutter(rng, canvas, photos, clutter, box)
+        return canvas, box, source_index
 
-    splits = os.path.join(out_dir, SPLITS_DIR)
-    _write_lines(
-        os.path.join(splits, ACTIONS_FILE),
-        ["Action name\tNumber of images"] + [f"{name}\t{train_per_class + test_per_class}" for name in CLASS_NAMES],
-    )
-    for split, lines in split_lines.items():
-        _write_lines(os.path.join(splits, f"{split}.txt"), sorted(lines))
-    for (action, split), lines in per_class_lines.items():
-        _write_lines(os.path.join(splits, f"{action}_{split}.txt"), lines)
     settings = dict(seed=seed, canvas_size=canvas_size, train_per_class=train_per_class, test_per_class=test_per_class,
                     digit_size=list(digit_size), renderer=RENDERER_VERSION)
     settings.update({name: value for name, value in dict(backgrounds=backgrounds, clutter=clutter).items()
                      if value != EXTRA_DEFAULTS[name]})  # a default set's file stays as it was
-    with open(os.path.join(out_dir, SETTINGS_FILE), "w") as handle:
-        json.dump(settings, handle, indent=2)
-    return out_dir
+    return write_stanford40_set(out_dir, render, seed=seed, canvas_size=canvas_size, train_per_class=train_per_class,
+                                test_per_class=test_per_class, settings=settings)
 
 
 def ensure_digits_dataset(out_dir, **settings):

@@ -4,6 +4,7 @@ On disk::
 
     ROOT/<class name>/<image>              any depth below the class folder; .jpg .jpeg .png .bmp .gif
     ROOT/boxes.csv                         optional: header image,x_min,y_min,x_max,y_max
+    ROOT/votes.csv                         optional: header image,<class 0>,…,<class c-1> (crowd votes per class)
     ROOT/splits/train.txt, val.txt, test.txt   optional: one image path (relative to ROOT) per line
 
 Classes are the sub-folders of ROOT in sorted order (as Keras does); ``splits``
@@ -12,6 +13,11 @@ and hidden folders are not classes.  ``boxes.csv`` gives one row per box
 ROOT with ``/`` separators, in mindgap's pixel-edge convention: 0-based,
 ends exclusive (a box covering a whole 640×480 image is ``0,0,640,480``).
 Images without a row have no box.
+
+``votes.csv`` gives an image's crowd votes (one non-negative count per class,
+the columns named as the class folders, in their order), for Probabilistic
+Label Drawing (``mindgap.data.labels``); the image's class folder stays its
+label (the majority).  Images without a row have no votes.
 
 With split files, ``train.txt`` is required and each listed image is taken
 from its class folder (the first path component).  Without them the split is
@@ -32,6 +38,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 BOXES_FILE = "boxes.csv"
 SPLITS_DIR = "splits"
 BOXES_HEADER = ["image", "x_min", "y_min", "x_max", "y_max"]
+VOTES_FILE = "votes.csv"
 
 
 def class_folders(root):
@@ -79,6 +86,42 @@ def read_boxes_csv(path, known, problems):
             continue
         boxes.setdefault(image, []).append(values)
     return {image: np.asarray(rows_, np.float32).reshape(-1, 4) for image, rows_ in boxes.items()}
+
+
+def read_votes_csv(path, class_names, known, problems):
+    """{relative image path: votes tuple} from ``votes.csv`` (header ``image`` then the class names); bad rows go to ``problems``."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.reader(handle))
+    header = ["image", *class_names]
+    if not rows or [cell.strip() for cell in rows[0]] != header:
+        got = ",".join(rows[0]) if rows else "an empty file"
+        raise DatasetError(f"{path} must start with the header {','.join(header)} (the class folders in order), got {got!r}.")
+    votes = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        image = _normalized(row[0])
+        try:
+            counts = tuple(float(cell) for cell in row[1:])
+        except ValueError:
+            problems.append(f"{path} line {number} has a vote count that is not a number: {','.join(row)}")
+            continue
+        if len(counts) != len(class_names) or min(counts) < 0 or not sum(counts) > 0 or not all(map(np.isfinite, counts)):
+            problems.append(f"{path} line {number} needs {len(class_names)} finite counts >= 0 with a positive sum: {','.join(row)}")
+        elif image not in known:
+            problems.append(f"{path} line {number} names {image}, which is not an image of any class folder")
+        elif image in votes:
+            problems.append(f"{path} line {number} repeats {image}")
+        else:
+            votes[image] = counts
+    return votes
+
+
+def write_votes_csv(path, class_names, votes):
+    """Write ``votes.csv``: the header ``image`` then ``class_names``, one row per (relative image path, counts)."""
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows([["image", *class_names],
+                                      *([relative, *(f"{float(count):g}" for count in counts)] for relative, counts in votes)])
 
 
 def stratified_split(relatives_by_class, seed, val_fraction, test_fraction):
@@ -139,6 +182,8 @@ def read_folders(root, *, seed=0, val_fraction=0.1, test_fraction=0.1, allow_emp
     problems = []
     boxes_path = os.path.join(root, BOXES_FILE)
     boxes = read_boxes_csv(boxes_path, label_of, problems) if os.path.isfile(boxes_path) else {}
+    votes_path = os.path.join(root, VOTES_FILE)
+    votes = read_votes_csv(votes_path, class_names, label_of, problems) if os.path.isfile(votes_path) else {}
 
     split_dir = os.path.join(root, SPLITS_DIR)
     split_files = {name: os.path.join(split_dir, f"{name}.txt") for name in SPLITS}
@@ -165,7 +210,8 @@ def read_folders(root, *, seed=0, val_fraction=0.1, test_fraction=0.1, allow_emp
         raise DatasetError(f"Class folders at {root!r}: " + summarize(problems, "problems") + ". Fix these lines or files.")
 
     def records(lines):
-        return [Record(os.path.join(root, *line.split("/")), label_of[line], boxes.get(line, no_boxes())) for line in lines]
+        return [Record(os.path.join(root, *line.split("/")), label_of[line], boxes.get(line, no_boxes()), votes=votes.get(line))
+                for line in lines]
 
     return SplitDataset(root, class_names, records(relatives["train"]), records(relatives["val"]), records(relatives["test"]),
                         "folders", note)

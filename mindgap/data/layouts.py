@@ -4,6 +4,8 @@
 ``stanford40`` ``JPEGImages/``, ``XMLAnnotations/``, ``ImageSplits/`` (the paper's data; ``mindgap.data.stanford40``)
 ``folders``    ``ROOT/<class>/<image>``, optional ``boxes.csv`` and ``splits/`` (``mindgap.data.folders``)
 ``wsol``       wsolevaluation metadata ``{train,val,test}/image_ids.txt`` … (``mindgap.data.wsol``)
+``fer2013``    ``fer2013.csv`` (+ FER+'s ``fer2013new.csv`` votes) (``mindgap.data.fer``)
+``afew``       ``<Train…|Val…|Test…>/<Emotion>/<clip>`` video files or frame folders, one record per frame (``mindgap.data.afew``)
 =============  ==============================================================
 
 Every reader returns a :class:`~mindgap.data.records.SplitDataset`.
@@ -13,6 +15,8 @@ reads it (``format="auto"`` detects) and runs ``mindgap.data.check`` on it.
 
 import os
 
+from mindgap.data.afew import is_afew, read_afew
+from mindgap.data.fer import FER_FILE, is_fer2013, read_fer2013
 from mindgap.data.folders import IMAGE_EXTENSIONS, SPLITS_DIR, read_folders
 from mindgap.data.records import SPLITS, DatasetError
 from mindgap.data.stanford40 import ANNOTATIONS_DIR, IMAGES_DIR, SPLITS_DIR as STANFORD_SPLITS_DIR, read_stanford40
@@ -32,11 +36,21 @@ def _read_wsol(root, *, image_root=None, **_):
     return read_wsol(metadata_folder(root), image_root=image_root)
 
 
+def _read_fer2013(root, **_):
+    return read_fer2013(root)
+
+
+def _read_afew(root, *, frames_per_clip=None, **_):
+    return read_afew(root, frames_per_clip=frames_per_clip)
+
+
 # name → (reader taking root and the options it understands, what detection looks for)
 LAYOUTS = {
     "stanford40": (_read_stanford40, f"{IMAGES_DIR}/ and {STANFORD_SPLITS_DIR}/ (Stanford 40)"),
     "wsol": (_read_wsol, f"{{train,val,test}}/{IMAGE_IDS} (wsolevaluation metadata), or {CHECKOUT_METADATA}/<DATASET>/ "
                          "of a wsolevaluation checkout"),
+    "fer2013": (_read_fer2013, f"{FER_FILE} (FER2013; FER+ votes from fer2013new.csv beside it)"),
+    "afew": (_read_afew, "<Train…|Val…|Test…>/<Emotion>/ folders of clips (AFEW)"),  # before folders: its frame folders hold images
     "folders": (_read_folders, f"sub-folders holding images ({', '.join(IMAGE_EXTENSIONS)}), one per class"),
 }
 FORMATS = ("auto", *LAYOUTS)
@@ -56,6 +70,8 @@ def _has_class_folder(root):
 _DETECTORS = {
     "stanford40": lambda root: os.path.isdir(os.path.join(root, IMAGES_DIR)) and os.path.isdir(os.path.join(root, STANFORD_SPLITS_DIR)),
     "wsol": lambda root: is_metadata_folder(root) or bool(checkout_datasets(root)),
+    "fer2013": is_fer2013,
+    "afew": is_afew,
     "folders": _has_class_folder,
 }
 
@@ -79,7 +95,8 @@ def read_dataset(root, format="auto", **options):
 
     Options go to the reader that understands them: ``test_per_class``
     (stanford40), ``seed``, ``val_fraction``, ``test_fraction`` (folders
-    without split files), ``allow_empty_classes`` (folders), ``image_root`` (wsol).
+    without split files), ``allow_empty_classes`` (folders), ``image_root`` (wsol),
+    ``frames_per_clip`` (afew).
     """
     if format not in FORMATS:
         raise ValueError(f"Unknown dataset format {format!r}; use one of {', '.join(FORMATS)}.")

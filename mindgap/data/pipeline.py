@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from mindgap.data.hide_and_seek import DEFAULT_GRID_SIZES, HIDE_PROBABILITY, hide_patches
+from mindgap.data.labels import LABEL_DRAWINGS, draw_label, vote_distributions
 
 DEFAULT_IMAGE_SIZE = 299
 _PREFETCH_BATCHES = 2
@@ -78,6 +79,7 @@ def make_dataset(
     with_boxes=False,
     cache=False,
     drop_remainder=False,
+    label_drawing="majority",
 ):
     """Batches of (images, one-hot labels) for ``fit``, or (images, one-hot labels, boxes).
 
@@ -97,18 +99,26 @@ def make_dataset(
             image, padding rows -1 (see :func:`valid_boxes`); not for ``fit``.
         cache: keep decoded, resized images in memory (True) or in a file (a path).
         drop_remainder: drop the last incomplete batch.
+        label_drawing: ``"majority"`` (each record's label) or
+            ``"probabilistic"``: while ``training``, a label drawn from each
+            record's vote distribution anew every epoch (Barsoum et al. 2016,
+            ``mindgap.data.labels``; seeded by ``seed``).
     """
+    if label_drawing not in LABEL_DRAWINGS:
+        raise ValueError(f"Unknown label_drawing {label_drawing!r}; use one of {', '.join(LABEL_DRAWINGS)}.")
     if len(records) == 0:
         raise ValueError("make_dataset got no records; check the split you passed.")
     labels = np.asarray([record.label for record in records], np.int32)
     if labels.max() >= num_classes or labels.min() < 0:
         raise ValueError(f"Labels go up to {labels.max()} but num_classes is {num_classes}; pass the dataset's class count.")
     paths = np.asarray([record.path for record in records])
-    source = tf.data.Dataset.from_tensor_slices((paths, labels, padded_boxes(records)))
+    drawing = training and label_drawing == "probabilistic"
+    columns = (paths, labels, padded_boxes(records)) + ((vote_distributions(records, num_classes),) if drawing else ())
+    source = tf.data.Dataset.from_tensor_slices(columns)
 
-    def load(path, label, boxes):
+    def load(path, label, boxes, *votes):
         image, original_size = decode_resized(path, image_size)
-        return tf.cast(tf.round(image), tf.uint8), label, scale_boxes(boxes, original_size, image_size)
+        return (tf.cast(tf.round(image), tf.uint8), label, scale_boxes(boxes, original_size, image_size), *votes)
 
     parallel = _parallel_calls()
     if cache is not False:
@@ -121,15 +131,17 @@ def make_dataset(
         dataset = source.map(load, num_parallel_calls=parallel)
 
     hiding = training and hide_and_seek
-    if hiding:
+    if hiding or drawing:  # one seed pair per image and epoch
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds))
 
     def finish(*element):
-        (image, label, boxes), pair_seed = (element[0], element[1]) if hiding else (element, None)
+        (image, label, boxes, *votes), pair_seed = (element[0], element[1]) if hiding or drawing else (element, None)
         image = preprocess(image)
         if hiding:
             image = hide_patches(image, pair_seed, grid_sizes, hide_probability, fill_value)
+        if drawing:
+            label = draw_label(votes[0], tf.random.experimental.stateless_fold_in(pair_seed, 1))
         one_hot = tf.one_hot(label, num_classes)
         return (image, one_hot, boxes) if with_boxes else (image, one_hot)
 

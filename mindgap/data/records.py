@@ -26,13 +26,18 @@ class Record:
 
     ``size`` is the (width, height) the layout's metadata declares for the
     file (the WSOL layout's ``image_sizes.txt``), or None; the check compares
-    it with the decoded image.
+    it with the decoded image.  ``votes``: one crowd vote count per class (a
+    ``votes.csv`` of the folders layout, FER+), or None; ``label`` is then
+    their majority (``mindgap.data.labels``).  ``clip``: the clip a video frame
+    comes from (the AFEW layout), or None.
     """
 
     path: str
     label: int
     boxes: np.ndarray
     size: tuple | None = None
+    votes: tuple | None = None
+    clip: str | None = None
 
     @property
     def name(self):

@@ -22,6 +22,13 @@ as between two concatenated videos).  The photos are scikit-learn's two
 ``gt_lengths`` default to the thesis's 11, 41 and 65 of 128 frames scaled to
 ``long_frames`` (:func:`scaled_lengths`: 3, 10, 16 of 32).
 
+**Distractors** (``distractors=(fewest, most)``, :data:`SCENES_VIDEO`): capital
+letters of :mod:`mindgap.data.scenes` (an alphabet disjoint from the digits,
+drawn by the same renderer) that move along their own straight paths, never
+within ``scenes.MARGIN`` px of the digit's square in any frame, so that the
+digit's box stays its ink alone.  The default ``(0, 0)`` draws none and leaves
+the renders of a set made before they existed unchanged.
+
 **Layout** (:func:`read_video_set`)::
 
     ROOT/mindgap_video.json         settings and class names
@@ -62,7 +69,11 @@ THESIS_GT_LENGTHS = (11, 41, 65)  # of 128 frames (Table 7.2)
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg", "ihc.png",
                   "retina.jpg", "motorcycle_left.png")
 DEFAULTS = dict(seed=0, frame_size=48, short_frames=16, long_frames=32, gt_lengths=None, train_per_class=40,
-                val_per_class=8, test_per_class=10, untrimmed_per_class=6, digit_size=(18, 32), digit_growth=0.3)
+                val_per_class=8, test_per_class=10, untrimmed_per_class=6, digit_size=(18, 32), digit_growth=0.3,
+                distractors=(0, 0))
+# The video set that can tell (quick mode of experiments.spatiotemporal): a small digit among 2-4 moving letters of
+# mindgap.data.scenes in 64 px frames (the Tiny backbone's 8 x 8 maps), where the centre no longer points at the digit.
+SCENES_VIDEO = dict(frame_size=64, digit_size=(12, 18), distractors=(2, 4))
 _JPEG_QUALITY = 95
 PHOTO_SIDE = 256  # photos are shrunk once to this shorter side
 
@@ -164,6 +175,14 @@ def _segment_frames(rng, digit, photos, count, settings):
     side_end = float(np.clip(side_start * rng.uniform(1 - settings["digit_growth"], 1 + settings["digit_growth"]), small, large))
     path = rng.uniform(0, 1, size=(2, 2))  # (start, end) × (top, left) as fractions of the free room
     colour_seed = int(rng.integers(2**31))
+    squares = []
+    for index in range(count):
+        fraction = index / max(count - 1, 1)
+        side = int(round(side_start + fraction * (side_end - side_start)))
+        room = size - min(side, size)
+        top, left = np.clip((path[0] + fraction * (path[1] - path[0])) * room, 0, room)
+        squares.append((int(top), int(left), min(side, size)))
+    letters = _moving_letters(rng, squares, settings) if settings["distractors"][1] > 0 else []
     frames, boxes = [], []
     for index in range(count):
         fraction = index / max(count - 1, 1)
@@ -177,9 +196,36 @@ def _segment_frames(rng, digit, photos, count, settings):
         position = (path[0] + fraction * (path[1] - path[0])) * room
         frame, _, box = render_canvas(np.random.default_rng(colour_seed), digit, background, (small, large), side=side,
                                       position=position)
+        for glyph, letter_squares, letter_seed in letters:
+            letter_top, letter_left, letter_side = letter_squares[index]
+            frame, _, _ = render_canvas(np.random.default_rng(letter_seed), glyph, frame, (small, large), side=letter_side,
+                                        position=(letter_top, letter_left))
         frames.append(frame)
         boxes.append(box)
     return frames, boxes
+
+
+def _moving_letters(rng, digit_squares, settings):
+    """[(glyph, its square in every frame, colour seed)] of the distractor letters of one action: each moves along a
+    straight path at a fixed side and keeps ``scenes.MARGIN`` px from the digit's square and 1 px from the other
+    letters in every frame (a path that fails 50 draws is left out)."""
+    from mindgap.data.scenes import MARGIN, squares_overlap, random_letter
+
+    size, (small, large), (few, many) = settings["frame_size"], settings["digit_size"], settings["distractors"]
+    letters = []
+    for _ in range(int(rng.integers(few, many + 1))):
+        side = int(rng.integers(small, large + 1))
+        glyph, colour_seed = random_letter(rng, 0.0), int(rng.integers(2**31))
+        for _ in range(50):
+            ends = rng.integers(0, size - side + 1, size=(2, 2))
+            squares = [tuple(int(value) for value in np.round(ends[0] + index / max(len(digit_squares) - 1, 1) * (ends[1] - ends[0])))
+                       + (side,) for index in range(len(digit_squares))]
+            if not any(squares_overlap(square, [digit_square], MARGIN) or
+                       squares_overlap(square, [other[1][index] for other in letters], 1)
+                       for index, (square, digit_square) in enumerate(zip(squares, digit_squares))):
+                letters.append((glyph, squares, colour_seed))
+                break
+    return letters
 
 
 def _pick(rng, digits, halves, label, half):
@@ -271,7 +317,10 @@ def generate_video_set(out_dir, **settings):
         with open(os.path.join(out_dir, SPLITS_DIR, f"{split}.txt"), "w") as handle:
             handle.write("".join(f"{name}\n" for name in names))
     record = {**settings, "digit_size": list(settings["digit_size"]), "gt_lengths": list(settings["gt_lengths"]),
+              "distractors": list(settings["distractors"]),  # left out below when none, as in sets made before them
               "class_names": list(CLASS_NAMES), "renderer": RENDERER_VERSION, "photos": len(photos)}
+    if not any(settings["distractors"]):
+        del record["distractors"]
     with open(os.path.join(out_dir, SETTINGS_FILE), "w") as handle:
         json.dump(record, handle, indent=2)
     return out_dir
@@ -284,6 +333,7 @@ def resolve_settings(**settings):
         raise ValueError(f"Unknown video set setting(s) {unknown}; known: {', '.join(DEFAULTS)}.")
     resolved = {**DEFAULTS, **settings}
     resolved["digit_size"] = tuple(int(value) for value in resolved["digit_size"])
+    resolved["distractors"] = tuple(int(value) for value in resolved["distractors"])
     if resolved["gt_lengths"] is None:
         resolved["gt_lengths"] = scaled_lengths(resolved["long_frames"])
     resolved["gt_lengths"] = tuple(int(value) for value in resolved["gt_lengths"])
@@ -300,6 +350,8 @@ def resolve_settings(**settings):
     for name in ("train_per_class", "val_per_class", "test_per_class", "untrimmed_per_class"):
         if resolved[name] < 1:
             problems.append(f"{name}={resolved[name]} (use >= 1)")
+    if not 0 <= resolved["distractors"][0] <= resolved["distractors"][1]:
+        problems.append(f"distractors={resolved['distractors']} (use 0 <= fewest <= most)")
     if not 0 <= resolved["digit_growth"] < 1:
         problems.append(f"digit_growth={resolved['digit_growth']} (use [0, 1))")
     if problems:
@@ -316,6 +368,7 @@ def ensure_video_set(out_dir, **settings):
     if os.path.isfile(marker):
         with open(marker) as handle:
             found = json.load(handle)
+        found.setdefault("distractors", [0, 0])  # a set made before distractors existed has none
         same = all(_jsonable(wanted[name]) == found.get(name) for name in wanted) and found.get("renderer") == RENDERER_VERSION
         if same:
             return out_dir

@@ -3,6 +3,8 @@
 import dataclasses
 import json
 
+from mindgap.data.labels import LABEL_DRAWINGS
+
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
@@ -25,6 +27,10 @@ class TrainConfig:
     ``dropout``: None, or a name of ``mindgap.dropout.METHODS`` (e.g.
     ``"excitation"``) on the pooled features of a GAP-Zhou head, with
     ``dropout_retain`` (P) its base retaining probability.
+    ``label_drawing``: ``"majority"`` (each image's label) or
+    ``"probabilistic"``: Probabilistic Label Drawing (Barsoum et al. 2016, the
+    thesis §3.6.2), a training label drawn from each image's crowd votes (a
+    ``votes.csv``, FER+) anew every epoch; images without votes keep their label.
     ``precision``: ``"float32"`` (default) or ``"mixed_bfloat16"`` (bf16
     compute, float32 weights and probabilities); pays only on CPUs with
     native bf16 (``avx512_bf16`` / AMX) or accelerators.
@@ -48,6 +54,7 @@ class TrainConfig:
     alpha: float = 1e-7
     reduction: str = "sum"
     hide_and_seek: bool = False
+    label_drawing: str = "majority"  # majority | probabilistic (mindgap.data.labels)
     test_per_class: int = 50
     seed: int = 0
     strategy: str = "auto"  # auto | default | mirrored | multi_worker
@@ -85,6 +92,8 @@ class TrainConfig:
                 problems.append(f"dropout must be one of {', '.join(METHODS)} (or None), got {self.dropout!r}")
         if not 0 < self.dropout_retain <= 1:
             problems.append(f"dropout_retain (P) must be in (0, 1], got {self.dropout_retain}")
+        if self.label_drawing not in LABEL_DRAWINGS:
+            problems.append(f"label_drawing must be one of {', '.join(LABEL_DRAWINGS)}, got {self.label_drawing!r}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("localization_images", "snapshot_images"):

@@ -329,11 +329,11 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
 
     common = dict(num_classes=dataset.num_classes, image_size=config.image_size, batch_size=config.batch_size, seed=config.seed)
     if is_video:
-        if config.hide_and_seek:
-            raise ValueError("hide_and_seek is for images; train a video model without it.")
+        if config.hide_and_seek or config.label_drawing != "majority":
+            raise ValueError("hide_and_seek and label_drawing are for images; train a video model without them.")
         make_data = video_data.make_video_dataset
     else:  # Hide-and-Seek applies to training batches only (make_dataset ignores it otherwise)
-        make_data = functools.partial(make_dataset, hide_and_seek=config.hide_and_seek)
+        make_data = functools.partial(make_dataset, hide_and_seek=config.hide_and_seek, label_drawing=config.label_drawing)
     train_data = make_data(dataset.train, training=True, cache=config.cache, **common)
     val_data = make_data(dataset.val, cache=config.cache, **common)
 

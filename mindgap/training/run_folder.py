@@ -227,7 +227,7 @@ class RunLock:
 
 
 def data_digest(records_by_split, root):
-    """SHA-256 of what training reads: each split's image paths (relative to ``root``), sizes, labels and boxes."""
+    """SHA-256 of what training reads: each split's image paths (relative to ``root``), sizes, labels, boxes and votes."""
     digest = hashlib.sha256()
     for split in sorted(records_by_split):
         for record in records_by_split[split]:
@@ -237,7 +237,9 @@ def data_digest(records_by_split, root):
             except OSError:
                 size = -1
             boxes = [[round(float(value), 3) for value in box] for box in getattr(record, "boxes", [])]
-            digest.update(json.dumps([split, relative, size, int(record.label), boxes]).encode())
+            votes = getattr(record, "votes", None)  # crowd votes change what Probabilistic Label Drawing trains on
+            digest.update(json.dumps([split, relative, size, int(record.label), boxes]
+                                     + ([] if votes is None else [[float(count) for count in votes]])).encode())
     return digest.hexdigest()
 
 

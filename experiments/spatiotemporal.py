@@ -192,19 +192,19 @@ def _frame_cnn(settings, num_classes, class_names, head_path=None):
 def pretrain_frame_head(settings, num_classes, class_names, path):
     """fc1/fc2 pretrained on the source domain, as VGG16's fc6/fc7 came pretrained on ImageNet (§3.4); cached at ``path``.
 
-    The source domain is the Tiny backbone's own pretraining data (``mindgap.pretrain.centred_digit_canvases``: centred
-    digits on photo clutter, the project's "ImageNet"); the backbone stays as shipped (frozen), fc1, fc2 and a
-    classifier are trained on ``head_pretrain_images`` renders for ``head_pretrain_epochs``.
+    The source domain is the backbone's own pretraining data (``settings.recipe``'s canvases, the project's
+    "ImageNet", the same domain as the source half of §3.4's pool); the backbone stays as pretrained (frozen), fc1,
+    fc2 and a classifier are trained on ``head_pretrain_images`` renders for ``head_pretrain_epochs``.
     """
     import keras
 
-    from mindgap.pretrain import centred_digit_canvases
+    from mindgap.pretrain import RECIPES, pretraining_canvases
 
     if os.path.isfile(path):
         return path
     model = _frame_cnn(settings, num_classes, class_names)
-    renders, render_labels = centred_digit_canvases(settings.head_pretrain_images, image_size=settings.frame_size,
-                                                    seed=settings.seed + 11)
+    renders, render_labels = pretraining_canvases(dict(RECIPES[settings.recipe], image_size=settings.frame_size),
+                                                  settings.head_pretrain_images, seed=settings.seed + 11)
     log(f"pretraining fc1/fc2 on {len(renders)} source renders (§3.4: fc6 came pretrained)")
     backbone = model.get_layer("backbone")
     backbone.trainable = False

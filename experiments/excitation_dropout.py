@@ -21,10 +21,22 @@ narrowed to 16/32/64 filters to fit a 2-core CPU; ``fc1`` and ``fc2`` keep the
 thesis's 2,048 units), Tiny-FC (the pretrained Tiny backbone, ``fc1``/``fc2`` of
 1,024 units, fine-tuned; the VGG16 ``fc6`` case in miniature) and, ours (no
 thesis did it), Tiny-GAP-Zhou with the dropout on its pooled GAP features.
-Each variant of :data:`mindgap.dropout.METHODS`, P = 0.5, Adam (CNN-2: 1e-3,
-divided by 10 after a quarter of the steps, the thesis's 25K of 100K; the
-fine-tuned models 3e-4 fixed), batches of 100 (CNN-2) and 50 (fine-tuned), as
-in §5.2.1.  Curriculum Dropout's gamma is 5e-4 per step over the thesis's 100K
+Each variant of :data:`mindgap.dropout.METHODS`, P = 0.5 (``adaptive`` is Ba &
+Frey's standout, the thesis's "Adaptive Dropout"; ``mirrored_excitation`` is
+ours, eq. 5.1 turned round).  CNN-2: the optimizer of the thesis's reference
+[83] (Morerio et al.'s Curriculum Dropout code trains with
+``tf.train.AdamOptimizer(lr, beta1=momentum)``, momentum 0.95), i.e. Adam with
+beta_1 = 0.95 (``--cnn2-optimizer adam`` for Keras' 0.9), lr 1e-3 divided by 10
+after a quarter of the steps (the thesis's 25K of 100K), batches of 100; the
+fine-tuned models Adam 3e-4 fixed, batches of 50, as in §5.2.1.  Kept units are
+divided by their own p (``--scaling unit``) or by P (``--scaling base``); the
+largest factor any step used is reported per run.  **Training length:**
+``--until-plateau`` trains Standard Dropout's CNN-2 (every seed) first and doubles
+the epochs (from ``--epochs``, up to ``--max-epochs``) until its test accuracy has
+plateaued: the mean over seeds gained less than ``PLATEAU_POINTS`` (0.5) points
+from the epoch at three quarters of training to the last (the drop of the
+learning rate is at a quarter, so the last half runs at 1e-4); every variant
+then trains that long.  Each table states whether Standard plateaued.  Curriculum Dropout's gamma is 5e-4 per step over the thesis's 100K
 steps (gamma · T = 50); quick runs have far fewer steps, so gamma is scaled to
 keep gamma · T = 50 (``--curriculum-gamma`` sets it).
 
@@ -58,12 +70,18 @@ import numpy as np  # noqa: E402
 
 from experiments import workers  # noqa: E402  (no TensorFlow at import: workers pin themselves first)
 
-VARIANTS = ("none", "standard", "standard_per_image", "curriculum", "adaptive", "excitation", "excitation_prediction")
+VARIANTS = ("none", "standard", "standard_per_image", "curriculum", "adaptive", "mirrored_excitation", "excitation",
+            "excitation_prediction")
 LABELS = {"none": "No Dropout", "standard": "Standard", "standard_per_image": "Standard + Mask/Img",
-          "curriculum": "Curriculum", "adaptive": "Adaptive", "excitation": "Excitation",
+          "curriculum": "Curriculum", "adaptive": "Adaptive (standout, Ba & Frey)",
+          "mirrored_excitation": "Excitation mirrored, least relevant dropped (ours)", "excitation": "Excitation",
           "excitation_prediction": "Excitation, p_EB of the prediction (ours)"}
 COLOURS = {"none": "tab:gray", "standard": "tab:blue", "standard_per_image": "tab:cyan", "curriculum": "tab:orange",
-           "adaptive": "tab:green", "excitation": "tab:purple", "excitation_prediction": "tab:red"}
+           "adaptive": "tab:green", "mirrored_excitation": "tab:olive", "excitation": "tab:purple",
+           "excitation_prediction": "tab:red"}
+CNN2_OPTIMIZERS = ("adam-morerio", "adam")  # Adam with beta_1 = 0.95 (ref. [83]'s code), or Keras' beta_1 = 0.9
+MORERIO_BETA_1 = 0.95
+PLATEAU_POINTS = 0.5  # Standard's mean test accuracy gained less than this from 3/4 of training to the end
 # The mask-leak probe (test accuracy with one training mask from p_EB of the true class, or of a wrong class).
 LEAK_VARIANTS = ("excitation", "excitation_prediction")
 LEAK_DRAWS = 3
@@ -122,6 +140,8 @@ class Settings:
     pretrained: bool
     curriculum_gamma: float | None  # None: scaled so that gamma * steps = 5e-4 * 100K
     random_steps: int  # Figure 5.5 right: k = 0, N/steps, ..., N
+    scaling: str = "unit"  # a kept unit divided by its own p ("unit") or by P ("base")
+    cnn2_optimizer: str = "adam-morerio"
 
 
 MODES = {
@@ -278,6 +298,7 @@ def run_job(settings_dict, runs_dir, architecture, variant, base_retain, seed):
     gamma = settings.curriculum_gamma if settings.curriculum_gamma is not None else THESIS_GAMMA * THESIS_STEPS / steps
     keras.utils.set_random_seed(seed)
     model = _build(settings, architecture, variant, base_retain, seed, gamma)
+    model.dropout_layer.scaling = settings.scaling
     weighted = model.get_layer(model.evidence_layer)
     initial = [np.array(value) for value in weighted.get_weights()] if weighted.get_weights() else None
     if cnn2:  # the thesis's 1e-3, then 1e-4 after a quarter of the steps (25K of 100K)
@@ -285,11 +306,13 @@ def run_job(settings_dict, runs_dir, architecture, variant, base_retain, seed):
                                                                                          settings.cnn2_learning_rate / 10])
     else:
         learning_rate = settings.finetuned_learning_rate
-    model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    beta_1 = MORERIO_BETA_1 if cnn2 and settings.cnn2_optimizer == "adam-morerio" else 0.9
+    model.compile(keras.optimizers.Adam(learning_rate, beta_1=beta_1), "sparse_categorical_crossentropy", metrics=["accuracy"])
 
     probe_images, probe_labels = test_images[:settings.probe_images], test_labels[:settings.probe_images]
     over_training = {name: [] for name, _ in METRICS}
     step_seconds = []
+    largest_scale = [0.0]
 
     class Probe(keras.callbacks.Callback):
         """Before training and after every epoch: the utilization measures on the probe images; seconds per step."""
@@ -308,6 +331,7 @@ def run_job(settings_dict, runs_dir, architecture, variant, base_retain, seed):
 
         def on_train_batch_end(self, batch, logs=None):
             self.last, self.steps = time.perf_counter(), self.steps + 1
+            largest_scale[0] = max(largest_scale[0], float((logs or {}).get("largest_scale", 0.0)))
 
         def on_epoch_end(self, epoch, logs=None):
             step_seconds.append((self.last - self.started) / max(self.steps, 1))
@@ -329,7 +353,7 @@ def run_job(settings_dict, runs_dir, architecture, variant, base_retain, seed):
         "compression": compression_curves(model, features[:settings.compression_images], p_eb[:settings.compression_images],
                                           test_labels[:settings.compression_images], settings.random_steps, seed),
         "seconds_per_step": float(np.mean(step_seconds[1:] if len(step_seconds) > 1 else step_seconds)),
-        "train_seconds": train_seconds,
+        "train_seconds": train_seconds, "largest_scale": largest_scale[0], "epochs": epochs,
     }
     if variant in LEAK_VARIANTS:
         result["mask_accuracy"] = mask_accuracy(model, test_images[:settings.compression_images],
@@ -364,7 +388,7 @@ def _select(results, architecture, variant, base_retain=0.5):
 
 def generalization_table(results, architectures):
     lines = ["| model | variant | test accuracy % (ours) | train accuracy % | train − test | vs no dropout | "
-             "thesis % (dataset) |", "|---|---|---|---|---|---|---|"]
+             "largest scale factor | thesis % (dataset) |", "|---|---|---|---|---|---|---|---|"]
     for architecture in architectures:
         baseline = np.mean([run["test_accuracy"] for run in _select(results, architecture, "none")] or [np.nan])
         thesis = THESIS_ACCURACY.get(architecture, {})
@@ -379,8 +403,38 @@ def generalization_table(results, architectures):
             dataset = thesis.get("dataset", "none: ours")
             lines.append(f"| {architecture} | {LABELS[variant]} | {_mean_sd(test, 100)} | "
                          f"{_mean_sd([run['train_accuracy'] for run in runs], 100)} | {_mean_sd(gap, 100)} | "
-                         f"{100 * (np.mean(test) - baseline):+.1f} | {_thesis(theirs)} ({dataset}) |")
+                         f"{100 * (np.mean(test) - baseline):+.1f} | {_largest_scale(runs)} | {_thesis(theirs)} ({dataset}) |")
     return "\n".join(lines)
+
+
+def _largest_scale(runs):
+    values = [run["largest_scale"] for run in runs if "largest_scale" in run]
+    return f"{max(values):.1f}×" if values else "–"
+
+
+def standard_plateau(results, architecture="CNN-2"):
+    """The training-length criterion: has Standard Dropout's test accuracy plateaued?
+
+    Mean over seeds of the test accuracy after each epoch; the gain from the epoch that ends three quarters of
+    training to the last, in points; plateaued when below ``PLATEAU_POINTS``.  None without Standard runs.
+    """
+    curves = [run["test_accuracy_over_training"] for run in _select(results, architecture, "standard")]
+    if not curves:
+        return None
+    mean = np.mean(np.asarray(curves, np.float64), axis=0)
+    at = max(0, int(np.ceil(0.75 * len(mean))) - 1)
+    gain = 100 * float(mean[-1] - mean[at])
+    return {"architecture": architecture, "epochs": len(mean), "from_epoch": at + 1, "gain_points": gain,
+            "plateaued": gain < PLATEAU_POINTS, "seeds": len(curves)}
+
+
+def plateau_text(check):
+    if check is None:
+        return "Standard Dropout's plateau: not measured (no Standard runs of CNN-2)."
+    verdict = "plateaued" if check["plateaued"] else "**not plateaued**: train longer (`--until-plateau` or `--epochs`)"
+    return (f"Standard Dropout's test accuracy ({check['architecture']}, mean of {check['seeds']} seeds) gained "
+            f"{check['gain_points']:+.2f} points from epoch {check['from_epoch']} to epoch {check['epochs']}: {verdict} "
+            f"(criterion: < {PLATEAU_POINTS} points over the last quarter of training).")
 
 
 def conservative_delta(results, architecture):
@@ -563,7 +617,8 @@ def _save(figure, path, title):
 
 # ------------------------------------------------------------------ the run
 def resolve_settings(args):
-    settings = dataclasses.replace(MODES["full" if args.full else "extra-small" if args.extra_small else "quick"])
+    settings = dataclasses.replace(MODES["full" if args.full else "extra-small" if args.extra_small else "quick"],
+                                   scaling=args.scaling, cnn2_optimizer=args.cnn2_optimizer)
     if args.epochs is not None:
         settings.cnn2_epochs = settings.finetuned_epochs = args.epochs
     if args.curriculum_gamma is not None:
@@ -600,6 +655,14 @@ def main(argv=None):
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from " + ", ".join(VARIANTS))
     parser.add_argument("--architectures", default=",".join(ARCHITECTURES),
                         help="comma-separated, from " + ", ".join(ARCHITECTURES) + " (the GAP-Zhou runs: --zhou-seeds)")
+    parser.add_argument("--scaling", choices=("unit", "base"), default="unit",
+                        help="a kept unit divided by its own retaining probability p (unit, default) or by P (base)")
+    parser.add_argument("--cnn2-optimizer", choices=CNN2_OPTIMIZERS, default="adam-morerio",
+                        help="CNN-2's optimizer: Adam with beta_1 = 0.95 as Morerio et al.'s code (ref. [83], default) "
+                             "or Keras' Adam")
+    parser.add_argument("--until-plateau", action="store_true",
+                        help="double CNN-2's epochs until Standard Dropout's test accuracy has plateaued (see the docstring)")
+    parser.add_argument("--max-epochs", type=int, default=240, help="the longest --until-plateau may train CNN-2")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
                         help="runs trained at once, each in its own process on its share of the cores")
@@ -624,6 +687,7 @@ def main(argv=None):
     from experiments import common  # imports TensorFlow: not at module import (workers pin themselves first)
 
     out_dir = common.results_folder(runs_dir, "excitation_dropout", settings.mode,
+                                    "until-plateau" if args.until_plateau else
                                     None if args.epochs is None else f"{args.epochs}epochs")
     ensure_classification_set(runs_dir, settings)
     if settings.pretrained:
@@ -631,9 +695,18 @@ def main(argv=None):
 
         pretrained_tiny_weights(verbose=1)  # once, before the workers (trained into the cache only if the shipped file is stale)
 
-    jobs = jobs_for(seeds, sensitivity_seeds, zhou_seeds, variants, architectures)
     started = time.perf_counter()
     cpu_started = os.times()
+    if args.until_plateau and "CNN-2" in architectures:
+        while True:  # Standard first; its runs at the final length are cached and reused below
+            standard = workers.map_in_parallel(run_job, [(dataclasses.asdict(settings), runs_dir, "CNN-2", "standard", 0.5, seed)
+                                                         for seed in range(seeds)], args.workers)
+            check = standard_plateau(standard)
+            print(plateau_text(check), flush=True)
+            if check["plateaued"] or 2 * settings.cnn2_epochs > args.max_epochs:
+                break
+            settings.cnn2_epochs *= 2
+    jobs = jobs_for(seeds, sensitivity_seeds, zhou_seeds, variants, architectures)
     results = workers.map_in_parallel(run_job, [(dataclasses.asdict(settings), runs_dir, *job) for job in jobs],
                                       args.workers)
     finished = os.times()
@@ -668,6 +741,11 @@ def main(argv=None):
     sections = [
         "## Excitation Dropout (thesis ch. 5)", "", f"*{caption}*", "",
         "### Generalization (Figure 5.3, Tables 5.1–5.2)", "", generalization_table(results, shown), "",
+        plateau_text(standard_plateau(results)), "",
+        f"CNN-2: {'Adam, beta_1 = 0.95 (ref. [83])' if settings.cnn2_optimizer == 'adam-morerio' else 'Adam (Keras)'}, "
+        f"lr 1e-3 then 1e-4 after a quarter of the steps, batches of {settings.cnn2_batch}. Kept units divided by "
+        f"{'their own p' if settings.scaling == 'unit' else 'P'} (largest scale factor: the largest any training step "
+        "used, over the seeds).", "",
         f"Train − test without dropout: {gaps} (the set should make it at least 5). Test accuracy after the last epoch, "
         "mean ± sd over seeds; 'vs no dropout' in points. Thesis: Table 5.1 (Adaptive, Excitation), Table 5.5 at P = 0.5 "
         "(Standard, Cifar10), Table 5.2 (VGG16 on UCF101); Figure 5.3's other curves give no numbers. "

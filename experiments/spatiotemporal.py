@@ -20,8 +20,13 @@ with tanh, for its accuracy (§7.1: "similar performance").
 **Measures.**  Table 7.1: the spatial pointing game on every frame of the trimmed test clips
 (the GT digit's box), EB and cEB of the frame CNN on each frame, EB-R and cEB-R of the
 CNN-LSTM (queried at the last step), BP and BP-R; maps at ``tiny_block2`` (12×12 at 48²,
-the thesis's conv5 is 14×14 at 224²) upsampled to the frame; tolerance 15 px · 48 / 224 =
-3.2 px (``mindgap.metrics.pointing_game_hit``, ``tolerance="scaled"``).  Figure 7.6: the
+the thesis's conv5 is 14×14 at 224²) upsampled to the frame; tolerance: the thesis's "15-pixel
+diameter circle" (§7.4.1) on 320 × 240 frames scaled with the frame, 7.5 px · 48 / 240 = 1.5 px
+(``mindgap.metrics.pointing_game_hit``, ``tolerance="thesis-video"``; ``--pointing-tolerance
+scaled`` gives Zhang et al.'s 15 px · 48 / 224 = 3.2 px, the image game's).  EB-R and cEB-R run
+by both rules through the LSTM (``mindgap.saliency.recurrent``): the authors' (their Caffe code,
+the thesis's tables) and ours (``conserving``), in every table and in Figure 7.6; the share of
+the EB-R mass on the first frame is reported for each.  Figure 7.6: the
 sum of each frame's cEB-R map over time, mean ± sd over the GT + rand and rand + GT clips.
 Table 7.2: mAP at IoU 0.5 of the known-length window and the unknown-length growth
 (``mindgap.temporal``), one detection per clip (score: the sum of S over the window; for the
@@ -55,8 +60,14 @@ THESIS_TABLE_7_3 = {"random": 57.3, "probability": 65.8, "ceb_r": 65.1, "probabi
 THESIS_TABLE_3_2 = {"video only": 77.8, "video + images": 83.5}  # VGG16, UCF101 split 1
 THESIS_CNN_LSTM_ACCURACY = 83.3  # the thesis's CNN-LSTM on UCF101 (§7.4.1); its frame CNN: 83.5
 METHODS = ("eb", "eb_r", "ceb", "ceb_r", "bp", "bp_r")
+RULES = ("authors", "conserving")  # EB-R through the LSTM (mindgap.saliency.recurrent): theirs (default), ours
+# a method through the LSTM by the conserving rule is named "<method>:conserving"; the plain name is the authors' rule
+CONSERVING = ":conserving"
 LABELS = {"eb": "EB", "eb_r": "EB-R", "ceb": "cEB", "ceb_r": "cEB-R", "bp": "BP", "bp_r": "BP-R",
-          "probability": "Probability", "probability_ceb_r": "Peak probability + cEB-R", "random": "Random"}
+          "eb_r:conserving": "EB-R (conserving, ours)", "ceb_r:conserving": "cEB-R (conserving, ours)",
+          "probability": "Probability", "probability_ceb_r": "Peak probability + cEB-R",
+          "probability_ceb_r:conserving": "Peak probability + cEB-R (conserving, ours)", "random": "Random"}
+SPATIAL_METHODS = METHODS + ("eb_r:conserving", "ceb_r:conserving")
 FRAME_VARIANTS = ("video only", "video + images")
 
 
@@ -76,6 +87,7 @@ class Settings:
     lstm_batch: int = 8
     lstm_learning_rate: float = 1e-3
     layer: str = "tiny_block2"
+    pointing_tolerance: str = "thesis-video"  # §7.4.1's 15 px diameter circle, scaled; "scaled": Zhang et al.'s
     pool_per_domain: int = 500
     top_activations: int = 100
     pretrained: bool = True
@@ -83,6 +95,11 @@ class Settings:
     # coloured ink on grey pictures, a domain that differs from the frames as ImageNet does from UCF101.
     recipe: str = "printed-scenes"
     seed: int = 0
+    # §3.4: VGG's fc6 came pretrained (ImageNet) into the fine-tuning; fc1/fc2 here are pretrained on source renders
+    fc_pretrained: bool = True
+    head_pretrain_images: int = 2000
+    head_pretrain_epochs: int = 3
+    test_views: int = 20  # §3.5.1.1: 20 frames of equal temporal spacing per test video (all of ours when fewer)
 
 
 MODES = {
@@ -98,7 +115,8 @@ MODES = {
                             web_images=dict(canvas_size=32, train_per_class=4, test_per_class=2, digit_size=(8, 12),
                                             distractors=(1, 2)),
                             frame_size=32, fc_units=16, frame_epochs=1, frame_batch=16, lstm_epochs=1,
-                            lstm_freeze_epochs=0, lstm_batch=4, pool_per_domain=20, top_activations=10),
+                            lstm_freeze_epochs=0, lstm_batch=4, pool_per_domain=20, top_activations=10,
+                            head_pretrain_images=40, head_pretrain_epochs=1),
 }
 
 
@@ -147,12 +165,21 @@ def _web_images(web_dir, size):
 
 # ---------------------------------------------------------------- chapter 3: the frame CNNs
 
-def _frame_cnn(settings, num_classes, class_names):
+def _frame_cnn(settings, num_classes, class_names, head_path=None):
+    """The fine-tuning's start: the pretrained backbone, fc1/fc2 from ``head_path`` (pretrained) or fresh, a new classifier."""
     import keras
 
     import mindgap
 
     keras.utils.set_random_seed(settings.seed)  # the same start (fc1, fc2, classifier) for both variants
+    if head_path is not None:
+        model = mindgap.load_model(head_path)
+        # §3.5.1.1: every layer fine-tuned except the last, replaced and drawn from N(0, 0.01²) (Caffe's gaussian filler)
+        logits = model.get_layer("logits")
+        rng = np.random.default_rng(settings.seed)
+        logits.kernel.assign(rng.normal(0.0, 0.01, logits.kernel.shape).astype(np.float32))
+        logits.bias.assign(np.zeros(logits.bias.shape, np.float32))
+        return model
     weights = None
     if settings.pretrained:
         from mindgap.pretrain import pretrained_tiny_weights
@@ -162,14 +189,67 @@ def _frame_cnn(settings, num_classes, class_names):
                                fc_units=settings.fc_units, class_names=class_names)
 
 
-def train_frame_cnn(settings, variant, frames, labels, images, image_labels, num_classes, class_names, path):
+def pretrain_frame_head(settings, num_classes, class_names, path):
+    """fc1/fc2 pretrained on the source domain, as VGG16's fc6/fc7 came pretrained on ImageNet (§3.4); cached at ``path``.
+
+    The source domain is the backbone's own pretraining data (``settings.recipe``'s canvases, the project's
+    "ImageNet", the same domain as the source half of §3.4's pool); the backbone stays as pretrained (frozen), fc1,
+    fc2 and a classifier are trained on ``head_pretrain_images`` renders for ``head_pretrain_epochs``.
+    """
+    import keras
+
+    from mindgap.pretrain import RECIPES, pretraining_canvases
+
+    if os.path.isfile(path):
+        return path
+    model = _frame_cnn(settings, num_classes, class_names)
+    renders, render_labels = pretraining_canvases(dict(RECIPES[settings.recipe], image_size=settings.frame_size),
+                                                  settings.head_pretrain_images, seed=settings.seed + 11)
+    log(f"pretraining fc1/fc2 on {len(renders)} source renders (§3.4: fc6 came pretrained)")
+    backbone = model.get_layer("backbone")
+    backbone.trainable = False
+    model.compile(keras.optimizers.Adam(settings.frame_learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(_preprocess(renders[..., ::-1]), render_labels, batch_size=settings.frame_batch,
+              epochs=settings.head_pretrain_epochs, verbose=0)
+    backbone.trainable = True
+    model.save(path)
+    return path
+
+
+def training_batches(frames, labels, images, image_labels, num_classes, batch_size, seed, with_domain=False):
+    """The frame CNN's training batches: frames only, or **exactly** ``batch_size / 2`` video frames and as many still
+    images in every batch (§3.5.1.1: "Equal numbers of web images and video frames are sampled in each training
+    batch"), each stream shuffled and repeated on its own.  ``with_domain``: a third element, 0 frame / 1 image."""
+    import tensorflow as tf
+
+    def stream(pixels, targets, domain, stream_seed):
+        data = tf.data.Dataset.from_tensor_slices((pixels, tf.one_hot(targets, num_classes),
+                                                   tf.fill([len(pixels)], domain)))
+        return data.shuffle(len(pixels), seed=stream_seed, reshuffle_each_iteration=True).repeat()
+
+    if images is None:
+        data = stream(frames, labels, 0, seed).batch(batch_size)
+    else:
+        if batch_size % 2:
+            raise ValueError(f"Equal numbers of frames and images need an even batch size, got {batch_size}.")
+        halves = (stream(frames, labels, 0, seed).batch(batch_size // 2),
+                  stream(images, image_labels, 1, seed + 1).batch(batch_size // 2))
+        data = tf.data.Dataset.zip(halves).map(lambda first, second: tuple(tf.concat([a, b], axis=0)
+                                                                          for a, b in zip(first, second)))
+
+    def prepare(pixels, target, domain):
+        return (tf.cast(pixels, tf.float32) / 127.5 - 1.0, target) + ((domain,) if with_domain else ())
+
+    return data.map(prepare)
+
+
+def train_frame_cnn(settings, variant, frames, labels, images, image_labels, num_classes, class_names, path, head_path=None):
     """Fine-tune ``Tiny-Frames`` on video frames (and still images); cached at ``path``. Returns (model, initial weights)."""
     import keras
-    import tensorflow as tf
 
     import mindgap
 
-    model = _frame_cnn(settings, num_classes, class_names)
+    model = _frame_cnn(settings, num_classes, class_names, head_path)
     initial = {layer.name: [np.asarray(value) for value in layer.get_weights()] for layer in _weighted_layers(model)}
     from experiments.common import cached_model
 
@@ -177,21 +257,42 @@ def train_frame_cnn(settings, variant, frames, labels, images, image_labels, num
     if cached is not None:
         return cached, initial
     log(f"training the frame CNN ({variant}) on {len(frames)} frames" + (f" and {len(images)} images" if images is not None else ""))
-
-    def stream(pixels, targets, seed):
-        data = tf.data.Dataset.from_tensor_slices((pixels, tf.one_hot(targets, num_classes)))
-        return data.shuffle(len(pixels), seed=seed, reshuffle_each_iteration=True).repeat()
-
-    data = stream(frames, labels, settings.seed)
-    if images is not None:  # equal numbers of web images and video frames in each batch (§3.5.1.1)
-        data = tf.data.Dataset.sample_from_datasets([data, stream(images, image_labels, settings.seed + 1)], [0.5, 0.5],
-                                                    seed=settings.seed)
-    data = data.map(lambda pixels, target: (tf.cast(pixels, tf.float32) / 127.5 - 1.0, target)).batch(settings.frame_batch)
+    data = training_batches(frames, labels, images, image_labels, num_classes, settings.frame_batch, settings.seed)
     model.compile(keras.optimizers.Adam(settings.frame_learning_rate), "categorical_crossentropy", metrics=["accuracy"])
     steps = max(1, len(frames) // settings.frame_batch)
     model.fit(data.prefetch(2), epochs=settings.frame_epochs, steps_per_epoch=steps, verbose=2 if sys.stdout.isatty() else 0)
     mindgap.storage.save_model(model, path)
     return model, initial
+
+
+def view_probabilities(model, clips, views=10, frames_per_video=20, batch=256):
+    """§3.5.1.1's video classification views: per frame (``frames_per_video`` of equal temporal spacing, all when
+    the clip has fewer) the frame resized to 256/224 of the network's input, its four corners and centre at the input
+    size (5 views) and their horizontal flips (10); the frame's scores are the mean of its views' probabilities.
+    Returns (n, frames, classes)."""
+    import cv2
+
+    if views not in (5, 10):
+        raise ValueError(f"views must be 5 (corners and centre) or 10 (and their flips), got {views}.")
+    count, steps, size = clips.shape[:3]
+    chosen = np.unique(np.round(np.linspace(0, steps - 1, min(frames_per_video, steps))).astype(int))
+    large = int(round(size * 256 / 224))
+    frames = clips[:, chosen].reshape(-1, size, size, 3)
+    resized = np.stack([cv2.resize(frame, (large, large), interpolation=cv2.INTER_LINEAR) for frame in frames])
+    margin = large - size
+    corners = [(0, 0), (0, margin), (margin, 0), (margin, margin), (margin // 2, margin // 2)]
+    crops = [resized[:, top:top + size, left:left + size] for top, left in corners]
+    if views == 10:
+        crops += [crop[:, :, ::-1] for crop in crops]
+    probabilities = np.mean([np.asarray(model.predict(_preprocess(crop), verbose=0, batch_size=batch)) for crop in crops],
+                            axis=0)
+    return probabilities.reshape(count, len(chosen), -1)
+
+
+def vote(frame_probabilities, num_classes):
+    """Each frame's class is its top score; the video's class the most frequent (the lowest class on ties)."""
+    classes = frame_probabilities.argmax(axis=-1)
+    return np.array([np.bincount(row, minlength=num_classes).argmax() for row in classes])
 
 
 def _weighted_layers(model):
@@ -273,14 +374,28 @@ def _predict(model, clips, batch=16):
 
 
 def _saliency(model, clips, classes, method, layer, batch=16):
+    """Maps of ``method`` (a name of SPATIAL_METHODS: ``"eb_r:conserving"`` runs EB-R by the conserving rule)."""
     import mindgap
 
+    method, _, rule = method.partition(":")
     options = {} if method.startswith("bp") else {"layer": layer}
+    if method in ("eb_r", "ceb_r"):
+        options["rule"] = rule or "authors"
     return mindgap.saliency.compute(model, _preprocess(clips), np.asarray(classes)[:, None], method=method,
                                     batch_size=batch, **options)[..., 0]
 
 
-def spatial_pointing_game(frame_cnn, lstm, clips, dataset_clips, layer):
+def frame_zero_share(lstm, clips, classes, rule, batch=16):
+    """The share of the EB-R mass (eq. 7.5, at the LSTM's input, last step queried) on each clip's first frame."""
+    from mindgap.saliency.recurrent import input_winning_probabilities
+
+    mwp = np.concatenate([input_winning_probabilities(lstm, _preprocess(clips[start:start + batch]),
+                                                      np.asarray(classes[start:start + batch])[:, None], rule=rule)[..., 0]
+                          for start in range(0, len(clips), batch)])
+    return mwp[:, 0].sum(axis=-1) / mwp.sum(axis=(1, 2))
+
+
+def spatial_pointing_game(frame_cnn, lstm, clips, dataset_clips, layer, tolerance="thesis-video"):
     """Table 7.1: the share of annotated frames whose map's maximum is within τ of the GT box."""
     import mindgap
     from mindgap.metrics import pointing_game_hit
@@ -291,15 +406,16 @@ def spatial_pointing_game(frame_cnn, lstm, clips, dataset_clips, layer):
               if clip.segment[0] <= step < clip.segment[1]]
     centre = np.zeros((size, size))
     centre[size // 2, size // 2] = 1
-    centre_hits = np.asarray([pointing_game_hit(centre, dataset_clips[index].boxes[step][None]) for index, step in frames])
+    centre_hits = np.asarray([pointing_game_hit(centre, dataset_clips[index].boxes[step][None], tolerance)
+                              for index, step in frames])
     results, off_centre = {"centre": float(centre_hits.mean())}, {"centre": 0.0, "frames": int((~centre_hits).sum())}
-    for method in METHODS:
-        model = lstm if method.endswith("_r") else frame_cnn
+    for method in SPATIAL_METHODS:
+        model = lstm if method.partition(":")[0].endswith("_r") else frame_cnn
         maps = _saliency(model, clips, labels, method, layer)  # (n, T, h, w)
         if maps.shape[2] != size:
             flat = mindgap.saliency.upsample(maps.reshape(-1, *maps.shape[2:])[..., None], (size, size))[..., 0]
             maps = flat.reshape(*maps.shape[:2], size, size)
-        hits = np.asarray([pointing_game_hit(maps[index, step], dataset_clips[index].boxes[step][None])
+        hits = np.asarray([pointing_game_hit(maps[index, step], dataset_clips[index].boxes[step][None], tolerance)
                            for index, step in frames])
         results[method] = float(hits.mean())
         off_centre[method] = float(hits[~centre_hits].mean()) if (~centre_hits).any() else float("nan")
@@ -307,11 +423,11 @@ def spatial_pointing_game(frame_cnn, lstm, clips, dataset_clips, layer):
     return results
 
 
-def temporal_curves(lstm, clips, dataset_clips, layer):
+def temporal_curves(lstm, clips, dataset_clips, layer, method="ceb_r"):
     """Figure 7.6: S_t of cEB-R (queried: the GT class at the last step), per clip."""
     from mindgap.temporal import frame_sums
 
-    maps = _saliency(lstm, clips, [clip.label for clip in dataset_clips], "ceb_r", layer)
+    maps = _saliency(lstm, clips, [clip.label for clip in dataset_clips], method, layer)
     return frame_sums(maps)
 
 
@@ -321,12 +437,13 @@ def temporal_localization(lstm, clips, dataset_clips, layer):
     from mindgap.temporal import frame_sums, localize_known_length, localize_unknown_length, thresholded_probabilities
 
     labels = np.asarray([clip.label for clip in dataset_clips])
-    sums = {method: frame_sums(_saliency(lstm, clips, labels, method, layer)) for method in ("eb_r", "ceb_r")}
+    sums = {method: frame_sums(_saliency(lstm, clips, labels, method, layer))
+            for method in ("eb_r", "ceb_r", "eb_r:conserving", "ceb_r:conserving")}
     probabilities = _predict(lstm, clips)[np.arange(len(labels)), :, labels]  # (n, T): p(GT class) at every step
     sums["probability"] = thresholded_probabilities(probabilities)
     lengths = sorted({clip.gt_length for clip in dataset_clips})
     table = {"known": {}, "unknown": {}}
-    for setting, methods in (("known", ("probability", "eb_r", "ceb_r")), ("unknown", ("probability", "ceb_r"))):
+    for setting, methods in (("known", TEMPORAL_METHODS), ("unknown", ("probability", "ceb_r", "ceb_r:conserving"))):
         for method in methods:
             values = []
             for length in lengths:
@@ -342,14 +459,19 @@ def temporal_localization(lstm, clips, dataset_clips, layer):
                     ground_truth.append((index, clip.label, *clip.segment))
                 values.append(temporal_mean_ap(detections, ground_truth))
             table[setting][method] = values
-    combined = _normalized(probabilities) + _normalized(sums["ceb_r"])
-    pointing = {
-        "random": float(np.mean([clip.gt_length / clip.num_frames for clip in dataset_clips])),  # its expectation
-        "probability": float(np.mean([temporal_pointing_hit(probabilities[index], clip.segment) for index, clip in enumerate(dataset_clips)])),
-        "ceb_r": float(np.mean([temporal_pointing_hit(sums["ceb_r"][index], clip.segment) for index, clip in enumerate(dataset_clips)])),
-        "probability_ceb_r": float(np.mean([temporal_pointing_hit(combined[index], clip.segment) for index, clip in enumerate(dataset_clips)])),
-    }
+    curves = {"probability": probabilities}
+    for rule_suffix in ("", CONSERVING):
+        curves["ceb_r" + rule_suffix] = sums["ceb_r" + rule_suffix]
+        curves["probability_ceb_r" + rule_suffix] = _normalized(probabilities) + _normalized(sums["ceb_r" + rule_suffix])
+    pointing = {"random": float(np.mean([clip.gt_length / clip.num_frames for clip in dataset_clips]))}  # its expectation
+    for method, values in curves.items():
+        pointing[method] = float(np.mean([temporal_pointing_hit(values[index], clip.segment)
+                                          for index, clip in enumerate(dataset_clips)]))
     return {"lengths": lengths, "map": table, "pointing": pointing}
+
+
+TEMPORAL_METHODS = ("probability", "eb_r", "ceb_r", "eb_r:conserving", "ceb_r:conserving")
+POINTING_METHODS = ("random", "probability", "ceb_r", "probability_ceb_r", "ceb_r:conserving", "probability_ceb_r:conserving")
 
 
 def _normalized(values):
@@ -359,7 +481,7 @@ def _normalized(values):
 
 # ---------------------------------------------------------------- figures
 
-def plot_curves(curves, path, caption):
+def plot_curves(curves, path, caption, rule="authors"):
     figure, axis = plt.subplots(figsize=(7, 4))
     for name, colour, label in (("rand_gt", "tab:blue", "rand + GT"), ("gt_rand", "tab:green", "GT + rand")):
         values = curves[name]
@@ -372,7 +494,7 @@ def plot_curves(curves, path, caption):
     axis.set_xlabel("frame")
     axis.set_ylabel("sum of the cEB-R map")
     axis.legend()
-    axis.set_title("Figure 7.6: sum of cEB-R maps over time (mean ± sd)", fontsize=10)
+    axis.set_title(f"Figure 7.6: sum of cEB-R maps over time (mean ± sd), {rule} rule", fontsize=10)
     figure.text(0.01, 0.01, caption, fontsize=6, wrap=True)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
     from mindgap import storage  # as every mindgap import here: inside the function, TensorFlow starts late
@@ -388,36 +510,61 @@ def _pct(value):
     return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{100 * value:.1f}"
 
 
+def _tolerance_text(settings):
+    if settings.pointing_tolerance == "thesis-video":
+        return f"the thesis's 15 px diameter circle on 240 px-high frames: 7.5 · {settings.frame_size} / 240"
+    if settings.pointing_tolerance == "scaled":
+        return f"Zhang et al.'s 15 px at 224 px: 15 · {settings.frame_size} / 224"
+    return "fixed"
+
+
 def markdown_report(results, settings, caption):
     lines = ["## Spatiotemporal grounding (thesis ch. 7) and web images for video (ch. 3)", "", f"*{caption}*", "",
              "### Accuracy", "", "| model | test accuracy (ours) | thesis (UCF101) |", "|---|---|---|"]
     accuracy = results["accuracy"]
     for variant in FRAME_VARIANTS:
-        lines.append(f"| Tiny-Frames, {variant}: per frame / voting over a clip | {_pct(accuracy[variant]['frame'])} / "
-                     f"{_pct(accuracy[variant]['voting'])} | VGG16 {THESIS_TABLE_3_2[variant]} (voting) |")
+        lines.append(f"| Tiny-Frames, {variant}: per frame / voting over a clip (centre view, ours) / voting over 10 views "
+                     f"per frame (§3.5.1.1) / 5 views, no flips (ours) | {_pct(accuracy[variant]['frame'])} / "
+                     f"{_pct(accuracy[variant]['voting'])} / {_pct(accuracy[variant].get('voting_10_views'))} / "
+                     f"{_pct(accuracy[variant].get('voting_5_views'))} | VGG16 {THESIS_TABLE_3_2[variant]} (voting) |")
     for name in ("Tiny-LSTM", "Tiny-LSTM-tanh"):
         if name in accuracy:
             lines.append(f"| {name} (last step) | {_pct(accuracy[name])} | {THESIS_CNN_LSTM_ACCURACY if name == 'Tiny-LSTM' else '–'} |")
-    lines += ["", "### Table 7.1: spatial pointing game (%)", "",
-              "| | " + " | ".join(LABELS[method] for method in METHODS) + " | centre |",
-              "|---|" + "---|" * (len(METHODS) + 1),
-              "| ours | " + " | ".join(_pct(results["spatial"][method]) for method in METHODS) + f" | {_pct(results['spatial']['centre'])} |",
+    lines += ["", "Video classification as §3.5.1.1: each test frame resized to 256/224 of the input, its four corners and "
+              "centre and their horizontal flips (10 views) scored and averaged, the frame classified by the top score, "
+              f"the clip by voting over its frames ({settings.test_views} of equal spacing, all of ours when fewer). Flips "
+              "mirror a digit (not a class-preserving change here, unlike actions), so 5 views without flips are reported "
+              "too. Frame CNNs fine-tuned from " + (
+                  f"fc1/fc2 pretrained on {settings.head_pretrain_images} source renders (§3.4: VGG's fc6 came pretrained), "
+                  "a new classifier" if settings.fc_pretrained else "fc1/fc2 trained from scratch") +
+              "; batches of exactly half frames and half still images for video + images.",
+              "", "### Table 7.1: spatial pointing game (%)", "",
+              "| | " + " | ".join(LABELS[method] for method in SPATIAL_METHODS) + " | centre |",
+              "|---|" + "---|" * (len(SPATIAL_METHODS) + 1),
+              "| ours | " + " | ".join(_pct(results["spatial"][method]) for method in SPATIAL_METHODS)
+              + f" | {_pct(results['spatial']['centre'])} |",
               f"| ours, the {results['spatial']['off_centre']['frames']} frames where the centre misses | " + " | ".join(
-                  _pct(results["spatial"]["off_centre"][method]) for method in METHODS) + " | 0.0 |",
-              "| thesis (UCF101/THUMOS14) | " + " | ".join(str(THESIS_TABLE_7_1[method]) for method in METHODS) + " | – |", "",
+                  _pct(results["spatial"]["off_centre"][method]) for method in SPATIAL_METHODS) + " | 0.0 |",
+              "| thesis (UCF101/THUMOS14) | " + " | ".join(str(THESIS_TABLE_7_1.get(method, "–")) for method in SPATIAL_METHODS)
+              + " | – |", "",
               f"Every frame of the {results['counts']['test']} trimmed test clips; maps at `{settings.layer}` upsampled to the "
-              f"frame; tolerance 15 px · {settings.frame_size} / 224 = {15 * settings.frame_size / 224:.1f} px. EB, cEB, BP: "
-              "the frames + images CNN on each frame; EB-R, cEB-R, BP-R: the CNN-LSTM queried with the GT class at the last step.",
+              f"frame; tolerance {results['tolerance_px']:.2f} px ({_tolerance_text(settings)}). EB, cEB, BP: "
+              "the frames + images CNN on each frame; EB-R, cEB-R, BP-R: the CNN-LSTM queried with the GT class at the last "
+              "step, EB-R and cEB-R by the authors' rule through the LSTM (their Caffe code) unless marked conserving (ours).",
+              "", "Share of the EB-R mass (eq. 7.5, at the LSTM's input) on the first frame of the trimmed test clips "
+              "(last step queried; 1/T would be even): " + ", ".join(
+                  f"{rule} {_pct(results['frame_zero_share'][rule])} %" for rule in RULES)
+              + f" (1/T = {100 / results['counts']['short_frames']:.1f} %).",
               "", "### Table 7.2: temporal detection, mAP at IoU 0.5 (%)", ""]
     temporal = results["temporal"]
     lengths = temporal["lengths"]
     thesis_lengths = (11, 41, 65)
     lines += ["| action length | GT length (ours / thesis) | " + " | ".join(
-        f"{LABELS[method]} (ours / thesis)" for method in ("probability", "eb_r", "ceb_r")) + " |", "|---|---|---|---|---|"]
+        f"{LABELS[method]} (ours / thesis)" for method in TEMPORAL_METHODS) + " |", "|---|---|" + "---|" * len(TEMPORAL_METHODS)]
     for setting in ("known", "unknown"):
         for index, length in enumerate(lengths):
             cells = []
-            for method in ("probability", "eb_r", "ceb_r"):
+            for method in TEMPORAL_METHODS:
                 ours = temporal["map"][setting].get(method)
                 theirs = THESIS_TABLE_7_2[setting].get(method)
                 cells.append("–" if ours is None else f"{_pct(ours[index])} / {theirs[index] if theirs else '–'}")
@@ -427,8 +574,8 @@ def markdown_report(results, settings, caption):
               "probability). Unknown length needs negative sums at the boundaries, so EB-R (non-negative) is not run there "
               "(as in the thesis).", "", "### Temporal pointing game (Table 7.3's measure, on our rand + GT + rand clips) (%)", "",
               "| | ours | thesis (THUMOS14) |", "|---|---|---|"]
-    for method in ("random", "probability", "ceb_r", "probability_ceb_r"):
-        lines.append(f"| {LABELS[method]} | {_pct(temporal['pointing'][method])} | {THESIS_TABLE_7_3[method]} |")
+    for method in POINTING_METHODS:
+        lines.append(f"| {LABELS[method]} | {_pct(temporal['pointing'][method])} | {THESIS_TABLE_7_3.get(method, '–')} |")
     lines += ["", "Random: its expectation (GT length / clip length). Peak probability + cEB-R: the peak of the sum of the "
               "two curves, each min-max normalised per clip (ours; the thesis does not say how it combined them).", "",
               "### Chapter 3: test accuracy per class of the frame CNN (%, per frame)", "",
@@ -459,9 +606,13 @@ def main(argv=None):
     parser.add_argument("--extra-small", action="store_true", help="a handful of tiny clips and tiny models (tests)")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--no-tanh", action="store_true", help="skip the tanh CNN-LSTM (its accuracy only)")
+    parser.add_argument("--pointing-tolerance", choices=("thesis-video", "scaled"), default="thesis-video",
+                        help="Table 7.1's slack: the thesis's 15 px diameter circle scaled with the frame (default) or "
+                             "Zhang et al.'s 15 px at 224 px, the image pointing game's")
     args = parser.parse_args(argv)
     started, cpu_started = time.perf_counter(), time.process_time()
-    settings = dataclasses.replace(MODES["extra-small" if args.extra_small else "quick"])
+    settings = dataclasses.replace(MODES["extra-small" if args.extra_small else "quick"],
+                                   pointing_tolerance=args.pointing_tolerance)
     runs_dir = os.path.abspath(args.runs_dir)
     out_dir = os.path.join(runs_dir, "spatiotemporal" + ("" if settings.mode == "quick" else f"-{settings.mode}"))
     models_dir = os.path.join(runs_dir, "models")
@@ -477,12 +628,16 @@ def main(argv=None):
     web, web_labels = _web_images(web_dir, size)
     frame_models, initial = {}, {}
     paths = {}
+    head_path = None
+    if settings.fc_pretrained:
+        head_path = pretrain_frame_head(settings, dataset.num_classes, class_names, os.path.join(
+            models_dir, f"Tiny-Frames-source-{_key(dataclasses.asdict(settings), class_names)}.keras"))
     for variant in FRAME_VARIANTS:
         paths[variant] = os.path.join(models_dir, f"Tiny-Frames-{variant.replace(' ', '').replace('+', '-')}-"
                                                   f"{_key(video_dir, web_dir, dataclasses.asdict(settings))}.keras")
         frame_models[variant], initial[variant] = train_frame_cnn(
             settings, variant, train_frames, train_labels, web if variant != "video only" else None, web_labels,
-            dataset.num_classes, class_names, paths[variant])
+            dataset.num_classes, class_names, paths[variant], head_path)
     test_clips = _frames(dataset.test, size)
     test_labels = np.asarray([clip.label for clip in dataset.test])
     accuracy, per_class = {}, {}
@@ -493,6 +648,9 @@ def main(argv=None):
         frame_predictions[variant] = predicted
         votes = np.array([np.bincount(row, minlength=dataset.num_classes).argmax() for row in predicted])
         accuracy[variant] = {"frame": float((predicted == test_labels[:, None]).mean()), "voting": float((votes == test_labels).mean())}
+        for views in (10, 5):  # §3.5.1.1: 10 views (corners, centre, flips) averaged per frame, then voting; 5: no flips
+            scores = view_probabilities(model, test_clips, views, settings.test_views)
+            accuracy[variant][f"voting_{views}_views"] = float((vote(scores, dataset.num_classes) == test_labels).mean())
     for label, name in enumerate(class_names):
         rows = test_labels == label
         per_class[name] = tuple(float((frame_predictions[variant][rows] == label).mean()) for variant in FRAME_VARIANTS)
@@ -515,24 +673,35 @@ def main(argv=None):
         accuracy["Tiny-LSTM-tanh"] = float((_predict(tanh, test_clips)[:, -1].argmax(axis=1) == test_labels).mean())
     log(f"accuracy: {json.dumps(accuracy)}")
     log("spatial pointing game (Table 7.1)")
-    spatial = spatial_pointing_game(frame_models["video + images"], lstm, test_clips, dataset.test, settings.layer)
+    spatial = spatial_pointing_game(frame_models["video + images"], lstm, test_clips, dataset.test, settings.layer,
+                                    settings.pointing_tolerance)
+    from mindgap.metrics import pointing_tolerance
+
+    tolerance_px = pointing_tolerance(settings.pointing_tolerance, (size, size))
+    share = {rule: float(frame_zero_share(lstm, test_clips, test_labels, rule).mean()) for rule in RULES}
+    log(f"share of the EB-R mass on frame 0: {json.dumps(share)}")
     log("temporal curves (Figure 7.6) and localization (Table 7.2)")
-    curves = {}
+    curves = {rule: {} for rule in RULES}
     for name in ("gt_rand", "rand_gt"):
         clips = _frames(dataset.split(name), size)
-        curves[name] = temporal_curves(lstm, clips, dataset.split(name), settings.layer)
+        for rule in RULES:
+            method = "ceb_r" if rule == "authors" else "ceb_r" + CONSERVING
+            curves[rule][name] = temporal_curves(lstm, clips, dataset.split(name), settings.layer, method)
     long_clips = _frames(dataset.split("rand_gt_rand"), size)
     temporal = temporal_localization(lstm, long_clips, dataset.split("rand_gt_rand"), settings.layer)
 
     counts = {name: len(clips) for name, clips in dataset.splits.items()}
     counts["long_frames"] = settings.video["long_frames"]
+    counts["short_frames"] = settings.video["short_frames"]
     caption = (f"{settings.mode} mode: embedded video set ({counts['train']} trimmed training clips of "
                f"{settings.video['short_frames']} frames at {size}², {counts['test']} test clips; {counts['gt_rand']} GT + rand, "
                f"{counts['rand_gt']} rand + GT, {counts['rand_gt_rand']} rand + GT + rand clips of {settings.video['long_frames']} "
                f"frames); Tiny-Frames (pretrained Tiny backbone, fc1/fc2 of {settings.fc_units}) {settings.frame_epochs} epochs; "
                f"Tiny-LSTM ({settings.lstm_units} units) {settings.lstm_epochs} epochs by mindgap.train. The thesis's numbers are "
                "VGG16 on UCF101 / THUMOS14: only the orderings compare.")
-    figures = {"figure_7_6": plot_curves(curves, os.path.join(out_dir, "figure_7_6.png"), caption)}
+    figures = {"figure_7_6": plot_curves(curves["authors"], os.path.join(out_dir, "figure_7_6.png"), caption, "authors"),
+               "figure_7_6_conserving": plot_curves(curves["conserving"], os.path.join(out_dir, "figure_7_6_conserving.png"),
+                                                    caption, "conserving (ours)")}
     clip_index = next((index for index, clip in enumerate(dataset.split("rand_gt"))), 0)
     clip = dataset.split("rand_gt")[clip_index]
     clip_frames = _frames([clip], size)
@@ -548,8 +717,9 @@ def main(argv=None):
         note=f"'{class_names[other]}' in frames 1–{clip.segment[0]}, then '{class_names[clip.label]}' in frames "
              f"{clip.segment[0] + 1}–{clip.num_frames}; shaded: the segment localized for each query (unknown length)")
     results = {"accuracy": accuracy, "spatial": spatial, "temporal": temporal, "per_class": per_class,
-               "conservative": conservative, "counts": counts,
-               "curves": {name: {"mean": values.mean(axis=0).tolist(), "sd": values.std(axis=0).tolist()} for name, values in curves.items()},
+               "conservative": conservative, "counts": counts, "tolerance_px": tolerance_px, "frame_zero_share": share,
+               "curves": {rule: {name: {"mean": values.mean(axis=0).tolist(), "sd": values.std(axis=0).tolist()}
+                                 for name, values in rule_curves.items()} for rule, rule_curves in curves.items()},
                "figures": figures, "lstm_run": lstm_dir}
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     markdown = markdown_report(results, settings, caption) + (

@@ -394,20 +394,28 @@ def center_of_mass_hit(cam, gt_boxes):
 POINTING_CONVENTIONS = ("zhang", "torchray")
 POINTING_TOLERANCE_PX = 15  # Zhang et al.'s tolerance ...
 POINTING_REFERENCE_SIDE = 224  # ... for inputs of about this side
-POINTING_TOLERANCES = ("scaled", "fixed")
+POINTING_TOLERANCES = ("scaled", "fixed", "thesis-video")
+# Bargal 2019 §7.4.1 (Table 7.1): a hit when "a 15-pixel diameter circle around the located point intersects" the box,
+# on UCF101/THUMOS14 frames of 320 × 240: a radius of 7.5 px at a shorter side of 240 px.
+VIDEO_POINTING_RADIUS_PX = 7.5
+VIDEO_REFERENCE_SIDE = 240
 
 
 def pointing_tolerance(tolerance, shape):
     """Pixels of slack of the pointing game for a map of ``shape`` (H, W, ...), see :func:`pointing_game_hit`.
 
     ``"scaled"``: ``15 · min(H, W) / 224`` px (15 px at 224 px, 20 px at 299 px, 4.3 px at 64 px);
-    ``"fixed"``: 15 px whatever the size; a number >= 0: that many pixels.
+    ``"fixed"``: 15 px whatever the size; ``"thesis-video"``: the thesis's video pointing game (§7.4.1, a 15 px
+    *diameter* circle on 320 × 240 frames), ``7.5 · min(H, W) / 240`` px (1.5 px at 48 px); a number >= 0: that
+    many pixels.
     """
     if isinstance(tolerance, str):
         if tolerance not in POINTING_TOLERANCES:
             raise ValueError(f"Unknown pointing-game tolerance {tolerance!r}; use one of {POINTING_TOLERANCES} or pixels >= 0.")
         if tolerance == "fixed":
             return float(POINTING_TOLERANCE_PX)
+        if tolerance == "thesis-video":
+            return VIDEO_POINTING_RADIUS_PX * min(int(shape[0]), int(shape[1])) / VIDEO_REFERENCE_SIDE
         return POINTING_TOLERANCE_PX * min(int(shape[0]), int(shape[1])) / POINTING_REFERENCE_SIDE
     if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not tolerance >= 0:
         raise ValueError(f"Pointing-game tolerance must be {' or '.join(map(repr, POINTING_TOLERANCES))} or pixels >= 0, got {tolerance!r}.")

@@ -93,6 +93,68 @@ def test_base_scaling_divides_the_kept_units_of_the_evidence_variants_by_p():
         dropout.GuidedDropout("excitation", scaling="keras")
 
 
+def test_standout_keeps_by_sigmoid_of_the_pre_activation_by_hand():
+    """Ba & Frey's standout, shared weights: p = sigmoid(alpha (W x + b) + beta); 1 / (1 + e^-x) at hand-picked x."""
+    pre = np.array([[-2.0, 0.0, 1.0, 3.0]], np.float32)
+    np.testing.assert_allclose(dropout.standout_retaining_probability(pre).numpy(),
+                               [[0.119203, 0.5, 0.731059, 0.952574]], rtol=1e-5)  # alpha 1, beta 0
+    np.testing.assert_allclose(dropout.standout_retaining_probability(pre, alpha=0.5, beta=-1.0).numpy(),
+                               [[0.119203, 0.268941, 0.377541, 0.622459]], rtol=1e-5)  # sigmoid(-2, -1, -0.5, 0.5)
+    layer = dropout.GuidedDropout("adaptive", alpha=0.5, beta=-1.0)
+    retain, shape = layer.retaining_probabilities(tf.ones((1, 4)), pre_activations=tf.constant(pre))
+    np.testing.assert_allclose(retain.numpy(), [[0.119203, 0.268941, 0.377541, 0.622459]], rtol=1e-5)
+    assert tuple(shape) == (1, 4)
+    with pytest.raises(ValueError, match="needs the pre-activations"):
+        layer.retaining_probabilities(tf.ones((1, 4)))
+    np.testing.assert_array_equal(layer(tf.ones((2, 4)), training=True).numpy(), np.ones((2, 4)))  # only train_step drops
+    assert dropout.GuidedDropout.from_config(layer.get_config()).beta == -1.0
+
+
+def test_standout_in_train_step_reads_fc1_through_its_own_weights():
+    """The keep probability of fc1's unit j is sigmoid(alpha (W x + b)_j + beta) with fc1's own W, b; a kept unit is
+    divided by that p: Figure 5.1's forward pass redone by hand with the same Bernoulli draws."""
+    model = _small_cnn2("adaptive")
+    images, labels = _images(8, 16, seed=5), np.zeros(8, np.int32)
+    fc1, layer = model.get_layer("fc1"), model.dropout_layer
+    pre = model._parts().below_dense(images).numpy() @ fc1.kernel.numpy() + fc1.bias.numpy()
+    state = layer.seed_generator.state.numpy()
+    probabilities, largest = model.guided_forward(images, labels, return_largest_scale=True)
+    layer.seed_generator.state.assign(state)
+    uniform = keras.random.uniform((8, 12), seed=layer.seed_generator).numpy()  # the draws guided_forward made
+    retain = 1 / (1 + np.exp(-pre))
+    keep = uniform < retain
+    dropped = np.where(keep, np.maximum(pre, 0) / retain, 0.0).astype(np.float32)
+    np.testing.assert_allclose(probabilities.numpy(), model.probabilities_from_features(dropped).numpy(), rtol=1e-4,
+                               atol=1e-6)
+    assert float(largest) == pytest.approx((1 / retain)[keep].max(), rel=1e-5)
+
+
+def test_the_largest_scale_factor_is_one_over_the_smallest_kept_p_or_one_over_p():
+    layer = dropout.GuidedDropout("excitation", base_retain=0.5, seed=3)
+    retain = np.tile(np.array([[0.02, 0.1, 0.5, 1.0]], np.float32), (2000, 1))
+    out, largest = layer.drop(tf.ones((2000, 4)), tf.constant(retain), (2000, 4), return_largest_scale=True)
+    kept = out.numpy() > 0
+    assert kept[:, 0].any()  # 2,000 draws at p = 0.02: about 40 kept
+    assert float(largest) == pytest.approx(50.0)  # 1 / 0.02: the rarest unit kept, scaled the most
+    np.testing.assert_allclose(np.unique(out.numpy()[kept]), [1.0, 2.0, 10.0, 50.0], rtol=1e-6)
+    base = dropout.GuidedDropout("excitation", base_retain=0.5, seed=3, scaling="base")
+    out, largest = base.drop(tf.ones((2000, 4)), tf.constant(retain), (2000, 4), return_largest_scale=True)
+    assert float(largest) == pytest.approx(2.0) and set(np.unique(out.numpy())) == {0.0, 2.0}  # 1 / P for every kept unit
+
+
+def test_fit_logs_the_largest_scale_factor_of_each_step():
+    model = _small_cnn2("excitation")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(float(logs["largest_scale"]))
+
+    model.fit(_images(8, 16, seed=6), np.arange(8) % 3, batch_size=4, epochs=1, verbose=0, callbacks=[Record()])
+    assert len(seen) == 2 and all(value >= 1.0 for value in seen)  # eq. 5.1's p <= 1 so every kept factor is >= 1
+
+
 def test_standard_draws_one_mask_per_batch_and_per_image_one_per_image():
     features = tf.ones((64, 32))
     batch = dropout.GuidedDropout("standard", seed=1)

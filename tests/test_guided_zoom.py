@@ -237,3 +237,21 @@ def test_cli_explain_with_a_refiner_prints_both_rankings_and_writes_the_patches(
         assert main(["explain", image, *arguments, "--out", str(tmp_path / "x")]) == 2
         error = capsys.readouterr().err.strip()
         assert len(error.splitlines()) == 1 and message in error
+
+
+def test_the_thesis_fixed_weights_score_by_hand():
+    """Algorithm 2 with w = 0.4, w_0 = 0.3, w_1 = 0.2, w_2 = 0.1 (§6.2), k = 2, L = 2, computed by hand:
+    class 0: 0.4 · 0.5 + 0.3 · 0.1 + 0.2 · 0.2 + 0.1 · 0.3 = 0.30; class 1: 0.4 · 0.3 + 0.3 · 0.9 + 0.2 · 0.8 + 0.1 · 0.7 = 0.62.
+    The conventional CNN's top class 0 loses to the evidence of class 1; with (0.4, 0.3) only (L = 0): 0.23 against 0.39."""
+    probabilities = np.array([[0.5, 0.3, 0.2]])
+    top = np.array([[0, 1]])
+    scores = np.array([[[0.1, 0.2, 0.3], [0.9, 0.8, 0.7]]])
+    refined, totals = gz.refine_decision(probabilities, top, scores, gz.thesis_weights(2))
+    np.testing.assert_allclose(totals, [[0.30, 0.62]])
+    assert refined.tolist() == [1]
+    refined, totals = gz.refine_decision(probabilities, top, scores, gz.thesis_weights(0))
+    np.testing.assert_allclose(totals * 0.7, [[0.23, 0.39]])  # (0.4, 0.3) renormalised to sum 1: the same argmax
+    assert refined.tolist() == [1]
+    # the evidence can also confirm the conventional CNN: class 0's patches score high
+    refined, _ = gz.refine_decision(probabilities, top, np.array([[[0.9, 0.9, 0.9], [0.2, 0.2, 0.2]]]), gz.THESIS_WEIGHTS)
+    assert refined.tolist() == [0]

@@ -138,6 +138,14 @@ def test_pointing_game_tolerance_scales_with_the_input():
     assert metrics.pointing_tolerance("scaled", (64, 64)) == pytest.approx(15 * 64 / 224)
     assert metrics.pointing_tolerance("scaled", (448, 600)) == pytest.approx(30.0)  # the shorter side
     assert metrics.pointing_tolerance("fixed", (64, 64)) == 15.0
+    # the thesis's video game (§7.4.1): a 15 px diameter circle on 320 × 240 frames, radius 7.5 · side / 240
+    assert metrics.pointing_tolerance("thesis-video", (240, 320)) == pytest.approx(7.5)
+    assert metrics.pointing_tolerance("thesis-video", (48, 48)) == pytest.approx(1.5)
+    frame = np.zeros((48, 48))
+    frame[20, 20] = 1.0  # centre (20.5, 20.5)
+    assert metrics.pointing_game_hit(frame, [[22, 10, 30, 30]], tolerance="thesis-video")  # 1.5 px: the circle touches it
+    assert not metrics.pointing_game_hit(frame, [[22.5, 10, 30, 30]], tolerance="thesis-video")  # 2 px
+    assert metrics.pointing_game_hit(frame, [[22.5, 10, 30, 30]])  # Zhang's scaled 3.2 px still hits
     small = np.zeros((64, 64))
     small[30, 30] = 1.0  # centre (30.5, 30.5)
     assert metrics.pointing_game_hit(small, [[34.5, 20, 50, 40]])  # 4.0 px from the box: within 4.29

@@ -166,7 +166,8 @@ def test_registry_builds_the_cnn_lstm_and_the_frame_cnn(tmp_path):
 
 
 def test_eb_r_on_one_step_equals_its_closed_form():
-    """T = 1: c = i g, h = o i g; s_j = o_j i_j g_j V+_jA / sum_k (...); P(x_d) = x_d sum_j W+_dj s_j / (x . W+_:j)."""
+    """Conserving rule, T = 1: c = i g, h = o i g; s_j = o_j i_j g_j V+_jA / sum_k (...);
+    P(x_d) = x_d sum_j W+_dj s_j / (x . W+_:j)."""
     from mindgap import recurrent
     from mindgap.saliency.recurrent import input_winning_probabilities
 
@@ -192,12 +193,86 @@ def test_eb_r_on_one_step_equals_its_closed_form():
         return divide(p, p.sum(axis=1, keepdims=True))  # eq. 7.5 (T = 1)
 
     for label in range(3):
-        eb = input_winning_probabilities(model, clips, np.full((2, 1), label))[:, 0, :, 0]
+        eb = input_winning_probabilities(model, clips, np.full((2, 1), label), rule="conserving")[:, 0, :, 0]
         np.testing.assert_allclose(eb.sum(axis=1), 1.0, rtol=1e-5)  # not a degenerate (all-zero) case
         np.testing.assert_allclose(eb, closed_form(np.maximum(classifier, 0), label), rtol=1e-4, atol=1e-7)
-        ceb = input_winning_probabilities(model, clips, np.full((2, 1), label), contrastive=True)[:, 0, :, 0]
+        ceb = input_winning_probabilities(model, clips, np.full((2, 1), label), contrastive=True,
+                                          rule="conserving")[:, 0, :, 0]
         expected = closed_form(np.maximum(classifier, 0), label) - closed_form(np.maximum(-classifier, 0), label)
         np.testing.assert_allclose(ceb, expected, rtol=1e-4, atol=1e-7)  # eq. 7.7
+
+
+def test_authors_eb_r_on_one_step_equals_its_closed_form():
+    """The authors' rule (Caffe's LSTMUnit gradient kernels, then EB of the input InnerProduct), T = 1, by hand:
+    s = P(h) = h V+_A / (h . V+_A); the gate signals d_i = s o g i(1-i), d_f = 0 (c_prev = 0), d_o = s c o(1-o),
+    d_g = s o i [g > 0] (Keras' order i, f, g, o) go to x by P(x_d) = x_d sum_j W+_dj d_j / (x . W+_:j), W the
+    whole input kernel; eq. 7.5 then normalises."""
+    from mindgap import recurrent
+    from mindgap.saliency.recurrent import input_winning_probabilities
+
+    model = _cnn_lstm(seed=1)
+    clips = _clips(2, 1, seed=1)
+    features = recurrent.frame_encoder(model)(clips[:, 0]).numpy()
+    lstm = model.get_layer("lstm").cell
+    kernel, bias, units = np.asarray(lstm.kernel), np.asarray(lstm.bias), lstm.units
+    z = features @ kernel + bias
+    i, f, o = _sigmoid(z[:, :units]), _sigmoid(z[:, units:2 * units]), _sigmoid(z[:, 3 * units:])
+    g = np.maximum(z[:, 2 * units:3 * units], 0)
+    c = i * g
+    h = o * np.maximum(c, 0)
+    w_plus = np.maximum(kernel, 0)
+    classifier = np.asarray(model.get_layer("logits").kernel)
+
+    def divide(numerator, denominator):
+        return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator != 0)
+
+    def closed_form(v_plus, label):
+        s = divide(h * v_plus[:, label], (h * v_plus[:, label]).sum(axis=1, keepdims=True))
+        term = s * o * (c > 0)
+        signals = np.concatenate([term * g * i * (1 - i), np.zeros_like(f), term * i * (g > 0), s * c * o * (1 - o)], axis=1)
+        p = features * (divide(signals, features @ w_plus) @ w_plus.T)
+        return divide(p, p.sum(axis=1, keepdims=True))
+
+    for label in range(3):
+        eb = input_winning_probabilities(model, clips, np.full((2, 1), label))[:, 0, :, 0]  # the default rule
+        np.testing.assert_allclose(eb.sum(axis=1), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(eb, closed_form(np.maximum(classifier, 0), label), rtol=1e-4, atol=1e-7)
+        ceb = input_winning_probabilities(model, clips, np.full((2, 1), label), contrastive=True, rule="authors")
+        expected = closed_form(np.maximum(classifier, 0), label) - closed_form(np.maximum(-classifier, 0), label)
+        np.testing.assert_allclose(ceb[:, 0, :, 0], expected, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="Unknown EB-R rule"):
+        input_winning_probabilities(model, clips, np.full((2, 1), 0), rule="gradient")
+
+
+def _saturate(model, scale=3.0, shift=0.5):
+    """The issue's saturated random Tiny-LSTM: both LSTM kernels times ``scale``, its biases plus ``shift``."""
+    lstm = model.get_layer("lstm").cell
+    lstm.kernel.assign(np.asarray(lstm.kernel) * scale)
+    lstm.recurrent_kernel.assign(np.asarray(lstm.recurrent_kernel) * scale)
+    lstm.bias.assign(np.asarray(lstm.bias) + shift)
+    return model
+
+
+def frame_zero_share(model, clips, classes, rule):
+    """The share of the EB-R mass (eq. 7.5, at the LSTM's input) on the first frame, last step queried, per clip."""
+    from mindgap.saliency.recurrent import input_winning_probabilities
+
+    mwp = input_winning_probabilities(model, clips, classes, rule=rule)[..., 0]  # (batch, T, D)
+    return mwp[:, 0].sum(axis=-1) / mwp.sum(axis=(1, 2))
+
+
+def test_on_a_saturated_lstm_the_conserving_rule_sinks_into_the_first_frame_and_the_authors_rule_does_not():
+    """h_{-1} = 0 and f near 1 make frame 0 a sink for the conserving rule (issue 28: 85-92 %); the authors' rule,
+    where time flows through the cell alone and the gate signals are gradients, keeps most mass late."""
+    shares = {"authors": [], "conserving": []}
+    for seed in range(2):
+        model = _saturate(_cnn_lstm(seed=seed))
+        clips = _clips(3, 8, seed=seed)
+        classes = np.argmax(model.predict(clips, verbose=0)[:, -1], axis=-1)[:, None]
+        for rule in shares:
+            shares[rule].append(frame_zero_share(model, clips, classes, rule))
+    authors, conserving = (np.concatenate(shares[rule]) for rule in ("authors", "conserving"))
+    assert conserving.mean() > 0.5 and authors.mean() < conserving.mean() - 0.2, (authors, conserving)
 
 
 def test_eb_r_sums_to_one_over_space_and_time_and_ceb_r_is_the_difference():
@@ -222,9 +297,13 @@ def test_eb_r_sums_to_one_over_space_and_time_and_ceb_r_is_the_difference():
     np.testing.assert_allclose(early.sum(axis=(1, 2, 3)), 1.0, rtol=1e-4)
 
 
-def test_identical_frames_and_a_time_invariant_lstm_give_the_same_map_at_every_step():
+@pytest.mark.parametrize("rule", ["authors", "conserving"])
+def test_identical_frames_and_a_time_invariant_lstm_give_the_same_map_at_every_step(rule):
     """Gates constant (kernels 0, biases 0: i = f = o = 1/2), no recurrent weights: every frame gets the same map,
-    scaled by f^(n - t) (the share the cell passes back), so the temporal sums are 1/2, 1/4, ... normalised."""
+    scaled by f^(n - t) (the share the cell passes back), so the temporal sums are 1/2, 1/4, ... normalised.
+    Both rules: conserving, P(c_{t-1}) = P(c_t) f c_{t-1} / c_t and all of P(g_t) goes to x_t (U = 0), so frame t
+    gets f^(n-t) i g / c_n; authors', C_prev_diff = c_term f and only the g signal reaches x (the i, f, o columns of
+    the kernel are 0, so x W+ = 0 there and EB passes nothing), c_term_t i = s o i f^(n-t)."""
     import mindgap
 
     model = _cnn_lstm(seed=3)
@@ -238,7 +317,7 @@ def test_identical_frames_and_a_time_invariant_lstm_give_the_same_map_at_every_s
     lstm.bias.assign(np.zeros_like(np.asarray(lstm.bias)))
     frame = _clips(1, 1, seed=3)
     clips = np.repeat(frame, 5, axis=1)
-    maps = mindgap.saliency.compute(model, clips, [[1]], method="eb_r")[0, ..., 0]
+    maps = mindgap.saliency.compute(model, clips, [[1]], method="eb_r", rule=rule)[0, ..., 0]
     sums = maps.sum(axis=(1, 2))
     np.testing.assert_allclose(sums, 0.5 ** np.arange(4, -1, -1) / (0.5 ** np.arange(5)).sum(), rtol=1e-4)
     for step in range(5):
@@ -314,6 +393,45 @@ def test_temporal_map_at_iou_half_on_toy_detections():
     assert temporal_pointing_hit([0.1, 0.5, 0.2, 0.5], (1, 3)) and not temporal_pointing_hit([0.1, 0.5, 0.9], (0, 2))
 
 
+def test_every_training_batch_holds_exactly_half_frames_and_half_images():
+    """§3.5.1.1: "Equal numbers of web images and video frames are sampled in each training batch", in every batch."""
+    from experiments.spatiotemporal import training_batches
+
+    frames, images = np.zeros((10, 4, 4, 3), np.uint8), np.full((3, 4, 4, 3), 255, np.uint8)  # -1 and +1 once scaled
+    data = training_batches(frames, np.arange(10) % 3, images, np.arange(3), 3, 6, seed=0, with_domain=True)
+    batches = list(data.take(25))  # more batches than either stream holds: the counts survive their repeats
+    for pixels, targets, domain in batches:
+        domain, pixels = domain.numpy(), pixels.numpy()
+        assert (domain == 0).sum() == 3 and (domain == 1).sum() == 3
+        assert (pixels[domain == 0] == -1).all() and (pixels[domain == 1] == 1).all()  # the flag is where each came from
+        assert targets.shape == (6, 3)
+    only = list(training_batches(frames, np.arange(10) % 3, None, None, 3, 4, seed=0, with_domain=True).take(5))
+    assert all((domain.numpy() == 0).all() and len(domain) == 4 for _, _, domain in only)
+    with pytest.raises(ValueError, match="even batch size"):
+        training_batches(frames, np.arange(10) % 3, images, np.arange(3), 3, 5, seed=0)
+
+
+def test_video_classification_by_views_and_voting():
+    """§3.5.1.1: 10 views per frame averaged, the frame's class its top score, the video's by voting. A frame that is
+    the same everywhere gives the same probabilities in every view; voting takes the most frequent class."""
+    import keras
+
+    from experiments.spatiotemporal import view_probabilities, vote
+
+    assert vote(np.array([[[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]]), 2).tolist() == [1]  # two frames of three say 1
+    assert vote(np.array([[[0.9, 0.1], [0.2, 0.8]]]), 2).tolist() == [0]  # a tie: the lower class
+    inputs = keras.Input((8, 8, 3))
+    mean = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Softmax()(keras.layers.Dense(2, kernel_initializer="ones")(mean)))
+    clips = np.stack([np.full((4, 8, 8, 3), value, np.uint8) for value in (0, 200)])  # (2 clips, 4 frames)
+    views = view_probabilities(model, clips, views=10, frames_per_video=3)
+    assert views.shape == (2, 3, 2)  # 3 frames of equal spacing out of 4
+    plain = np.asarray(model(clips[:, :1].reshape(-1, 8, 8, 3).astype(np.float32) / 127.5 - 1))
+    np.testing.assert_allclose(views[:, 0], plain, rtol=1e-5)
+    with pytest.raises(ValueError, match="views must be 5"):
+        view_probabilities(model, clips, views=3)
+
+
 # ---------------------------------------------------------------- the experiment and the command
 
 @pytest.fixture(scope="module")
@@ -333,8 +451,17 @@ def test_experiment_extra_small_writes_its_tables_and_figures(experiment):
         assert heading in table
     assert "61.5" in table and "73.5" in table  # the thesis's numbers beside ours
     assert (folder / "figure_7_5.png").stat().st_size > 0 and (folder / "figure_7_6.png").stat().st_size > 0
-    assert set(results["spatial"]) == {"eb", "eb_r", "ceb", "ceb_r", "bp", "bp_r", "centre", "off_centre"}
+    assert set(results["spatial"]) == {"eb", "eb_r", "ceb", "ceb_r", "bp", "bp_r", "eb_r:conserving", "ceb_r:conserving",
+                                       "centre", "off_centre"}
     assert all(0 <= value <= 1 for name, value in results["spatial"].items() if name != "off_centre")
+    assert results["tolerance_px"] == pytest.approx(7.5 * 32 / 240)  # the thesis's 15 px diameter circle, scaled
+    assert set(results["frame_zero_share"]) == {"authors", "conserving"}
+    assert all(0 < share < 1 for share in results["frame_zero_share"].values())
+    assert "EB-R (conserving, ours)" in table and (folder / "figure_7_6_conserving.png").stat().st_size > 0
+    for variant in ("video only", "video + images"):  # §3.5.1.1's 10 views, and 5 without flips (ours)
+        assert {"frame", "voting", "voting_10_views", "voting_5_views"} <= set(results["accuracy"][variant])
+    assert "fc1/fc2 pretrained on 40 source renders" in table
+    assert set(results["temporal"]["pointing"]) >= {"ceb_r", "ceb_r:conserving", "probability_ceb_r:conserving"}
     assert results["temporal"]["lengths"] == [1, 3, 4]
     assert (runs / "models").is_dir() and os.path.isfile(os.path.join(results["lstm_run"], "done.json"))  # mindgap.train
 

@@ -22,6 +22,8 @@ class _Parts:
     above: keras.Model
     evidence_layer: str  # the layer whose output the dropout layer reads, where p_EB is taken
     evidence_function: object = None
+    below_dense: keras.Model = None  # standout: input → the evidence layer's input (a Dense layer's)
+    dense: keras.layers.Dense = None
 
 
 # Kept outside the model so that Keras does not track the two sub-models as its own layers (saving, weights).
@@ -74,7 +76,14 @@ class GuidedDropoutModel(keras.Model):
             layer = layers[0]
             below = keras.Model(self.inputs, layer.input, name=f"{self.name}_below_{layer.name}")
             above = keras.Model(layer.output, self.outputs[0], name=f"{self.name}_above_{layer.name}")
-            parts = _Parts(layer, below, above, layer.input._keras_history.operation.name)
+            evidence = layer.input._keras_history.operation
+            parts = _Parts(layer, below, above, evidence.name)
+            if layer.needs_activations:  # standout reads W x + b of the Dense layer below it (shared weights)
+                if not isinstance(evidence, keras.layers.Dense) or not evidence.use_bias:
+                    raise ValueError(f"Standout ('adaptive') needs a Dense layer with a bias below the dropout layer; "
+                                     f"{self.name!r} has {type(evidence).__name__} {evidence.name!r}.")
+                parts.below_dense = keras.Model(self.inputs, evidence.input, name=f"{self.name}_below_{evidence.name}")
+                parts.dense = evidence
             _PARTS[self] = parts
         return parts
 
@@ -134,11 +143,21 @@ class GuidedDropoutModel(keras.Model):
         retain, noise_shape = layer.retaining_probabilities(features, tf.convert_to_tensor(p_eb))
         return np.asarray(self.probabilities_from_features(layer.drop(features, retain, noise_shape)))
 
-    def guided_forward(self, images, labels):
-        """Steps 1–4 of Figure 5.1: the training-mode probabilities with this step's masks."""
+    def guided_forward(self, images, labels, return_largest_scale=False):
+        """Steps 1–4 of Figure 5.1: the training-mode probabilities with this step's masks.
+
+        ``return_largest_scale``: also the largest factor a kept unit was multiplied by in this step.
+        """
         parts = self._parts()
         layer = parts.layer
-        features = parts.below(images, training=True)  # step 1 (the layers above run in step 2 and step 4)
+        pre_activations = None
+        if layer.needs_activations:  # standout: the Dense layer's W x + b, then its activation, as in its own call
+            below = parts.below_dense(images, training=True)
+            pre_activations = tf.matmul(below, parts.dense.kernel) + parts.dense.bias
+            features = parts.dense.activation(pre_activations)
+            pre_activations = tf.stop_gradient(pre_activations)  # the keep probability is not trained through
+        else:
+            features = parts.below(images, training=True)  # step 1 (the layers above run in step 2 and step 4)
         p_eb = None
         if layer.needs_evidence:  # step 2: EB is a function of the forward pass, not trained through
             evidence_features = tf.stop_gradient(features)
@@ -147,8 +166,10 @@ class GuidedDropoutModel(keras.Model):
             p_eb = self.excitation_probabilities(evidence_features, labels)
         optimizer = getattr(self, "optimizer", None)  # None before compile
         step = optimizer.iterations if optimizer is not None else None
-        retain, noise_shape = layer.retaining_probabilities(features, p_eb, step=step)  # step 3
-        return parts.above(layer.drop(features, retain, noise_shape), training=True)  # step 4
+        retain, noise_shape = layer.retaining_probabilities(features, p_eb, step=step, pre_activations=pre_activations)
+        dropped, largest = layer.drop(features, retain, noise_shape, return_largest_scale=True)  # step 3
+        probabilities = parts.above(dropped, training=True)  # step 4
+        return (probabilities, largest) if return_largest_scale else probabilities
 
     def train_step(self, data):
         # Keras 3.15's TensorFlow train_step; only the forward pass differs (guided_forward for self(x, training=True)).
@@ -156,7 +177,7 @@ class GuidedDropoutModel(keras.Model):
         if y is None:
             raise ValueError("Excitation Dropout needs the labels: fit(x, y) or a dataset of (images, labels).")
         with tf.GradientTape() as tape:
-            y_pred = self.guided_forward(x, y)
+            y_pred, largest_scale = self.guided_forward(x, y, return_largest_scale=True)
             loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
             self._loss_tracker.update_state(
                 loss_module.unscale_loss_for_distribution(loss),
@@ -166,4 +187,5 @@ class GuidedDropoutModel(keras.Model):
         trainable_weights = self.trainable_weights
         gradients = tape.gradient(loss, trainable_weights)  # step 5
         self.optimizer.apply_gradients(zip(gradients, trainable_weights))
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return {**logs, "largest_scale": largest_scale}  # this step's; a callback keeps the maximum over training

@@ -1,4 +1,4 @@
-"""Retaining probabilities of the dropout family: eq. (5.1), its mirror and the curriculum schedule.
+"""Retaining probabilities of the dropout family: eq. (5.1), its mirror, standout and the curriculum schedule.
 
 Bargal, "Grounding deep models of visual data", PhD thesis, Boston University
 2019, chapter 5 (Zunino, Bargal et al., "Excitation Dropout", arXiv:1805.09092).
@@ -10,6 +10,9 @@ import keras
 import numpy as np
 
 CURRICULUM_GAMMA = 5e-4  # Morerio et al. 2017, as the thesis fixes it (§5.2.2)
+# Ba & Frey 2013's standout with the standout network's weights tied to the layer's: pi = alpha * w + beta.
+STANDOUT_ALPHA = 1.0
+STANDOUT_BETA = 0.0
 
 
 def check_base_retain(base_retain):
@@ -41,21 +44,33 @@ def retaining_probability(p_eb, num_neurons, base_retain):
 
 
 def mirrored_retaining_probability(p_eb, num_neurons, base_retain):
-    """The ``adaptive`` variant: eq. (5.1) turned round, so that the *least* relevant neurons are dropped.
+    """The ``mirrored_excitation`` variant (ours): eq. (5.1) turned round, so that the *least* relevant neurons are dropped.
 
         p_adaptive(p_EB; P) = 1 - p_(5.1)(p_EB; 1 - P)
 
     p = 0 at p_EB = 0, p = P at p_EB = 1/N and p = 1 at p_EB = 1: what
     Excitation Dropout keeps with probability p, this variant drops with the
-    same probability (at the chapter's P = 0.5 exactly), the opposite the
-    thesis compares against in Table 5.1 ("Adaptive Dropout", Ba & Frey 2013,
-    drops neurons of low activation; here low relevance, so only the choice of
-    neurons differs from eq. 5.1).  P = 1 keeps every neuron.
+    same probability (at the chapter's P = 0.5 exactly): only the choice of
+    neurons differs from eq. 5.1.  Not the thesis's "Adaptive Dropout" (Ba &
+    Frey 2013, :func:`standout_retaining_probability`).  P = 1 keeps every neuron.
     """
     base_retain = check_base_retain(base_retain)
     if base_retain == 1.0:
         return 1.0 + 0.0 * p_eb
     return 1.0 - retaining_probability(p_eb, num_neurons, 1.0 - base_retain)
+
+
+def standout_retaining_probability(pre_activations, alpha=STANDOUT_ALPHA, beta=STANDOUT_BETA):
+    """Adaptive Dropout, "standout" (Ba & Frey, NIPS 2013), with the standout network sharing the layer's weights.
+
+        p_j = sigmoid(alpha * (W x + b)_j + beta)
+
+    ``pre_activations`` = ``W x + b`` of the layer whose units are dropped (before its ReLU): a unit that fires
+    strongly is kept more often.  Ba & Frey tie the standout network's weights to the network's as
+    ``pi = alpha * w + beta``; here ``beta`` is added once to the pre-activation (the brief's reading), not
+    ``beta * sum_i x_i``.  Element-wise on a numpy array or a tensor.
+    """
+    return keras.ops.sigmoid(alpha * pre_activations + beta)
 
 
 def curriculum_retaining_probability(step, base_retain, gamma=CURRICULUM_GAMMA):

@@ -23,7 +23,10 @@ name).  ``METHODS`` maps each name to its function; one module per family:
 **Video** (thesis ch. 7; recurrent.py): clips (batch, T, H, W, 3) give maps
 (batch, T, h, w, n).  ``eb_r`` / ``ceb_r`` (EB-R, cEB-R; a CNN-LSTM of
 ``mindgap.recurrent``; ``step``: the time step queried, default the last):
-normalised over space and time (eq. 7.5), cEB-R signed (eq. 7.7); ``bp_r``:
+normalised over space and time (eq. 7.5), cEB-R signed (eq. 7.7); ``rule``: how
+probability passes through the LSTM, ``"authors"`` (default: the authors' Caffe code, time
+through the cell state only) or ``"conserving"`` (ours: gates as weights, mass conserved
+through the cell and the hidden state; recurrent.py's docstring); ``bp_r``:
 the gradient of the step's logit through time.  An image method on clips runs
 on every frame independently (the thesis's per-frame EB / cEB / BP baselines,
 with an image model such as ``Tiny-Frames``).
@@ -97,7 +100,8 @@ def compute(model, images, classes=None, method="cam", upsample=False, batch_siz
         method: a name of :data:`METHODS`.
         upsample: resize the maps to the input size (bilinear, :func:`upsample`).
         batch_size: images per call of the method (bounds memory).
-        **options: the method's own: ``layer`` (gradcam, eb, ceb);
+        **options: the method's own: ``layer`` (gradcam, eb, ceb, eb_r, ceb_r); ``step``
+            and ``rule`` ("authors" or "conserving"; eb_r, ceb_r);
             ``num_masks``, ``grid_size``, ``keep_probability``, ``seed``,
             ``baseline``, ``settings`` (rise).
 

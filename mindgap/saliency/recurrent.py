@@ -13,13 +13,42 @@ and its Caffe code use ReLU and its derivative)::
 
 With c_0 = 0 and g >= 0 every c_t is >= 0, so all signal neurons (x, g, c, h) are non-negative.
 
-**RNN backward (eqs. 7.1–7.4).**  EB's rule ``P(a_i) = sum_j Z_j a_i w_ij+ P(a_j)``
-(``Z_j = 1 / sum_i a_i w_ij+``) applied to the unrolled LSTM, the gates i, f, o acting as
-the non-negative weights they are in the forward pass (the signal flows through g and c;
-biases are left out of Z, as everywhere in ``mindgap.saliency.excitation``):
+**RNN backward (eqs. 7.1–7.4): two rules.**  The thesis gives EB's rule
+``P(a_i) = sum_j Z_j a_i w_ij+ P(a_j)`` (``Z_j = 1 / sum_i a_i w_ij+``) and says the LSTM uses
+"ReLU non-linearities and corresponding derivatives"; it does not say which neurons of an
+LSTM are whose children.  ``rule=`` chooses (the prior is the same for both: one-hot on class
+``A`` at step n, Algorithm 3 step 1, default n = T, the last; ``P(h_n) = h_n V+_A / (h_n . V+_A)``,
+eq. 7.1; the dual uses ``(-V)+``, eq. 7.2; biases are left out of Z, as everywhere in
+``mindgap.saliency.excitation`` and in the authors' InnerProduct layer):
 
-* prior: one-hot on class ``A`` at step n (Algorithm 3, step 1; default n = T, the last);
-  ``P(h_n) = h_n V+_A / (h_n . V+_A)`` (eq. 7.1); the dual uses ``(-V)+`` (eq. 7.2);
+``rule="authors"`` (default; the thesis's tables): what the authors' Caffe code does, read in
+sbargal/Caffe-ExcitationBP-RNNs (commit a116f74) and the EB Caffe it extends (jimmie33/Caffe-ExcitationBP):
+
+* ``src/caffe/layers/lstm_layer.cpp``, ``LSTMLayer::FillUnrolledNet``: the unrolled LSTM computes
+  ``gate_input_t = W_hc_h_{t-1} + W_xc_x_t`` (an ``Eltwise`` SUM, bottoms in that order; ``W_xc_x``
+  is one ``InnerProduct`` over all steps with the bias ``b_c``, ``W_hc`` has none), then
+  ``LSTMUnit(c_{t-1}, gate_input_t, cont_t) -> (c_t, h_t)``, Caffe's gate order (i, f, o, g);
+* ``src/caffe/layers/eltwise_layer.cu``, ``EltwiseLayer::Backward_eb_gpu``, SUM: bottoms 1 and 2
+  receive the top's signal, bottom 0 (``W_hc_h_{t-1}``) receives 0, so nothing flows back through
+  the recurrent weights and ``h_{t-1}`` gets no signal from step t;
+* ``src/caffe/layers/lstm_unit_layer.cu`` (and ``.cpp``), ``LSTMUnitLayer::Backward_eb_gpu``: the
+  plain gradient kernels ``LSTMUnitBackward`` and ``LSTMActsBackward`` (ReLU in place of tanh for g
+  and c): ``c_term = C_diff + H_diff o [c > 0]``, ``C_prev_diff = cont c_term f``, and the four gate
+  signals ``i: c_term g i(1-i)``, ``f: c_term c_{t-1} f(1-f)``, ``o: H_diff ReLU(c) o(1-o)``,
+  ``g: c_term i [g > 0]``;
+* ``src/caffe/layers/inner_product_layer.cu`` (jimmie33/Caffe-ExcitationBP),
+  ``InnerProductLayer::Backward_eb_gpu``: ``P(x) = x * (W+ (P_out / (x W+)))`` (0 where
+  ``x W+ = 0``), here with ``W_xc`` of all four gates, so each frame's input x_t gets the EB of
+  its step's four gate signals.
+
+So time flows back through the cell state only (``C_diff`` of step t-1 is ``c_term f`` of step t),
+``H_diff`` is the prior's ``P(h_n)`` at the queried step and 0 before it, and the gate signals are
+gradients, not probabilities: the mass that reaches x_t is not conserved, and eq. 7.5 makes it a
+distribution over space and time.
+
+``rule="conserving"`` (ours, mindgap's first rule): the gates i, f, o act as the non-negative
+weights they are in the forward pass and probability flows through the signal neurons:
+
 * ``h_t -> c_t``: one child with weight ``o_t``: all of ``P(h_t)`` goes to ``c_t`` (where c_t > 0);
 * ``c_t -> (c_{t-1}, g_t)`` with weights ``(f_t, i_t)``: ``P(c_{t-1}) = P(c_t) f_t c_{t-1} / c_t``,
   ``P(g_t) = P(c_t) i_t g_t / c_t`` (their sum is ``P(c_t)`` exactly);
@@ -27,16 +56,21 @@ biases are left out of Z, as everywhere in ``mindgap.saliency.excitation``):
   so probability reaches earlier frames through the cell *and* the hidden state.
 
 Every step conserves the mass (except where a unit is active only through its bias), so
-``sum_t sum_i P(x_t,i) = 1`` up to that loss; then **temporal normalization** (eqs. 7.5, 7.6)
+``sum_t sum_i P(x_t,i) = 1`` up to that loss.  Its known weakness: with saturated gates and
+``h_{-1} = 0`` the first frame collects most of the mass (NOTES.md).
+
+Then, for both rules, **temporal normalization** (eqs. 7.5, 7.6)
 divides by the sum over space and time: ``P_N(x_t) = P(x_t) / sum_t sum_i P(x_t,i)``.
 **cEB-R** (eq. 7.7): ``Map^t = P_N(x_t) - P̄_N(x_t)``, signed.  **CNN backward** (eqs. 7.8,
 7.9): ``Map^t`` (or ``P_N`` for EB-R) goes down through each frame's CNN with EB's rules
 (``mindgap.saliency.excitation``, the same code as for images) to ``layer``.
 
-**Closed form on one step** (T = 1, tested): ``c = i g``, ``h = o i g``; with
-``s_j = o_j i_j g_j V+_jA / sum_k o_k i_k g_k V+_kA`` the MWP at the LSTM input is
+**Closed forms on one step** (T = 1, tested): ``c = i g``, ``h = o i g``, ``s = P(h)``.
+Conserving: ``s_j = o_j i_j g_j V+_jA / sum_k o_k i_k g_k V+_kA`` and
 ``P(x_d) = x_d sum_j W_g+_dj s_j / (sum_d' x_d' W_g+_d'j)``: EB of the two linear layers
-``x -> g -> logit`` with the gates folded into ``V``.
+``x -> g -> logit`` with the gates folded into ``V``.  Authors: the gate signals
+``d_i = s o g i(1-i)``, ``d_f = 0``, ``d_o = s ReLU(c) o(1-o)``, ``d_g = s o i [g > 0]`` go to x by
+EB through the whole input kernel ``W+`` (all four gates).
 
 **Returned maps** (batch, T, h, w, n): EB-R sums to 1 over space *and* time (eq. 7.5);
 cEB-R is the signed difference of two such maps (it sums to 0 over space and time; the
@@ -56,6 +90,8 @@ from mindgap.layers import ClassProbabilities
 from mindgap.saliency import _graph, excitation
 
 DEFAULT_LAYER = excitation.DEFAULT_LAYER
+RULES = ("authors", "conserving")
+DEFAULT_RULE = "authors"
 
 
 def lstm_states(layer, inputs):
@@ -90,7 +126,7 @@ def _dense_excitation(inputs, kernel, mwp):
 
 
 def lstm_excitation(states, inputs, candidate_kernels, classifier_kernel, prior, step):
-    """EB-R through the unrolled LSTM (eqs. 7.1, 7.3): the MWP (batch, T, D) of the LSTM's inputs.
+    """EB-R through the unrolled LSTM by the conserving rule (ours; eqs. 7.1, 7.3): the MWP (batch, T, D).
 
     ``candidate_kernels``: (W_g+, U_g+); ``classifier_kernel``: V+ (or (-V)+ for the dual, eq. 7.2);
     ``prior`` (batch, c) on the logits at ``step``.  Not normalised over time (see eq. 7.5).
@@ -108,6 +144,40 @@ def lstm_excitation(states, inputs, candidate_kernels, classifier_kernel, prior,
         candidate_mwp = ratio * states["i"][:, time] * states["g"][:, time]
         per_step[time], hidden_mwp = _dense_excitation([inputs[:, time], states["h_previous"][:, time]],
                                                        [input_kernel, recurrent_kernel], candidate_mwp)
+    return tf.stack(per_step, axis=1)
+
+
+def gate_signals(states, time, cell_diff, hidden_diff):
+    """One step of the authors' ``LSTMUnitLayer::Backward_eb_gpu`` (the gradient kernels, ReLU for g and c).
+
+    Returns the signals of the four gate pre-activations in Keras' kernel order (i, f, g, o), each
+    (batch, units), and ``C_prev_diff`` (the signal of ``c_{t-1}``).
+    """
+    i, f, o, g = (states[name][:, time] for name in ("i", "f", "o", "g"))
+    cell, cell_previous = states["c"][:, time], states["c_previous"][:, time]
+    cell_term = cell_diff + hidden_diff * o * tf.cast(cell > 0, cell.dtype)
+    signals = [cell_term * g * i * (1 - i),                       # i_diff
+               cell_term * cell_previous * f * (1 - f),           # f_diff
+               cell_term * i * tf.cast(g > 0, g.dtype),           # g_diff (ReLU's derivative)
+               hidden_diff * tf.nn.relu(cell) * o * (1 - o)]      # o_diff
+    return signals, cell_term * f
+
+
+def lstm_excitation_authors(states, inputs, input_kernel, classifier_kernel, prior, step):
+    """EB-R through the unrolled LSTM by the authors' Caffe rule: the signal (batch, T, D) of the LSTM's inputs.
+
+    ``input_kernel``: W+ of all four gates (D, 4 units), Keras' order; ``classifier_kernel``: V+ or (-V)+.
+    The recurrent term ``W_hc h_{t-1}`` gets nothing (``EltwiseLayer::Backward_eb_gpu``), so ``h`` carries
+    a signal only at ``step`` and time flows back through ``c`` alone.  Not normalised over time (eq. 7.5).
+    """
+    steps = inputs.shape[1]
+    (hidden_diff,) = _dense_excitation([states["h"][:, step]], [classifier_kernel], prior)
+    cell_diff = tf.zeros_like(hidden_diff)
+    per_step = [tf.zeros_like(inputs[:, 0])] * steps
+    for time in range(step, -1, -1):
+        signals, cell_diff = gate_signals(states, time, cell_diff, hidden_diff)
+        (per_step[time],) = _dense_excitation([inputs[:, time]], [input_kernel], tf.concat(signals, axis=-1))
+        hidden_diff = tf.zeros_like(hidden_diff)  # W_hc_h_{t-1} receives 0
     return tf.stack(per_step, axis=1)
 
 
@@ -136,14 +206,22 @@ class _Plan:
         return [tf.nn.relu(tf.convert_to_tensor(kernel)[:, 2 * units:3 * units])
                 for kernel in (self.lstm.cell.kernel, self.lstm.cell.recurrent_kernel)]
 
-    def input_mwp(self, inputs, states, prior, step, contrastive):
-        """P_N of eq. (7.5) at the LSTM's input, or Map of eq. (7.7) when ``contrastive``."""
-        kernels = self.candidate_kernels()
+    def input_mwp(self, inputs, states, prior, step, contrastive, rule=DEFAULT_RULE):
+        """P_N of eq. (7.5) at the LSTM's input, or Map of eq. (7.7) when ``contrastive``, by ``rule``."""
+        if rule == "authors":
+            kernel = tf.nn.relu(tf.convert_to_tensor(self.lstm.cell.kernel))
+
+            def backward(classifier_kernel):
+                return lstm_excitation_authors(states, inputs, kernel, classifier_kernel, prior, step)
+        else:
+            kernels = self.candidate_kernels()
+
+            def backward(classifier_kernel):
+                return lstm_excitation(states, inputs, kernels, classifier_kernel, prior, step)
         classifier = tf.convert_to_tensor(self.classifier.kernel)
-        mwp = temporal_normalization(lstm_excitation(states, inputs, kernels, tf.nn.relu(classifier), prior, step))
+        mwp = temporal_normalization(backward(tf.nn.relu(classifier)))
         if contrastive:
-            dual = temporal_normalization(lstm_excitation(states, inputs, kernels, tf.nn.relu(-classifier), prior, step))
-            mwp = mwp - dual
+            mwp = mwp - temporal_normalization(backward(tf.nn.relu(-classifier)))
         return mwp
 
 
@@ -155,13 +233,14 @@ def _plan(model, layer):
     if layer not in plans:
         plan = _Plan(model, layer)
         plan.function = tf.function(
-            lambda clips, classes, count, step, contrastive, at_input: _maps(plan, clips, classes, count, step, contrastive,
-                                                                             at_input), reduce_retracing=True)
+            lambda clips, classes, count, step, contrastive, at_input, rule: _maps(plan, clips, classes, count, step,
+                                                                                   contrastive, at_input, rule),
+            reduce_retracing=True)
         plans[layer] = plan
     return plans[layer]
 
 
-def _maps(plan, clips, classes, count, step, contrastive, at_input):
+def _maps(plan, clips, classes, count, step, contrastive, at_input, rule):
     batch, steps = tf.shape(clips)[0], clips.shape[1]
     frames = tf.reshape(clips, (-1, *clips.shape[2:]))
     values = _graph.run(plan.cnn.graph, frames, until=plan.cnn.logits_key)
@@ -172,7 +251,7 @@ def _maps(plan, clips, classes, count, step, contrastive, at_input):
     maps = []
     for column in range(count):
         prior = tf.one_hot(classes[:, column], num_classes, dtype=inputs.dtype)
-        mwp = plan.input_mwp(inputs, states, prior, step, contrastive)
+        mwp = plan.input_mwp(inputs, states, prior, step, contrastive, rule)
         if at_input:
             maps.append(mwp)
             continue
@@ -189,29 +268,39 @@ def _step(step, steps):
     return step % steps
 
 
-def _run(model, clips, classes, layer, step, contrastive, at_input=False):
+def _rule(rule):
+    if rule not in RULES:
+        raise ValueError(f"Unknown EB-R rule {rule!r}; use 'authors' (the authors' Caffe code, the default) or "
+                         "'conserving' (ours: gates as weights, mass conserved through the cell and the hidden state).")
+    return rule
+
+
+def _run(model, clips, classes, layer, step, contrastive, at_input=False, rule=DEFAULT_RULE):
+    rule = _rule(rule)
     plan = _plan(model, layer)
     clips = tf.convert_to_tensor(clips, tf.float32)
     classes = tf.convert_to_tensor(classes, tf.int32)
-    return plan.function(clips, classes, int(classes.shape[1]), _step(step, clips.shape[1]), contrastive, at_input).numpy()
+    return plan.function(clips, classes, int(classes.shape[1]), _step(step, clips.shape[1]), contrastive, at_input,
+                         rule).numpy()
 
 
-def excitation_backprop_rnn(model, clips, classes, layer=DEFAULT_LAYER, step=None):
+def excitation_backprop_rnn(model, clips, classes, layer=DEFAULT_LAYER, step=None, rule=DEFAULT_RULE):
     """EB-R maps (batch, T, h, w, n) of a CNN-LSTM: winning probabilities normalised over space and time (eq. 7.5).
 
-    ``classes`` (batch, n) int, queried at time ``step`` (default the last, Algorithm 3 step 1).
+    ``classes`` (batch, n) int, queried at time ``step`` (default the last, Algorithm 3 step 1); ``rule``:
+    ``"authors"`` (the authors' Caffe code, default) or ``"conserving"`` (ours), see the module's docstring.
     """
-    return _run(model, clips, classes, layer, step, False)
+    return _run(model, clips, classes, layer, step, False, rule=rule)
 
 
-def contrastive_excitation_backprop_rnn(model, clips, classes, layer=DEFAULT_LAYER, step=None):
+def contrastive_excitation_backprop_rnn(model, clips, classes, layer=DEFAULT_LAYER, step=None, rule=DEFAULT_RULE):
     """cEB-R maps (batch, T, h, w, n): ``P_N - P̄_N`` (eq. 7.7) taken down each frame's CNN (eq. 7.9); signed."""
-    return _run(model, clips, classes, layer, step, True)
+    return _run(model, clips, classes, layer, step, True, rule=rule)
 
 
-def input_winning_probabilities(model, clips, classes, step=None, contrastive=False):
+def input_winning_probabilities(model, clips, classes, step=None, contrastive=False, rule=DEFAULT_RULE):
     """The MWP (batch, T, D, n) at the LSTM's input (``fc2``) after eq. 7.5 (or eq. 7.7): the maps before the CNN."""
-    return _run(model, clips, classes, DEFAULT_LAYER, step, contrastive, at_input=True)
+    return _run(model, clips, classes, DEFAULT_LAYER, step, contrastive, at_input=True, rule=rule)
 
 
 # ---------------------------------------------------------------- gradient saliency
@@ -252,5 +341,5 @@ def gradient_saliency_rnn(model, clips, classes, step=None):
     return _gradient_maps(model, clips, classes, _step(step, int(clips.shape[1])))
 
 
-__all__ = ["excitation_backprop_rnn", "contrastive_excitation_backprop_rnn", "gradient_saliency", "gradient_saliency_rnn",
+__all__ = ["RULES", "DEFAULT_RULE", "gate_signals", "lstm_excitation_authors", "excitation_backprop_rnn", "contrastive_excitation_backprop_rnn", "gradient_saliency", "gradient_saliency_rnn",
            "input_winning_probabilities", "lstm_states", "lstm_excitation", "temporal_normalization"]

@@ -114,6 +114,8 @@ MODES = {
                                                       digit_size=(8, 12), distractors=(1, 2)),
                             web_images=dict(canvas_size=32, train_per_class=4, test_per_class=2, digit_size=(8, 12),
                                             distractors=(1, 2)),
+                            # the centred-digits start: the frames of 8-12 px digits need no source-domain study here
+                            recipe="centred-digits",
                             frame_size=32, fc_units=16, frame_epochs=1, frame_batch=16, lstm_epochs=1,
                             lstm_freeze_epochs=0, lstm_batch=4, pool_per_domain=20, top_activations=10,
                             head_pretrain_images=40, head_pretrain_epochs=1),

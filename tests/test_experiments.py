@@ -135,7 +135,11 @@ def test_grounding(runs):
     _run(grounding, runs, "--methods", "cam,gradcam,rise,eb,ceb")
     folder, results, table = _outputs(runs, "grounding")
     import pathlib
+    baselines = results.pop("baselines")
     assert list(results) == ["Tiny-GAP5", "Tiny-GAP5-L1", "Tiny-GAP-Zhou"]
+    assert set(baselines) == {"centre", "random", "contrast"}
+    assert all(0.0 <= values["pointing"] <= 1.0 for values in baselines.values())
+    assert "| no model | baseline: centre |" in table and "Best baseline on the pointing game" in table
     for name, per_method in results.items():
         assert (pathlib.Path(folder) / f"grounding_{name}.png").stat().st_size > 1000
         for method in grounding.METHODS:

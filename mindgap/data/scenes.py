@@ -234,17 +234,21 @@ def _check_settings(settings):
                          "0 <= min <= max distractors, 0 <= distorted <= 1, counts >= 1.")
 
 
-def generate_scenes_dataset(out_dir, **settings):
-    """Write the scenes set (settings: :data:`DEFAULTS`) at ``out_dir`` in the Stanford 40 layout; returns ``out_dir``."""
-    unknown = set(settings) - set(DEFAULTS)
+def _prepare(kind, defaults, settings):
+    """(checked settings, scikit-learn's digits, the photos, the source halves) of a set of ``kind``."""
+    unknown = set(settings) - set(defaults)
     if unknown:
-        raise ValueError(f"Unknown scenes settings {sorted(unknown)}; use some of {', '.join(DEFAULTS)}.")
-    settings = {**DEFAULTS, **settings}
+        raise ValueError(f"Unknown {kind} settings {sorted(unknown)}; use some of {', '.join(defaults)}.")
+    settings = {**defaults, **settings}
     settings["digit_size"], settings["distractors"] = tuple(settings["digit_size"]), tuple(settings["distractors"])
     _check_settings(settings)
     digits = load_digits()
-    photos = load_backgrounds(settings["backgrounds"])
-    halves = source_halves(digits.target)
+    return settings, digits, load_backgrounds(settings["backgrounds"]), source_halves(digits.target)
+
+
+def generate_scenes_dataset(out_dir, **settings):
+    """Write the scenes set (settings: :data:`DEFAULTS`) at ``out_dir`` in the Stanford 40 layout; returns ``out_dir``."""
+    settings, digits, photos, halves = _prepare("scenes", DEFAULTS, settings)
     size = settings["canvas_size"]
 
     def render(rng, label, half):
@@ -262,15 +266,7 @@ def generate_scenes_dataset(out_dir, **settings):
 
 def generate_pairs_dataset(out_dir, **settings):
     """Write the pairs set (settings: :data:`PAIRS_DEFAULTS`; classes :data:`PAIR_CLASS_NAMES`) at ``out_dir``."""
-    unknown = set(settings) - set(PAIRS_DEFAULTS)
-    if unknown:
-        raise ValueError(f"Unknown pairs settings {sorted(unknown)}; use some of {', '.join(PAIRS_DEFAULTS)}.")
-    settings = {**PAIRS_DEFAULTS, **settings}
-    settings["digit_size"], settings["distractors"] = tuple(settings["digit_size"]), tuple(settings["distractors"])
-    _check_settings(settings)
-    digits = load_digits()
-    photos = load_backgrounds(settings["backgrounds"])
-    halves = source_halves(digits.target)
+    settings, digits, photos, halves = _prepare("pairs", PAIRS_DEFAULTS, settings)
     size = settings["canvas_size"]
 
     def render(rng, label, half):

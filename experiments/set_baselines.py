@@ -43,9 +43,9 @@ def video_set_baselines(settings, runs_dir, tolerance):
 
     _, _, dataset = prepare_data(settings, runs_dir)
     frames, boxes = [], []
+    scale = settings.frame_size / settings.video.get("frame_size", video.DEFAULTS["frame_size"])  # boxes: set → input
     for clip in dataset.test:
         frames.append(video.load_clip_frames(clip, settings.frame_size).astype(np.float32) / 127.5 - 1.0)
-        scale = settings.frame_size / settings.video.get("frame_size", video.DEFAULTS["frame_size"])
         boxes += [np.asarray([box], np.float32) * scale for box in clip.boxes]
     return grounding.baseline_scores(np.concatenate(frames), boxes, tolerance=tolerance)
 

@@ -142,10 +142,14 @@ def render_canvas(rng, digit, background, digit_size, *, side=None, position=Non
     canvas = background.astype(np.float32) * (1.0 - outline[..., None]) + outline_colour * outline[..., None]
     canvas = canvas * (1.0 - ink[..., None]) + colour * ink[..., None]
 
+    return np.clip(np.round(canvas), 0, 255).astype(np.uint8), ink, ink_box(ink)
+
+
+def ink_box(ink):
+    """The tight box of ``ink > INK_THRESHOLD`` in pixel-edge coordinates (exclusive ends): a glyph's ground-truth box."""
     rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
     columns = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
-    box = (int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1)
-    return np.clip(np.round(canvas), 0, 255).astype(np.uint8), ink, box
+    return (int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1)
 
 
 _DISTORTION = dict(rotation=15.0, shear=0.2, aspect=(0.8, 1.25))

@@ -59,8 +59,8 @@ import cv2
 import numpy as np
 from sklearn.datasets import load_digits
 
-from mindgap.data.digits import (CLASS_NAMES, SETTINGS_FILE, background_crop, distort_digit, load_backgrounds, render_canvas,
-                                 source_halves, write_stanford40_set)
+from mindgap.data.digits import (CLASS_NAMES, INK_FLOOR, INK_SOLID, SETTINGS_FILE, background_crop, distort_digit, ink_box,
+                                 load_backgrounds, render_canvas, skimage_photos, source_halves, write_stanford40_set)
 
 SCENES_VERSION = 1
 # Capital letters that share no shape with a digit (no O/D/Q ~ 0, I/J/L/T ~ 1/7, Z ~ 2, E ~ 3, A ~ 4, S ~ 5,
@@ -138,13 +138,11 @@ def draw_printed(rng, glyph, background, digit_size, *, side, position):
     top, left = (int(np.clip(value, 0, size - side)) for value in position)
     ink = np.zeros((size, size), np.float32)
     patch = cv2.resize(np.asarray(glyph, np.float32) / 16.0, (side, side), interpolation=cv2.INTER_LINEAR)
-    ink[top:top + side, left:left + side] = np.clip((patch - 0.2) / 0.6, 0.0, 1.0)
+    ink[top:top + side, left:left + side] = np.clip((patch - INK_FLOOR) / (INK_SOLID - INK_FLOOR), 0.0, 1.0)
     hue = np.uint8([[[rng.integers(180), rng.integers(200, 256), rng.integers(160, 256)]]])
     colour = cv2.cvtColor(hue, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
     canvas = background.astype(np.float32) * (1.0 - ink[..., None]) + colour * ink[..., None]
-    rows, columns = np.flatnonzero((ink > 0.25).any(axis=1)), np.flatnonzero((ink > 0.25).any(axis=0))
-    box = (int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1)
-    return np.clip(np.round(canvas), 0, 255).astype(np.uint8), ink, box
+    return np.clip(np.round(canvas), 0, 255).astype(np.uint8), ink, ink_box(ink)
 
 
 def printed_digit(rng, label, distorted=0.0):
@@ -155,8 +153,6 @@ def printed_digit(rng, label, distorted=0.0):
 
 def load_source_pictures():
     """scikit-image's grey pictures :data:`SOURCE_PICTURES` (BGR, 3 equal channels)."""
-    from mindgap.data.digits import skimage_photos
-
     return skimage_photos(SOURCE_PICTURES)
 
 

@@ -1,0 +1,144 @@
+"""The thesis's experiments (Excitation Dropout, Guided Zoom) in their extra-small modes, and their verdict tables.
+
+Apart from tests/test_experiments.py (the paper's tables share its trained models) so that the two files run on
+different workers.
+"""
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("runs"))
+
+
+def test_excitation_dropout(runs):
+    import pathlib
+
+    from experiments import excitation_dropout
+
+    arguments = ["--extra-small", "--runs-dir", runs, "--seeds", "1", "--sensitivity-seeds", "0", "--zhou-seeds", "0",
+                 "--variants", "standard,excitation", "--workers", "1"]
+    results = excitation_dropout.main(arguments)
+    folder = pathlib.Path(runs) / "excitation_dropout-extra-small"
+    assert [(run["architecture"], run["variant"]) for run in results] == [
+        ("CNN-2", "standard"), ("CNN-2", "excitation"), ("Tiny-FC", "standard"), ("Tiny-FC", "excitation")]
+    for run in results:
+        assert len(run["test_accuracy_over_training"]) + 1 == len(run["utilization_over_training"]["neurons_on"]) >= 2
+        assert 0 < run["utilization"]["neurons_on"] <= run["num_neurons"]
+        assert len(run["compression"]["most"]) == 20 and run["compression"]["counts"][-1] == run["num_neurons"]
+        assert run["compression"]["most"][0] == pytest.approx(run["compression"]["least"][0])  # p_c = 0: nothing off
+    for name in ("generalization", "utilization", "compression"):
+        assert (folder / f"{name}.png").stat().st_size > 1000
+    table = (folder / "table.md").read_text()
+    assert "| CNN-2 | Excitation |" in table and "81.94" in table and "conservative filters, Δ =" in table
+    for run in results:  # the mask-leak probe: accuracies of masks from the true class and from a wrong one
+        assert ("mask_accuracy" in run) == (run["variant"] == "excitation")
+        if "mask_accuracy" in run:
+            assert set(run["mask_accuracy"]) == {"true", "wrong"} and all(0 <= v <= 1 for v in run["mask_accuracy"].values())
+    assert "### What the masks tell the layers above (ours)" in table and "| CNN-2 | Excitation | " in table
+    assert all(run["largest_scale"] >= 1.0 for run in results)  # every kept unit is divided by a p <= 1
+    assert "largest scale factor" in table and "Standard Dropout's test accuracy" in table and "beta_1 = 0.95" in table
+    saved = json.loads((folder / "results.json").read_text())
+    assert len(saved["runs"]) == 4 and "weight_changes" not in saved["runs"][0]
+    again = excitation_dropout.main(arguments)  # every run is cached by its settings
+    assert [run["test_accuracy"] for run in again] == [run["test_accuracy"] for run in results]
+    with pytest.raises(ValueError, match="Unknown variant"):
+        excitation_dropout.main(["--extra-small", "--runs-dir", runs, "--variants", "gaussian"])
+    with pytest.raises(ValueError, match="Unknown architecture"):
+        excitation_dropout.main(["--extra-small", "--runs-dir", runs, "--architectures", "VGG16"])
+    assert excitation_dropout.jobs_for(2, 1, 0, ("excitation",), ("CNN-2",)) == [
+        ("CNN-2", "excitation", 0.5, 0), ("CNN-2", "excitation", 0.5, 1), ("CNN-2", "excitation", 0.25, 0),
+        ("CNN-2", "excitation", 0.75, 0)]
+
+
+def test_excitation_dropout_tables_put_the_thesis_beside_ours():
+    from experiments import excitation_dropout
+
+    def run(variant, retain, seed, accuracy, seconds):
+        return {"architecture": "CNN-2", "variant": variant, "base_retain": retain, "seed": seed, "test_accuracy": accuracy,
+                "train_accuracy": 1.0, "seconds_per_step": seconds}
+
+    results = [run("standard", 0.75, 0, 0.70, 0.010), run("standard", 0.75, 1, 0.72, 0.010), run("excitation", 0.25, 0, 0.6, 0.012),
+               run("standard", 0.5, 0, 0.8, 0.010), run("excitation", 0.5, 0, 0.9, 0.012)]
+    sensitivity = excitation_dropout.sensitivity_table(results)
+    # the thesis's columns are dropout rates: its "0.25 Dropout" is P = 0.75
+    assert "| Standard | 71.0 ± 1.4 (n=2) / 79.16 | 80.0 ± 0.0 (n=1) / 80.13 | – (n=0) / 81.19 |" \
+        in sensitivity
+    leak = excitation_dropout.leak_table(
+        results[:4] + [{**results[4], "mask_accuracy": {"true": 0.95, "wrong": 0.55}}], ["CNN-2"])
+    assert "| CNN-2 | Excitation | 90.0 ± 0.0 | 95.0 ± 0.0 | 55.0 ± 0.0 | 40.0 ± 0.0 |" in leak
+    runtime = excitation_dropout.runtime_table(results, ["CNN-2"])
+    assert "| CNN-2 | Excitation | 12.0 | 1.20 | 0.1885 (1.23×) |" in runtime
+
+
+def test_standard_dropouts_plateau_is_the_gain_over_the_last_quarter():
+    from experiments import excitation_dropout
+
+    def run(seed, curve):
+        return {"architecture": "CNN-2", "variant": "standard", "base_retain": 0.5, "seed": seed,
+                "test_accuracy_over_training": curve}
+
+    # 8 epochs: the epoch ending 3/4 of training is the 6th; mean curve there 0.700, at the end 0.704: +0.4 points
+    rising = [run(0, [0.1, 0.3, 0.5, 0.6, 0.65, 0.69, 0.70, 0.70]), run(1, [0.1, 0.3, 0.5, 0.6, 0.65, 0.71, 0.70, 0.708])]
+    check = excitation_dropout.standard_plateau(rising)
+    assert check["from_epoch"] == 6 and check["epochs"] == 8
+    assert check["gain_points"] == pytest.approx(0.4) and check["plateaued"]
+    still = [run(0, [0.1, 0.3, 0.5, 0.6, 0.65, 0.69, 0.70, 0.72])]  # +3 points: not plateaued
+    assert excitation_dropout.standard_plateau(still)["gain_points"] == pytest.approx(3.0)
+    assert not excitation_dropout.standard_plateau(still)["plateaued"]
+    assert "not plateaued" in excitation_dropout.plateau_text(excitation_dropout.standard_plateau(still))
+    assert excitation_dropout.standard_plateau([]) is None
+
+
+def test_excitation_dropout_verdicts_pair_seeds_and_flip_the_peak():
+    from experiments import excitation_dropout
+
+    def run(variant, seed, accuracy, peak):
+        return {"architecture": "CNN-2", "variant": variant, "base_retain": 0.5, "seed": seed, "test_accuracy": accuracy,
+                "utilization": {"neurons_on": 1000, "peak_p_eb": peak, "activation_entropy": 3.0, "p_eb_entropy": 3.0},
+                "compression": {"levels": [0.0, 0.5], "most": [0.9, 0.4], "least": [0.9, 0.8], "random": [0.9]}}
+
+    results = [run("standard", 0, 0.80, 0.011), run("standard", 1, 0.70, 0.012), run("standard", 2, 0.75, 0.010),
+               run("excitation", 2, 0.77, 0.004), run("excitation", 0, 0.82, 0.003), run("excitation", 1, 0.72, 0.003)]
+    rows = {row["measure"]: row for row in excitation_dropout.thesis_verdicts(results, ["CNN-2"])}
+    assert set(rows) == {"test_accuracy", "neurons_on", "peak_p_eb", "activation_entropy", "p_eb_entropy",
+                         "compression_most_half"}  # no adaptive, none or curriculum runs: those claims are left out
+    accuracy = rows["test_accuracy"]
+    assert accuracy["better_values"] == pytest.approx([0.82, 0.72, 0.77]) and accuracy["verdict"] == "held"  # +2 each seed
+    assert rows["peak_p_eb"]["difference"] == pytest.approx(-(0.0033333 - 0.011), abs=1e-6)  # lower peak: positive
+    assert rows["peak_p_eb"]["verdict"] == "held" and rows["neurons_on"]["verdict"] == "cannot tell at this N"
+
+
+def test_guided_zoom(runs):
+    import pathlib
+
+    from experiments import guided_zoom
+    from mindgap.data.scenes import PAIR_CLASS_NAMES
+    from mindgap.guided_zoom import Refiner
+
+    results = guided_zoom.main(["--extra-small", "--runs-dir", runs, "--seeds", "1", "--workers", "1"])
+    folder = pathlib.Path(runs) / "guided_zoom-extra-small"
+    (run,) = results
+    assert {(row["pool"], row["k"], row["rounds"]) for row in run["refined"]} == {
+        *(("ceb", k, rounds) for k in (3, 5) for rounds in (0, 1, 2)), ("ensemble", 3, 0), ("ensemble", 5, 0)}
+    for row in run["refined"]:
+        assert 0.0 <= row["test_accuracy"] <= 1.0 and sum(row["weights"]) == pytest.approx(1.0)
+    assert run["conventional"]["test"]["top1"] <= run["conventional"]["test"]["top3"] <= run["conventional"]["test"]["top5"]
+    assert run["evidence"]["ensemble"]["counts"].keys() <= {f"{method}/l0" for method in ("ceb", "gradcam", "rise")}
+    for name in ("figure6_3", "figure6_5"):
+        assert (folder / f"{name}.png").stat().st_size > 1000
+    table = (folder / "table.md").read_text()
+    headline, ours = table.split("### Ours")
+    row = next(row for row in run["refined"] if (row["pool"], row["k"], row["rounds"]) == ("ceb", 5, 2))
+    assert (f"| Guided Zoom | cEB | 5 | 2 | 0.4, 0.3, 0.2, 0.1 (fixed) | {100 * row['test_accuracy_thesis_weights']:.1f} ± 0.0 |"
+            in headline) and "85.4 / 88.5 / 89.0" in headline
+    assert "| Ensemble Guided Zoom | cEB + Grad-CAM + RISE | 5 | 0 | 0.4, 0.3 (fixed) |" in headline
+    assert "| Guided Zoom | cEB | 5 | 1 |" not in headline and "| Guided Zoom | cEB | 5 | 1 |" in ours  # other L: ours
+    assert "RISE with 8 masks per image" in headline and "embedded pairs set" in table
+    refiner = Refiner.load(folder / "seed0" / "refiner")
+    assert refiner.methods == ("ceb",) and refiner.rounds == 2 and refiner.top_k == 5 and refiner.source_size == 40
+    assert tuple(refiner.class_names) == PAIR_CLASS_NAMES
+    again = guided_zoom.main(["--extra-small", "--runs-dir", runs, "--seeds", "1", "--workers", "1"])  # cached by seed
+    assert again[0]["refined"] == run["refined"]

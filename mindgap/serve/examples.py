@@ -5,7 +5,7 @@ import os
 import cv2
 import numpy as np
 
-from mindgap.cli import IMAGE_EXTENSIONS
+from mindgap.data.folders import IMAGE_EXTENSIONS
 
 BUILT_IN_COUNT = 6
 BUILT_IN_SIDE = 160

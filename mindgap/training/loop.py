@@ -43,6 +43,7 @@ from mindgap.data import video as video_data
 from mindgap.data.check import decode_failure
 from mindgap.data.pipeline import make_dataset
 from mindgap.data.layouts import dataset_options, load_dataset
+from mindgap import registry
 from mindgap.models import build_model, load_model, takes_clips
 from mindgap.optimizers import Nadam2017
 from mindgap.training import callbacks as mg_callbacks
@@ -177,6 +178,7 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
         run_folder.StorageError: a full disk or an unwritable place; the
             previous good state of the folder is left intact.
     """
+    registry.resolve(model_name)  # an unknown name fails here, before any data is read or a folder is made
     config = (config or TrainConfig()).replace(**overrides)
     out_dir = os.fspath(out_dir)
     lock_name = run_folder.LOCK_NAME if is_chief() else f"worker{_cluster()[1].get('index', 0)}.lock"

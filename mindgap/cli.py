@@ -8,7 +8,8 @@ unwritable place ends with one line naming the path and its free space, exit 1.
 ``train`` and ``evaluate`` read
 any layout of ``mindgap.data.layouts`` (``--format``, detected by default) and,
 like ``explain`` on a folder, decode every image and check every box first
-(``mindgap.data.check``; ``--skip-bad-images`` drops the bad ones instead).
+(``mindgap.data.check``; ``--skip-bad-images`` drops the bad ones instead).  Each command imports what it needs
+when it runs (start-up time: ``mindgap --help`` loads no TensorFlow); the library does the work (``mindgap.explain``).
 """
 
 import argparse
@@ -57,7 +58,10 @@ _COMMAND_TAKES = {
     "export": "'mindgap export' writes image models with a CAM head (GAPm or GAP-Zhou: probabilities and CAMs)",
     "evaluate": "'mindgap evaluate' measures image models with a CAM head (GAPm or GAP-Zhou)",
     "serve": "'mindgap serve' shows the CAMs of image models with a CAM head (GAPm or GAP-Zhou)",
+    "explain-video": "{path!r} is not a CNN-LSTM, which 'mindgap explain-video' takes (Tiny-LSTM: clips in, a class per "
+                     "frame; train one with 'mindgap train Tiny-LSTM --data-dir VIDEO_SET')",
 }
+_COMMAND_KINDS = {"explain-video": "clips"}  # the others take "cam"
 _KIND_FITS = {
     "cam": "{path!r} is an image model with a CAM head: use 'mindgap explain IMAGE --model {path}'",
     "clips": "{path!r} is a CNN-LSTM (Tiny-LSTM: clips in, a class per frame): ground it with "
@@ -72,7 +76,8 @@ _KIND_FITS = {
 
 
 def load_mindgap_model(path, command="explain"):
-    """Load a ``.keras`` file and check that it is a model ``command`` takes (a CAM model), or raise ``CliError``
+    """Load a ``.keras`` file and check that it is a model ``command`` takes (a CAM model; a CNN-LSTM for
+    ``explain-video``), or raise ``CliError``
     saying what the file is, what the command takes and which command fits it."""
     from mindgap.models import load_model_file, model_kind
 
@@ -88,9 +93,9 @@ def load_mindgap_model(path, command="explain"):
     except ValueError as error:
         raise CliError(str(error)) from None
     kind = model_kind(model)
-    if kind != "cam":
+    if kind != _COMMAND_KINDS.get(command, "cam"):
         extra = "; keras' model.export(PATH) writes its probabilities alone" if command == "export" and kind != "other" else ""
-        raise CliError(f"{_COMMAND_TAKES[command]}; {_KIND_FITS[kind].format(path=path)}{extra}.")
+        raise CliError(f"{_COMMAND_TAKES[command].format(path=path)}; {_KIND_FITS[kind].format(path=path)}{extra}.")
     return model
 
 
@@ -237,22 +242,10 @@ def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, la
     """
     from mindgap import explain as explaining, saliency, storage
     from mindgap.data.video import load_checked_clip
-    from mindgap.models import load_model_file, model_kind
     from mindgap.plots import plot_clip_grounding
 
     saliency.method_of(method, takes="clips")
-    model_path = os.fspath(model_path)
-    if not os.path.isfile(model_path):
-        raise CliError(f"Model file {model_path!r} does not exist; pass a CNN-LSTM's best.keras (mindgap train Tiny-LSTM).")
-    try:
-        model = load_model_file(model_path, "Model", fix="pass a CNN-LSTM saved by mindgap (mindgap train Tiny-LSTM)")
-    except ValueError as error:
-        raise CliError(str(error)) from None
-    kind = model_kind(model)
-    if kind != "clips":
-        raise CliError(f"{model_path!r} is not a CNN-LSTM, which 'mindgap explain-video' takes (Tiny-LSTM: clips in, a class "
-                       "per frame; train one with 'mindgap train Tiny-LSTM --data-dir VIDEO_SET'); "
-                       f"{_KIND_FITS[kind].format(path=model_path)}.")
+    model = load_mindgap_model(model_path, "explain-video")
     _output_folder(out_dir)
     size = int(model.inputs[0].shape[2])
     # the training check's rules (DatasetError, a ValueError: one line, exit 2)

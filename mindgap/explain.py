@@ -1,5 +1,4 @@
-"""Explain an image, a folder or a clip in one call: the use case behind ``mindgap explain``, ``explain-video``,
-the viewer (``mindgap serve``) and the notebooks.
+"""Explain an image, a folder or a clip in one call: ``mindgap explain``, ``explain-video``, the viewer and notebooks.
 
     explanation = mindgap.explain(model, "photo.jpg", method="gradcam", top_k=5)
     explanation.top_k          # [("seven", 0.93), ("one", 0.04), ...]
@@ -8,12 +7,11 @@ the viewer (``mindgap serve``) and the notebooks.
     explanation.overlay()      # RGB uint8 (H, W, 3): the map (jet, 50 %) over the photo, with its box
     explanation.save("photo_explained.png")
 
-``model``: a loaded model, a ``.keras`` path, or a name :func:`mindgap.load_model` resolves.  ``image``: a path,
-a PIL image or an RGB array (H, W, 3) or (H, W); uint8, or floats in [0, 255] ([0, 1] when none is above 1).
-The model sees the image stretched to its square input (as in training); the box is found there, on the map
-upsampled to that input (as evaluation does), and moved back to the image's own width and height.  Maps other
-than the CAM are min-max normalised (RISE's carry an offset); the CAM keeps its logit units
-(:attr:`mindgap.saliency.Method.absolute`).
+``model``: a loaded model, a ``.keras`` path or a name :func:`mindgap.load_model` resolves.  ``image``: a path,
+a PIL image or an RGB array (H, W, 3) or (H, W), uint8 or floats in [0, 255] ([0, 1] when none is above 1).
+The model sees the image stretched to its square input (as in training); the box is found on the map upsampled
+to that input (as in evaluation) and moved back to the image's pixels.  Maps are min-max normalised unless the
+method's values are ``absolute`` (the CAM's logit units; :class:`mindgap.saliency.Method`).
 """
 
 import csv
@@ -46,7 +44,7 @@ PREDICTIONS_FILE = "predictions.csv"
 class Explanation:
     """One image explained by ``method``: ``top_k`` [(class name, probability)], best first; the ``class_name``
     explained and its ``probability``; ``evidence`` (h, w), the map at its own resolution; ``box`` in the image's
-    pixels (pixel edges, exclusive ends; None when the map has no positive evidence); the ``image`` (RGB uint8)."""
+    pixels (pixel edges, exclusive ends; None: no positive evidence); the ``image`` (RGB uint8)."""
 
     image: np.ndarray
     top_k: list
@@ -74,8 +72,7 @@ class Explanation:
 
 
 def image_box(evidence, input_size, image_size, threshold=DEFAULT_THRESHOLD):
-    """The box of a map in an image's pixels, or None: found on the map upsampled to the model's square
-    ``input_size`` (as evaluation does), then scaled to ``image_size`` = (width, height)."""
+    """The box of a map on the model's square input, in the pixels of ``image_size`` = (width, height), or None."""
     box = cam_to_box(upsample_map(evidence, (input_size, input_size)), threshold)
     if not box[2] > box[0]:
         return None
@@ -84,8 +81,7 @@ def image_box(evidence, input_size, image_size, threshold=DEFAULT_THRESHOLD):
 
 
 def draw(image, evidence, box=None, box_frame=None, peak=None):
-    """``evidence`` (any resolution) in jet over ``image`` (RGB uint8) with ``box``, given in the pixels of
-    ``box_frame`` = (width, height) (default the image's own)."""
+    """``evidence`` in jet over ``image`` (RGB uint8) with ``box`` in ``box_frame``'s pixels (width, height; default the image's)."""
     picture = plots.overlay_cam(image, evidence, vmax=peak)
     if box is None:
         return picture
@@ -95,8 +91,7 @@ def draw(image, evidence, box=None, box_frame=None, peak=None):
 
 
 def as_model(model):
-    """A loaded model as it is; a path that exists, loaded (one ``ValueError`` for a bad file); any other string,
-    a name :func:`mindgap.load_model` resolves (a shipped model)."""
+    """A model as it is; an existing path loaded (one ``ValueError`` for a bad file); another string by :func:`load_model`."""
     if not isinstance(model, (str, os.PathLike)):
         return model
     if os.path.exists(model):
@@ -129,7 +124,7 @@ def read_image(image):
 
 
 def class_names(model):
-    """The class names saved in the model's ``ClassProbabilities`` layer (``class_i`` when it has none)."""
+    """The class names saved in the model's ``ClassProbabilities`` layer (``class_i`` without)."""
     layer = next((layer for layer in model.layers if isinstance(layer, ClassProbabilities)), None)
     count = int(model.output.shape[-1])
     return list(getattr(layer, "class_names", None) or [f"class_{index}" for index in range(count)])
@@ -184,9 +179,9 @@ def explain_images(model, images, method=saliency.DEFAULT_METHOD, top_k=DEFAULT_
 
 def explain(model, image, method=saliency.DEFAULT_METHOD, top_k=DEFAULT_TOP_K, class_name=None,
             threshold=DEFAULT_THRESHOLD, **options):
-    """The :class:`Explanation` of one image by ``method`` (a name of :data:`mindgap.saliency.METHODS` that takes
-    images), for ``class_name`` (default the predicted class); ``threshold``: the box's, a fraction of the map's
-    maximum; ``options`` go to the method (``layer``, RISE's ``num_masks``, ...).  See the module docstring."""
+    """The :class:`Explanation` of one image by ``method`` (an image method of :data:`mindgap.saliency.METHODS`) for
+    ``class_name`` (default the predicted one); ``threshold``: the box's, a fraction of the map's maximum;
+    ``options`` go to the method (``layer``, RISE's ``num_masks``, ...)."""
     return explain_images(model, [image], method, top_k, class_name, threshold, **options)[0]
 
 
@@ -204,8 +199,7 @@ def image_files(target):
 
 
 def write_predictions(path, explanations):
-    """``predictions.csv``: per image and method the file, the top-k (``name:probability`` by ``;``), the class
-    explained and its box in the image's pixels (empty when none); returns ``path``."""
+    """``predictions.csv``: per image and method its file, top-k (``name:probability;...``), class explained and box."""
     with storage.atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "method", "top_k", "class", "probability", "x_min", "y_min", "x_max", "y_max"])
@@ -217,18 +211,20 @@ def write_predictions(path, explanations):
 
 
 def overlay_name(item):
-    """``cat.jpg_owl_overlay.png`` (the CAM), ``cat.jpg_owl_gradcam_overlay.png`` (another method): the image's whole
-    file name, so ``cat.jpg`` and ``cat.png`` never collide, and the class reduced to letters, digits and '-'."""
+    """``cat.jpg_owl_overlay.png`` (CAM), ``cat.jpg_owl_gradcam_overlay.png``: ``cat.jpg`` and ``cat.png`` never collide."""
     method = "" if item.method == saliency.DEFAULT_METHOD else f"_{item.method}"
-    class_part = re.sub(r"[^A-Za-z0-9-]+", "-", item.class_name).strip("-") or "class"
-    return f"{os.path.basename(item.source)}_{class_part}{method}_overlay.png"
+    return f"{os.path.basename(item.source)}_{file_part(item.class_name)}{method}_overlay.png"
+
+
+def file_part(text):
+    """``text`` reduced to letters, digits and '-' (no '/', '..', '_' or '.'): safe in a file name."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", text).strip("-") or "class"
 
 
 def explain_folder(model, target, out_dir, methods=(saliency.DEFAULT_METHOD,), progress=True, predictions=True,
                    **arguments):
-    """Every image of ``target`` (a folder, an image file or a list of paths) by every one of ``methods``: an
-    :func:`overlay_name` PNG per image and method, and ``predictions.csv`` in ``out_dir`` (with ``predictions``).
-    Returns (the explanations, the paths written); ``arguments`` as :func:`explain`'s."""
+    """Every image of ``target`` (a folder, a file or a list of paths) by each of ``methods``: an :func:`overlay_name`
+    PNG each and ``predictions.csv`` in ``out_dir``; returns (explanations, paths written).  ``arguments``: :func:`explain`'s."""
     model = as_model(model)
     paths = list(target) if isinstance(target, (list, tuple)) else image_files(target)
     explanations = [item for method in methods
@@ -241,9 +237,8 @@ def explain_folder(model, target, out_dir, methods=(saliency.DEFAULT_METHOD,), p
 
 @dataclasses.dataclass
 class ClipExplanation:
-    """A clip explained through time (thesis ch. 7): the ``frames`` (T, H, W, 3 uint8), the ``class_name`` grounded
-    and its ``probability`` at the last frame, the ``predicted`` class, the ``maps`` (T, h, w), one ``frame_scores``
-    per frame (the map's sum) and the localized ``segment`` [start, end) (§7.2)."""
+    """A clip explained through time (thesis ch. 7): ``frames`` (T, H, W, 3 uint8), the ``class_name`` grounded and its
+    ``probability`` at the last frame, the ``predicted`` class, ``maps`` (T, h, w), their sums and the ``segment`` [start, end)."""
 
     frames: np.ndarray
     class_name: str

@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 from mindgap import saliency
+from mindgap.data.folders import SPLITS_DIR
 from mindgap.data.pipeline import deprocess
 from mindgap.engine.forward import predict, resized
 from mindgap.guided_zoom import patches as gz_patches
@@ -195,9 +196,7 @@ def write_pool(folder, pools, class_names):
     """Write ``{split: EvidencePool}`` (``train``, ``val``, ``test``) as a class-folder dataset
     (``mindgap.data.folders``: ``<folder>/<NNN_class>/<split>_<source>_<method>_l<round>.png`` and
     ``splits/<split>.txt``) that ``mindgap.train`` reads; returns ``folder``."""
-    import cv2
-
-    from mindgap.data.folders import SPLITS_DIR
+    import cv2  # OpenCV: only writing a pool needs it
 
     if "train" not in pools:
         raise ValueError(f"write_pool needs a 'train' pool, got {sorted(pools)}.")

@@ -189,10 +189,7 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
     """Guided Zoom on each image (``mindgap.guided_zoom.Refiner`` saved in ``refiner_dir``): print the conventional
     CNN's top classes and the refined ones (Algorithm 2's totals), and write the evidence patches that were scored,
     one figure per image (``cat.jpg_guided_zoom.png``).  Images are loaded at the refiner's ``source_size``."""
-    import numpy as np
-
     from mindgap import explain as explaining, plots
-    from mindgap.data.pipeline import model_input
     from mindgap.guided_zoom import Refiner
 
     if not os.path.isdir(refiner_dir):
@@ -204,29 +201,19 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
         raise CliError(str(error)) from None
     if top is not None and (isinstance(top, bool) or top < 1):
         raise CliError(f"--top must be an integer >= 1, got {top!r}.")
-    top = refiner.top_k if top is None else min(top, refiner.top_k)
     paths = explaining.image_files(target)
     if os.path.isdir(target):
         paths = checked_image_paths(paths, skip_bad_images)
-    size = refiner.source_size or int(refiner.model.input.shape[1])
-    images = np.stack([model_input(explaining.read_image(path)[0], size) for path in paths])
     _output_folder(out_dir)
-    result = refiner.refine(images, keep_patches=True)
-    names = refiner.class_names
-    written = []
-    for index, path in enumerate(paths):
-        conventional = ", ".join(f"{names[c]} {result.probabilities[index, c]:.3f}" for c in result.top_classes[index, :top])
-        order = np.argsort(-result.totals[index], kind="stable")[:top]
-        refined = ", ".join(f"{names[result.top_classes[index, j]]} {result.totals[index, j]:.3f}" for j in order)
-        print_fn(f"{path}: conventional: {conventional}")
-        print_fn(f"{path}: refined: {refined}")
-        name = os.path.basename(path)
-        figure_path = os.path.join(out_dir, f"{name}_guided_zoom.png")
-        _write_checked(figure_path, lambda temporary: plots.plot_evidence_patches(
-            result.patches[index], result.scores[index], result.top_classes[index], names, temporary,
-            title=f"{name}: conventional {names[result.conventional[index]]}, refined {names[result.refined[index]]} "
-                  "(Evidence CNN probability of each row's class)", methods=refiner.methods))
-        written.append(figure_path)
+    names, written = refiner.class_names, []
+    for item in explaining.explain_refined(refiner, paths, top):
+        print_fn(f"{item.source}: conventional: " + ", ".join(f"{name} {value:.3f}" for name, value in item.top_k))
+        print_fn(f"{item.source}: refined: " + ", ".join(f"{name} {value:.3f}" for name, value in item.refined))
+        name = os.path.basename(item.source)
+        written.append(_write_checked(os.path.join(out_dir, f"{name}_guided_zoom.png"), lambda temporary: plots.plot_evidence_patches(
+            item.patches, item.scores, item.classes, names, temporary, methods=refiner.methods,
+            title=f"{name}: conventional {item.top_k[0][0]}, refined {item.refined[0][0]} (Evidence CNN probability of "
+                  "each row's class)")))
     return written
 
 

@@ -29,6 +29,7 @@ from mindgap.cam import upsample_map
 from mindgap.data.folders import IMAGE_EXTENSIONS
 from mindgap.data.pipeline import model_input, preprocess
 from mindgap.engine.forward import predict
+from mindgap.guided_zoom import Refiner
 from mindgap.layers import ClassProbabilities
 from mindgap.metrics import cam_to_box
 from mindgap.models import load_model, load_model_file
@@ -180,8 +181,11 @@ def explain_images(model, images, method=saliency.DEFAULT_METHOD, top_k=DEFAULT_
 def explain(model, image, method=saliency.DEFAULT_METHOD, top_k=DEFAULT_TOP_K, class_name=None,
             threshold=DEFAULT_THRESHOLD, **options):
     """The :class:`Explanation` of one image by ``method`` (an image method of :data:`mindgap.saliency.METHODS`) for
+    ``class_name`` (default the predicted one), or with a Guided Zoom ``Refiner`` its :class:`RefinedExplanation`;
     ``class_name`` (default the predicted one); ``threshold``: the box's, a fraction of the map's maximum;
     ``options`` go to the method (``layer``, RISE's ``num_masks``, ...)."""
+    if isinstance(model, Refiner):  # Guided Zoom: its own grounding methods and classes
+        return explain_refined(model, [image], top_k)[0]
     return explain_images(model, [image], method, top_k, class_name, threshold, **options)[0]
 
 
@@ -268,3 +272,35 @@ def explain_clip(model, frames, method="ceb_r", class_name=None, layer="backbone
     segment = localize_unknown_length(sums if spec.signed else sums - sums.mean())
     return ClipExplanation(np.asarray(frames), names[index], float(probabilities[-1, index]), names[predicted], method,
                            maps, sums, tuple(int(value) for value in segment))
+
+
+@dataclasses.dataclass
+class RefinedExplanation:
+    """Guided Zoom on one image (thesis ch. 6): the conventional CNN's ``top_k`` [(class, probability)], the
+    ``refined`` ranking [(class, Algorithm 2's total)], and the evidence ``patches`` (k, M, L+1, side, side, 3)
+    with the Evidence CNN's ``scores`` (k, M, L+1) for the conventional top ``classes`` (k,)."""
+
+    top_k: list
+    refined: list
+    patches: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+    source: str | None = None
+
+
+def explain_refined(refiner, images, top_k=None):
+    """Guided Zoom's answer for each of ``images`` (as :func:`explain` takes them, stretched to the refiner's
+    ``source_size``, where the patches are cut); ``refiner``: a :class:`~mindgap.guided_zoom.Refiner` or its folder."""
+    refiner = Refiner.load(refiner) if isinstance(refiner, (str, os.PathLike)) else refiner
+    top_k = refiner.top_k if top_k is None else min(top_k, refiner.top_k)
+    read = [read_image(image) for image in images]
+    size = refiner.source_size or int(refiner.model.input.shape[1])
+    result = refiner.refine(np.stack([model_input(rgb, size) for rgb, _ in read]), keep_patches=True)
+    names, explained = refiner.class_names, []
+    for index, (_, source) in enumerate(read):
+        classes = result.top_classes[index]
+        order = np.argsort(-result.totals[index], kind="stable")[:top_k]
+        explained.append(RefinedExplanation([(names[c], float(result.probabilities[index, c])) for c in classes[:top_k]],
+                                            [(names[classes[j]], float(result.totals[index, j])) for j in order],
+                                            result.patches[index], result.scores[index], classes, source))
+    return explained

@@ -151,11 +151,6 @@ def build_model(name, num_classes, **arguments):
     return registry.build_model(name, num_classes, **arguments)
 
 
-def takes_clips(name):
-    """True for the registry names whose models take clips (batch, T, H, W, 3): the CNN-LSTMs (``Tiny-LSTM``)."""
-    return registry.resolve(name)[0].takes == "clips"
-
-
 def _config_with_backbone_class(config):
     """Make the nested backbone of a saved config a :class:`~mindgap.backbones.Backbone`.
 

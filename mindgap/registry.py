@@ -105,7 +105,8 @@ class Method:
     ``serving``: the options interactive callers (the viewer, ``mindgap.explain``) bound its cost with;
     ``shown``: offered by the viewer and ``mindgap explain`` and compared by ``experiments.grounding``;
     ``absolute``: its values mean the same across images and classes (the CAM's logit units), so callers keep
-    them (the viewer's shared scale); the others are min-max normalised before a box is drawn.
+    them (the viewer's shared scale); the others are min-max normalised before a box is drawn; ``through_time``:
+    its version for a CNN-LSTM (``eb`` → ``eb_r``).
     """
 
     name: str
@@ -119,6 +120,7 @@ class Method:
     serving: dict = dataclasses.field(default_factory=dict)
     shown: bool = True
     absolute: bool = False
+    through_time: str | None = None
 
     def __call__(self, model, images, classes, **options):
         module, name = self.function.split(":")
@@ -136,9 +138,9 @@ METHODS = {method.name: method for method in (
     Method("rise", "RISE", _SALIENCY + "rise:rise", needs="outputs", takes_layer=False,
            defaults=dict(num_masks=1000, grid_size=7, keep_probability=0.5),
            serving=dict(num_masks=256, batch_size=32)),  # 256 forward passes per map: a few seconds for Tiny on a CPU
-    Method("eb", "EB", _SALIENCY + "excitation:excitation_backprop", defaults=_LAYER),
-    Method("ceb", "cEB", _SALIENCY + "excitation:contrastive_excitation_backprop", defaults=_LAYER),
-    Method("bp", "BP", _SALIENCY + "recurrent:gradient_saliency", takes_layer=False, shown=False),
+    Method("eb", "EB", _SALIENCY + "excitation:excitation_backprop", defaults=_LAYER, through_time="eb_r"),
+    Method("ceb", "cEB", _SALIENCY + "excitation:contrastive_excitation_backprop", defaults=_LAYER, through_time="ceb_r"),
+    Method("bp", "BP", _SALIENCY + "recurrent:gradient_saliency", takes_layer=False, shown=False, through_time="bp_r"),
     Method("eb_r", "EB-R", _SALIENCY + "recurrent:excitation_backprop_rnn", takes="clips", defaults=_THROUGH_TIME),
     Method("ceb_r", "cEB-R", _SALIENCY + "recurrent:contrastive_excitation_backprop_rnn", takes="clips", signed=True,
            defaults=_THROUGH_TIME),

@@ -127,7 +127,7 @@ def _compute_video(model, clips, classes, spec, upsample_maps, batch_size, **opt
         family = registry.family_of(model)
         if family is not None and family.takes == "clips":
             raise ValueError(f"{spec.name} on clips runs frame by frame and needs an image model (e.g. a Tiny-Frames CNN); "
-                             f"for the CNN-LSTM {model.name!r} use one of {', '.join(method_names('clips'))}.")
+                             f"for the CNN-LSTM {model.name!r} use {spec.through_time or ' or '.join(method_names('clips'))}.")
         frame_classes = classes
         if classes is not None and not isinstance(classes, str) and np.asarray(classes).ndim == 2:
             frame_classes = np.repeat(np.asarray(classes), steps, axis=0)

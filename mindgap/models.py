@@ -84,7 +84,7 @@ def _is_cam_model(model):
 
 @registry.register_family("gap", BACKBONE_PATTERN + r"-GAP(?:(?P<m>\d+)|-(?P<zhou>Zhou))(?:-(?P<penalty>L1|L2))?",
                           takes="images", kind="cam", listed=_listed_gap_names(), recognises=_is_cam_model, rank=0,
-                          description="<Backbone>-GAP<m> or -GAP-Zhou, -L1/-L2: the paper's CAM heads, any m >= 1")
+                          description="the paper's CAM heads: <Backbone>-GAP<m> (any m >= 1) or -GAP-Zhou, -L1/-L2")
 def _build_gap(match, num_classes, *, weights=None, input_shape=(299, 299, 3), alpha=DEFAULT_ALPHA, **overrides):
     unknown = sorted(set(overrides) - set(_OVERRIDES))
     if unknown:
@@ -124,7 +124,7 @@ def parse_model_name(name):
     """``"Inception-GAP5-L1"`` → ``ModelSpec("inception_v3", "gapm", 5, "l1")``."""
     family, match = registry.resolve(name)
     if family.name != "gap":
-        raise ValueError(f"Model name {name!r} is a {family.description} model, not a GAP head; use a name of "
+        raise ValueError(f"Model name {name!r} is {family.description}, not a GAP head; use a name of "
                          "mindgap.list_models('*GAP*').")
     return _spec(match)
 
@@ -241,12 +241,17 @@ class ModelInfo:
     maps_per_class: int | None
     class_names: tuple
     input_shape: tuple
+    takes: str = "images"  # a CAM model takes images; registry.family_of(model).takes says it for any family
 
 
 def model_info(model):
-    """Describe a mindgap model; ``ValueError`` if ``model`` is not one."""
+    """Describe a mindgap model with a CAM head; ``ValueError`` if ``model`` is not one (naming its family)."""
     layer_names = {layer.name for layer in getattr(model, "layers", [])}
     probabilities = model.get_layer(heads.PROBABILITIES_LAYER) if heads.PROBABILITIES_LAYER in layer_names else None
+    family = registry.family_of(model)
+    if family is not None and family.kind != "cam":
+        raise ValueError(f"Model {model.name!r} is {family.description} (it takes {family.takes}), not one with a "
+                         "CAM head (GAPm or GAP-Zhou); build one with mindgap.build_model('Tiny-GAP5', ...).")
     if not isinstance(probabilities, ClassProbabilities) or heads.MAPS_LAYER not in layer_names:
         raise ValueError(
             f"Model {getattr(model, 'name', model)!r} is not a mindgap model (no 'gap_maps' and "

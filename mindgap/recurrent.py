@@ -115,7 +115,7 @@ _OVERRIDES = ("class_names", "fc_units", "lstm_units")  # image-head overrides (
 
 @registry.register_family("cnn-lstm", BACKBONE_PATTERN + r"-LSTM(?:-(?P<activation>tanh))?", takes="clips", kind="clips",
                           listed=("Tiny-LSTM", "Tiny-LSTM-tanh"), recognises=is_cnn_lstm, rank=1,
-                          description="<Backbone>-LSTM[-tanh]: CNN-LSTMs on clips, thesis ch. 7")
+                          description="a CNN-LSTM: <Backbone>-LSTM[-tanh] (thesis ch. 7)")
 def _build_cnn_lstm(match, num_classes, *, weights=None, input_shape=(299, 299, 3), **overrides):
     arguments = {key: value for key, value in overrides.items() if key in _OVERRIDES and value is not None}
     activation = (match["activation"] or "relu").lower()
@@ -125,7 +125,7 @@ def _build_cnn_lstm(match, num_classes, *, weights=None, input_shape=(299, 299, 
 
 
 @registry.register_family("frames", BACKBONE_PATTERN + "-Frames", takes="images", kind="frames", listed=("Tiny-Frames",),
-                          recognises=_is_frame_cnn, rank=3, description="<Backbone>-Frames: the frame CNN a CNN-LSTM starts from")
+                          recognises=_is_frame_cnn, rank=3, description="a frame CNN: <Backbone>-Frames (a CNN-LSTM starts from it)")
 def _build_frame_cnn(match, num_classes, *, weights=None, input_shape=(299, 299, 3), **overrides):
     arguments = {key: value for key, value in overrides.items() if key in _OVERRIDES[:2] and value is not None}
     prefix = backbone_prefix(match["backbone"])

@@ -85,7 +85,7 @@ ARCHITECTURES = {"CNN-2": build_cnn2, "Tiny-FC": build_finetuned}
 
 @registry.register_family("excitation-dropout", "|".join(ARCHITECTURES), takes="images", kind="dropout",
                           listed=ARCHITECTURES, recognises=lambda model: isinstance(model, GuidedDropoutModel), rank=2,
-                          description="CNN-2 and Tiny-FC: Excitation Dropout classifiers, thesis ch. 5")
+                          description="an Excitation Dropout classifier: CNN-2 or Tiny-FC (thesis ch. 5)")
 def _build(match, num_classes, **arguments):
     name = next(name for name in ARCHITECTURES if name.lower() == match[0].lower())
     return ARCHITECTURES[name](num_classes, **arguments)

@@ -50,6 +50,6 @@ from mindgap.saliency import compute as saliency_maps  # noqa: E402
 from mindgap.saliency.gradcam import grad_cam_of_maps as grad_cam  # noqa: E402
 from mindgap import dropout  # noqa: E402  (Excitation Dropout, thesis ch. 5)
 from mindgap import plots, recurrent, temporal  # noqa: E402  (video: CNN-LSTM and temporal grounding, thesis ch. 7)
-from mindgap.explain import Explanation, explain, explain_clip, explain_folder, explain_refined  # noqa: E402  (one call)
+from mindgap.explanation import Explanation, explain, explain_clip, explain_folder, explain_refined  # noqa: E402  (one call)
 
 __version__ = "0.1.0"

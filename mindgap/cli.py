@@ -152,7 +152,7 @@ def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.
     count, with a note when it was asked for explicitly.  Every image of a folder is decoded first: unreadable
     ones end the command with one error naming them, or are skipped with a warning (``skip_bad_images``).
     """
-    from mindgap import explain as explaining, plots, saliency
+    from mindgap import explanation as explaining, plots, saliency
     from mindgap.data.pipeline import deprocess, model_input
     from mindgap.models import model_info
 
@@ -189,7 +189,7 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
     """Guided Zoom on each image (``mindgap.guided_zoom.Refiner`` saved in ``refiner_dir``): print the conventional
     CNN's top classes and the refined ones (Algorithm 2's totals), and write the evidence patches that were scored,
     one figure per image (``cat.jpg_guided_zoom.png``).  Images are loaded at the refiner's ``source_size``."""
-    from mindgap import explain as explaining, plots
+    from mindgap import explanation as explaining, plots
     from mindgap.guided_zoom import Refiner
 
     if not os.path.isdir(refiner_dir):
@@ -227,7 +227,7 @@ def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, la
     writes ``<clip>_<method>.png`` (the frames, their maps, the curve over time) and
     ``<clip>_<method>.json`` into ``out_dir``.  Returns the JSON record.
     """
-    from mindgap import explain as explaining, saliency, storage
+    from mindgap import explanation as explaining, saliency, storage
     from mindgap.data.video import load_checked_clip
     from mindgap.plots import plot_clip_grounding
 
@@ -380,6 +380,12 @@ def _run_serve(args):
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
+def _add_models_command(commands):
+    models_parser = commands.add_parser("models", help="list the model names of every family, e.g. mindgap models '*LSTM*'")
+    models_parser.add_argument("pattern", nargs="?", default="*", help="a shell pattern, any case (default: every name)")
+    models_parser.set_defaults(handler=_run_models)
+
+
 def build_parser():
     from mindgap.registry import DEFAULT_METHOD, method_names  # no TensorFlow: the help stays fast
     from mindgap.training.config import TrainConfig
@@ -445,10 +451,7 @@ def build_parser():
     export_parser.add_argument("--out", required=True, help="output folder (savedmodel/, model.tflite or model.onnx inside)")
     export_parser.set_defaults(handler=_run_export)
 
-    models_parser = commands.add_parser("models", help="list the model names of every family, e.g. mindgap models '*LSTM*'")
-    models_parser.add_argument("pattern", nargs="?", default="*", help="a shell pattern, any case (default: every name)")
-    models_parser.set_defaults(handler=_run_models)
-
+    _add_models_command(commands)
     digits_parser = commands.add_parser("digits", help="write the embedded digits localization set")
     digits_parser.add_argument("out_dir")
     digits_parser.add_argument("--seed", type=int, default=0)

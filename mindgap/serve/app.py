@@ -38,7 +38,7 @@ from urllib.parse import urlencode
 import numpy as np
 import tensorflow as tf
 
-from mindgap import explain as explaining, saliency
+from mindgap import explanation as explaining, saliency
 from mindgap.registry import DEFAULT_METHOD, METHODS, method_names
 from mindgap.cam import cam_model
 from mindgap.models import model_info
@@ -333,7 +333,7 @@ class Viewer:
     # -------------------------------------------------------------- geometry and pictures
     @staticmethod
     def box(cam, served, entry, threshold):
-        """The box of one map in the upload's pixels (``mindgap.explain.image_box``), rounded to 0.1, or None."""
+        """The box of one map in the upload's pixels (``mindgap.explanation.image_box``), rounded to 0.1, or None."""
         box = explaining.image_box(cam, served.size, (entry.width, entry.height), threshold)
         return None if box is None else [round(value, 1) for value in box]
 
@@ -455,10 +455,7 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
     """
     import contextlib
 
-    from fastapi import FastAPI, File, Form, Query, UploadFile
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse, Response
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from fastapi import FastAPI  # the viewer's optional dependency
 
     viewer = Viewer(models, examples=examples, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, min_side=min_side,
                     display_side=display_side, cache_images=cache_images, max_batch=max_batch)
@@ -471,6 +468,17 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
     app = FastAPI(title="mindgap CAM viewer", lifespan=lifespan)
     app.state.viewer = viewer
     app.add_middleware(_UploadLimit, max_bytes=max_upload_bytes)
+    _add_error_handlers(app)
+    _add_routes(app, viewer)
+    _add_explain_routes(app, viewer)
+    return app
+
+
+def _add_error_handlers(app):
+    """Every error as ``{"error": one line}`` with its HTTP status."""
+    from fastapi.exceptions import RequestValidationError  # the viewer's optional dependency
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     def error(status, message):
         return JSONResponse({"error": message}, status_code=status)
@@ -492,6 +500,12 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, exc):
         return error(exc.status_code, str(exc.detail))
+
+
+
+def _add_routes(app, viewer):
+    """The page at ``/`` and the JSON API under ``/api`` (the README lists it)."""
+    from fastapi.responses import FileResponse, Response  # the viewer's optional dependency
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -521,6 +535,13 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
     def stats():
         """Forward passes run and cache sizes (the cache is working when switching classes leaves forward_passes alone)."""
         return viewer.stats()
+
+
+
+def _add_explain_routes(app, viewer):
+    """``POST /api/explain`` (top-k, box and overlay URL of one image) and ``GET /api/cam.png`` (the overlay)."""
+    from fastapi import File, Form, Query, UploadFile  # the viewer's optional dependency
+    from fastapi.responses import Response
 
     @app.post("/api/explain")
     def explain(file: UploadFile | None = File(None), image_id: str | None = Form(None), model: str | None = Form(None),
@@ -573,5 +594,3 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
         peak = float(np.maximum(cams, 0).max()) if scale == "shared" else None
         png = viewer.overlay_png(entry, saliency, drawn, peak=peak, max_side=max_side)
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
-
-    return app

@@ -316,7 +316,7 @@ def plot_saliency(model, clips, class_names, path, per_class=2):
             chosen[label].append(faces[len(faces) // 2])
     labels = [label for label in sorted(chosen) for _ in chosen[label]]
     faces = np.stack([face for label in sorted(chosen) for face in chosen[label]])
-    inputs = np.repeat(faces[..., None], 3, axis=-1).astype(np.float32) / 127.5 - 1
+    inputs = mindgap.data.pipeline.preprocess(np.repeat(faces[..., None], 3, axis=-1)).numpy()
     predicted = model.predict(inputs, verbose=0).argmax(1)
     maps = {method: mindgap.saliency.compute(model, inputs, np.asarray(labels)[:, None], method=method, upsample=True)[..., 0]
             for method in ("ceb", "cam")}

@@ -33,7 +33,7 @@ from mindgap.saliency import baselines, causal, scores  # noqa: E402
 from mindgap.saliency.rise import predictor  # noqa: E402
 
 MODELS = ("Inception-GAP5", "Inception-GAP5-L1", "Inception-GAP-Zhou")
-METHODS = ("cam", "gradcam", "rise", "eb", "ceb")
+METHODS = tuple(mindgap.saliency.method_names("images", shown=True))  # the registry's: cam, gradcam, rise, eb, ceb
 SCORES = (("pointing", "pointing game"), ("box_iou50", "box acc. IoU≥0.5"), ("max_box_acc_v2", "MaxBoxAccV2"),
           ("centre_of_mass", "centre of mass"), ("insertion", "insertion AUC ↑"), ("deletion", "deletion AUC ↓"))
 MODE_DEFAULTS = {"quick": dict(images=50, rise_masks=1000, steps=100),
@@ -172,8 +172,8 @@ def main(argv=None):
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"Unknown method(s) {unknown}; use some of {', '.join(METHODS)}.")
-    options = {"rise": dict(num_masks=args.rise_masks or defaults["rise_masks"]), "gradcam": dict(layer=args.layer),
-               "eb": dict(layer=args.layer), "ceb": dict(layer=args.layer)}
+    options = {method: {"layer": args.layer} if mindgap.saliency.METHODS[method].takes_layer else {} for method in METHODS}
+    options["rise"] = dict(num_masks=args.rise_masks or defaults["rise_masks"])
     dataset = common.prepare_data(mode)
     out_dir = common.output_dir(mode, "grounding")
     images, labels, boxes = test_images(mode, dataset, count)

@@ -19,7 +19,7 @@ import numpy as np
 
 from experiments import common, grounding
 from mindgap.data import make_dataset, video
-from mindgap.data.pipeline import valid_boxes
+from mindgap.data.pipeline import preprocess, valid_boxes
 
 IMAGE_SETS = ("scenes-5000-r1", "digits-5000-r2")
 # Table 7.1's tolerance: the thesis's "15-pixel diameter circle" (§7.4.1) scaled with the frame, beside Zhang's radius.
@@ -45,7 +45,7 @@ def video_set_baselines(settings, runs_dir, tolerance):
     frames, boxes = [], []
     scale = settings.frame_size / settings.video.get("frame_size", video.DEFAULTS["frame_size"])  # boxes: set → input
     for clip in dataset.test:
-        frames.append(video.load_clip_frames(clip, settings.frame_size).astype(np.float32) / 127.5 - 1.0)
+        frames.append(preprocess(video.load_clip_frames(clip, settings.frame_size)).numpy())
         boxes += [np.asarray([box], np.float32) * scale for box in clip.boxes]
     return grounding.baseline_scores(np.concatenate(frames), boxes, tolerance=tolerance)
 

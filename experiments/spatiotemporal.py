@@ -51,6 +51,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mindgap.data.pipeline import preprocess  # noqa: E402
 from mindgap.data.video import SCENES_VIDEO  # noqa: E402
 
 THESIS_TABLE_7_1 = {"eb": 55.8, "eb_r": 61.5, "ceb": 37.0, "ceb_r": 39.1, "bp": 37.3, "bp_r": 39.2}
@@ -151,7 +152,7 @@ def _frames(clips, size):
 
 
 def _preprocess(array):
-    return array.astype(np.float32) / 127.5 - 1.0
+    return preprocess(array).numpy()
 
 
 def _web_images(web_dir, size):
@@ -240,7 +241,7 @@ def training_batches(frames, labels, images, image_labels, num_classes, batch_si
                                                                           for a, b in zip(first, second)))
 
     def prepare(pixels, target, domain):
-        return (tf.cast(pixels, tf.float32) / 127.5 - 1.0, target) + ((domain,) if with_domain else ())
+        return (preprocess(pixels), target) + ((domain,) if with_domain else ())
 
     return data.map(prepare)
 
@@ -380,9 +381,10 @@ def _saliency(model, clips, classes, method, layer, batch=16):
     import mindgap
 
     method, _, rule = method.partition(":")
-    options = {} if method.startswith("bp") else {"layer": layer}
-    if method in ("eb_r", "ceb_r"):
-        options["rule"] = rule or "authors"
+    spec = mindgap.saliency.METHODS[method]
+    options = {"layer": layer} if spec.takes_layer else {}
+    if "rule" in spec.defaults:
+        options["rule"] = rule or spec.defaults["rule"]
     return mindgap.saliency.compute(model, _preprocess(clips), np.asarray(classes)[:, None], method=method,
                                     batch_size=batch, **options)[..., 0]
 

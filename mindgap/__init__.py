@@ -37,7 +37,7 @@ def _import_tensorflow_quietly():
 _import_tensorflow_quietly()
 
 from mindgap import data, metrics
-from mindgap.cam import cam_model, grad_cam, upsample_cams, upsample_map
+from mindgap.cam import cam_model, upsample_cams, upsample_map
 from mindgap import backbones
 from mindgap.layers import ClassProbabilities, GroupedClassMaps, GroupedSumGAP
 from mindgap.models import build_model, list_models, load_model, logits_model, model_info, parse_model_name
@@ -47,7 +47,9 @@ from mindgap.exporting import export
 from mindgap.training import TrainConfig, train
 from mindgap import saliency  # noqa: E402  (mindgap.saliency.compute)
 from mindgap.saliency import compute as saliency_maps  # noqa: E402
+from mindgap.saliency.gradcam import grad_cam_of_maps as grad_cam  # noqa: E402
 from mindgap import dropout  # noqa: E402  (Excitation Dropout, thesis ch. 5)
 from mindgap import plots, recurrent, temporal  # noqa: E402  (video: CNN-LSTM and temporal grounding, thesis ch. 7)
+from mindgap.explanation import Explanation, explain, explain_clip, explain_folder, explain_refined  # noqa: E402  (one call)
 
 __version__ = "0.1.0"

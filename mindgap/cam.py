@@ -11,8 +11,6 @@ In both cases the spatial mean of ``CAM_c`` is the logit of class c (plus the
 dense bias for Zhou), so ``softmax(mean(CAM))`` reproduces the probabilities.
 """
 
-import weakref
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -67,42 +65,3 @@ def upsample_cams(cams, size):
 def upsample_map(maps, size):
     """Resize one map (h, w) or a stack of single maps (batch, h, w) to ``size``, as :func:`upsample_cams`."""
     return upsample_cams(np.asarray(maps, dtype=np.float32)[..., None], size)[..., 0]
-
-
-_GRAD_CAM_PROBES = weakref.WeakKeyDictionary()
-
-
-@tf.function(reduce_retracing=True)
-def _grad_cam_graph(probe, images, classes):
-    with tf.GradientTape() as tape:
-        maps, logits = probe(images, training=False)
-        targets = tf.gather(logits, classes, axis=1)  # (batch, n)
-    gradients = tape.batch_jacobian(targets, maps)  # (batch, n, h, w, k)
-    weights = tf.reduce_mean(gradients, axis=(2, 3))  # alpha_k per image and class
-    return tf.nn.relu(tf.einsum("bnk,bhwk->bhwn", weights, maps))
-
-
-def grad_cam(model, images, class_indices=None):
-    """Grad-CAM (Selvaraju et al. 2017) on the ``gap_maps`` layer, for comparison with the one-pass CAMs.
-
-    ``relu(sum_k alpha_k f_k)`` with ``alpha_k`` the spatial mean of the
-    gradient of the class logit with respect to ``f_k``.  One forward pass
-    and one Jacobian of the requested logits, compiled with ``tf.function``.
-
-    Args:
-        model: a mindgap model.
-        images: (batch, h, w, 3) preprocessed images.
-        class_indices: list of classes; default all classes.
-
-    Returns:
-        (batch, h, w, len(class_indices)) float32 maps at the maps' resolution.
-    """
-    info = model_info(model)
-    probe = _GRAD_CAM_PROBES.get(model)
-    if probe is None:  # one probe per model, so the compiled graph is traced once
-        logits_layer = heads.GROUPED_GAP_LAYER if info.head == "gapm" else heads.DENSE_LAYER
-        probe = keras.Model(model.input, [model.get_layer(heads.MAPS_LAYER).output, model.get_layer(logits_layer).output])
-        _GRAD_CAM_PROBES[model] = probe
-    classes = list(range(info.num_classes)) if class_indices is None else [int(index) for index in class_indices]
-    images = tf.convert_to_tensor(images, tf.float32)
-    return _grad_cam_graph(probe, images, tf.constant(classes, tf.int32)).numpy()

@@ -8,7 +8,8 @@ unwritable place ends with one line naming the path and its free space, exit 1.
 ``train`` and ``evaluate`` read
 any layout of ``mindgap.data.layouts`` (``--format``, detected by default) and,
 like ``explain`` on a folder, decode every image and check every box first
-(``mindgap.data.check``; ``--skip-bad-images`` drops the bad ones instead).
+(``mindgap.data.check``; ``--skip-bad-images`` drops the bad ones instead).  Each command imports what it needs
+when it runs (start-up time: ``mindgap --help`` loads no TensorFlow); the library does the work (``mindgap.explain``).
 """
 
 import argparse
@@ -16,7 +17,6 @@ import dataclasses
 import math
 import numbers
 import os
-import re
 import sys
 import typing
 
@@ -58,7 +58,10 @@ _COMMAND_TAKES = {
     "export": "'mindgap export' writes image models with a CAM head (GAPm or GAP-Zhou: probabilities and CAMs)",
     "evaluate": "'mindgap evaluate' measures image models with a CAM head (GAPm or GAP-Zhou)",
     "serve": "'mindgap serve' shows the CAMs of image models with a CAM head (GAPm or GAP-Zhou)",
+    "explain-video": "{path!r} is not a CNN-LSTM, which 'mindgap explain-video' takes (Tiny-LSTM: clips in, a class per "
+                     "frame; train one with 'mindgap train Tiny-LSTM --data-dir VIDEO_SET')",
 }
+_COMMAND_KINDS = {"explain-video": "clips"}  # the others take "cam"
 _KIND_FITS = {
     "cam": "{path!r} is an image model with a CAM head: use 'mindgap explain IMAGE --model {path}'",
     "clips": "{path!r} is a CNN-LSTM (Tiny-LSTM: clips in, a class per frame): ground it with "
@@ -73,7 +76,8 @@ _KIND_FITS = {
 
 
 def load_mindgap_model(path, command="explain"):
-    """Load a ``.keras`` file and check that it is a model ``command`` takes (a CAM model), or raise ``CliError``
+    """Load a ``.keras`` file and check that it is a model ``command`` takes (a CAM model; a CNN-LSTM for
+    ``explain-video``), or raise ``CliError``
     saying what the file is, what the command takes and which command fits it."""
     from mindgap.models import load_model_file, model_kind
 
@@ -89,27 +93,10 @@ def load_mindgap_model(path, command="explain"):
     except ValueError as error:
         raise CliError(str(error)) from None
     kind = model_kind(model)
-    if kind != "cam":
+    if kind != _COMMAND_KINDS.get(command, "cam"):
         extra = "; keras' model.export(PATH) writes its probabilities alone" if command == "export" and kind != "other" else ""
-        raise CliError(f"{_COMMAND_TAKES[command]}; {_KIND_FITS[kind].format(path=path)}{extra}.")
+        raise CliError(f"{_COMMAND_TAKES[command].format(path=path)}; {_KIND_FITS[kind].format(path=path)}{extra}.")
     return model
-
-
-def _image_paths(target):
-    if os.path.isdir(target):
-        paths = sorted(os.path.join(target, name) for name in os.listdir(target) if name.lower().endswith(IMAGE_EXTENSIONS))
-        if not paths:
-            raise CliError(f"Folder {target!r} holds no image ({', '.join(IMAGE_EXTENSIONS)}); pass an image or a folder of images.")
-        return paths
-    if not os.path.exists(target):
-        raise CliError(f"{target!r} does not exist; pass an image file or a folder of images.")
-    return [target]
-
-
-def _name_part(text):
-    """``text`` reduced to letters, digits and '-' (so no '/', '..', '_' or '.'): safe in a file name, and the
-    '_'-separated parts of an output name stay unambiguous."""
-    return re.sub(r"[^A-Za-z0-9-]+", "-", text).strip("-") or "class"
 
 
 def _check_explain_arguments(top, threshold):
@@ -145,20 +132,6 @@ def checked_image_paths(paths, skip_bad_images=False, warn=None):
     return good
 
 
-def _loaded_images(paths, size, out_dir):
-    """``load_image(path, size)`` of every path (a ``CliError`` naming a bad one), then ``out_dir`` made."""
-    from mindgap.data.pipeline import load_image
-
-    loaded = []
-    for path in paths:
-        try:
-            loaded.append(load_image(path, size))
-        except ValueError as error:
-            raise CliError(str(error)) from None
-    _output_folder(out_dir)
-    return loaded
-
-
 def _output_folder(out_dir):
     """Make ``out_dir`` before the work: an unwritable place is one line (``StorageError``) naming it, at once."""
     from mindgap.storage import storage_error
@@ -169,39 +142,18 @@ def _output_folder(out_dir):
         raise storage_error(out_dir, error) from None
 
 
-def _method_maps(model, images, probabilities, class_index, method):
-    """One map per image (min-max normalised, at the maps' own resolution) of ``method`` (mindgap.saliency)."""
-    import numpy as np
-
-    from mindgap import saliency
-
-    if method not in saliency.METHODS:
-        raise CliError(f"Unknown method {method!r}; use one of {', '.join(saliency.METHODS)}.")
-    classes = np.asarray(probabilities).argmax(axis=-1) if class_index is None else np.full(len(images), class_index)
-    maps = saliency.compute(model, images, classes[:, None], method=method)[..., 0]
-    return [saliency.scores.min_max(one) for one in maps]
-
-
 def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.2, print_fn=print, skip_bad_images=False, method="cam"):
-    """Top-k classes of each image, and per image an overlay of the evidence map of ``method`` (default the
-    one-pass CAM; any of ``mindgap.saliency``) with its box, and a grid of all class CAMs.
+    """Top-k classes of each image (stdout), and per image an overlay of the evidence map of ``method`` (default the
+    one-pass CAM; any image method of ``mindgap.saliency``) with its box and a grid of all class CAMs; a folder also
+    gets ``predictions.csv`` and a progress bar (``mindgap.explain_folder``).
 
-    The overlay is drawn on the image at its own size and aspect ratio: the CAM
-    is upsampled to it, and the box (found on the model's square input, as in
-    evaluation) is moved back to it.  Output names keep the image's whole file
-    name (``cat.jpg_owl_overlay.png``, ``cat.jpg_all_cams.png``), so that
-    ``cat.jpg`` and ``cat.png`` never overwrite each other, and reduce the
-    class name to letters, digits and '-'.  ``top`` (default 5) is capped at
-    the class count, with a note when it was asked for explicitly.
-    Every image is decoded first: unreadable ones end the command with one
-    error naming them, or are skipped with a warning (``skip_bad_images``).
+    The overlay is drawn on the image at its own size (``mindgap.explain``); output names keep the image's whole
+    file name (``cat.jpg_owl_overlay.png``, ``cat.jpg_all_cams.png``).  ``top`` (default 5) is capped at the class
+    count, with a note when it was asked for explicitly.  Every image of a folder is decoded first: unreadable
+    ones end the command with one error naming them, or are skipped with a warning (``skip_bad_images``).
     """
-    import numpy as np
-    import tensorflow as tf
-
-    from mindgap import plots
-    from mindgap.cam import cam_model, upsample_map
-    from mindgap.metrics import cam_to_box
+    from mindgap import explanation as explaining, plots, saliency
+    from mindgap.data.pipeline import deprocess, model_input
     from mindgap.models import model_info
 
     _check_explain_arguments(5 if top is None else top, threshold)
@@ -214,36 +166,22 @@ def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.
         top = info.num_classes
     if class_name is not None and class_name not in info.class_names:
         raise CliError(f"Unknown class {class_name!r}; this model knows: {', '.join(info.class_names)}.")
-    paths = _image_paths(target)
-    if os.path.isdir(target):
-        paths = checked_image_paths(paths, skip_bad_images)
-    loaded = _loaded_images(paths, int(info.input_shape[0]), out_dir)
-    explainer = cam_model(model)
-    probabilities, cams = explainer.predict(np.stack([image for image, _ in loaded]), verbose=0)
-    method_maps = None if method == "cam" else dict(zip(paths, _method_maps(
-        model, np.stack([image for image, _ in loaded]), probabilities,
-        None if class_name is None else info.class_names.index(class_name), method)))
-    suffix = "" if method == "cam" else f"_{method}"  # the method in the name: runs of several methods never collide
-    written = []
-    for path, (_, shown), probs, image_cams in zip(paths, loaded, probabilities, cams):
-        order = np.argsort(-probs)[:top]
-        ranking = ", ".join(f"{info.class_names[index]} {probs[index]:.3f}" for index in order)
-        print_fn(f"{path}: {ranking}")
-        chosen = info.class_names.index(class_name) if class_name is not None else int(order[0])
-        evidence = image_cams[..., chosen] if method_maps is None else method_maps[path]
-        original = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy()
-        height, width = original.shape[:2]
-        x_min, y_min, x_max, y_max = cam_to_box(upsample_map(evidence, shown.shape[:2]), threshold)
-        scale_x, scale_y = width / shown.shape[1], height / shown.shape[0]
-        box = (x_min * scale_x, y_min * scale_y, x_max * scale_x, y_max * scale_y)
-        overlay = plots.overlay_cam(original, upsample_map(evidence, (height, width)))
-        overlay = plots.draw_box(overlay, box, plots.CAM_BOX_COLOUR, max(2, round(min(height, width) / 150)))
-        name = os.path.basename(path)
-        overlay_path = _write_checked(os.path.join(out_dir, f"{name}_{_name_part(info.class_names[chosen])}{suffix}_overlay.png"),
-                                      lambda temporary: plots.save_rgb(overlay, temporary))
-        grid_path = _write_checked(os.path.join(out_dir, f"{name}_all_cams.png"), lambda temporary: plots.plot_cam_grid(
-            shown, image_cams, info.class_names, temporary, title=f"{name}: all class CAMs", highlight=chosen))
-        written += [overlay_path, grid_path]
+    folder = os.path.isdir(target)
+    paths = explaining.image_files(target)
+    paths = checked_image_paths(paths, skip_bad_images) if folder else [explaining.read_image(paths[0])[1]]
+    _output_folder(out_dir)
+    explanations, written = explaining.explain_folder(model, paths, out_dir, methods=(method,), predictions=folder,
+                                                      top_k=top, class_name=class_name, threshold=threshold)
+    size = int(info.input_shape[0])
+    for item in explanations:
+        print_fn(f"{item.source}: " + ", ".join(f"{name} {probability:.3f}" for name, probability in item.top_k))
+        shown = model_input(item.image, size)
+        cams = saliency.compute(model, shown[None], None, method=saliency.DEFAULT_METHOD)[0]
+        name = os.path.basename(item.source)
+        written.append(_write_checked(os.path.join(out_dir, f"{name}_all_cams.png"), lambda temporary: plots.plot_cam_grid(
+            deprocess(shown), cams, info.class_names, temporary, title=f"{name}: all class CAMs",
+            highlight=info.class_names.index(item.class_name))))
+    print(f"wrote {len(written)} files to {out_dir}", file=sys.stderr)
     return written
 
 
@@ -251,9 +189,7 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
     """Guided Zoom on each image (``mindgap.guided_zoom.Refiner`` saved in ``refiner_dir``): print the conventional
     CNN's top classes and the refined ones (Algorithm 2's totals), and write the evidence patches that were scored,
     one figure per image (``cat.jpg_guided_zoom.png``).  Images are loaded at the refiner's ``source_size``."""
-    import numpy as np
-
-    from mindgap import plots
+    from mindgap import explanation as explaining, plots
     from mindgap.guided_zoom import Refiner
 
     if not os.path.isdir(refiner_dir):
@@ -265,32 +201,20 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
         raise CliError(str(error)) from None
     if top is not None and (isinstance(top, bool) or top < 1):
         raise CliError(f"--top must be an integer >= 1, got {top!r}.")
-    top = refiner.top_k if top is None else min(top, refiner.top_k)
-    paths = _image_paths(target)
+    paths = explaining.image_files(target)
     if os.path.isdir(target):
         paths = checked_image_paths(paths, skip_bad_images)
-    images = np.stack([image for image, _ in _loaded_images(paths, refiner.source_size or int(refiner.model.input.shape[1]),
-                                                            out_dir)])
-    result = refiner.refine(images, keep_patches=True)
-    names = refiner.class_names
-    written = []
-    for index, path in enumerate(paths):
-        conventional = ", ".join(f"{names[c]} {result.probabilities[index, c]:.3f}" for c in result.top_classes[index, :top])
-        order = np.argsort(-result.totals[index], kind="stable")[:top]
-        refined = ", ".join(f"{names[result.top_classes[index, j]]} {result.totals[index, j]:.3f}" for j in order)
-        print_fn(f"{path}: conventional: {conventional}")
-        print_fn(f"{path}: refined: {refined}")
-        name = os.path.basename(path)
-        figure_path = os.path.join(out_dir, f"{name}_guided_zoom.png")
-        _write_checked(figure_path, lambda temporary: plots.plot_evidence_patches(
-            result.patches[index], result.scores[index], result.top_classes[index], names, temporary,
-            title=f"{name}: conventional {names[result.conventional[index]]}, refined {names[result.refined[index]]} "
-                  "(Evidence CNN probability of each row's class)", methods=refiner.methods))
-        written.append(figure_path)
+    _output_folder(out_dir)
+    names, written = refiner.class_names, []
+    for item in explaining.explain_refined(refiner, paths, top):
+        print_fn(f"{item.source}: conventional: " + ", ".join(f"{name} {value:.3f}" for name, value in item.top_k))
+        print_fn(f"{item.source}: refined: " + ", ".join(f"{name} {value:.3f}" for name, value in item.refined))
+        name = os.path.basename(item.source)
+        written.append(_write_checked(os.path.join(out_dir, f"{name}_guided_zoom.png"), lambda temporary: plots.plot_evidence_patches(
+            item.patches, item.scores, item.classes, names, temporary, methods=refiner.methods,
+            title=f"{name}: conventional {item.top_k[0][0]}, refined {item.refined[0][0]} (Evidence CNN probability of "
+                  "each row's class)")))
     return written
-
-
-VIDEO_METHODS = ("ceb_r", "eb_r", "bp_r")
 
 
 def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, layer="backbone", print_fn=print):
@@ -303,66 +227,35 @@ def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, la
     writes ``<clip>_<method>.png`` (the frames, their maps, the curve over time) and
     ``<clip>_<method>.json`` into ``out_dir``.  Returns the JSON record.
     """
-    import numpy as np
-
-    import mindgap
-    from mindgap import recurrent, storage
+    from mindgap import explanation as explaining, saliency, storage
     from mindgap.data.video import load_checked_clip
-    from mindgap.models import load_model_file, model_kind
     from mindgap.plots import plot_clip_grounding
-    from mindgap.temporal import frame_sums, localize_unknown_length
 
-    if method not in VIDEO_METHODS:
-        raise CliError(f"Unknown method {method!r} for a clip; use one of {', '.join(VIDEO_METHODS)}.")
-    model_path = os.fspath(model_path)
-    if not os.path.isfile(model_path):
-        raise CliError(f"Model file {model_path!r} does not exist; pass a CNN-LSTM's best.keras (mindgap train Tiny-LSTM).")
-    try:
-        model = load_model_file(model_path, "Model", fix="pass a CNN-LSTM saved by mindgap (mindgap train Tiny-LSTM)")
-    except ValueError as error:
-        raise CliError(str(error)) from None
-    kind = model_kind(model)
-    if kind != "clips":
-        raise CliError(f"{model_path!r} is not a CNN-LSTM, which 'mindgap explain-video' takes (Tiny-LSTM: clips in, a class "
-                       "per frame; train one with 'mindgap train Tiny-LSTM --data-dir VIDEO_SET'); "
-                       f"{_KIND_FITS[kind].format(path=model_path)}.")
+    saliency.method_of(method, takes="clips")
+    model = load_mindgap_model(model_path, "explain-video")
     _output_folder(out_dir)
     size = int(model.inputs[0].shape[2])
     # the training check's rules (DatasetError, a ValueError: one line, exit 2)
     clip_record, frames, _ = load_checked_clip(os.fspath(clip), size, num_classes=int(model.output.shape[-1]),
                                                warn=lambda line: print(line, file=sys.stderr))
-    class_names = list(model.get_layer(recurrent.PROBABILITIES_LAYER).class_names or
-                       [f"class_{index}" for index in range(int(model.output.shape[-1]))])
-    clips = (frames.astype(np.float32) / 127.5 - 1.0)[None]
-    probabilities = np.asarray(model(clips, training=False))[0]  # (T, c)
-    predicted = int(probabilities[-1].argmax())
-    if class_name is None:
-        index = predicted
-    elif class_name in class_names:
-        index = class_names.index(class_name)
-    else:
-        raise CliError(f"Unknown class {class_name!r}; the model's classes: {', '.join(class_names)}.")
-    options = {} if method == "bp_r" else {"layer": layer}
-    maps = mindgap.saliency.compute(model, clips, [[index]], method=method, **options)[0, ..., 0]
-    sums = frame_sums(maps)
-    start, end = localize_unknown_length(sums if method == "ceb_r" else sums - sums.mean())
+    found = explaining.explain_clip(model, frames, method=method, class_name=class_name, layer=layer)
+    start, end = found.segment
     name = os.path.basename(os.path.normpath(os.fspath(clip)))
     files = [os.path.basename(path) for path in clip_record.frames]
     span = f"frames {start + 1}-{end} of {len(frames)} (files {files[start]}-{files[end - 1]})"
-    figure = os.path.join(out_dir, f"{_name_part(name)}_{method}.png")
-    label = f"{method} '{class_names[index]}'"
+    figure = os.path.join(out_dir, f"{explaining.file_part(name)}_{method}.png")
     _write_checked(figure, lambda path: plot_clip_grounding(
-        frames, [maps], [label], path, title=f"{name}: {class_names[index]} ({100 * probabilities[-1, index]:.1f} % at the "
-        f"last frame), localized in {span}", segments=[(start, end)]))
-    record = {"clip": os.path.abspath(os.fspath(clip)), "frames": int(len(frames)), "class": class_names[index],
-              "predicted": class_names[predicted], "probability": float(probabilities[-1, index]), "method": method,
-              "segment": [int(start), int(end)], "segment_files": [files[start], files[end - 1]],
-              "frame_files": files, "frame_scores": [float(value) for value in sums], "figure": figure}
+        frames, [found.maps], [f"{method} '{found.class_name}'"], path, title=f"{name}: {found.class_name} "
+        f"({100 * found.probability:.1f} % at the last frame), localized in {span}", segments=[(start, end)]))
+    record = {"clip": os.path.abspath(os.fspath(clip)), "frames": int(len(frames)), "class": found.class_name,
+              "predicted": found.predicted, "probability": found.probability, "method": method,
+              "segment": [start, end], "segment_files": [files[start], files[end - 1]],
+              "frame_files": files, "frame_scores": [float(value) for value in found.frame_scores], "figure": figure}
     if clip_record.label >= 0:  # its clip.json: the ground truth beside the answer
-        record["ground_truth"] = {"class": class_names[clip_record.label], "segment": list(clip_record.segment)}
-    storage.write_json(os.path.join(out_dir, f"{_name_part(name)}_{method}.json"), record)
-    print_fn(f"{name}: {class_names[index]} ({100 * probabilities[-1, index]:.1f} %"
-             + ("" if index == predicted else f"; predicted {class_names[predicted]}") +
+        record["ground_truth"] = {"class": explaining.class_names(model)[clip_record.label], "segment": list(clip_record.segment)}
+    storage.write_json(os.path.join(out_dir, f"{explaining.file_part(name)}_{method}.json"), record)
+    print_fn(f"{name}: {found.class_name} ({100 * found.probability:.1f} %"
+             + ("" if found.class_name == found.predicted else f"; predicted {found.predicted}") +
              f"), localized in {span} ({method}); wrote {figure}")
     return record
 
@@ -452,6 +345,18 @@ def _run_digits(args):
     return digits_main([args.out_dir, "--seed", str(args.seed)])
 
 
+def _run_models(args):
+    from mindgap import registry
+
+    names = registry.list_models(args.pattern)
+    if not names:
+        raise CliError(f"No model name matches {args.pattern!r}; 'mindgap models' lists them all.")
+    for family in registry.families():
+        listed = [name for name in family.listed if name in names]
+        if listed:
+            print(f"{family.description} (takes {family.takes}):\n  " + "\n  ".join(listed))
+
+
 def _served_names(paths):
     """Short unique names for the served models: the file stem, or ``folder/stem`` when two stems clash."""
     stems = [os.path.splitext(os.path.basename(os.fspath(path)))[0] for path in paths]
@@ -475,7 +380,14 @@ def _run_serve(args):
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
+def _add_models_command(commands):
+    models_parser = commands.add_parser("models", help="list the model names of every family, e.g. mindgap models '*LSTM*'")
+    models_parser.add_argument("pattern", nargs="?", default="*", help="a shell pattern, any case (default: every name)")
+    models_parser.set_defaults(handler=_run_models)
+
+
 def build_parser():
+    from mindgap.registry import DEFAULT_METHOD, method_names  # no TensorFlow: the help stays fast
     from mindgap.training.config import TrainConfig
 
     parser = argparse.ArgumentParser(prog="mindgap", description="Regularized GAP models: train, evaluate, explain.")
@@ -518,14 +430,14 @@ def build_parser():
     explain_parser.add_argument("--threshold", type=float, default=0.2, help="CAM threshold of the box, fraction of the max, in [0, 1]")
     explain_parser.add_argument("--out", required=True)
     explain_parser.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images of a folder with a warning")
-    explain_parser.add_argument("--method", choices=("cam", "gradcam", "rise", "eb", "ceb"), default="cam",
+    explain_parser.add_argument("--method", choices=method_names("images", shown=True), default=DEFAULT_METHOD,
                                 help="evidence map of the overlay (mindgap.saliency); default the one-pass CAM")
     explain_parser.set_defaults(handler=_run_explain)
 
     video_parser = commands.add_parser("explain-video", help="classify a clip with a CNN-LSTM and show where and when the evidence is")
     video_parser.add_argument("clip", help="a folder of frames (a clip of mindgap.data.video, or any images of one size)")
     video_parser.add_argument("--model", required=True, help="a CNN-LSTM .keras file (mindgap train Tiny-LSTM)")
-    video_parser.add_argument("--method", choices=VIDEO_METHODS, default="ceb_r",
+    video_parser.add_argument("--method", choices=method_names("clips"), default="ceb_r",
                               help="saliency through time (default cEB-R, thesis ch. 7)")
     video_parser.add_argument("--class", dest="class_name", default=None, help="ground this class instead of the predicted one")
     video_parser.add_argument("--layer", default="backbone", help="layer of the frame CNN the maps are taken at")
@@ -539,6 +451,7 @@ def build_parser():
     export_parser.add_argument("--out", required=True, help="output folder (savedmodel/, model.tflite or model.onnx inside)")
     export_parser.set_defaults(handler=_run_export)
 
+    _add_models_command(commands)
     digits_parser = commands.add_parser("digits", help="write the embedded digits localization set")
     digits_parser.add_argument("out_dir")
     digits_parser.add_argument("--seed", type=int, default=0)

@@ -15,6 +15,7 @@ from mindgap import metrics, storage
 from mindgap.cam import cam_model, upsample_map
 from mindgap.data.pipeline import valid_boxes
 from mindgap.models import model_info
+from mindgap.plots import plot_iou_curves
 
 ZHOU_BOX_THRESHOLD = 0.2  # Zhou et al.'s 20 % of the max
 LOCALIZATION_SKIPPED = "localization measures skipped: no image of this split has a ground-truth box"
@@ -118,8 +119,6 @@ class EvaluationReport:
 
     def plot_iou_curve(self, path):
         """Write the IoU-vs-threshold figure; returns None (and writes nothing) when no image had a box."""
-        from mindgap.plots import plot_iou_curves
-
         if not self.iou_curve_true:
             return None
 

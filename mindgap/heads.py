@@ -8,6 +8,7 @@ when present), ``"grouped_gap"`` (GAPm, eq. 1–2) or ``"gap"`` + ``"dense"``
 
 import keras
 
+from mindgap.dropout.layer import GuidedDropout
 from mindgap.layers import ClassProbabilities, GroupedSumGAP
 from mindgap.regularizers import MapActivityPenalty
 
@@ -48,8 +49,6 @@ def zhou_head(features, num_classes, units=ZHOU_UNITS, penalty=None, alpha=1e-7,
     maps = _maps(features, units, penalty, alpha, reduction)
     pooled = keras.layers.GlobalAveragePooling2D(name=GAP_LAYER)(maps)
     if dropout is not None:
-        from mindgap.dropout.layer import GuidedDropout  # here: mindgap.dropout imports the saliency code, which imports heads
-
         pooled = GuidedDropout(dropout, base_retain=dropout_retain, name=GAP_DROPOUT_LAYER)(pooled)
     logits = keras.layers.Dense(num_classes, name=DENSE_LAYER)(pooled)
     return ClassProbabilities(class_names, name=PROBABILITIES_LAYER, dtype="float32")(logits)

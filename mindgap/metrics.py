@@ -272,7 +272,7 @@ def _sweep(normalized, thresholds, gt_boxes=None, largest_contour=True):
     ties in contour area) are redone with OpenCV.  ``largest_contour=False``
     skips that for the largest contour's boxes, which are then not to be used.
     """
-    from mindgap import _component_tree
+    from mindgap import _component_tree  # numba: compiled only when a sweep runs
 
     order = np.argsort(thresholds, kind="stable")
     ascending = np.ascontiguousarray(thresholds[order])
@@ -514,7 +514,7 @@ def _map_images(function, cams, boxes_per_image, workers, sweeps=True):
 
 def _warm_up():
     """Compile (or load from numba's cache) the sweep once, before threads race to do it."""
-    from mindgap import _component_tree
+    from mindgap import _component_tree  # numba: compiled only when a sweep runs
 
     for uniform in (False, True):
         _component_tree.sweep(np.ones((1, 1), np.float32), np.linspace(0, 1, 4), np.zeros((1, 4)), uniform)

@@ -1,4 +1,5 @@
-"""Model registry: a paper name such as ``"Inception-GAP5-L1"`` resolves to arguments.
+"""The paper's family of the model registry (:mod:`mindgap.registry`): a name such as ``"Inception-GAP5-L1"`` resolves
+to arguments; also loading any mindgap ``.keras`` file and describing a CAM model.
 
 Grammar: ``<Backbone>-GAP<m>[-L1|-L2]`` or ``<Backbone>-GAP-Zhou[-L1|-L2]`` with
 ``<Backbone>`` one of ``Inception`` (InceptionV3 cut at ``mixed7``),
@@ -12,13 +13,18 @@ import zipfile
 
 import keras
 
-from mindgap import backbones, heads
+from mindgap import backbones, heads, registry
+from mindgap.dropout.layer import check_method
+from mindgap.dropout.model import GuidedDropoutModel
+from mindgap.dropout.retention import check_base_retain
 from mindgap.layers import ClassProbabilities
+from mindgap.registry import list_models  # noqa: F401  (mindgap.models.list_models, as before)
 from mindgap.regularizers import DEFAULT_ALPHA, REDUCTIONS
 
 INPUT_NAME = "image"
 
 BACKBONE_NAMES = {"Inception": "inception_v3", "GoogLeNet": "googlenet", "Tiny": "tiny"}
+BACKBONE_PATTERN = "(?P<backbone>" + "|".join(BACKBONE_NAMES) + ")"
 TABLE1_NAMES = (
     "Inception-GAP5",
     "Inception-GAP5-L1",
@@ -29,12 +35,12 @@ TABLE1_NAMES = (
     "GoogLeNet-GAP-Zhou",
 )
 LISTED_MAPS_PER_CLASS = (1, 5, 10)
-_NAME_PATTERN = re.compile(r"^(?P<backbone>Inception|GoogLeNet|Tiny)-GAP(?:(?P<m>\d+)|-(?P<zhou>Zhou))(?:-(?P<penalty>L1|L2))?$")
 _OVERRIDES = ("cut_layer", "zhou_units", "reduction", "class_names", "dropout", "dropout_retain")
-# Video (thesis ch. 7, mindgap.recurrent): the per-frame CNN and the CNN-LSTM (ReLU LSTM; "-tanh" for Keras' default).
-_VIDEO_PATTERN = re.compile(r"^(?P<backbone>Inception|GoogLeNet|Tiny)-(?:(?P<frames>Frames)|LSTM(?:-(?P<activation>tanh))?)$")
-VIDEO_NAMES = ("Tiny-LSTM", "Tiny-LSTM-tanh", "Tiny-Frames")
-_VIDEO_OVERRIDES = ("class_names", "fc_units", "lstm_units")
+
+
+def backbone_prefix(text):
+    """``"googlenet"`` → ``"GoogLeNet"``: a name's backbone prefix as the registry spells it."""
+    return next(key for key in BACKBONE_NAMES if key.lower() == text.lower())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,46 +60,80 @@ class ModelSpec:
         return f"{prefix}-{head}{suffix}"
 
 
-def list_models():
-    """Names ``build_model`` accepts: the paper's Table 1 first, then GAP1/GAP10 and the other backbones.
-
-    Any m >= 1 is accepted too (``Inception-GAP3``); the list shows m = 1, 5, 10.
-    """
+def _listed_gap_names():
+    """The paper's Table 1 first, then GAP1/GAP5/GAP10 and GAP-Zhou of every backbone (any m >= 1 is accepted)."""
     names = list(TABLE1_NAMES)
     for prefix in BACKBONE_NAMES:
         for head in [f"GAP{m}" for m in LISTED_MAPS_PER_CLASS] + ["GAP-Zhou"]:
-            for suffix in ("", "-L1", "-L2"):
-                name = f"{prefix}-{head}{suffix}"
-                if name not in names:
-                    names.append(name)
-    return names + list(VIDEO_NAMES)
+            names += [f"{prefix}-{head}{suffix}" for suffix in ("", "-L1", "-L2") if f"{prefix}-{head}{suffix}" not in names]
+    return names
+
+
+def _spec(match):
+    maps_per_class = None if match["zhou"] else int(match["m"])
+    if maps_per_class is not None and maps_per_class < 1:
+        raise ValueError(f"Model name {match[0]!r} asks for m={maps_per_class} maps per class; m must be >= 1.")
+    return ModelSpec(backbone=BACKBONE_NAMES[backbone_prefix(match["backbone"])], head="zhou" if match["zhou"] else "gapm",
+                     maps_per_class=maps_per_class, penalty=match["penalty"].lower() if match["penalty"] else None)
+
+
+def _is_cam_model(model):
+    names = {layer.name for layer in getattr(model, "layers", [])}
+    return heads.MAPS_LAYER in names and heads.PROBABILITIES_LAYER in names
+
+
+@registry.register_family("gap", BACKBONE_PATTERN + r"-GAP(?:(?P<m>\d+)|-(?P<zhou>Zhou))(?:-(?P<penalty>L1|L2))?",
+                          takes="images", kind="cam", listed=_listed_gap_names(), recognises=_is_cam_model, rank=0,
+                          description="the paper's CAM heads: <Backbone>-GAP<m> (any m >= 1) or -GAP-Zhou, -L1/-L2")
+def _build_gap(match, num_classes, *, weights=None, input_shape=(299, 299, 3), alpha=DEFAULT_ALPHA, **overrides):
+    unknown = sorted(set(overrides) - set(_OVERRIDES))
+    if unknown:
+        raise ValueError(f"Unknown argument(s) {unknown} for build_model; accepted overrides: {', '.join(_OVERRIDES)}.")
+    spec = _spec(match)
+    reduction = overrides.get("reduction", "sum")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"Unknown reduction {reduction!r}; use one of {REDUCTIONS}.")
+    class_names = overrides.get("class_names")
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names were given for num_classes={num_classes}; pass one per class.")
+    zhou_units = overrides.get("zhou_units", heads.ZHOU_UNITS)
+    if not isinstance(zhou_units, int) or zhou_units < 1:
+        raise ValueError(f"zhou_units must be an integer >= 1, got {zhou_units!r}.")
+    dropout = overrides.get("dropout")
+    if dropout is not None:
+        check_method(dropout)
+        check_base_retain(overrides.get("dropout_retain", 0.5))
+        if spec.head != "zhou":
+            raise ValueError(f"dropout={dropout!r} needs a fully-connected layer: GAP-Zhou heads only, not {spec.name!r}.")
+    backbone = backbones.build_backbone(
+        spec.backbone, input_shape=input_shape, weights=weights, cut_layer=overrides.get("cut_layer")
+    )
+    inputs = keras.Input(tuple(input_shape), name=INPUT_NAME)
+    features = backbone(inputs)
+    head_arguments = dict(penalty=spec.penalty, alpha=alpha, reduction=reduction, class_names=class_names)
+    if spec.head == "gapm":
+        probabilities = heads.gapm_head(features, num_classes, spec.maps_per_class, **head_arguments)
+    else:
+        probabilities = heads.zhou_head(features, num_classes, units=zhou_units, dropout=dropout,
+                                        dropout_retain=overrides.get("dropout_retain", 0.5), **head_arguments)
+    model_class = keras.Model if dropout is None else GuidedDropoutModel  # its train_step computes EB (Figure 5.1)
+    return model_class(inputs, probabilities, name=spec.name)
 
 
 def parse_model_name(name):
     """``"Inception-GAP5-L1"`` → ``ModelSpec("inception_v3", "gapm", 5, "l1")``."""
-    match = _NAME_PATTERN.match(str(name))
-    if match is None:
-        raise ValueError(
-            f"Unknown model name {name!r}; valid names are {', '.join(list_models())} "
-            "(any m >= 1 in GAPm)."
-        )
-    maps_per_class = None if match["zhou"] else int(match["m"])
-    if maps_per_class is not None and maps_per_class < 1:
-        raise ValueError(f"Model name {name!r} asks for m={maps_per_class} maps per class; m must be >= 1.")
-    penalty = match["penalty"].lower() if match["penalty"] else None
-    return ModelSpec(
-        backbone=BACKBONE_NAMES[match["backbone"]],
-        head="zhou" if match["zhou"] else "gapm",
-        maps_per_class=maps_per_class,
-        penalty=penalty,
-    )
+    family, match = registry.resolve(name)
+    if family.name != "gap":
+        raise ValueError(f"Model name {name!r} is {family.description}, not a GAP head; use a name of "
+                         "mindgap.list_models('*GAP*').")
+    return _spec(match)
 
 
-def build_model(name, num_classes, *, weights=None, input_shape=(299, 299, 3), alpha=DEFAULT_ALPHA, **overrides):
-    """Build one of the paper's models (Table 1) by name.
+def build_model(name, num_classes, **arguments):
+    """Build a model of any registered family by name; the paper's (Table 1) take these arguments.
 
     Args:
-        name: a name from :func:`list_models`, e.g. ``"Inception-GAP5-L1"``.
+        name: a name from :func:`list_models`, e.g. ``"Inception-GAP5-L1"`` (any case).
         num_classes: c, at least 2 (40 for Stanford 40).
         weights: backbone weights: None, ``"imagenet"`` (InceptionV3, Keras'
             download or cache) or a path to a weights file of the backbone.
@@ -108,72 +148,7 @@ def build_model(name, num_classes, *, weights=None, input_shape=(299, 299, 3), a
         A functional ``keras.Model`` named after ``name`` whose input takes
         images scaled to [-1, 1] and whose output is the class probabilities.
     """
-    video = _VIDEO_PATTERN.match(str(name))
-    if video is not None:
-        return _build_video_model(video, name, num_classes, weights=weights, input_shape=input_shape, **overrides)
-    unknown = sorted(set(overrides) - set(_OVERRIDES))
-    if unknown:
-        raise ValueError(f"Unknown argument(s) {unknown} for build_model; accepted overrides: {', '.join(_OVERRIDES)}.")
-    spec = parse_model_name(name)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
-    reduction = overrides.get("reduction", "sum")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"Unknown reduction {reduction!r}; use one of {REDUCTIONS}.")
-    class_names = overrides.get("class_names")
-    if class_names is not None and len(class_names) != num_classes:
-        raise ValueError(f"{len(class_names)} class names were given for num_classes={num_classes}; pass one per class.")
-    zhou_units = overrides.get("zhou_units", heads.ZHOU_UNITS)
-    if not isinstance(zhou_units, int) or zhou_units < 1:
-        raise ValueError(f"zhou_units must be an integer >= 1, got {zhou_units!r}.")
-
-    dropout = overrides.get("dropout")
-    if dropout is not None:
-        from mindgap.dropout import check_method
-        from mindgap.dropout.retention import check_base_retain
-
-        check_method(dropout)
-        check_base_retain(overrides.get("dropout_retain", 0.5))
-        if spec.head != "zhou":
-            raise ValueError(f"dropout={dropout!r} needs a fully-connected layer: GAP-Zhou heads only, not {spec.name!r}.")
-
-    backbone = backbones.build_backbone(
-        spec.backbone, input_shape=input_shape, weights=weights, cut_layer=overrides.get("cut_layer")
-    )
-    inputs = keras.Input(tuple(input_shape), name=INPUT_NAME)
-    features = backbone(inputs)
-    head_arguments = dict(penalty=spec.penalty, alpha=alpha, reduction=reduction, class_names=class_names)
-    if spec.head == "gapm":
-        probabilities = heads.gapm_head(features, num_classes, spec.maps_per_class, **head_arguments)
-    else:
-        probabilities = heads.zhou_head(features, num_classes, units=zhou_units, dropout=dropout,
-                                        dropout_retain=overrides.get("dropout_retain", 0.5), **head_arguments)
-    if dropout is not None:  # its train_step computes EB for the evidence variants (Figure 5.1)
-        from mindgap.dropout import GuidedDropoutModel
-
-        return GuidedDropoutModel(inputs, probabilities, name=spec.name)
-    return keras.Model(inputs, probabilities, name=spec.name)
-
-
-def takes_clips(name):
-    """True for the registry names whose models take clips (batch, T, H, W, 3): the CNN-LSTMs (``Tiny-LSTM``)."""
-    match = _VIDEO_PATTERN.match(str(name))
-    return match is not None and not match["frames"]
-
-
-def _build_video_model(match, name, num_classes, *, weights, input_shape, **overrides):
-    """``Tiny-LSTM`` / ``Tiny-LSTM-tanh`` / ``Tiny-Frames`` (:mod:`mindgap.recurrent`); image-head overrides are ignored."""
-    from mindgap import recurrent
-
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
-    arguments = {key: value for key, value in overrides.items() if key in _VIDEO_OVERRIDES and value is not None}
-    backbone = BACKBONE_NAMES[match["backbone"]]
-    if match["frames"]:
-        arguments.pop("lstm_units", None)
-        return recurrent.build_frame_cnn(backbone, num_classes, input_shape=input_shape, weights=weights, name=name, **arguments)
-    return recurrent.build_cnn_lstm(backbone, num_classes, input_shape=input_shape, weights=weights, name=name,
-                                    activation=match["activation"] or "relu", **arguments)
+    return registry.build_model(name, num_classes, **arguments)
 
 
 def _config_with_backbone_class(config):
@@ -250,26 +225,11 @@ def load_model_file(path, what="model", fix="save the model again"):
         raise ValueError(f"{what} {path!r} could not be loaded ({describe_load_error(error)}); {fix}.") from None
 
 
-MODEL_KINDS = ("cam", "clips", "frames", "dropout", "other")
-
-
 def model_kind(model):
-    """What a built or loaded model is, for messages: ``"cam"`` (a GAPm or GAP-Zhou head: one pass gives the CAMs),
-    ``"clips"`` (a CNN-LSTM, ``Tiny-LSTM``), ``"frames"`` (a frame CNN, ``Tiny-Frames``), ``"dropout"`` (an
-    Excitation Dropout classifier of ``mindgap.dropout.architectures``) or ``"other"``."""
-    names = {layer.name for layer in getattr(model, "layers", [])}
-    if heads.MAPS_LAYER in names and heads.PROBABILITIES_LAYER in names:
-        return "cam"
-    from mindgap import recurrent  # recurrent imports this module (the registry builds its models)
-    from mindgap.dropout import GuidedDropoutModel  # as in build_model: the dropout package builds on the heads
-
-    if recurrent.is_video_model(model):
-        return "clips"
-    if isinstance(model, GuidedDropoutModel):
-        return "dropout"
-    if set(recurrent.FC_LAYERS) <= names and recurrent.LOGITS_LAYER in names:
-        return "frames"
-    return "other"
+    """What a built or loaded model is, for messages: its family's kind (``"cam"``: a GAPm or GAP-Zhou head,
+    ``"clips"``: a CNN-LSTM, ``"frames"``: a frame CNN, ``"dropout"``: an Excitation Dropout classifier) or ``"other"``."""
+    family = registry.family_of(model)
+    return "other" if family is None else family.kind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,12 +241,17 @@ class ModelInfo:
     maps_per_class: int | None
     class_names: tuple
     input_shape: tuple
+    takes: str = "images"  # a CAM model takes images; registry.family_of(model).takes says it for any family
 
 
 def model_info(model):
-    """Describe a mindgap model; ``ValueError`` if ``model`` is not one."""
+    """Describe a mindgap model with a CAM head; ``ValueError`` if ``model`` is not one (naming its family)."""
     layer_names = {layer.name for layer in getattr(model, "layers", [])}
     probabilities = model.get_layer(heads.PROBABILITIES_LAYER) if heads.PROBABILITIES_LAYER in layer_names else None
+    family = registry.family_of(model)
+    if family is not None and family.kind != "cam":
+        raise ValueError(f"Model {model.name!r} is {family.description} (it takes {family.takes}), not one with a "
+                         "CAM head (GAPm or GAP-Zhou); build one with mindgap.build_model('Tiny-GAP5', ...).")
     if not isinstance(probabilities, ClassProbabilities) or heads.MAPS_LAYER not in layer_names:
         raise ValueError(
             f"Model {getattr(model, 'name', model)!r} is not a mindgap model (no 'gap_maps' and "

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 
 from mindgap import storage  # noqa: E402
 from mindgap.cam import upsample_map  # noqa: E402
+from mindgap.data.pipeline import deprocess  # noqa: E402
 
 TRUE_BOX_COLOUR = (0, 255, 0)
 CAM_BOX_COLOUR = (255, 0, 0)
@@ -44,7 +45,7 @@ def draw_box(image, box, colour, thickness=1):
 
 def display_image(preprocessed):
     """Undo InceptionV3 preprocessing: [-1, 1] float → RGB uint8."""
-    return np.clip(np.round((np.asarray(preprocessed) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return deprocess(preprocessed)
 
 
 def plot_cam_grid(image, cams, class_names, path, title="", highlight=None):

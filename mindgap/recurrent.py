@@ -19,8 +19,10 @@ import os
 
 import keras
 
+from mindgap import registry
 from mindgap.backbones import BACKBONE_LAYER, build_backbone
 from mindgap.layers import ClassProbabilities
+from mindgap.models import BACKBONE_NAMES, BACKBONE_PATTERN, backbone_prefix, load_model
 
 VIDEO_INPUT = "video"
 FC_LAYERS = ("fc1", "fc2")
@@ -63,8 +65,6 @@ def build_cnn_lstm(backbone, num_classes, *, input_shape, weights=None, activati
         raise ValueError(f"Unknown LSTM activation {activation!r}; use one of {', '.join(ACTIVATIONS)}.")
     frame_cnn = None
     if weights is not None and os.fspath(weights).endswith(".keras"):
-        from mindgap.models import load_model
-
         frame_cnn = load_model(weights)
         weights = None
         if fc_units is None and FC_LAYERS[0] in {layer.name for layer in frame_cnn.layers}:
@@ -99,14 +99,42 @@ def _copy_frame_weights(frame_cnn, model):
                          "pass a -Frames model of the same backbone, input size and fc_units.") from None
 
 
-def is_video_model(model):
+def is_cnn_lstm(model):
     """True for a CNN-LSTM of :func:`build_cnn_lstm` (a ``lstm`` layer and a 5-D input)."""
     names = {layer.name for layer in getattr(model, "layers", [])}
     return LSTM_LAYER in names and len(model.inputs) == 1 and len(model.inputs[0].shape) == 5
 
 
-def check_video_model(model):
-    if not is_video_model(model):
+def _is_frame_cnn(model):
+    names = {layer.name for layer in getattr(model, "layers", [])}
+    return set(FC_LAYERS) <= names and LOGITS_LAYER in names and LSTM_LAYER not in names
+
+
+_OVERRIDES = ("class_names", "fc_units", "lstm_units")  # image-head overrides (alpha, reduction, ...) are ignored
+
+
+@registry.register_family("cnn-lstm", BACKBONE_PATTERN + r"-LSTM(?:-(?P<activation>tanh))?", takes="clips", kind="clips",
+                          listed=("Tiny-LSTM", "Tiny-LSTM-tanh"), recognises=is_cnn_lstm, rank=1,
+                          description="a CNN-LSTM: <Backbone>-LSTM[-tanh] (thesis ch. 7)")
+def _build_cnn_lstm(match, num_classes, *, weights=None, input_shape=(299, 299, 3), **overrides):
+    arguments = {key: value for key, value in overrides.items() if key in _OVERRIDES and value is not None}
+    activation = (match["activation"] or "relu").lower()
+    prefix = backbone_prefix(match["backbone"])
+    return build_cnn_lstm(BACKBONE_NAMES[prefix], num_classes, input_shape=input_shape, weights=weights, activation=activation,
+                          name=f"{prefix}-LSTM" + ("-tanh" if activation == "tanh" else ""), **arguments)
+
+
+@registry.register_family("frames", BACKBONE_PATTERN + "-Frames", takes="images", kind="frames", listed=("Tiny-Frames",),
+                          recognises=_is_frame_cnn, rank=3, description="a frame CNN: <Backbone>-Frames (a CNN-LSTM starts from it)")
+def _build_frame_cnn(match, num_classes, *, weights=None, input_shape=(299, 299, 3), **overrides):
+    arguments = {key: value for key, value in overrides.items() if key in _OVERRIDES[:2] and value is not None}
+    prefix = backbone_prefix(match["backbone"])
+    return build_frame_cnn(BACKBONE_NAMES[prefix], num_classes, input_shape=input_shape, weights=weights,
+                           name=f"{prefix}-Frames", **arguments)
+
+
+def check_cnn_lstm(model):
+    if not is_cnn_lstm(model):
         raise ValueError(f"Model {getattr(model, 'name', model)!r} is not a CNN-LSTM (no 'lstm' layer and clip input "
                          "(batch, T, H, W, 3)); build one with mindgap.build_model('Tiny-LSTM', ...).")
     return model
@@ -114,7 +142,7 @@ def check_video_model(model):
 
 def frame_backbone(model):
     """The backbone inside the ``TimeDistributed`` of a CNN-LSTM."""
-    return check_video_model(model).get_layer(BACKBONE_LAYER).layer
+    return check_cnn_lstm(model).get_layer(BACKBONE_LAYER).layer
 
 
 def frame_encoder(model):
@@ -131,5 +159,5 @@ def frame_encoder(model):
 
 
 def lstm_activation(model):
-    layer = check_video_model(model).get_layer(LSTM_LAYER)
+    layer = check_cnn_lstm(model).get_layer(LSTM_LAYER)
     return getattr(layer.activation, "__name__", str(layer.activation))

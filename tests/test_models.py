@@ -143,7 +143,7 @@ def test_weights_from_a_file(tmp_path):
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda: mindgap.build_model("Inception-GAP", 40), "Unknown model name 'Inception-GAP'; valid names are Inception-GAP5"),
+        (lambda: mindgap.build_model("Inception-GAP", 40), "Unknown model name 'Inception-GAP'; did you mean Inception-GAP5"),
         (lambda: mindgap.build_model("ResNet-GAP5", 40), "Unknown model name"),
         (lambda: mindgap.build_model("Tiny-GAP0", 4), "m must be >= 1"),
         (lambda: mindgap.build_model("Tiny-GAP5", 1), "num_classes must be an integer >= 2, got 1"),

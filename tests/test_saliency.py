@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 
 import mindgap
-from mindgap.saliency import _graph, causal, excitation, scores
+from mindgap.engine import graph as _graph
+from mindgap.saliency import causal, excitation, scores
 from mindgap.saliency.rise import rise
 
 

@@ -16,6 +16,7 @@ reads it (``format="auto"`` detects) and runs ``mindgap.data.check`` on it.
 import os
 
 from mindgap.data.afew import is_afew, read_afew
+from mindgap.data.check import check_dataset
 from mindgap.data.fer import FER_FILE, is_fer2013, read_fer2013
 from mindgap.data.folders import IMAGE_EXTENSIONS, SPLITS_DIR, read_folders
 from mindgap.data.records import SPLITS, DatasetError
@@ -119,8 +120,6 @@ def load_dataset(root, format="auto", *, splits=SPLITS, require=(), skip_bad_ima
         the layout, the split's origin, the sizes and the check's report
         (timings and everything dropped).
     """
-    from mindgap.data.check import check_dataset
-
     dataset = read_dataset(root, format, **options)
     empty = [split for split in require if not getattr(dataset, split)]
     if empty:

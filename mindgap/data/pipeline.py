@@ -32,6 +32,18 @@ def preprocess(images):
     return tf.cast(images, tf.float32) / 127.5 - 1.0
 
 
+def deprocess(images):
+    """The inverse of :func:`preprocess`: [-1, 1] → RGB uint8 (rounded, clipped), as numpy."""
+    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def model_input(rgb, size):
+    """The model's input from an RGB array, as :func:`load_image` makes it from a file: stretched to
+    ``size × size`` (bilinear, half-pixel centres), rounded to uint8, then :func:`preprocess`."""
+    resized = tf.image.resize(rgb, (int(size), int(size)), method="bilinear")
+    return preprocess(tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)).numpy()
+
+
 def decode_resized(path, image_size):
     """Decoded RGB image resized to (image_size, image_size) as float32 in [0, 255], and its original (h, w)."""
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)

@@ -58,7 +58,9 @@ import sys
 import cv2
 import numpy as np
 
+from mindgap.data.check import box_problem, check_images
 from mindgap.data.generated import writes_whole_set
+from mindgap.data.pipeline import _PREFETCH_BATCHES, _parallel_calls, decode_resized, preprocess
 from mindgap.data.records import DatasetError, read_lines, summarize
 
 SETTINGS_FILE = "mindgap_video.json"
@@ -88,7 +90,7 @@ def scaled_lengths(long_frames, lengths=THESIS_GT_LENGTHS, reference=THESIS_LONG
 
 def load_photos():
     """BGR photos: scikit-learn's two, then the colour photos of :data:`SKIMAGE_PHOTOS` that scikit-image ships."""
-    from mindgap.data.digits import load_backgrounds, skimage_photos
+    from mindgap.data.digits import load_backgrounds, skimage_photos  # scikit-learn's data: only generating needs it
 
     photos = list(load_backgrounds()) + [photo for photo in skimage_photos(SKIMAGE_PHOTOS) if min(photo.shape[:2]) >= 64]
     return [_shrink(photo) for photo in photos]
@@ -165,7 +167,7 @@ class VideoDataset:
 
 def _segment_frames(rng, digit, photos, count, settings):
     """Render one action: ``count`` frames of one digit moving over a panning crop. Returns frames, ink boxes."""
-    from mindgap.data.digits import render_canvas
+    from mindgap.data.digits import render_canvas  # scikit-learn's data: only generating needs it
 
     size = settings["frame_size"]
     small, large = settings["digit_size"]
@@ -212,7 +214,7 @@ def _moving_letters(rng, digit_squares, settings):
     """[(glyph, its square in every frame, colour seed)] of the distractor letters of one action: each moves along a
     straight path at a fixed side and keeps ``scenes.MARGIN`` px from the digit's square and 1 px from the other
     letters in every frame (a path that fails 50 draws is left out)."""
-    from mindgap.data.scenes import MARGIN, squares_overlap, random_letter
+    from mindgap.data.scenes import MARGIN, squares_overlap, random_letter  # scikit-learn's data: only generating needs it
 
     size, (small, large), (few, many) = settings["frame_size"], settings["digit_size"], settings["distractors"]
     letters = []
@@ -282,7 +284,7 @@ def generate_video_set(out_dir, **settings):
     """
     from sklearn.datasets import load_digits
 
-    from mindgap.data.digits import CLASS_NAMES, RENDERER_VERSION, source_halves
+    from mindgap.data.digits import CLASS_NAMES, RENDERER_VERSION, source_halves  # scikit-learn's data: only generating needs it
 
     settings = resolve_settings(**settings)
     rng = np.random.default_rng(settings["seed"])
@@ -363,7 +365,7 @@ def resolve_settings(**settings):
 
 def ensure_video_set(out_dir, **settings):
     """Generate the set at ``out_dir`` unless one with the same settings is there already; returns ``out_dir``."""
-    from mindgap.data.digits import RENDERER_VERSION
+    from mindgap.data.digits import RENDERER_VERSION  # scikit-learn's data: only generating needs it
 
     wanted = resolve_settings(**settings)
     marker = os.path.join(out_dir, SETTINGS_FILE)
@@ -458,8 +460,6 @@ def check_video_set(dataset, *, splits=None, workers=None, cache_path="default")
     (``mindgap.data.check.box_problem``: one pixel of overhang is clipped); a
     clip may be in one split only.  Returns the dataset (boxes clipped).
     """
-    from mindgap.data.check import box_problem, check_images
-
     names = dataset.splits if splits is None else splits
     clips = [clip for name in names for clip in dataset.split(name)]
     decoded = check_images([frame for clip in clips for frame in clip.frames], workers=workers, cache_path=cache_path)
@@ -526,8 +526,6 @@ def load_checked_clip(folder, size=None, num_classes=None, warn=None):
     TensorFlow cannot decode (a truncated JPEG among them, which OpenCV alone would show grey), frames of several
     sizes.  Warned through ``warn``: frame numbers with gaps (the frames are taken in name order; report them by
     their numbers)."""
-    from mindgap.data.check import check_images
-
     clip = read_clip(folder, num_classes)
     decoded = check_images(clip.frames)
     bad = [f"{os.path.basename(frame)} ({decoded.errors[os.path.abspath(frame)]})" for frame in clip.frames
@@ -582,8 +580,6 @@ def make_video_dataset(clips, *, num_classes, image_size, batch_size=8, training
     ``training`` shuffles (seeded, reshuffled every epoch).
     """
     import tensorflow as tf
-
-    from mindgap.data.pipeline import _PREFETCH_BATCHES, _parallel_calls, decode_resized, preprocess
 
     lengths = sorted({clip.num_frames for clip in clips})
     if len(lengths) != 1:

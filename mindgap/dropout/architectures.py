@@ -17,11 +17,13 @@ a name of :data:`METHODS` (``"none"`` keeps the same layers and never drops).
 
 import keras
 
+from mindgap import registry
 from mindgap.backbones import build_backbone
 from mindgap.dropout.layer import GuidedDropout, check_method
 from mindgap.dropout.model import GuidedDropoutModel
 from mindgap.dropout.retention import CURRICULUM_GAMMA
 from mindgap.layers import ClassProbabilities
+from mindgap.registry import check_num_classes
 
 CNN2_FILTERS = (96, 128, 256)
 CNN2_UNITS = 2048
@@ -40,8 +42,7 @@ def _fully_connected_top(features, num_classes, units, dropout, base_retain, gam
 
 
 def _check(num_classes, units):
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+    check_num_classes(num_classes)
     if isinstance(units, bool) or not isinstance(units, int) or units < 2:
         raise ValueError(f"units must be an integer >= 2 (N of eq. 5.1), got {units!r}.")
 
@@ -82,8 +83,16 @@ def build_finetuned(num_classes, *, input_shape=(48, 48, 3), weights=None, units
 ARCHITECTURES = {"CNN-2": build_cnn2, "Tiny-FC": build_finetuned}
 
 
+@registry.register_family("excitation-dropout", "|".join(ARCHITECTURES), takes="images", kind="dropout",
+                          listed=ARCHITECTURES, recognises=lambda model: isinstance(model, GuidedDropoutModel), rank=2,
+                          description="an Excitation Dropout classifier: CNN-2 or Tiny-FC (thesis ch. 5)")
+def _build(match, num_classes, **arguments):
+    name = next(name for name in ARCHITECTURES if name.lower() == match[0].lower())
+    return ARCHITECTURES[name](num_classes, **arguments)
+
+
 def build_dropout_model(architecture, num_classes, **arguments):
     """``architecture`` (``"CNN-2"`` or ``"Tiny-FC"``) with its keyword ``arguments``, e.g. ``dropout="standard"``."""
-    if architecture not in ARCHITECTURES:
+    if str(architecture).lower() not in {name.lower() for name in ARCHITECTURES}:
         raise ValueError(f"Unknown architecture {architecture!r}; use one of {', '.join(ARCHITECTURES)}.")
-    return ARCHITECTURES[architecture](num_classes, **arguments)
+    return registry.build_model(architecture, num_classes, **arguments)

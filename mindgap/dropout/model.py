@@ -1,7 +1,6 @@
 """The model that trains with Excitation Dropout: Figure 5.1's five steps inside Keras' ``train_step``."""
 
 import dataclasses
-import weakref
 
 import keras
 import numpy as np
@@ -10,7 +9,8 @@ from keras.src import tree
 from keras.src.losses import loss as loss_module
 
 from mindgap.dropout.layer import EVIDENCE_METHODS, GuidedDropout
-from mindgap.saliency import excitation
+from mindgap.engine import excitation
+from mindgap.engine.cache import per_model
 
 
 @dataclasses.dataclass
@@ -24,10 +24,6 @@ class _Parts:
     evidence_function: object = None
     below_dense: keras.Model = None  # standout: input → the evidence layer's input (a Dense layer's)
     dense: keras.layers.Dense = None
-
-
-# Kept outside the model so that Keras does not track the two sub-models as its own layers (saving, weights).
-_PARTS = weakref.WeakKeyDictionary()
 
 
 def class_indices(labels, num_classes):
@@ -66,25 +62,25 @@ class GuidedDropoutModel(keras.Model):
     (see :func:`mindgap.dropout.build_dropout_model`); the labels may be one-hot or ints.
     """
 
-    def _parts(self):
-        parts = _PARTS.get(self)
-        if parts is None:
-            layers = [layer for layer in self.layers if isinstance(layer, GuidedDropout)]
-            if len(layers) != 1:
-                raise ValueError(f"A GuidedDropoutModel needs exactly one GuidedDropout layer at its top level; "
-                                 f"{self.name!r} has {len(layers)}.")
-            layer = layers[0]
-            below = keras.Model(self.inputs, layer.input, name=f"{self.name}_below_{layer.name}")
-            above = keras.Model(layer.output, self.outputs[0], name=f"{self.name}_above_{layer.name}")
-            evidence = layer.input._keras_history.operation
-            parts = _Parts(layer, below, above, evidence.name)
-            if layer.needs_activations:  # standout reads W x + b of the Dense layer below it (shared weights)
-                if not isinstance(evidence, keras.layers.Dense) or not evidence.use_bias:
-                    raise ValueError(f"Standout ('adaptive') needs a Dense layer with a bias below the dropout layer; "
-                                     f"{self.name!r} has {type(evidence).__name__} {evidence.name!r}.")
-                parts.below_dense = keras.Model(self.inputs, evidence.input, name=f"{self.name}_below_{evidence.name}")
-                parts.dense = evidence
-            _PARTS[self] = parts
+    def _parts(self):  # kept outside the model so that Keras does not track the sub-models as its layers (saving, weights)
+        return per_model(self, "dropout parts", self._cut)
+
+    def _cut(self):
+        layers = [layer for layer in self.layers if isinstance(layer, GuidedDropout)]
+        if len(layers) != 1:
+            raise ValueError(f"A GuidedDropoutModel needs exactly one GuidedDropout layer at its top level; "
+                             f"{self.name!r} has {len(layers)}.")
+        layer = layers[0]
+        below = keras.Model(self.inputs, layer.input, name=f"{self.name}_below_{layer.name}")
+        above = keras.Model(layer.output, self.outputs[0], name=f"{self.name}_above_{layer.name}")
+        evidence = layer.input._keras_history.operation
+        parts = _Parts(layer, below, above, evidence.name)
+        if layer.needs_activations:  # standout reads W x + b of the Dense layer below it (shared weights)
+            if not isinstance(evidence, keras.layers.Dense) or not evidence.use_bias:
+                raise ValueError(f"Standout ('adaptive') needs a Dense layer with a bias below the dropout layer; "
+                                 f"{self.name!r} has {type(evidence).__name__} {evidence.name!r}.")
+            parts.below_dense = keras.Model(self.inputs, evidence.input, name=f"{self.name}_below_{evidence.name}")
+            parts.dense = evidence
         return parts
 
     @property

@@ -12,6 +12,7 @@ import os
 import shutil
 
 from mindgap.guided_zoom.pool import write_pool
+from mindgap.training import train
 
 POOL_DIR = "pool"
 RUN_DIR = "run"
@@ -56,8 +57,6 @@ def train_evidence_cnn(train_pool, val_pool, out_dir, class_names, model_name="T
     Returns:
         ``mindgap.training.TrainResult`` (``.best_model()`` is the Evidence CNN).
     """
-    from mindgap.training import train
-
     if not len(train_pool) or not len(val_pool):
         raise ValueError(f"The evidence pools are empty (train {len(train_pool)}, val {len(val_pool)} patches): the "
                          "conventional CNN classified no image correctly; train it longer before Guided Zoom.")

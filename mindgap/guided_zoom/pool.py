@@ -21,6 +21,10 @@ import sys
 
 import numpy as np
 
+from mindgap import saliency
+from mindgap.data.folders import SPLITS_DIR
+from mindgap.data.pipeline import deprocess
+from mindgap.engine.forward import predict, resized
 from mindgap.guided_zoom import patches as gz_patches
 
 GROUNDING_METHODS = ("ceb", "gradcam", "rise", "cam")  # eq. (6.1)'s three, then the CAM (ours: free with a GAP model)
@@ -49,26 +53,6 @@ def check_rounds(rounds):
     return int(rounds)
 
 
-def model_inputs(model, images):
-    """``images`` resized (bilinear) to the model's square input, unchanged when they already have its size."""
-    import tensorflow as tf
-
-    size = tuple(int(side) for side in model.input.shape[1:3])
-    if images.shape[1:3] == size:
-        return images
-    return tf.image.resize(images, size, method="bilinear").numpy()
-
-
-def predict(model, images, batch_size=64):
-    """Class probabilities (n, c) of ``model`` on ``images`` (resized to its input)."""
-    from mindgap.saliency.rise import predictor
-
-    function = predictor(model)
-    parts = [np.asarray(function(model_inputs(model, images[start:start + batch_size])))
-             for start in range(0, len(images), batch_size)]
-    return np.concatenate(parts) if parts else np.zeros((0, int(model.output.shape[-1])), np.float32)
-
-
 def class_peaks(model, images, classes, method, saliency_options=None, excluded=None):
     """Peaks (n, k, 2) (row, column in the images' pixels) of ``method``'s maps of ``classes`` (n, k).
 
@@ -76,13 +60,11 @@ def class_peaks(model, images, classes, method, saliency_options=None, excluded=
     upsampled from a coarse grid otherwise often peaks inside its own black square again).  An
     image whose every pixel is excluded is searched whole.
     """
-    from mindgap import saliency
-
     classes = np.asarray(classes, np.int64).reshape(len(images), -1)
     peaks = np.zeros((len(images), classes.shape[1], 2), np.int64)
     for start in range(0, len(images), _CHUNK):
         chunk = images[start:start + _CHUNK]
-        maps = saliency.compute(model, model_inputs(model, chunk), classes[start:start + _CHUNK], method=method,
+        maps = saliency.compute(model, resized(chunk, model.input.shape[1:3]), classes[start:start + _CHUNK], method=method,
                                 **(saliency_options or {}))
         maps = saliency.upsample(maps, chunk.shape[1:3])
         if excluded is not None:
@@ -205,11 +187,6 @@ def ensemble_pool(model, images, labels, methods=ENSEMBLE_METHODS, saliency_opti
     return pools[0].union(*pools[1:])
 
 
-def to_uint8(images):
-    """[-1, 1] images → uint8 RGB (the inverse of InceptionV3 preprocessing, rounded)."""
-    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
 def class_folder_name(index, name):
     """``007_seven``: sorted folder names keep the class order (the folders layout sorts class folders)."""
     return f"{index:03d}_{name}"
@@ -219,9 +196,7 @@ def write_pool(folder, pools, class_names):
     """Write ``{split: EvidencePool}`` (``train``, ``val``, ``test``) as a class-folder dataset
     (``mindgap.data.folders``: ``<folder>/<NNN_class>/<split>_<source>_<method>_l<round>.png`` and
     ``splits/<split>.txt``) that ``mindgap.train`` reads; returns ``folder``."""
-    import cv2
-
-    from mindgap.data.folders import SPLITS_DIR
+    import cv2  # OpenCV: only writing a pool needs it
 
     if "train" not in pools:
         raise ValueError(f"write_pool needs a 'train' pool, got {sorted(pools)}.")
@@ -230,7 +205,7 @@ def write_pool(folder, pools, class_names):
         os.makedirs(os.path.join(folder, class_folder_name(index, name)), exist_ok=True)
     for split, pool in pools.items():
         lines = []
-        for patch, label, source, method, level in zip(to_uint8(pool.patches), pool.labels, pool.sources, pool.methods,
+        for patch, label, source, method, level in zip(deprocess(pool.patches), pool.labels, pool.sources, pool.methods,
                                                        pool.rounds):
             relative = f"{class_folder_name(int(label), class_names[int(label)])}/{split}_{int(source):05d}_{method}_l{int(level)}.png"
             if not cv2.imwrite(os.path.join(folder, relative), patch[..., ::-1]):

@@ -25,8 +25,10 @@ import os
 
 import numpy as np
 
+from mindgap import storage
 from mindgap.guided_zoom import patches as gz_patches
 from mindgap.guided_zoom import pool as gz_pool
+from mindgap.models import load_model_file
 
 THESIS_WEIGHTS = (0.4, 0.3, 0.2, 0.1)  # w, w_0, w_1, w_2 (§6.2)
 DEFAULT_TOP_K = 5
@@ -258,8 +260,6 @@ class Refiner:
 
         The folder is written whole (``mindgap.storage.atomic_folder``): a kill or a full disk leaves the
         earlier refiner there, or nothing, never a mix.  A folder holding other files is refused."""
-        from mindgap import storage
-
         folder = os.fspath(folder)
         others = sorted(set(os.listdir(folder)) - {MANIFEST, CONVENTIONAL_FILE, EVIDENCE_FILE}) if os.path.isdir(folder) else []
         if others:
@@ -279,8 +279,6 @@ class Refiner:
 
         The manifest is checked against :data:`MANIFEST_SCHEMA` before any model is loaded; each model file that
         cannot be loaded is named; the class names are the models' own, and a manifest that disagrees is refused."""
-        from mindgap.models import load_model_file
-
         folder = os.fspath(folder)
         manifest_path = os.path.join(folder, MANIFEST)
         if not os.path.isfile(manifest_path):

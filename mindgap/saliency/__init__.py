@@ -5,7 +5,8 @@
 
 The package is ``mindgap.saliency`` and its entry point ``compute`` (a
 function ``mindgap.saliency`` would clash with the subpackage of the same
-name).  ``METHODS`` maps each name to its function; one module per family:
+name).  ``METHODS`` maps each name to its :class:`Method` (its function, what it takes and
+needs, whether it is signed, takes a layer, its defaults); one module per family:
 
 * ``cam``: Moreaux et al. 2018 eq. 4 / Zhou et al. 2016 (cam.py); at the
   ``gap_maps`` resolution; raw (its spatial mean is the logit).
@@ -39,24 +40,14 @@ centre of mass) and :mod:`mindgap.saliency.causal` (insertion, deletion).
 
 import numpy as np
 
+from mindgap import registry
+from mindgap.registry import DEFAULT_METHOD, METHODS, Method, method_names, method_of  # noqa: F401  (the table)
 from mindgap.cam import upsample_cams
+from mindgap.layers import ClassProbabilities
+from mindgap.engine.forward import predict
+from mindgap.models import model_info
+from mindgap.recurrent import check_cnn_lstm
 from mindgap.saliency import cam, causal, excitation, gradcam, recurrent, rise, scores
-
-METHODS = {
-    "cam": cam.class_activation_maps,
-    "gradcam": gradcam.grad_cam,
-    "rise": rise.rise,
-    "eb": excitation.excitation_backprop,
-    "ceb": excitation.contrastive_excitation_backprop,
-    "bp": recurrent.gradient_saliency,
-    "eb_r": recurrent.excitation_backprop_rnn,
-    "ceb_r": recurrent.contrastive_excitation_backprop_rnn,
-    "bp_r": recurrent.gradient_saliency_rnn,
-}
-# Methods that take a model's graph apart (need a mindgap model); RISE only needs probabilities.
-WHITE_BOX = ("cam", "gradcam", "eb", "ceb")
-# Methods through time: clips (batch, T, H, W, 3) and a CNN-LSTM (mindgap.recurrent).
-VIDEO_METHODS = ("eb_r", "ceb_r", "bp_r")
 
 
 def list_methods():
@@ -97,7 +88,7 @@ def compute(model, images, classes=None, method="cam", upsample=False, batch_siz
         images: (batch, H, W, 3) preprocessed images (as the model takes them).
         classes: None (every class), ``"predicted"``, an int, a list of ints
             (the same for every image) or an int array (batch, n).
-        method: a name of :data:`METHODS`.
+        method: a name of :data:`METHODS` (its :class:`Method` says what it takes and needs).
         upsample: resize the maps to the input size (bilinear, :func:`upsample`).
         batch_size: images per call of the method (bounds memory).
         **options: the method's own: ``layer`` (gradcam, eb, ceb, eb_r, ceb_r); ``step``
@@ -110,63 +101,46 @@ def compute(model, images, classes=None, method="cam", upsample=False, batch_siz
         at the resolution stated in the method's docstring (see the table in
         this package's docstring), or at the input size with ``upsample``.
     """
-    if method not in METHODS:
-        raise ValueError(f"Unknown saliency method {method!r}; use one of {', '.join(METHODS)}.")
+    spec = method_of(method)
     images = np.asarray(images, np.float32)
-    if images.ndim == 5 or method in VIDEO_METHODS:
-        return _compute_video(model, images, classes, method, upsample, batch_size, **options)
+    if images.ndim == 5 or spec.takes == "clips":
+        return _compute_video(model, images, classes, spec, upsample, batch_size, **options)
     if images.ndim != 4:
         raise ValueError(f"images must be a batch (batch, H, W, 3), got shape {images.shape}.")
-    if method in WHITE_BOX:
-        from mindgap.layers import ClassProbabilities
-        from mindgap.models import model_info
-
-        # EB needs only the class logits (any model with a ClassProbabilities layer, e.g. Tiny-Frames)
-        labelled = any(isinstance(layer, ClassProbabilities) for layer in getattr(model, "layers", []))
-        if method not in ("eb", "ceb") or not labelled:
-            model_info(model)  # a clear error for a model that is not a mindgap model
-    num_classes = int(model.output.shape[-1])
-    probabilities = None
-    if isinstance(classes, str):
-        from mindgap.saliency.rise import predictor
-
-        probabilities = np.concatenate([np.asarray(predictor(model)(images[start:start + batch_size]))
-                                        for start in range(0, len(images), batch_size)])
-    classes = resolve_classes(classes, len(images), probabilities, num_classes)
-    function = METHODS[method]
-    parts = [function(model, images[start:start + batch_size], classes[start:start + batch_size], **options)
+    labelled = any(isinstance(layer, ClassProbabilities) for layer in getattr(model, "layers", []))
+    if spec.needs == "cam head" or (spec.needs == "graph" and not labelled):
+        model_info(model)  # a clear error for a model that is not a mindgap model
+    probabilities = predict(model, images, batch_size) if isinstance(classes, str) else None
+    classes = resolve_classes(classes, len(images), probabilities, int(model.output.shape[-1]))
+    parts = [spec(model, images[start:start + batch_size], classes[start:start + batch_size], **options)
              for start in range(0, len(images), batch_size)]
     maps = np.concatenate(parts).astype(np.float32)
     return upsample_cams(maps, images.shape[1:3]) if upsample else maps
 
 
-def _compute_video(model, clips, classes, method, upsample_maps, batch_size, **options):
-    """:func:`compute` on clips: through time (``VIDEO_METHODS``) or frame by frame (the others)."""
-    from mindgap import recurrent as video_models
-
+def _compute_video(model, clips, classes, spec, upsample_maps, batch_size, **options):
+    """:func:`compute` on clips: through time (a method that takes clips) or frame by frame (an image method)."""
     if clips.ndim != 5:
-        raise ValueError(f"{method} takes clips (batch, T, H, W, 3), got shape {clips.shape}; add the batch axis.")
+        raise ValueError(f"{spec.name} takes clips (batch, T, H, W, 3), got shape {clips.shape}; add the batch axis.")
     batch, steps = clips.shape[:2]
-    if method not in VIDEO_METHODS:
-        if video_models.is_video_model(model):
-            raise ValueError(f"{method} on clips runs frame by frame and needs an image model (e.g. a Tiny-Frames CNN); "
-                             f"for the CNN-LSTM {model.name!r} use {method}_r.")
+    if spec.takes == "images":
+        family = registry.family_of(model)
+        if family is not None and family.takes == "clips":
+            raise ValueError(f"{spec.name} on clips runs frame by frame and needs an image model (e.g. a Tiny-Frames CNN); "
+                             f"for the CNN-LSTM {model.name!r} use {spec.through_time or ' or '.join(method_names('clips'))}.")
         frame_classes = classes
         if classes is not None and not isinstance(classes, str) and np.asarray(classes).ndim == 2:
             frame_classes = np.repeat(np.asarray(classes), steps, axis=0)
-        maps = compute(model, clips.reshape(-1, *clips.shape[2:]), frame_classes, method, upsample_maps, batch_size,
+        maps = compute(model, clips.reshape(-1, *clips.shape[2:]), frame_classes, spec.name, upsample_maps, batch_size,
                        **options)
         return maps.reshape(batch, steps, *maps.shape[1:])
-    video_models.check_video_model(model)
+    check_cnn_lstm(model)
     probabilities = None
     if isinstance(classes, str):
-        from mindgap.saliency.rise import predictor
-
         step = options.get("step")
-        probabilities = np.concatenate([np.asarray(predictor(model)(clips[start:start + batch_size]))
-                                        for start in range(0, batch, batch_size)])[:, -1 if step is None else step]
+        probabilities = predict(model, clips, batch_size)[:, -1 if step is None else step]
     classes = resolve_classes(classes, batch, probabilities, int(model.output.shape[-1]))
-    parts = [METHODS[method](model, clips[start:start + batch_size], classes[start:start + batch_size], **options)
+    parts = [spec(model, clips[start:start + batch_size], classes[start:start + batch_size], **options)
              for start in range(0, batch, batch_size)]
     maps = np.concatenate(parts).astype(np.float32)
     if upsample_maps:
@@ -180,5 +154,5 @@ def upsample(maps, size):
     return upsample_cams(maps, size)
 
 
-__all__ = ["METHODS", "VIDEO_METHODS", "compute", "list_methods", "resolve_classes", "upsample", "cam", "gradcam", "rise",
+__all__ = ["METHODS", "Method", "compute", "list_methods", "method_names", "method_of", "resolve_classes", "upsample", "cam", "gradcam", "rise",
            "excitation", "recurrent", "scores", "causal"]

@@ -10,22 +10,18 @@ InceptionV3 at 299²), not normalised: the spatial mean of ``CAM_c`` is the
 class logit (minus the dense bias for Zhou); Zhou CAMs may be negative.
 """
 
-import weakref
-
 import numpy as np
 import tensorflow as tf
 
 from mindgap.cam import cam_model
-
-_EXPLAINERS = weakref.WeakKeyDictionary()
-
+from mindgap.engine.cache import per_model
 
 def class_activation_maps(model, images, classes):
     """CAMs (batch, h, w, n) of ``classes`` (batch, n); see the module docstring."""
-    function = _EXPLAINERS.get(model)
-    if function is None:
+    def make():
         explainer = cam_model(model)
-        function = tf.function(lambda batch, chosen: tf.gather(explainer(batch, training=False)[1], chosen, axis=-1,
-                                                               batch_dims=1), reduce_retracing=True)
-        _EXPLAINERS[model] = function
+        return tf.function(lambda batch, chosen: tf.gather(explainer(batch, training=False)[1], chosen, axis=-1,
+                                                           batch_dims=1), reduce_retracing=True)
+
+    function = per_model(model, "cam", make)
     return function(tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(np.asarray(classes), tf.int32)).numpy()

@@ -21,7 +21,7 @@ deletes from the top left.
 import cv2
 import numpy as np
 
-from mindgap.saliency.rise import predictor
+from mindgap.engine.forward import predictor
 
 DEFAULT_STEPS = 100
 BLUR_KERNEL, BLUR_SIGMA = 11, 5.0

@@ -21,29 +21,21 @@ pass per requested class (memory of one gradient), compiled with
 ``tf.function`` per model and layer.
 """
 
-import weakref
-
+import numpy as np
 import tensorflow as tf
 
-from mindgap.layers import ClassProbabilities
+from mindgap.engine import graph as _graph
+from mindgap.engine.cache import per_model
+from mindgap.heads import MAPS_LAYER
 from mindgap.models import model_info
-from mindgap.saliency import _graph
 
 DEFAULT_LAYER = "backbone"
-_FUNCTIONS = weakref.WeakKeyDictionary()
-
-
-def logits_key(graph):
-    return next(step for step in graph.steps if isinstance(step.layer, ClassProbabilities)).inputs[0]
 
 
 def _function(model, layer):
-    functions = _FUNCTIONS.setdefault(model, {})
-    if layer in functions:
-        return functions[layer]
     model_info(model)
     graph = _graph.flat_graph(model)
-    target, logits = graph.key_of(layer), logits_key(graph)
+    target, logits = graph.key_of(layer), _graph.logits_key(graph, model)
     if graph.producer.get(target, -1) >= graph.producer[logits]:
         raise ValueError(f"Grad-CAM needs a layer below the class logits; {layer!r} is not (try 'backbone' or 'gap_maps').")
 
@@ -70,12 +62,18 @@ def _function(model, layer):
         del tape
         return tf.stack(maps, axis=-1)
 
-    functions[layer] = grad_cam
     return grad_cam
 
 
 def grad_cam(model, images, classes, layer=DEFAULT_LAYER):
     """Grad-CAM maps (batch, h, w, n) of ``classes`` (batch, n) at ``layer``; see the module docstring."""
-    function = _function(model, layer)
+    function = per_model(model, ("gradcam", layer), lambda: _function(model, layer))
     classes = tf.convert_to_tensor(classes, tf.int32)
     return function(tf.convert_to_tensor(images, tf.float32), classes, int(classes.shape[1])).numpy()
+
+
+def grad_cam_of_maps(model, images, class_indices=None):
+    """``mindgap.grad_cam``: Grad-CAM at ``gap_maps`` (the CAM's layer) of ``class_indices`` (default every class) for
+    every image, (batch, h, w, n); for a GAPm head it is ``relu(CAM) / (h w)``."""
+    classes = np.arange(int(model.output.shape[-1])) if class_indices is None else np.asarray(class_indices)
+    return grad_cam(model, images, np.tile(classes, (len(images), 1)), layer=MAPS_LAYER)

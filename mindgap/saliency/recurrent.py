@@ -81,13 +81,12 @@ CNN (BP) or of the CNN-LSTM's step-n logit (BP-R, through time).  Per-frame EB /
 thesis's CNN baselines) are ``eb`` / ``ceb`` of an image model on every frame (``compute``).
 """
 
-import weakref
-
 import tensorflow as tf
 
 from mindgap import recurrent
-from mindgap.layers import ClassProbabilities
-from mindgap.saliency import _graph, excitation
+from mindgap.engine import excitation
+from mindgap.engine import graph as _graph
+from mindgap.engine.cache import per_model
 
 DEFAULT_LAYER = excitation.DEFAULT_LAYER
 RULES = ("authors", "conserving")
@@ -121,7 +120,7 @@ def lstm_states(layer, inputs):
 def _dense_excitation(inputs, kernel, mwp):
     """EB through a positive linear layer: ``P_in = a * (W+ (P_out / (a W+)))`` for one or several inputs."""
     total = sum(value @ weights for value, weights in zip(inputs, kernel))
-    ratio = excitation._safe_divide(mwp, total)
+    ratio = excitation.safe_divide(mwp, total)
     return [value * (ratio @ tf.transpose(weights)) for value, weights in zip(inputs, kernel)]
 
 
@@ -139,7 +138,7 @@ def lstm_excitation(states, inputs, candidate_kernels, classifier_kernel, prior,
     for time in range(step, -1, -1):
         cell = states["c"][:, time]
         cell_mwp = cell_carry + tf.where(cell > 0, hidden_mwp, 0.0)  # h_t = o_t ReLU(c_t): one child
-        ratio = excitation._safe_divide(cell_mwp, cell)
+        ratio = excitation.safe_divide(cell_mwp, cell)
         cell_carry = ratio * states["f"][:, time] * states["c_previous"][:, time]
         candidate_mwp = ratio * states["i"][:, time] * states["g"][:, time]
         per_step[time], hidden_mwp = _dense_excitation([inputs[:, time], states["h_previous"][:, time]],
@@ -184,20 +183,20 @@ def lstm_excitation_authors(states, inputs, input_kernel, classifier_kernel, pri
 def temporal_normalization(mwp):
     """Eqs. (7.5)/(7.6): divide each clip's MWP (batch, T, ...) by its sum over space and time."""
     axes = list(range(1, mwp.shape.rank))
-    return excitation._safe_divide(mwp, tf.reduce_sum(mwp, axis=axes, keepdims=True))
+    return excitation.safe_divide(mwp, tf.reduce_sum(mwp, axis=axes, keepdims=True))
 
 
 class _Plan:
     """Per CNN-LSTM: its frame encoder (image → fc2), the EB plan of its CNN and the LSTM's weights."""
 
     def __init__(self, model, layer):
-        recurrent.check_video_model(model)
+        recurrent.check_cnn_lstm(model)
         if recurrent.lstm_activation(model) != "relu":
             raise ValueError(f"EB-R needs an LSTM with ReLU activation (thesis §7.1: tanh breaks EB's assumptions); "
                              f"{model.name!r} uses {recurrent.lstm_activation(model)!r}. Train a 'Tiny-LSTM' (ReLU), or "
                              "use bp_r, which any LSTM allows.")
         self.encoder = recurrent.frame_encoder(model)
-        self.cnn = excitation._plan(self.encoder, layer, top=recurrent.FEATURE_LAYER)
+        self.cnn = excitation.plan_of(self.encoder, layer, top=recurrent.FEATURE_LAYER)
         self.lstm = model.get_layer(recurrent.LSTM_LAYER)
         self.classifier = model.get_layer(recurrent.LOGITS_LAYER)
 
@@ -225,19 +224,16 @@ class _Plan:
         return mwp
 
 
-_PLANS = weakref.WeakKeyDictionary()
-
-
 def _plan(model, layer):
-    plans = _PLANS.setdefault(model, {})
-    if layer not in plans:
+    def make():
         plan = _Plan(model, layer)
         plan.function = tf.function(
             lambda clips, classes, count, step, contrastive, at_input, rule: _maps(plan, clips, classes, count, step,
                                                                                    contrastive, at_input, rule),
             reduce_retracing=True)
-        plans[layer] = plan
-    return plans[layer]
+        return plan
+
+    return per_model(model, ("eb-r", layer), make)
 
 
 def _maps(plan, clips, classes, count, step, contrastive, at_input, rule):
@@ -305,17 +301,9 @@ def input_winning_probabilities(model, clips, classes, step=None, contrastive=Fa
 
 # ---------------------------------------------------------------- gradient saliency
 
-def _logits_key(graph):
-    probabilities = next((step for step in graph.steps if isinstance(step.layer, ClassProbabilities)), None)
-    if probabilities is None:
-        raise ValueError("BP needs the class logits: the model has no ClassProbabilities layer; build it with "
-                         "mindgap.build_model.")
-    return probabilities.inputs[0]
-
-
 def _gradient_maps(model, inputs, classes, step=None):
     graph = _graph.flat_graph(model)
-    key = _logits_key(graph)
+    key = _graph.logits_key(graph, model)
     inputs = tf.convert_to_tensor(inputs, tf.float32)
     classes = tf.convert_to_tensor(classes, tf.int32)
     maps = []
@@ -337,7 +325,7 @@ def gradient_saliency(model, images, classes):
 
 def gradient_saliency_rnn(model, clips, classes, step=None):
     """BP-R: ``max_channels |d logit_n / d frame_t|`` (batch, T, H, W, n), the step-n logit of a CNN-LSTM through time."""
-    recurrent.check_video_model(model)
+    recurrent.check_cnn_lstm(model)
     return _gradient_maps(model, clips, classes, _step(step, int(clips.shape[1])))
 
 

@@ -31,14 +31,15 @@ min-max normalised; maps carry an offset).
 """
 
 import math
-import weakref
 
 import numpy as np
 import tensorflow as tf
 
+from mindgap.engine.forward import predictor
+from mindgap.registry import METHODS
+
 PAPER_SETTINGS = dict(num_masks=4000, grid_size=7, keep_probability=0.5)
-DEFAULT_SETTINGS = dict(num_masks=1000, grid_size=7, keep_probability=0.5)
-_PREDICT = weakref.WeakKeyDictionary()
+DEFAULT_SETTINGS = METHODS["rise"].defaults
 
 
 def generate_masks(rng, count, size, grid_size, keep_probability):
@@ -50,15 +51,6 @@ def generate_masks(rng, count, size, grid_size, keep_probability):
     shifts_y = rng.integers(0, cell_height, count)
     shifts_x = rng.integers(0, cell_width, count)
     return np.stack([up[index, y:y + height, x:x + width, 0] for index, (y, x) in enumerate(zip(shifts_y, shifts_x))])
-
-
-def predictor(model):
-    """A compiled ``model(batch, training=False)`` (cached per model)."""
-    function = _PREDICT.get(model)
-    if function is None:
-        function = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
-        _PREDICT[model] = function
-    return function
 
 
 def _check(num_masks, grid_size, keep_probability, batch_size):

@@ -36,19 +36,23 @@ import time
 from urllib.parse import urlencode
 
 import numpy as np
+import tensorflow as tf
 
+from mindgap import explanation as explaining, saliency
+from mindgap.registry import DEFAULT_METHOD, METHODS, method_names
+from mindgap.cam import cam_model
+from mindgap.models import model_info
 from mindgap.serve import images as imaging
+from mindgap.serve.examples import built_in_examples, folder_examples
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 DEFAULT_MAX_UPLOAD_BYTES = 32 * 2**20
 DEFAULT_CACHE_IMAGES = 32
 DEFAULT_MAX_BATCH = 8
-DEFAULT_THRESHOLD = 0.2
-DEFAULT_TOP_K = 5
-DEFAULT_METHOD = "cam"
-RISE_MASKS = 256  # RISE's N in the viewer: N forward passes per map (a few seconds for Tiny on a CPU)
-RISE_BATCH = 32  # masked images per forward pass: RISE's memory bound
-_METHOD_OPTIONS = {"rise": dict(num_masks=RISE_MASKS, batch_size=RISE_BATCH)}
+DEFAULT_THRESHOLD = explaining.DEFAULT_THRESHOLD
+DEFAULT_TOP_K = explaining.DEFAULT_TOP_K
+# RISE's N in the viewer (N forward passes per map) and masked images per pass (its memory bound): its serving options
+RISE_MASKS, RISE_BATCH = (METHODS["rise"].serving[key] for key in ("num_masks", "batch_size"))
 _FORM_OVERHEAD = 64 * 2**10  # multipart boundaries and the small form fields, on top of the file
 _log = logging.getLogger("mindgap.serve")
 
@@ -167,10 +171,6 @@ class _Image:
 
 
 def _compiled_explainer(model):
-    import tensorflow as tf
-
-    from mindgap.cam import cam_model
-
     explainer = cam_model(model)
     height, width, channels = (int(side) for side in model.input.shape[1:])
 
@@ -191,8 +191,6 @@ class Viewer:
     def __init__(self, models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES, max_pixels=imaging.DEFAULT_MAX_PIXELS,
                  min_side=imaging.DEFAULT_MIN_SIDE, display_side=imaging.DEFAULT_DISPLAY_SIDE, cache_images=DEFAULT_CACHE_IMAGES,
                  max_batch=DEFAULT_MAX_BATCH):
-        from mindgap.models import model_info
-
         if isinstance(models, dict):
             named = list(models.items())
         else:
@@ -242,8 +240,6 @@ class Viewer:
     def examples(self):
         with self._examples_lock:
             if self._examples is None:
-                from mindgap.serve.examples import built_in_examples, folder_examples
-
                 source = self._examples_source
                 self._examples = built_in_examples() if source is None else folder_examples(source, self.max_upload_bytes)
             return self._examples
@@ -307,10 +303,7 @@ class Viewer:
         Maps other than the CAM are min-max normalised (as :mod:`mindgap.saliency.scores` does before
         boxes), since RISE's carry an offset; the CAM keeps its values (its box uses its positive part).
         """
-        from mindgap import saliency
-        from mindgap.saliency.scores import min_max
-
-        if method == DEFAULT_METHOD:
+        if method == DEFAULT_METHOD:  # from the cached forward pass of every class's CAM
             _, cams, milliseconds, ran = self.results(image_id, served)
             return cams[..., class_index], milliseconds, ran
         key = (image_id, served.name, method, class_index)
@@ -324,8 +317,8 @@ class Viewer:
                 return cached + (False,)
             started = time.perf_counter()
             maps = saliency.compute(served.model, entry.inputs[served.size][None], [[class_index]], method=method,
-                                    **_METHOD_OPTIONS.get(method, {}))
-            value = (min_max(maps[0, ..., 0]), 1000 * (time.perf_counter() - started))
+                                    **METHODS[method].serving)
+            value = (saliency.scores.min_max(maps[0, ..., 0]), 1000 * (time.perf_counter() - started))
         self._maps.put(key, value)
         return value + (True,)
 
@@ -340,36 +333,17 @@ class Viewer:
     # -------------------------------------------------------------- geometry and pictures
     @staticmethod
     def box(cam, served, entry, threshold):
-        """The box of one CAM in the upload's pixels (pixel edges, exclusive ends), or None when the CAM has no positive evidence.
-
-        As in evaluation, the box is found on the CAM upsampled to the model's
-        square input frame, then mapped back to the upload's own width and height.
-        """
-        from mindgap.cam import upsample_map
-        from mindgap.metrics import cam_to_box
-
-        size = served.size
-        box = cam_to_box(upsample_map(cam, (size, size)), threshold)
-        if not box[2] > box[0]:
-            return None
-        scale = np.array([entry.width, entry.height, entry.width, entry.height], np.float64) / size
-        return [round(float(value), 1) for value in box * scale]
+        """The box of one map in the upload's pixels (``mindgap.explanation.image_box``), rounded to 0.1, or None."""
+        box = explaining.image_box(cam, served.size, (entry.width, entry.height), threshold)
+        return None if box is None else [round(value, 1) for value in box]
 
     def overlay_png(self, entry, saliency, box, peak=None, max_side=None):
         """The map (h, w) over the image (jet, 50 %), divided by ``peak`` (default its own maximum), with ``box``."""
-        from mindgap import plots
-
         display = entry.display if max_side is None else imaging.display_image(entry.display, max_side)
-        picture = plots.overlay_cam(display, saliency, vmax=peak if peak else None)
-        if box is not None:
-            scale = display.shape[1] / entry.width
-            thickness = max(1, round(max(display.shape[:2]) / 200))
-            picture = plots.draw_box(picture, [value * scale for value in box], plots.CAM_BOX_COLOUR, thickness)
-        return imaging.encode_png(picture)
+        return imaging.encode_png(explaining.draw(display, saliency, box, (entry.width, entry.height), peak=peak or None))
 
 
-# The image maps the viewer draws (mindgap.saliency's video methods need clips; BP is not offered).
-SERVED_METHODS = ("cam", "gradcam", "rise", "eb", "ceb")
+SERVED_METHODS = tuple(method_names("images", shown=True))  # the registry's: clips need a video, BP is not shown
 
 
 def _check_method(method):
@@ -481,10 +455,7 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
     """
     import contextlib
 
-    from fastapi import FastAPI, File, Form, Query, UploadFile
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse, Response
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from fastapi import FastAPI  # the viewer's optional dependency
 
     viewer = Viewer(models, examples=examples, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, min_side=min_side,
                     display_side=display_side, cache_images=cache_images, max_batch=max_batch)
@@ -497,6 +468,17 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
     app = FastAPI(title="mindgap CAM viewer", lifespan=lifespan)
     app.state.viewer = viewer
     app.add_middleware(_UploadLimit, max_bytes=max_upload_bytes)
+    _add_error_handlers(app)
+    _add_routes(app, viewer)
+    _add_explain_routes(app, viewer)
+    return app
+
+
+def _add_error_handlers(app):
+    """Every error as ``{"error": one line}`` with its HTTP status."""
+    from fastapi.exceptions import RequestValidationError  # the viewer's optional dependency
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     def error(status, message):
         return JSONResponse({"error": message}, status_code=status)
@@ -518,6 +500,12 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, exc):
         return error(exc.status_code, str(exc.detail))
+
+
+
+def _add_routes(app, viewer):
+    """The page at ``/`` and the JSON API under ``/api`` (the README lists it)."""
+    from fastapi.responses import FileResponse, Response  # the viewer's optional dependency
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -547,6 +535,13 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
     def stats():
         """Forward passes run and cache sizes (the cache is working when switching classes leaves forward_passes alone)."""
         return viewer.stats()
+
+
+
+def _add_explain_routes(app, viewer):
+    """``POST /api/explain`` (top-k, box and overlay URL of one image) and ``GET /api/cam.png`` (the overlay)."""
+    from fastapi import File, Form, Query, UploadFile  # the viewer's optional dependency
+    from fastapi.responses import Response
 
     @app.post("/api/explain")
     def explain(file: UploadFile | None = File(None), image_id: str | None = Form(None), model: str | None = Form(None),
@@ -589,7 +584,7 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
         served = viewer.model(model)
         threshold = _check_threshold(threshold)
         method = _check_method(method)
-        if scale == "shared" and method != DEFAULT_METHOD:
+        if scale == "shared" and not METHODS[method].absolute:
             raise _BadRequest(f"scale=shared compares every class's CAM; it needs method=cam, not {method!r}.", 422)
         entry = viewer.image(image_id)
         probabilities, cams, _, _ = viewer.results(image_id, served)
@@ -599,5 +594,3 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
         peak = float(np.maximum(cams, 0).max()) if scale == "shared" else None
         png = viewer.overlay_png(entry, saliency, drawn, peak=peak, max_side=max_side)
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
-
-    return app

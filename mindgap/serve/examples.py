@@ -5,7 +5,7 @@ import os
 import cv2
 import numpy as np
 
-from mindgap.cli import IMAGE_EXTENSIONS
+from mindgap.data.folders import IMAGE_EXTENSIONS
 
 BUILT_IN_COUNT = 6
 BUILT_IN_SIDE = 160
@@ -16,7 +16,7 @@ def built_in_examples(count=BUILT_IN_COUNT, side=BUILT_IN_SIDE, seed=7):
     """``count`` digits canvases (test half of the source digits) as ``[(name, png_bytes)]``, deterministic."""
     from sklearn.datasets import load_digits
 
-    from mindgap.data.digits import CLASS_NAMES, background_crop, load_backgrounds, render_canvas, source_halves
+    from mindgap.data.digits import CLASS_NAMES, background_crop, load_backgrounds, render_canvas, source_halves  # no folder given
 
     rng = np.random.default_rng(seed)
     digits = load_digits()

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mindgap.data.pipeline import preprocess
+from mindgap.data.pipeline import model_input  # noqa: F401  (the viewer's input, as training's)
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 DEFAULT_MAX_PIXELS = 40_000_000  # 40 MP, e.g. 8000×5000
@@ -66,19 +66,6 @@ def decode_image(data, *, max_pixels=DEFAULT_MAX_PIXELS, min_side=DEFAULT_MIN_SI
         except Exception as error:  # OSError("image file is truncated ...") and decoder errors
             raise ImageError(f"The {image.format} image could not be decoded ({str(error).splitlines()[0] if str(error) else type(error).__name__}); the file is probably truncated or corrupt.", 400) from None
     return rgb
-
-
-def model_input(rgb, size):
-    """The model's input from an RGB array, as :func:`mindgap.data.load_image` makes it from a file.
-
-    Stretched to ``size × size`` (bilinear, half-pixel centres), rounded to
-    uint8, then scaled to [-1, 1] (InceptionV3 preprocessing).
-    """
-    import tensorflow as tf
-
-    resized = tf.image.resize(rgb, (int(size), int(size)), method="bilinear")
-    display = tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
-    return preprocess(display).numpy()
 
 
 def display_image(rgb, max_side=DEFAULT_DISPLAY_SIDE):

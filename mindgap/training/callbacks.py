@@ -25,6 +25,7 @@ import numpy as np
 from mindgap import plots
 from mindgap.cam import cam_model, upsample_map
 from mindgap.data.pipeline import valid_boxes
+from mindgap.engine.cache import per_model
 from mindgap.evaluation import batch_measures
 from mindgap.metrics import cam_to_box
 from mindgap.models import model_info
@@ -103,9 +104,6 @@ def training_batchnorm_layers(model):
             if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
 
 
-_PRECISE_BN_PASSES = weakref.WeakKeyDictionary()  # model → (its training BN layers, momentum variable, compiled pass)
-
-
 def recompute_batchnorm_statistics(model, batches):
     """Replace the moving statistics of ``model``'s training BatchNorm layers by averages over ``batches`` (PreciseBN).
 
@@ -130,14 +128,9 @@ def recompute_batchnorm_statistics(model, batches):
     momenta = [layer.momentum for layer in layers]
     # One compiled forward pass per model and set of training BN layers; the momentum is a variable read
     # inside it, so the k / (k + 1) schedule needs no retracing (run eagerly, the pass cost twice as much).
-    key = tuple(id(layer) for layer in layers)
-    cached = _PRECISE_BN_PASSES.get(model)
-    if cached is None or cached[0] != key:
-        momentum = tf.Variable(0.0, trainable=False, dtype=tf.float32)
-        model_reference = weakref.ref(model)  # the cache must not keep the model alive
-        cached = (key, momentum, tf.function(lambda inputs: model_reference()(inputs, training=True)))
-        _PRECISE_BN_PASSES[model] = cached
-    _, momentum, forward = cached
+    model_reference = weakref.ref(model)  # the cache must not keep the model alive
+    momentum, forward = per_model(model, ("precise bn", *(id(layer) for layer in layers)), lambda: (
+        tf.Variable(0.0, trainable=False, dtype=tf.float32), tf.function(lambda inputs: model_reference()(inputs, training=True))))
     count = 0
     try:
         for layer in layers:

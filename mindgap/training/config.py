@@ -86,7 +86,7 @@ class TrainConfig:
         if self.zhou_units is not None and (isinstance(self.zhou_units, bool) or not isinstance(self.zhou_units, int) or self.zhou_units < 1):
             problems.append(f"zhou_units must be an integer >= 1 (or None for 1,024), got {self.zhou_units!r}")
         if self.dropout is not None:
-            from mindgap.dropout.layer import METHODS
+            from mindgap.dropout.layer import METHODS  # Keras: the CLI's help reads TrainConfig without it
 
             if self.dropout not in METHODS:
                 problems.append(f"dropout must be one of {', '.join(METHODS)} (or None), got {self.dropout!r}")

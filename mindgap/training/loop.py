@@ -43,7 +43,8 @@ from mindgap.data import video as video_data
 from mindgap.data.check import decode_failure
 from mindgap.data.pipeline import make_dataset
 from mindgap.data.layouts import dataset_options, load_dataset
-from mindgap.models import build_model, load_model, takes_clips
+from mindgap import registry
+from mindgap.models import build_model, load_model
 from mindgap.optimizers import Nadam2017
 from mindgap.training import callbacks as mg_callbacks
 from mindgap.training import run_folder
@@ -177,6 +178,7 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
         run_folder.StorageError: a full disk or an unwritable place; the
             previous good state of the folder is left intact.
     """
+    registry.resolve(model_name)  # an unknown name fails here, before any data is read or a folder is made
     config = (config or TrainConfig()).replace(**overrides)
     out_dir = os.fspath(out_dir)
     lock_name = run_folder.LOCK_NAME if is_chief() else f"worker{_cluster()[1].get('index', 0)}.lock"
@@ -301,15 +303,16 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
     if chief:
         run_folder.remove_temporaries(out_dir, os.path.join(out_dir, "cam_snapshots"))
 
-    is_video = video_data.is_video_set(data_dir)  # clips (thesis ch. 7): a CNN-LSTM with a class output per step
-    if is_video and not takes_clips(model_name):
+    clip_set = video_data.clip_set_set(data_dir)  # clips (thesis ch. 7): a CNN-LSTM with a class output per step
+    takes_clips = registry.resolve(model_name)[0].takes == "clips"
+    if clip_set and not takes_clips:
         raise ValueError(f"{model_name} takes images (batch, H, W, 3) but {data_dir} is a video set (clips); train a "
                          "CNN-LSTM on it (mindgap train Tiny-LSTM), or pass an image dataset.")
-    if takes_clips(model_name) and not is_video:
+    if takes_clips and not clip_set:
         raise ValueError(f"{model_name} takes clips (a video set of mindgap.data.video: {video_data.SETTINGS_FILE}, "
                          f"{video_data.CLIPS_DIR}/, {video_data.SPLITS_DIR}/) but {data_dir} is not one; pass a video set "
                          "(python -m mindgap.data.video OUT_DIR), or train an image model (e.g. Tiny-GAP5) on these images.")
-    if is_video:
+    if clip_set:
         dataset = video_data.load_video_set(data_dir, splits=("train", "val"))  # every frame and box checked
         data_summary = dataset.summary()
         if not dataset.train:
@@ -336,7 +339,7 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
         model = compiled_model(model_name, dataset.num_classes, config, class_names=list(dataset.class_names))
 
     common = dict(num_classes=dataset.num_classes, image_size=config.image_size, batch_size=config.batch_size, seed=config.seed)
-    if is_video:
+    if clip_set:
         if config.hide_and_seek or config.label_drawing != "majority":
             raise ValueError("hide_and_seek and label_drawing are for images; train a video model without them.")
         make_data = video_data.make_video_dataset
@@ -365,12 +368,12 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
             print(f"note: {best_path} comes from epoch {best_checkpoint.best_epoch}, after the last backup (epoch "
                   f"{initial_epoch}); it is kept (same settings) and replaced only by a lower val_loss.", file=sys.stderr)
         log_dir = os.path.join(out_dir, "logs") if config.tensorboard else None
-        if config.localization_images and not is_video:  # 0 turns the callback off; CAM measures are for image models
+        if config.localization_images and not clip_set:  # 0 turns the callback off; CAM measures are for image models
             localization_records = spread(dataset.val, config.localization_images)
             run_callbacks.append(mg_callbacks.LocalizationMetrics.from_dataset(
                 make_dataset(localization_records, with_boxes=True, **common), len(localization_records), threshold=config.cam_threshold))
         run_callbacks.append(best_checkpoint)
-        if config.snapshot_images and not is_video:
+        if config.snapshot_images and not clip_set:
             snapshot_records = spread(dataset.val, config.snapshot_images)
             run_callbacks.append(mg_callbacks.CamSnapshots.from_dataset(
                 make_dataset(snapshot_records, with_boxes=True, **common), len(snapshot_records), out_dir=os.path.join(out_dir, "cam_snapshots"),
@@ -401,7 +404,7 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
         if isinstance(error, (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.NotFoundError)):
             # a decode error inside tf.data names no file: find it among the frames or images read
             records = [*dataset.train, *dataset.val]
-            problem = decode_failure([frame for clip in records for frame in clip.frames] if is_video else
+            problem = decode_failure([frame for clip in records for frame in clip.frames] if clip_set else
                                      [record.path for record in records])
             if problem is not None:
                 raise problem from None

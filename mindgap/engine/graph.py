@@ -9,10 +9,11 @@ inference mode, keeping every intermediate tensor.
 """
 
 import dataclasses
-import weakref
 
 import keras
 
+from mindgap.engine.cache import per_model
+from mindgap.layers import ClassProbabilities
 from mindgap.regularizers import MapActivityPenalty
 
 # Layers that return their input unchanged at inference.
@@ -50,9 +51,6 @@ class FlatGraph:
         return self.steps[self.producer[key]]
 
 
-_CACHE = weakref.WeakKeyDictionary()
-
-
 def _is_functional(layer):
     return isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth")
 
@@ -80,12 +78,13 @@ def _expand(model, input_keys, steps, names):
 
 def flat_graph(model):
     """The :class:`FlatGraph` of a functional model (cached per model)."""
-    graph = _CACHE.get(model)
-    if graph is not None:
-        return graph
     if not _is_functional(model) or len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ValueError(f"Model {getattr(model, 'name', model)!r} is not a functional keras.Model with one input and "
                          "one output; build it with mindgap.build_model or the Keras functional API.")
+    return per_model(model, "flat graph", lambda: _flatten(model))
+
+
+def _flatten(model):
     steps, names = [], {}
     (output_key,) = _expand(model, [id(model.inputs[0])], steps, names)
     producer, consumers = {}, {}
@@ -94,9 +93,16 @@ def flat_graph(model):
             producer[key] = index
         for key in step.inputs:
             consumers.setdefault(key, []).append(index)
-    graph = FlatGraph(id(model.inputs[0]), output_key, steps, producer, consumers, names)
-    _CACHE[model] = graph
-    return graph
+    return FlatGraph(id(model.inputs[0]), output_key, steps, producer, consumers, names)
+
+
+def logits_key(graph, model):
+    """The tensor key of the class logits (the input of the ``ClassProbabilities`` layer), or a ValueError."""
+    probabilities = next((step for step in graph.steps if isinstance(step.layer, ClassProbabilities)), None)
+    if probabilities is None:
+        raise ValueError(f"Model {getattr(model, 'name', model)!r} has no ClassProbabilities layer, so its class logits "
+                         "cannot be found; build it with mindgap.build_model or mindgap.dropout.")
+    return probabilities.inputs[0]
 
 
 def call_step(step, values):

@@ -122,8 +122,8 @@ def resolve(name_or_path, directory=SHIPPED_DIR, kinds=KINDS):
     if model is None:
         raise ValueError(unknown_name_message(path, directory))
     if model.kind not in kinds:
-        raise ValueError(f"The shipped model {model.name!r} is a {model.kind} model ({model.architecture}); here a "
-                         f"{' or '.join(kinds)} model is taken: 'mindgap models' lists each with what it takes.")
+        raise ValueError(f"The shipped model {model.name!r} ({model.architecture}) is of kind {model.kind!r}; here "
+                         f"{' or '.join(repr(kind) for kind in kinds)} is taken: 'mindgap models' lists each with what it takes.")
     return shipped_path(model, directory)
 
 

@@ -140,8 +140,8 @@ def _empty_split_fix(dataset, empty):
     """The flag (and keyword) that gives an empty split some images, for this layout."""
     if dataset.layout == "folders" and "stratified" in dataset.split_note:
         flags = " and ".join(f"--{split}-fraction ({split}_fraction)" for split in empty if split in ("val", "test"))
-        return (f"raise {flags or '--val-fraction'} so that round(fraction x images per class) >= 1 (0.5 for 2 images "
-                f"a class), or list images in splits/{empty[0]}.txt")
+        return (f"raise {flags or '--val-fraction'} so that round(fraction x images per class) >= 1, or list "
+                f"images in splits/{empty[0]}.txt")
     if dataset.layout == "folders":
         return f"list some images in splits/{empty[0]}.txt, or remove the splits/ folder for a seeded split (--val-fraction)"
     if dataset.layout == "stanford40":

@@ -4,8 +4,9 @@ import dataclasses
 import json
 
 PRECISIONS = ("float32", "mixed_bfloat16")
-# The values of the fields that take a name.  Three have owners that import TensorFlow (mindgap.dropout.METHODS,
-# mindgap.regularizers.REDUCTIONS, mindgap.data.labels.LABEL_DRAWINGS); the copies here let `mindgap train --help`
+# The values of the fields that take a name.  Four have owners that import TensorFlow (mindgap.dropout.METHODS,
+# mindgap.regularizers.REDUCTIONS, mindgap.data.labels.LABEL_DRAWINGS,
+# mindgap.data.layouts.FORMATS); the copies here let `mindgap train --help`
 # list them at once, and tests/test_cli.py checks that they agree with the owners.
 CHOICES = {
     "unfreeze_optimizer": ("fresh", "per_variable"),
@@ -15,7 +16,7 @@ CHOICES = {
     "dropout": ("none", "standard", "standard_per_image", "curriculum", "adaptive", "mirrored_excitation", "excitation",
                 "excitation_prediction"),
     "precision": PRECISIONS,
-    "format": ("auto", "stanford40", "folders", "wsol"),
+    "format": ("auto", "stanford40", "wsol", "fer2013", "afew", "folders"),
 }
 
 

@@ -597,24 +597,57 @@ def _band(axis, curves, colour, label, x=None):
     axis.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.15, linewidth=0)
 
 
-def plot_generalization(results, architectures, path, caption):
-    figure, axes = plt.subplots(1, len(architectures), figsize=(4.2 * len(architectures), 3.4), squeeze=False)
-    for axis, architecture in zip(axes[0], architectures):
-        for variant in (ZHOU_VARIANTS if architecture == ZHOU else VARIANTS):
+def _final_accuracies(axis, results, architecture, variants):
+    """The last epoch's test accuracy per variant: each seed a dot, the mean ± sd a bar, one row per variant."""
+    rows = [(variant, [100 * run["test_accuracy_over_training"][-1] for run in _select(results, architecture, variant)])
+            for variant in variants]
+    rows = [(variant, values) for variant, values in rows if values]
+    for position, (variant, values) in enumerate(rows):
+        mean, sd = np.mean(values), (np.std(values, ddof=1) if len(values) > 1 else 0.0)
+        axis.errorbar(mean, position, xerr=sd, fmt="o", color=COLOURS[variant], capsize=3, markersize=5)
+        axis.scatter(values, [position] * len(values), color=COLOURS[variant], s=9, alpha=0.5, linewidths=0)
+    axis.set_yticks(range(len(rows)), [LABELS[variant] for variant, _ in rows], fontsize=7)
+    axis.invert_yaxis()
+    axis.set_xlabel("test accuracy % (dots: seeds; bar: mean ± sd)", fontsize=7)
+    axis.grid(axis="x", alpha=0.3)
+    axis.tick_params(axis="x", labelsize=7)
+
+
+def plot_generalization(results, architectures, path, caption=""):
+    """Per model: the mean test accuracy over training (no bands: several variants end within a point), and below
+    it the last epoch's accuracy per variant with every seed, which is where the variants are told apart."""
+    columns = max(len(architectures), 2)  # never narrower than two panels: the title and labels must fit
+    figure, axes = plt.subplots(2, columns, figsize=(5.2 * columns, 7.4), squeeze=False,
+                                gridspec_kw={"height_ratios": (1, 1.1)})
+    for column, architecture in enumerate(architectures):
+        variants = ZHOU_VARIANTS if architecture == ZHOU else VARIANTS
+        curves_axis = axes[0, column]
+        for variant in variants:
             runs = _select(results, architecture, variant)
             if runs:
-                _band(axis, [np.asarray(run["test_accuracy_over_training"]) * 100 for run in runs], COLOURS[variant],
-                      f"{LABELS[variant]} (n={len(runs)})")
-        axis.set_title(architecture, fontsize=9)
-        axis.set_xlabel("epoch", fontsize=8)
-        axis.set_ylabel("test accuracy %", fontsize=8)
-        axis.tick_params(labelsize=7)
-        axis.legend(fontsize=6)
-    return _save(figure, path, "Test accuracy over training, mean ± sd over seeds (cf. Figure 5.3). " + caption)
+                mean = np.mean([np.asarray(run["test_accuracy_over_training"]) * 100 for run in runs], axis=0)
+                curves_axis.plot(np.arange(1, len(mean) + 1), mean, color=COLOURS[variant], linewidth=1.3,
+                                 label=f"{LABELS[variant]} (n={len(runs)})")
+        curves_axis.set_title(f"{architecture}: over training (mean of seeds)", fontsize=9)
+        curves_axis.set_xlabel("epoch", fontsize=8)
+        curves_axis.set_ylabel("test accuracy %", fontsize=8)
+        curves_axis.tick_params(labelsize=7)
+        curves_axis.grid(alpha=0.3)
+        _final_accuracies(axes[1, column], results, architecture, variants)
+        axes[1, column].set_title(f"{architecture}: after the last epoch", fontsize=9)
+    for column in range(len(architectures), columns):
+        axes[0, column].axis("off"); axes[1, column].axis("off")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    for column in range(1, len(architectures)):  # one legend: every variant once
+        for handle, label in zip(*axes[0, column].get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle); labels.append(label)
+    figure.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7, frameon=False)
+    return _save(figure, path, "Test accuracy (cf. the thesis's Figure 5.3); settings: table.md", bottom=0.1)
 
 
-def plot_utilization(results, architectures, path, caption):
-    figure, axes = plt.subplots(len(architectures), len(METRICS), figsize=(3.2 * len(METRICS), 2.8 * len(architectures)),
+def plot_utilization(results, architectures, path, caption=""):
+    figure, axes = plt.subplots(len(architectures), len(METRICS), figsize=(3.4 * len(METRICS), 2.9 * len(architectures) + 0.8),
                                 squeeze=False)
     for row, architecture in enumerate(architectures):
         for column, (name, label) in enumerate(METRICS):
@@ -627,39 +660,68 @@ def plot_utilization(results, architectures, path, caption):
             axis.set_title(f"{architecture}: {label}", fontsize=8)
             axis.set_xlabel("epoch (0: before training)", fontsize=7)
             axis.tick_params(labelsize=7)
-        axes[row, 0].legend(fontsize=6)
-    return _save(figure, path, "Utilization of the dropout layer on test images over training, mean ± sd "
-                               "(cf. Figures 5.6–5.9). " + caption)
+    _one_legend(figure, axes)
+    return _save(figure, path, "Utilization of the dropout layer on test images, mean ± sd over seeds "
+                               "(cf. the thesis's Figures 5.6–5.9); settings: table.md", bottom=0.14)
 
 
-def plot_compression(results, architectures, path, caption):
-    figure, axes = plt.subplots(len(architectures), 3, figsize=(11, 2.9 * len(architectures)), squeeze=False)
+COMPRESSION_PANELS = (("most", "levels", "most relevant off", "share p_c of the most relevant neurons off"),
+                      ("least", "levels", "least relevant off", "share p_c of the least relevant neurons off"),
+                      ("random", "counts", "random neurons off", "k random neurons off"))
+
+
+def plot_compression(results, architectures, path, caption=""):
+    figure, axes = plt.subplots(len(architectures), 3, figsize=(11.5, 3.0 * len(architectures) + 0.8), squeeze=False)
     for row, architecture in enumerate(architectures):
         for variant in (ZHOU_VARIANTS if architecture == ZHOU else VARIANTS):
             runs = _select(results, architecture, variant)
             if not runs:
                 continue
-            curves = runs[0]["compression"]
-            for column, (name, x, xlabel) in enumerate((("most", curves["levels"], "p_c (most relevant off)"),
-                                                         ("least", curves["levels"], "p_c (least relevant off)"),
-                                                         ("random", curves["counts"], "k random neurons off"))):
-                _band(axes[row, column], [run["compression"][name] for run in runs], COLOURS[variant], LABELS[variant], x=x)
-                axes[row, column].set_xlabel(xlabel, fontsize=7)
-                axes[row, column].set_title(architecture, fontsize=8)
-                axes[row, column].tick_params(labelsize=7)
+            for column, (name, x_key, title, xlabel) in enumerate(COMPRESSION_PANELS):
+                _band(axes[row, column], [run["compression"][name] for run in runs], COLOURS[variant], LABELS[variant],
+                      x=runs[0]["compression"][x_key])
+        for column, (_, _, title, xlabel) in enumerate(COMPRESSION_PANELS):
+            axes[row, column].set_title(f"{architecture}: {title}", fontsize=8)
+            axes[row, column].set_xlabel(xlabel, fontsize=7)
+            axes[row, column].tick_params(labelsize=7)
         axes[row, 0].set_ylabel("P(true class)", fontsize=7)
-        axes[row, 0].legend(fontsize=6)
-    return _save(figure, path, "Resilience to compression: mean probability of the true class on the test set as "
-                               "neurons of the dropout layer are switched off (cf. Figure 5.5). " + caption)
+    _one_legend(figure, axes)
+    return _save(figure, path, "Resilience to compression: mean probability of the true class on test images as neurons "
+                               "of the dropout layer are switched off (cf. the thesis's Figure 5.5); settings: table.md",
+                 bottom=0.14)
 
 
-def _save(figure, path, title):
-    import textwrap
+def _one_legend(figure, axes):
+    """Every variant's line once, below the panels (a legend inside a panel hides its curves)."""
+    handles, labels = [], []
+    for axis in axes.flat:
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle); labels.append(label)
+    figure.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7, frameon=False)
 
-    from mindgap.plots import save_figure
 
-    width = int(figure.get_size_inches()[0] * 17)  # characters of 7-point text across the figure
-    return save_figure(figure, path, textwrap.fill(title, width), title_size=7)
+def _save(figure, path, title, bottom=0.0):
+    """One title line over the panels (the settings are table.md's caption), the legend row kept clear at the bottom."""
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout(rect=(0, bottom, 1, 0.97))
+    from mindgap import storage  # not at the top: mindgap starts TensorFlow, after the workers pinned their cores
+
+    storage.savefig(figure, path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def replot(out_dir):
+    """Draw the three figures again from ``out_dir``'s results.json (no training)."""
+    with open(os.path.join(out_dir, "results.json")) as handle:
+        results = json.load(handle)["runs"]
+    present = {run["architecture"] for run in results}
+    architectures = [name for name in ARCHITECTURES if name in present and name != ZHOU]
+    shown = architectures + ([ZHOU] if ZHOU in present else [])
+    return [plot_generalization(results, shown, os.path.join(out_dir, "generalization.png")),
+            plot_utilization(results, architectures, os.path.join(out_dir, "utilization.png")),
+            plot_compression(results, architectures, os.path.join(out_dir, "compression.png"))]
 
 
 # ------------------------------------------------------------------ the run
@@ -713,7 +775,13 @@ def main(argv=None):
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
                         help="runs trained at once, each in its own process on its share of the cores")
+    parser.add_argument("--replot", metavar="OUT_DIR", default=None,
+                        help="only draw the figures again from OUT_DIR/results.json (e.g. runs/excitation_dropout)")
     args = parser.parse_args(argv)
+    if args.replot:
+        for path in replot(args.replot):
+            print(f"wrote {path}")
+        return 0
     for name in ("seeds", "sensitivity_seeds", "zhou_seeds", "epochs", "workers"):
         value = getattr(args, name)
         if value is not None and value < (1 if name in ("seeds", "epochs", "workers") else 0):

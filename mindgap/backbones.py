@@ -16,6 +16,8 @@ import os
 
 import keras
 
+from mindgap import shipped
+
 BACKBONES = ("inception_v3", "googlenet", "tiny")
 BACKBONE_LAYER = "backbone"
 # The backbone's own input; the model's is "image" (Keras requires unique names in one graph).
@@ -136,7 +138,8 @@ def _inception_v3_full(input_shape, weights):
 def _load_weights_file(full_model, cut_model, path, backbone):
     """Load a weights file into the uncut backbone, or else into the cut one."""
     if not os.path.isfile(path):
-        raise ValueError(f"Weights file {path!r} does not exist; pass None, 'imagenet' or an existing file.")
+        raise ValueError(f"Weights file {path!r} does not exist; pass None, 'imagenet' (InceptionV3), 'pretrained' (Tiny) "
+                         "or an existing file.")
     errors = []
     for candidate in (full_model, cut_model):
         try:
@@ -157,8 +160,10 @@ def build_backbone(backbone, input_shape=(299, 299, 3), weights=None, cut_layer=
         backbone: ``"inception_v3"``, ``"googlenet"`` or ``"tiny"``.
         input_shape: (height, width, 3).
         weights: None, ``"imagenet"`` (InceptionV3 only; Keras' own download
-            or cache) or the path of a weights file for this backbone
-            (uncut, as Keras distributes it, or as cut here).
+            or cache), ``"pretrained"`` (Tiny only: the shipped weights of the
+            scenes recipe, ``"pretrained:RECIPE"`` another, ``mindgap.shipped``)
+            or the path of a weights file for this backbone (uncut, as Keras
+            distributes it, or as cut here).
         cut_layer: layer whose output feeds the head; default ``mixed7``,
             ``inception_4e`` or ``tiny_block4``.
     """
@@ -171,6 +176,7 @@ def build_backbone(backbone, input_shape=(299, 299, 3), weights=None, cut_layer=
     input_shape = tuple(int(size) for size in input_shape)
     if len(input_shape) != 3 or input_shape[-1] != 3:
         raise ValueError(f"input_shape must be (height, width, 3), got {input_shape}.")
+    weights = shipped.backbone_weights(weights, backbone)
     is_path = weights not in (None, "imagenet")
     if weights == "imagenet" and backbone != "inception_v3":
         raise ValueError(

@@ -20,6 +20,7 @@ import os
 import sys
 import typing
 
+from mindgap import __version__, shipped
 from mindgap.storage import StorageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -33,12 +34,25 @@ class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
-def _add_config_flags(parser, config_class):
-    """One ``--flag`` per config field, typed from its default."""
+def _add_config_flags(parser, config_class, choices=None, helps=None):
+    """One ``--flag`` per config field, typed from its default; ``choices`` {field: allowed values} are listed in the
+    help and checked by argparse, ``helps`` {field: text} say what a flag does."""
+    choices, helps = choices or {}, helps or {}
     for field in dataclasses.fields(config_class):
         flag = "--" + field.name.replace("_", "-")
         default = field.default
-        if isinstance(default, bool):
+        said = helps.get(field.name)
+        if field.name in choices:
+            parser.add_argument(flag, choices=choices[field.name], default=None,
+                                help=f"{said + '; ' if said else ''}default {default}")
+        elif said:
+            kind = type(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else None
+            if isinstance(default, bool):
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"{said}; default {default}")
+            else:
+                parser.add_argument(flag, type=kind or (int if int in typing.get_args(field.type) else str), default=None,
+                                    help=f"{said}; default {default}")
+        elif isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default {default}")
         elif default is None and int in typing.get_args(field.type):
             parser.add_argument(flag, type=int, default=None, help="default None")
@@ -81,7 +95,7 @@ def load_mindgap_model(path, command="explain"):
     saying what the file is, what the command takes and which command fits it."""
     from mindgap.models import load_model_file, model_kind
 
-    path = os.fspath(path)
+    path = resolve_model(path, ("image", "clips"))
     if os.path.isdir(path):
         inside = os.path.join(path, "best.keras")
         hint = f"pass {inside!r}" if os.path.isfile(inside) else "pass a .keras file saved by mindgap (e.g. a run's best.keras)"
@@ -97,6 +111,14 @@ def load_mindgap_model(path, command="explain"):
         extra = "; keras' model.export(PATH) writes its probabilities alone" if command == "export" and kind != "other" else ""
         raise CliError(f"{_COMMAND_TAKES[command].format(path=path)}; {_KIND_FITS[kind].format(path=path)}{extra}.")
     return model
+
+
+def resolve_model(name_or_path, kinds=shipped.KINDS):
+    """``mindgap.shipped.resolve`` (a shipped model's name to its file; a path unchanged), its error a ``CliError``."""
+    try:
+        return shipped.resolve(name_or_path, kinds=kinds)
+    except ValueError as error:
+        raise CliError(str(error)) from None
 
 
 def _check_explain_arguments(top, threshold):
@@ -192,6 +214,7 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
     from mindgap import explanation as explaining, plots
     from mindgap.guided_zoom import Refiner
 
+    refiner_dir = resolve_model(refiner_dir, ("refiner",))
     if not os.path.isdir(refiner_dir):
         raise CliError(f"Refiner folder {refiner_dir!r} does not exist; pass a folder written by Refiner.save "
                        "(experiments.guided_zoom writes one per seed: runs/guided_zoom/seed0/refiner).")
@@ -217,6 +240,20 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
     return written
 
 
+def _refuse_video_set_root(folder):
+    """A video set's root (or its clips/ folder) holds clip folders, not frames: say which folder to pass."""
+    from mindgap.data.video import CLIPS_DIR
+
+    if not os.path.isdir(folder) or any(name.lower().endswith(IMAGE_EXTENSIONS) for name in os.listdir(folder)):
+        return
+    inner = os.path.join(folder, CLIPS_DIR) if os.path.isdir(os.path.join(folder, CLIPS_DIR)) else folder
+    clips = sorted(name for name in os.listdir(inner) if os.path.isdir(os.path.join(inner, name)))
+    if clips:
+        kind = "a video set's root" if inner != folder else "a folder of clips"
+        raise CliError(f"{folder!r} is {kind}, not a clip: pass one clip's folder of frames, e.g. "
+                       f"{os.path.join(inner, clips[0])!r} ({len(clips)} clips in {inner!r}).")
+
+
 def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, layer="backbone", print_fn=print):
     """Classify a clip with a CNN-LSTM and ground the class in space and time (thesis ch. 7).
 
@@ -232,6 +269,8 @@ def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, la
     from mindgap.plots import plot_clip_grounding
 
     saliency.method_of(method, takes="clips")
+    model_path = resolve_model(model_path, ("clips",))
+    _refuse_video_set_root(os.fspath(clip))
     model = load_mindgap_model(model_path, "explain-video")
     _output_folder(out_dir)
     size = int(model.inputs[0].shape[2])
@@ -328,9 +367,25 @@ def _run_explain(args):
             skip_bad_images=args.skip_bad_images, method=args.method)
 
 
+def _export_folder(out_dir):
+    """``--out`` of export: a folder that is, or can be, made; else one line naming the problem, before the model loads."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise CliError(f"--out {out_dir!r} is a file; pass a folder (the export writes savedmodel/, model.tflite or "
+                       "model.onnx inside it).")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except NotADirectoryError:
+        raise CliError(f"--out {out_dir!r} lies under a file, not a folder; pass a folder.") from None
+    except OSError as error:
+        parent = os.path.dirname(os.path.abspath(out_dir))
+        raise CliError(f"--out {out_dir!r} cannot be made in {parent!r} ({error.strerror}); pass a folder you can "
+                       "write to.") from None
+
+
 def _run_export(args):
     from mindgap.exporting import export
 
+    _export_folder(args.out)
     model = load_mindgap_model(args.model, "export")
     try:
         path = export(model, args.out, format=args.format)
@@ -373,8 +428,12 @@ def _run_serve(args):
         from mindgap.serve import create_app
     except ImportError as error:
         raise CliError(f"mindgap serve needs {error.name!r}; pip install fastapi uvicorn python-multipart.") from None
-    names = _served_names(args.models)
-    models = {name: load_mindgap_model(path, "serve") for name, path in zip(names, args.models)}
+    paths = args.models or shipped.names_of_kind("image")
+    if not paths:
+        raise CliError("No model to serve: pass MODEL.keras files (no shipped model is installed).")
+    names = [path if shipped.looks_like_a_name(path) and not os.path.exists(path) else name
+             for path, name in zip(paths, _served_names(paths))]
+    models = {name: load_mindgap_model(path, "serve") for name, path in zip(names, paths)}
     app = create_app(models, examples=args.examples, max_upload_bytes=int(args.max_upload_mb * 2**20), cache_images=args.cache_images)
     print(f"serving {', '.join(names)} on http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
@@ -386,24 +445,66 @@ def _add_models_command(commands):
     models_parser.set_defaults(handler=_run_models)
 
 
+# What the flags of `mindgap train` do (the rest say their default); TrainConfig's docstring has the detail.
+_TRAIN_HELP = {
+    "epochs": "epochs in all (a finished run in the same --out extends to this many)",
+    "batch_size": "global batch size (split over the replicas)",
+    "image_size": "square input side in pixels",
+    "learning_rate": "Nadam's learning rate",
+    "lr_decay_factor": "learning rate times this every --lr-decay-every epochs",
+    "freeze_epochs": "epochs with the backbone frozen before it is fine-tuned",
+    "freeze_batchnorm": "keep BatchNorm in inference mode after the unfreeze",
+    "unfreeze_optimizer": "optimizer state at the unfreeze: fresh (a 2017 recompile) or per variable",
+    "precise_bn_batches": "batches over which BatchNorm statistics are recomputed before each validation; 0 off",
+    "weights": "backbone start: pretrained (the shipped Tiny weights), pretrained:RECIPE, imagenet (Inception) or a file",
+    "alpha": "weight of the maps penalty (eq. 5-6)",
+    "reduction": "maps penalty summed over the batch (the paper's Keras) or averaged",
+    "hide_and_seek": "hide random patches of the training images (Singh and Lee 2017)",
+    "label_drawing": "training labels: the majority, or drawn from crowd votes each epoch",
+    "test_per_class": "stanford40: test images per class (the rest of test.txt is val)",
+    "seed": "seed of weights, shuffling and a seeded split",
+    "strategy": "tf.distribute strategy (auto: mirrored on several GPUs, multi_worker with TF_CONFIG)",
+    "cache": "cache the decoded images in memory",
+    "localization_images": "validation images whose localization is measured each epoch; 0 off",
+    "snapshot_images": "images whose CAMs are saved each epoch; 0 off",
+    "cam_threshold": "CAM threshold of a box, a fraction of the map's max",
+    "tensorboard": "write TensorBoard logs",
+    "zhou_units": "maps of a GAP-Zhou head (default 1,024)",
+    "dropout": "dropout on a GAP-Zhou head's pooled features (Excitation Dropout and baselines)",
+    "dropout_retain": "base retaining probability P of --dropout",
+    "jit_compile": "XLA-compile the train, test and predict steps",
+    "precision": "mixed_bfloat16 pays only on CPUs with native bf16 or accelerators",
+    "verbose": "-1: a progress bar on a terminal, a line per epoch otherwise; 0 silent; 1, 2 Keras' own",
+    "format": "dataset layout (auto detects)",
+    "image_root": "wsol: the folder the image ids are relative to",
+    "val_fraction": "folders without split files: share of each class for validation",
+    "test_fraction": "folders without split files: share of each class for test",
+    "skip_bad_images": "drop unreadable images and bad boxes with a warning",
+    "allow_train_duplicates": "an image may be listed twice in train",
+    "allow_empty_classes": "folders: a class folder without images is still a class",
+}
+_SHIPPED_HINT = "a .keras file saved by mindgap, or a shipped model's name (mindgap models)"
+
+
 def build_parser():
     from mindgap.registry import DEFAULT_METHOD, method_names  # no TensorFlow: the help stays fast
-    from mindgap.training.config import TrainConfig
+    from mindgap.training.config import CHOICES, TrainConfig
 
     parser = argparse.ArgumentParser(prog="mindgap", description="Regularized GAP models: train, evaluate, explain.")
+    parser.add_argument("--version", action="version", version=f"mindgap {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train_parser = commands.add_parser("train", help="train a model with the paper's recipe")
     train_parser.add_argument("model", help="model name, e.g. Inception-GAP5-L1 or Tiny-GAP5")
     train_parser.add_argument("--data-dir", required=True, help="dataset folder: Stanford 40 (or digits), class folders, or WSOL metadata (--format)")
     train_parser.add_argument("--out", required=True, help="output folder (the same one resumes a run)")
-    _add_config_flags(train_parser, TrainConfig)
+    _add_config_flags(train_parser, TrainConfig, CHOICES, _TRAIN_HELP)
     train_parser.set_defaults(handler=_run_train)
 
     evaluate_parser = commands.add_parser("evaluate", help="every classification and localization number of a saved model")
-    evaluate_parser.add_argument("--model", required=True)
-    evaluate_parser.add_argument("--data-dir", required=True)
-    evaluate_parser.add_argument("--out", required=True)
+    evaluate_parser.add_argument("--model", required=True, help=_SHIPPED_HINT)
+    evaluate_parser.add_argument("--data-dir", required=True, help="the dataset it was trained on")
+    evaluate_parser.add_argument("--out", required=True, help="output folder: report.json and iou_curve.png")
     evaluate_parser.add_argument("--split", choices=("train", "val", "test"), default="test")
     evaluate_parser.add_argument("--batch-size", type=int, default=32)
     data_flags = evaluate_parser.add_argument_group("data (default: the training run's config.json beside the model, else as shown)")
@@ -421,14 +522,14 @@ def build_parser():
 
     explain_parser = commands.add_parser("explain", help="classify images and show where the evidence is")
     explain_parser.add_argument("target", help="an image or a folder of images")
-    explain_parser.add_argument("--model", default=None, help="a .keras file saved by mindgap")
+    explain_parser.add_argument("--model", default=None, help=_SHIPPED_HINT)
     explain_parser.add_argument("--refiner", default=None, metavar="DIR",
                                 help="instead of --model: a Guided Zoom refiner folder; prints the conventional and the "
                                      "refined top classes and writes the evidence patches scored")
     explain_parser.add_argument("--class", dest="class_name", default=None, help="explain this class instead of the top one")
     explain_parser.add_argument("--top", type=int, default=None, help="classes listed per image, >= 1 (default 5)")
     explain_parser.add_argument("--threshold", type=float, default=0.2, help="CAM threshold of the box, fraction of the max, in [0, 1]")
-    explain_parser.add_argument("--out", required=True)
+    explain_parser.add_argument("--out", required=True, help="output folder: an overlay and a grid of all class CAMs per image")
     explain_parser.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images of a folder with a warning")
     explain_parser.add_argument("--method", choices=method_names("images", shown=True), default=DEFAULT_METHOD,
                                 help="evidence map of the overlay (mindgap.saliency); default the one-pass CAM")
@@ -436,16 +537,16 @@ def build_parser():
 
     video_parser = commands.add_parser("explain-video", help="classify a clip with a CNN-LSTM and show where and when the evidence is")
     video_parser.add_argument("clip", help="a folder of frames (a clip of mindgap.data.video, or any images of one size)")
-    video_parser.add_argument("--model", required=True, help="a CNN-LSTM .keras file (mindgap train Tiny-LSTM)")
+    video_parser.add_argument("--model", required=True, help="a CNN-LSTM .keras file (mindgap train Tiny-LSTM) or a shipped one's name")
     video_parser.add_argument("--method", choices=method_names("clips"), default="ceb_r",
                               help="saliency through time (default cEB-R, thesis ch. 7)")
     video_parser.add_argument("--class", dest="class_name", default=None, help="ground this class instead of the predicted one")
     video_parser.add_argument("--layer", default="backbone", help="layer of the frame CNN the maps are taken at")
-    video_parser.add_argument("--out", required=True)
+    video_parser.add_argument("--out", required=True, help="output folder: the frames with their maps and a JSON record")
     video_parser.set_defaults(handler=_run_explain_video)
 
     export_parser = commands.add_parser("export", help="write the model (probabilities and every class's CAM) for another runtime")
-    export_parser.add_argument("model", metavar="MODEL.keras", help="a .keras file saved by mindgap")
+    export_parser.add_argument("model", metavar="MODEL.keras", help=_SHIPPED_HINT)
     export_parser.add_argument("--format", choices=("savedmodel", "litert", "onnx"), default="savedmodel",
                                help="TensorFlow SavedModel (default), LiteRT .tflite or ONNX")
     export_parser.add_argument("--out", required=True, help="output folder (savedmodel/, model.tflite or model.onnx inside)")
@@ -453,12 +554,13 @@ def build_parser():
 
     _add_models_command(commands)
     digits_parser = commands.add_parser("digits", help="write the embedded digits localization set")
-    digits_parser.add_argument("out_dir")
+    digits_parser.add_argument("out_dir", help="output folder of the set")
     digits_parser.add_argument("--seed", type=int, default=0)
     digits_parser.set_defaults(handler=_run_digits)
 
     serve_parser = commands.add_parser("serve", help="a web page and JSON API: upload an image, see the top-5 and the CAM of any class")
-    serve_parser.add_argument("models", nargs="+", metavar="MODEL.keras", help="one or more .keras files saved by mindgap")
+    serve_parser.add_argument("models", nargs="*", metavar="MODEL.keras",
+                              help=f"{_SHIPPED_HINT}; none: every shipped image model")
     serve_parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only); 0.0.0.0 opens it to the network")
     serve_parser.add_argument("--port", type=int, default=8000)
     serve_parser.add_argument("--examples", default=None, help="a folder of example images (default: a few digits canvases)")
@@ -468,8 +570,26 @@ def build_parser():
     return parser
 
 
+def _parse(parser, argv):
+    """``parser.parse_args``, but a flag the command does not know is refused with the command's own usage and
+    the closest flag it has."""
+    import difflib
+
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        subparser = _subparsers(parser)[args.command]
+        flags = [flag for action in subparser._actions for flag in action.option_strings]
+        close = difflib.get_close_matches(unknown[0].split("=")[0], flags, n=1)
+        subparser.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" (did you mean {close[0]}?)" if close else ""))
+    return args
+
+
+def _subparsers(parser):
+    return next(action.choices for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), argv)
     try:
         return args.handler(args) or 0
     except (CliError, ValueError, FileExistsError) as error:

@@ -20,6 +20,7 @@ named beside the ``mindgap.saliency`` package).
 
 import errno
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -58,7 +59,8 @@ def export(model, out_dir, format="savedmodel"):
         raise ValueError(f"Unknown export format {format!r}; use one of {', '.join(FORMATS)}.")
     path = os.path.join(os.fspath(out_dir), ARTIFACTS[format])
     named = named_outputs_model(model)
-    named(np.zeros((1, *named.input_shape[1:]), np.float32))  # Keras' ONNX export refuses a model never called
+    # called once (Keras' ONNX export refuses a model never called), in its input structure (a list: no UserWarning)
+    named([np.zeros((1, *named.input_shape[1:]), np.float32)])
     writing = storage.atomic_folder(path) if format == "savedmodel" else storage.atomic_path(path)
     try:
         with writing as temporary:
@@ -70,7 +72,9 @@ def export(model, out_dir, format="savedmodel"):
 
 def _keras_export(named, path, format):
     try:
-        named.export(path, format=_KERAS_FORMATS[format], verbose=False)
+        with warnings.catch_warnings():  # Keras' tf2onnx shim probes np.object, which numpy 2 warns about
+            warnings.filterwarnings("ignore", message="In the future `np.object`", category=FutureWarning)
+            named.export(path, format=_KERAS_FORMATS[format], verbose=False)
     except ImportError as error:
         package = {"onnx": "tf2onnx onnx", "litert": "ai-edge-litert"}.get(format, error.name)
         raise ImportError(f"Export to {format} needs {error.name!r}; pip install {package}.") from error

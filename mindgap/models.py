@@ -13,7 +13,7 @@ import zipfile
 
 import keras
 
-from mindgap import backbones, heads, registry
+from mindgap import backbones, heads, registry, shipped
 from mindgap.dropout.layer import check_method
 from mindgap.dropout.model import GuidedDropoutModel
 from mindgap.dropout.retention import check_base_retain
@@ -168,14 +168,15 @@ def _config_with_backbone_class(config):
 
 
 def load_model(path, safe_mode=True):
-    """``keras.saving.load_model(path, compile=False)`` for a ``.keras`` file saved by any mindgap version.
+    """``keras.saving.load_model(path, compile=False)`` for a ``.keras`` file saved by any mindgap version,
+    or for a shipped model by its name (``load_model("scenes-gap5-l1")``, :mod:`mindgap.shipped`).
 
     Files saved from models built now load the same with plain ``keras.saving.load_model``
     (after ``import mindgap``).  In older files the backbone is a plain Keras ``Functional``:
     the model is rebuilt from its config with a :class:`~mindgap.backbones.Backbone` instead
     and given the loaded weights, so the Keras idiom works on it too (same outputs).
     """
-    loaded = keras.saving.load_model(os.fspath(path), compile=False, safe_mode=safe_mode)
+    loaded = keras.saving.load_model(shipped.resolve(path), compile=False, safe_mode=safe_mode)
     config = _config_with_backbone_class(keras.saving.serialize_keras_object(loaded))
     if config is None:
         return loaded
@@ -210,7 +211,7 @@ def load_model_file(path, what="model", fix="save the model again"):
     A missing file, a folder, a file that is not a ``.keras`` zip archive (truncated by an interrupted
     save, empty, text), a damaged archive, a class Keras cannot find: each says so.
     """
-    path = os.fspath(path)
+    path = shipped.resolve(path)
     if os.path.isdir(path):
         raise ValueError(f"{what} {path!r} is a folder, not a .keras file; {fix}.")
     if not os.path.isfile(path):

@@ -2,12 +2,14 @@
 
 import errno
 import math
+import sys
 import textwrap
 
 import cv2
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:  # never a GUI window; a notebook keeps its inline backend, so its figures show
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 

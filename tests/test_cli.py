@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -112,3 +113,83 @@ def test_evaluate_rejects_a_model_for_another_class_count(saved_model, tmp_path)
     root = generate_digits_dataset(tmp_path / "d", train_per_class=1, test_per_class=1, canvas_size=32, digit_size=(10, 20))
     code = main(["evaluate", "--model", str(saved_model), "--data-dir", root, "--out", str(tmp_path / "e"), "--test-per-class", "1"])
     assert code == 2
+
+
+def test_help_and_version_answer_without_tensorflow():
+    program = ("import sys; sys.argv = ['mindgap', 'train', '--help']; import mindgap, mindgap.cli; "
+               "print('tensorflow' in sys.modules, mindgap.__version__); sys.exit(mindgap.cli.main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith(f"False {mindgap.__version__}\n"), result.stderr
+    for flag, shown in [("--dropout", "{none,standard,"), ("--precision", "{float32,mixed_bfloat16}"),
+                        ("--unfreeze-optimizer", "{fresh,per_variable}"), ("--reduction", "{sum,mean}"),
+                        ("--strategy", "{auto,default,mirrored,multi_worker}"), ("--out", "OUT")]:
+        assert f"{flag} {shown}" in result.stdout, flag
+    assert "--out OUT             output folder" in result.stdout
+    version = subprocess.run([sys.executable, "-m", "mindgap", "--version"], capture_output=True, text=True)
+    assert version.stdout == f"mindgap {mindgap.__version__}\n"
+    assert mindgap._command_only_prints_help(["/venv/bin/mindgap", "explain", "--help"])
+    assert not mindgap._command_only_prints_help(["/venv/bin/mindgap", "explain", "x.png"])
+    assert not mindgap._command_only_prints_help(["pytest", "--help"])
+
+
+def test_the_help_choices_are_the_owners():
+    from mindgap.data.labels import LABEL_DRAWINGS
+    from mindgap.data.layouts import FORMATS
+    from mindgap.regularizers import REDUCTIONS
+    from mindgap.training.config import CHOICES
+
+    assert CHOICES["dropout"] == mindgap.dropout.METHODS and CHOICES["reduction"] == REDUCTIONS
+    assert CHOICES["label_drawing"] == LABEL_DRAWINGS and CHOICES["format"] == FORMATS
+
+
+def test_a_misspelled_flag_shows_the_command_usage_and_the_closest_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "Tiny-GAP5", "--data-dir", "d", "--out", "o", "--epohcs", "3"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("usage: mindgap train ") and error.strip().endswith(
+        "mindgap train: error: unrecognized arguments: --epohcs 3 (did you mean --epochs?)")
+
+
+@pytest.mark.parametrize("place, message", [
+    ("file", "--out '{file}' is a file; pass a folder (the export writes savedmodel/"),
+    ("under_file", "--out '{under_file}' lies under a file, not a folder; pass a folder."),
+    ("/proc/mindgap-export", "--out '/proc/mindgap-export' cannot be made in '/proc' (No such file or directory); pass a folder"),
+    ("denied", "--out '{denied}' cannot be made in '{tmp}' (Permission denied); pass a folder you can write to."),
+])
+def test_export_refuses_an_out_it_cannot_write_in_one_line(saved_model, tmp_path, monkeypatch, capsys, place, message):
+    (tmp_path / "a_file").write_text("x")
+    places = dict(file=str(tmp_path / "a_file"), under_file=str(tmp_path / "a_file" / "out"), denied=str(tmp_path / "denied"),
+                  tmp=str(tmp_path))
+    if place == "denied":  # root may write anywhere: the OS's refusal, as a user gets it
+        real = os.makedirs
+
+        def refuse(path, *args, **kwargs):
+            if str(path) == places["denied"]:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path, *args, **kwargs)
+        monkeypatch.setattr(os, "makedirs", refuse)
+    assert main(["export", str(saved_model), "--out", places.get(place, place)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("error: " + message.format(**places)), error
+
+
+def test_explain_video_on_a_video_set_root_names_a_clip_folder(saved_model, tmp_path, capsys):
+    for clip in ("a_000", "b_001"):
+        (tmp_path / "set" / "clips" / clip).mkdir(parents=True)
+    (tmp_path / "set" / "splits").mkdir()
+    assert main(["explain-video", str(tmp_path / "set"), "--model", str(saved_model), "--out", str(tmp_path / "o")]) == 2
+    expected = (f"error: '{tmp_path / 'set'}' is a video set's root, not a clip: pass one clip's folder of frames, e.g. "
+                f"'{tmp_path / 'set' / 'clips' / 'a_000'}' (2 clips in '{tmp_path / 'set' / 'clips'}').\n")
+    assert capsys.readouterr().err == expected
+
+
+def test_an_empty_validation_split_names_the_flag(tmp_path):
+    for name in ("cat", "dog"):
+        (tmp_path / name).mkdir()
+        for index in range(2):
+            keras.utils.save_img(tmp_path / name / f"{index}.png", np.full((20, 20, 3), 100 * index, np.uint8))
+    with pytest.raises(mindgap.data.DatasetError, match=r"has no val image .*; raise --val-fraction \(val_fraction\) so that"):
+        mindgap.data.load_dataset(str(tmp_path), require=("train", "val"))
+    dataset, _ = mindgap.data.load_dataset(str(tmp_path), require=("train", "val"), val_fraction=0.5, test_fraction=0.0)
+    assert (len(dataset.train), len(dataset.val), len(dataset.test)) == (2, 2, 0)  # round(0.5 x 2) = 1 a class, as it says

@@ -1,6 +1,7 @@
 """Each export format run in its own runtime against Keras: probabilities and every class's CAM, max abs diff <= 1e-5."""
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -61,7 +62,11 @@ def test_export_runs_in_its_runtime_like_keras(saved_model_file, images, tmp_pat
         pytest.importorskip("tf2onnx", reason="tf2onnx is not installed")
     if format == "litert":
         pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed")
-    assert main(["export", str(saved_model_file), "--format", format, "--out", str(tmp_path / "out")]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["export", str(saved_model_file), "--format", format, "--out", str(tmp_path / "out")]) == 0
+    # a successful export prints nothing but its line (Keras' input-structure UserWarning, numpy's np.object warning)
+    assert not [str(warning.message) for warning in caught if issubclass(warning.category, (UserWarning, FutureWarning))]
     path = tmp_path / "out" / {"savedmodel": "savedmodel", "litert": "model.tflite", "onnx": "model.onnx"}[format]
     assert f"wrote {path}" in capsys.readouterr().out
     found = RUNTIMES[format](str(path), images)

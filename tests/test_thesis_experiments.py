@@ -4,7 +4,9 @@ Apart from tests/test_experiments.py (the paper's tables share its trained model
 different workers.
 """
 import json
+import os
 
+import numpy as np
 import pytest
 
 
@@ -142,3 +144,38 @@ def test_guided_zoom(runs):
     assert tuple(refiner.class_names) == PAIR_CLASS_NAMES
     again = guided_zoom.main(["--extra-small", "--runs-dir", runs, "--seeds", "1", "--workers", "1"])  # cached by seed
     assert again[0]["refined"] == run["refined"]
+
+
+def test_excitation_dropout_figures_are_readable(monkeypatch, tmp_path):
+    from experiments import excitation_dropout
+
+    figures = {}
+
+    def keep(figure, path, title, bottom=0.0):
+        figures[os.path.basename(path)] = (figure, title)
+        return path
+
+    monkeypatch.setattr(excitation_dropout, "_save", keep)
+    levels = [0.0, 0.5, 0.9]
+    runs = [{"architecture": "CNN-2", "variant": variant, "base_retain": 0.5, "seed": seed,
+             "test_accuracy_over_training": [0.5, 0.9 + 0.01 * index + 0.002 * seed],
+             "utilization_over_training": {name: [1.0, 2.0, 3.0] for name, _ in excitation_dropout.METRICS},
+             "compression": {"levels": levels, "counts": [0, 10, 20], "most": [0.9, 0.5, 0.1], "least": [0.9, 0.8, 0.2],
+                             "random": [0.9, 0.7, 0.1]}}
+            for index, variant in enumerate(excitation_dropout.VARIANTS) for seed in (0, 1)]
+    excitation_dropout.plot_generalization(runs, ["CNN-2"], str(tmp_path / "generalization.png"), "a long caption " * 40)
+    excitation_dropout.plot_compression(runs, ["CNN-2"], str(tmp_path / "compression.png"), "a long caption " * 40)
+    figure, title = figures["generalization.png"]
+    assert "\n" not in title and len(title) < 100  # the settings are table.md's caption, not a block over the plot
+    assert figure.get_size_inches()[0] * 100 >= 1000  # one model still gets a wide figure
+    final = next(axis for axis in figure.axes if axis.get_title() == "CNN-2: after the last epoch")  # one row per variant: the last epoch's mean of the two seeds, in the variants' order
+    assert [label.get_text() for label in final.get_yticklabels()] == [excitation_dropout.LABELS[variant]
+                                                                       for variant in excitation_dropout.VARIANTS]
+    points = [line.get_xdata()[0] for line in final.lines if len(line.get_xdata()) == 1]  # per variant: mean, its two caps
+    sd = np.std([90.0, 90.2], ddof=1)  # the two seeds differ by 0.2 points
+    expected = [[mean, mean - sd, mean + sd] for mean in (100 * (0.9 + 0.01 * index) + 0.1
+                                                          for index in range(len(excitation_dropout.VARIANTS)))]
+    np.testing.assert_allclose(points, np.ravel(expected))
+    figure, _ = figures["compression.png"]
+    assert [axis.get_title() for axis in figure.axes] == ["CNN-2: most relevant off", "CNN-2: least relevant off",
+                                                         "CNN-2: random neurons off"]

@@ -124,7 +124,7 @@ def load_dataset(root, format="auto", *, splits=SPLITS, require=(), skip_bad_ima
     empty = [split for split in require if not getattr(dataset, split)]
     if empty:
         raise DatasetError(f"The {dataset.layout} dataset at {os.fspath(root)!r} has no {' and no '.join(empty)} image "
-                           f"(split: {dataset.split_note}); add some, or change the split settings.")
+                           f"(split: {dataset.split_note}); {_empty_split_fix(dataset, empty)}.")
     dataset, report = check_dataset(dataset, splits=splits, skip_bad_images=skip_bad_images,
                                     allow_train_duplicates=allow_train_duplicates, workers=workers, cache_path=cache_path,
                                     print_fn=print_fn)
@@ -133,6 +133,20 @@ def load_dataset(root, format="auto", *, splits=SPLITS, require=(), skip_bad_ima
         raise DatasetError(f"No readable {' and no '.join(emptied)} image is left in {os.fspath(root)!r} once the bad ones "
                            "are dropped; fix the images.")
     return dataset, {**dataset.summary(), "check": report.to_dict()}
+
+
+def _empty_split_fix(dataset, empty):
+    """The flag (and keyword) that gives an empty split some images, for this layout."""
+    if dataset.layout == "folders" and "stratified" in dataset.split_note:
+        flags = " and ".join(f"--{split}-fraction ({split}_fraction)" for split in empty if split in ("val", "test"))
+        return (f"raise {flags or '--val-fraction'} so that round(fraction x images per class) >= 1, or list "
+                f"images in splits/{empty[0]}.txt")
+    if dataset.layout == "folders":
+        return f"list some images in splits/{empty[0]}.txt, or remove the splits/ folder for a seeded split (--val-fraction)"
+    if dataset.layout == "stanford40":
+        return ("lower --test-per-class (test_per_class): per class the first N of test.txt are test and the rest val, "
+                "so N must be below the test images per class")
+    return f"add {' and '.join(empty)} images to the dataset"
 
 
 def dataset_options(config):

@@ -3,9 +3,21 @@
 import dataclasses
 import json
 
-from mindgap.data.labels import LABEL_DRAWINGS
-
 PRECISIONS = ("float32", "mixed_bfloat16")
+# The values of the fields that take a name.  Four have owners that import TensorFlow (mindgap.dropout.METHODS,
+# mindgap.regularizers.REDUCTIONS, mindgap.data.labels.LABEL_DRAWINGS,
+# mindgap.data.layouts.FORMATS); the copies here let `mindgap train --help`
+# list them at once, and tests/test_cli.py checks that they agree with the owners.
+CHOICES = {
+    "unfreeze_optimizer": ("fresh", "per_variable"),
+    "reduction": ("sum", "mean"),
+    "label_drawing": ("majority", "probabilistic"),
+    "strategy": ("auto", "default", "mirrored", "multi_worker"),
+    "dropout": ("none", "standard", "standard_per_image", "curriculum", "adaptive", "mirrored_excitation", "excitation",
+                "excitation_prediction"),
+    "precision": PRECISIONS,
+    "format": ("auto", "stanford40", "wsol", "fer2013", "afew", "folders"),
+}
 
 
 @dataclasses.dataclass
@@ -85,17 +97,13 @@ class TrainConfig:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.zhou_units is not None and (isinstance(self.zhou_units, bool) or not isinstance(self.zhou_units, int) or self.zhou_units < 1):
             problems.append(f"zhou_units must be an integer >= 1 (or None for 1,024), got {self.zhou_units!r}")
-        if self.dropout is not None:
-            from mindgap.dropout.layer import METHODS  # Keras: the CLI's help reads TrainConfig without it
-
-            if self.dropout not in METHODS:
-                problems.append(f"dropout must be one of {', '.join(METHODS)} (or None), got {self.dropout!r}")
+        if self.dropout is not None and self.dropout not in CHOICES["dropout"]:
+            problems.append(f"dropout must be one of {', '.join(CHOICES['dropout'])} (or None), got {self.dropout!r}")
         if not 0 < self.dropout_retain <= 1:
             problems.append(f"dropout_retain (P) must be in (0, 1], got {self.dropout_retain}")
-        if self.label_drawing not in LABEL_DRAWINGS:
-            problems.append(f"label_drawing must be one of {', '.join(LABEL_DRAWINGS)}, got {self.label_drawing!r}")
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for name in ("label_drawing", "precision", "reduction"):
+            if getattr(self, name) not in CHOICES[name]:
+                problems.append(f"{name} must be one of {', '.join(CHOICES[name])}, got {getattr(self, name)!r}")
         for name in ("localization_images", "snapshot_images"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0 (0 turns its callback off), got {getattr(self, name)}")
@@ -103,9 +111,9 @@ class TrainConfig:
             problems.append(f"precise_bn_batches must be >= 0 (0 turns it off), got {self.precise_bn_batches}")
         if self.freeze_epochs < 0:
             problems.append(f"freeze_epochs must be >= 0, got {self.freeze_epochs}")
-        if self.strategy not in ("auto", "default", "mirrored", "multi_worker"):
+        if self.strategy not in CHOICES["strategy"]:
             problems.append(f"strategy must be auto, default, mirrored or multi_worker, got {self.strategy!r}")
-        if self.unfreeze_optimizer not in ("fresh", "per_variable"):
+        if self.unfreeze_optimizer not in CHOICES["unfreeze_optimizer"]:
             problems.append(f"unfreeze_optimizer must be fresh or per_variable, got {self.unfreeze_optimizer!r}")
         if self.verbose not in (-1, 0, 1, 2):
             problems.append(f"verbose must be -1 (automatic), 0, 1 or 2, got {self.verbose}")

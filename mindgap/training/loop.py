@@ -320,7 +320,7 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
     else:
         dataset, data_summary = load_dataset(data_dir, require=("train", "val"), **dataset_options(config))  # every image and box checked
     if not dataset.val:
-        raise ValueError(f"{data_dir} gives no validation image with test_per_class={config.test_per_class}; lower test_per_class.")
+        raise ValueError(f"{data_dir} gives no validation image with test_per_class={config.test_per_class}; lower test_per_class (--test-per-class).")
     if config.weights is None and config.freeze_epochs > 0 and chief:
         print(f"warning: the backbone has no pretrained weights but stays frozen for the first {config.freeze_epochs} "
               "epochs (the paper's recipe assumes ImageNet weights); pass --weights or --freeze-epochs 0.", file=sys.stderr)

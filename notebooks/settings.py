@@ -1,0 +1,43 @@
+"""What every notebook starts from: small settings in the tests (``MINDGAP_NOTEBOOK_SMALL=1``), the quick mode otherwise.
+
+``MINDGAP_NOTEBOOK_OUT`` is where a notebook writes (default ``runs/notebooks`` of the checkout).
+"""
+
+import collections
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "docs", "examples")  # three test images of the scenes set, named by their class
+
+DigitsSettings = collections.namedtuple("DigitsSettings", "out data image_size train dataset")
+
+
+def is_small():
+    return os.environ.get("MINDGAP_NOTEBOOK_SMALL") == "1"
+
+
+def output_folder():
+    return os.path.abspath(os.environ.get("MINDGAP_NOTEBOOK_OUT", os.path.join(ROOT, "runs", "notebooks")))
+
+
+def pick(small, quick):
+    """``small`` in the tests, ``quick`` otherwise."""
+    return small if is_small() else quick
+
+
+def digits_settings():
+    """The embedded digits set (written once) and ``mindgap.train``'s settings for it: (out, data folder, image size,
+    train keyword arguments, the dataset)."""
+    import mindgap
+
+    small, out = is_small(), output_folder()
+    data = os.path.join(out, "digits-small" if small else "digits")
+    mindgap.data.ensure_digits_dataset(data, **(dict(train_per_class=3, test_per_class=3, canvas_size=32, digit_size=(12, 24))
+                                                if small else {}))
+    dataset = mindgap.data.read_stanford40(data, test_per_class=2 if small else 50)
+    image_size, epochs = (32, 1) if small else (96, 8)
+    weights = None if small else "pretrained:centred-digits"  # the shipped Tiny backbone of the digits set
+    train = dict(image_size=image_size, epochs=epochs, freeze_epochs=0 if small else epochs, batch_size=8 if small else 32,
+                 test_per_class=2 if small else 50, weights=weights, localization_images=8 if small else 100,
+                 snapshot_images=2, verbose=0)
+    return DigitsSettings(out, data, image_size, train, dataset)

@@ -303,7 +303,7 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
     if chief:
         run_folder.remove_temporaries(out_dir, os.path.join(out_dir, "cam_snapshots"))
 
-    clip_set = video_data.clip_set_set(data_dir)  # clips (thesis ch. 7): a CNN-LSTM with a class output per step
+    clip_set = video_data.is_video_set(data_dir)  # clips (thesis ch. 7): a CNN-LSTM with a class output per step
     takes_clips = registry.resolve(model_name)[0].takes == "clips"
     if clip_set and not takes_clips:
         raise ValueError(f"{model_name} takes images (batch, H, W, 3) but {data_dir} is a video set (clips); train a "

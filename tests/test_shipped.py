@@ -16,7 +16,7 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 
 def test_every_shipped_file_matches_its_record_and_the_whole_is_a_few_mb():
     # A file changed without its record (or the reverse): remake it with the record's command and
-    # `python -m mindgap.shipped add ...`, which rewrites the record.
+    # `python -m mindgap.shipping add ...`, which rewrites the record.
     assert shipped.mismatches() == []
     models = shipped.shipped_models()
     assert {"scenes-gap5-l1", "scenes-gap-zhou-l1"} <= set(models)

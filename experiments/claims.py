@@ -87,17 +87,21 @@ def verdict(low, high):
     return "cannot tell at this N"
 
 
+def compare(text, better, other, measure=None, scale=100.0):
+    """The claim "``better`` > ``other``" on paired per-seed values: a result dict (``claims_table``'s row, which shows
+    the values times ``scale``: 100 for fractions shown in points)."""
+    better, other = np.asarray(better, np.float64), np.asarray(other, np.float64)
+    mean, low, high = paired_interval(better - other)
+    return {"claim": text, "measure": measure, "better_values": better.tolist(), "other_values": other.tolist(),
+            "difference": mean, "low": low, "high": high, "verdict": verdict(low, high),
+            "seeds_to_decide": seeds_to_decide(better - other), "scale": scale}
+
+
 def assess(claim, scores):
     """One claim on ``scores[paper model][seed index] = {measure: value}``: a result dict."""
-    better = np.array([run[claim.measure] for run in scores[claim.better]], np.float64)
-    other = np.array([run[claim.measure] for run in scores[claim.other]], np.float64)
-    mean, low, high = paired_interval(better - other)
-    return {
-        "claim": claim.text, "measure": claim.measure, "better": claim.better, "other": claim.other,
-        "better_values": better.tolist(), "other_values": other.tolist(),
-        "difference": mean, "low": low, "high": high, "verdict": verdict(low, high),
-        "seeds_to_decide": seeds_to_decide(better - other),
-    }
+    return {**compare(claim.text, [run[claim.measure] for run in scores[claim.better]],
+                      [run[claim.measure] for run in scores[claim.other]], claim.measure),
+            "better": claim.better, "other": claim.other}
 
 
 def one_seed_observation(claim, numbers):
@@ -107,15 +111,16 @@ def one_seed_observation(claim, numbers):
             f"({100 * numbers[claim.better][claim.measure]:.1f} vs {100 * numbers[claim.other][claim.measure]:.1f})")
 
 
-def _spread(values):
-    values = 100 * np.asarray(values)
+def _spread(values, scale=100.0):
+    values = scale * np.asarray(values)
     return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}" if len(values) > 1 else f"{values.mean():.1f}"
 
 
 def _interval(result):
+    scale = result.get("scale", 100.0)
     if result["low"] is None:
-        return f"{100 * result['difference']:+.1f} (no interval at N = 1)"
-    return f"{100 * result['difference']:+.1f} [{100 * result['low']:+.1f}, {100 * result['high']:+.1f}]"
+        return f"{scale * result['difference']:+.1f} (no interval at N = 1)"
+    return f"{scale * result['difference']:+.1f} [{scale * result['low']:+.1f}, {scale * result['high']:+.1f}]"
 
 
 def claims_table(results, seeds):
@@ -125,7 +130,8 @@ def claims_table(results, seeds):
         needed = result.get("seeds_to_decide")
         decide = "–" if result["verdict"] != "cannot tell at this N" else ("?" if needed is None else
                                                                            (f"> {needed - 1}" if needed > 10_000 else str(needed)))
-        lines.append(f"| {result['claim']} | {_spread(result['better_values'])} | {_spread(result['other_values'])} | "
+        lines.append(f"| {result['claim']} | {_spread(result['better_values'], result.get('scale', 100.0))} | "
+                     f"{_spread(result['other_values'], result.get('scale', 100.0))} | "
                      f"{_interval(result)} | **{result['verdict']}** | {decide} |")
     return "\n".join(lines)
 

@@ -437,6 +437,53 @@ def plateau_text(check):
             f"(criterion: < {PLATEAU_POINTS} points over the last quarter of training).")
 
 
+# The thesis's claims about Excitation Dropout, as "A beats B on a measure" (the measure's sign: +1 higher is the claim).
+THESIS_CLAIMS = (
+    ("excitation", "standard", "test_accuracy", 1, "Tables 5.1/5.5: 81.94 vs 80.13 (CNN-2), 73.23 vs 71.93 (VGG16)"),
+    ("excitation", "adaptive", "test_accuracy", 1, "Table 5.1: 81.94 vs 76.82 (CNN-2), 73.23 vs 71.76 (VGG16)"),
+    ("excitation", "none", "test_accuracy", 1, "Table 5.2: 73.23 vs 69.37 (VGG16)"),
+    ("excitation", "curriculum", "test_accuracy", 1, "Table 5.2: 73.23 vs 72.14 (VGG16)"),
+    ("excitation", "standard", "neurons_on", 1, "Table 5.3: 1325 vs 1194 neurons ON (CNN-2)"),
+    ("excitation", "standard", "peak_p_eb", -1, "Table 5.3: peak p_EB 0.003 vs 0.011 (CNN-2)"),
+    ("excitation", "standard", "activation_entropy", 1, "Table 5.3: 4.29 vs 3.55 (CNN-2)"),
+    ("excitation", "standard", "p_eb_entropy", 1, "Table 5.3: 4.26 vs 3.28 (CNN-2)"),
+    ("excitation", "standard", "compression_most_half", 1,
+     "Figure 5.5: more of the true class's probability left when the most relevant neurons (p_c = 0.5) are dropped"),
+)
+MEASURE_WORDS = {"test_accuracy": "test accuracy", "neurons_on": "more neurons ON", "peak_p_eb": "a lower peak p_EB",
+                 "activation_entropy": "a higher entropy of activations", "p_eb_entropy": "a higher entropy of p_EB",
+                 "compression_most_half": "resilience to compression"}
+
+
+def _measure(run, name):
+    if name in ("test_accuracy",):
+        return run[name]
+    if name == "compression_most_half":
+        return run["compression"]["most"][run["compression"]["levels"].index(0.5)]
+    return run["utilization"][name]
+
+
+def thesis_verdicts(results, architectures):
+    """Each claim of :data:`THESIS_CLAIMS` on each architecture where both variants ran: ``experiments.claims``' rows,
+    paired by seed (only the seeds both variants have)."""
+    from experiments.claims import compare
+
+    rows = []
+    for architecture in architectures:
+        for better, other, measure, sign, thesis in THESIS_CLAIMS:
+            runs = {variant: {run["seed"]: run for run in _select(results, architecture, variant)} for variant in (better, other)}
+            seeds = sorted(set(runs[better]) & set(runs[other]))
+            if len(seeds) < 1:
+                continue
+            values = [[sign * _measure(runs[variant][seed], measure) for seed in seeds] for variant in (better, other)]
+            text = (f"{architecture}: {LABELS[better]} gives {MEASURE_WORDS[measure]} than {LABELS[other]}"
+                    if measure != "test_accuracy" else f"{architecture}: {LABELS[better]} generalizes better than {LABELS[other]}")
+            scale = {"neurons_on": 1.0, "peak_p_eb": 1000.0}.get(measure, 100.0)
+            rows.append(compare(f"{text} ({thesis})" + (" [sign flipped: lower is better]" if sign < 0 else ""), *values,
+                                measure, scale))
+    return rows
+
+
 def conservative_delta(results, architecture):
     """Δ of the conservative filters: the median weight change of the standard-dropout runs of ``architecture``."""
     changes = [change for run in _select(results, architecture, "standard") for change in run.get("weight_changes", [])]
@@ -806,8 +853,14 @@ def main(argv=None):
     gaps = ", ".join(f"{name} {gap:.1f} points" for name, gap in none_gap.items()) or "not run"
     if sensitivity_seeds and not set(SENSITIVITY_VARIANTS) & set(variants):
         sensitivity_seeds = 0
+    verdicts = thesis_verdicts(results, architectures)
+    from experiments.claims import claims_table
+
     sections = [
         "## Excitation Dropout (thesis ch. 5)", "", f"*{caption}*", "",
+        f"### The thesis's claims over {seeds} seeds", "", claims_table(verdicts, seeds) if verdicts else "(no pair ran)", "",
+        "Paired by seed; 95 % interval from Student's t (`experiments.claims`); values in points (accuracy; entropies and "
+        "compression × 100), neurons ON as counts, peak p_EB × 1000. Peak p_EB: the sign is flipped so that 'held' means lower, as the thesis claims.", "",
         "### Generalization (Figure 5.3, Tables 5.1–5.2)", "", generalization_table(results, shown), "",
         plateau_text(standard_plateau(results)), "",
         f"CNN-2: {'Adam, beta_1 = 0.95 (ref. [83])' if settings.cnn2_optimizer == 'adam-morerio' else 'Adam (Keras)'}, "
@@ -857,7 +910,7 @@ def main(argv=None):
         "sensitivity_seeds": sensitivity_seeds, "zhou_seeds": zhou_seeds, "workers": args.workers,
         "command": " ".join(["python -m experiments.excitation_dropout", *(argv if argv is not None else sys.argv[1:])])})
     storage.write_json(os.path.join(out_dir, "results.json"),
-                       {"runs": summary, "wall_seconds": wall, "cpu_seconds": cpu_seconds, "no_dropout_gap_points": none_gap})
+                       {"runs": summary, "verdicts": verdicts, "wall_seconds": wall, "cpu_seconds": cpu_seconds, "no_dropout_gap_points": none_gap})
     storage.write_text(os.path.join(out_dir, "table.md"), markdown + "\n")
     print(markdown)
     print(f"\nwritten to {out_dir}")

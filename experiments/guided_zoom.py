@@ -4,18 +4,20 @@
     python -m experiments.guided_zoom --seeds 1       # fewer seeds
     python -m experiments.guided_zoom --extra-small   # seconds (tests)
 
-**The data: an embedded fine-grained set.**  No CUB, Stanford Dogs or FGVC-Aircraft can be
-downloaded, so the set is rendered from data that ships with the dependencies
-(``mindgap.data.digits`` with :data:`~mindgap.data.digits.FINE_GRAINED`): a small handwritten digit
-(16–24 px on a 96 px canvas, scikit-learn's 8×8 digits) blended into a crop of scikit-learn's and
-scikit-image's photos, with three small photo crops pasted beside it as clutter; the class is the
-digit, the box its ink.  Stanford 40 layout, so ``mindgap.train`` reads it as it is.  Quick mode:
-4,000 training images, 500 validation and 500 test images (train and test from disjoint source
-digits).  The conventional CNN sees the canvas at 64², where the digit is 11–16 px; the patches are
-cut from the 96 px canvas, so the Evidence CNN sees the digit at 1.5× the conventional CNN's
-resolution (the thesis: 150 px patches of the 448 px input, resized to 224 px).  The set is made so
-that the conventional CNN's top-5 accuracy is at least 10 points above its top-1 (the thesis's
-premise); the table states both.
+**The data: an embedded fine-grained set whose classes have two parts.**  No CUB, Stanford Dogs or
+FGVC-Aircraft can be downloaded, so the set is rendered from data that ships with the dependencies:
+the pairs set of :mod:`mindgap.data.scenes` (default, ``--set pairs``): a class is an unordered pair of
+two of the digits 0–4 (10 classes, "zero-one" … "three-four"), both drawn small (18–27 px on a 96 px
+canvas) and apart, among 1–3 look-alike letters, on scikit-learn's and scikit-image's photos; two
+classes share a digit, so the first evidence patch alone often leaves two classes open and the
+second erasing round has the other digit to find (the thesis's reason for adversarial erasing).
+``--set fine-digits`` keeps the earlier one-digit set (a 16–24 px digit among photo clutter,
+``mindgap.data.digits.FINE_GRAINED``).  Stanford 40 layout, so ``mindgap.train`` reads it as it is.
+Quick mode: 4,000 training images, 500 validation and 500 test images (train and test from disjoint
+source digits).  The conventional CNN sees the canvas at 64², where a digit is 12–18 px; the patches
+are cut from the 96 px canvas, so the Evidence CNN sees a digit at 1.5× the conventional CNN's
+resolution (the thesis: 150 px patches of the 448 px input, resized to 224 px).  The table states the
+premise of the thesis, the conventional CNN's top-5 accuracy against its top-1.
 
 **Models.**  Conventional CNN: Tiny-GAP5 from the shipped pretrained Tiny backbone, trained with
 ``mindgap.train`` (backbone frozen for 1 epoch, Nadam lr 0.001 × 0.7 an epoch, 10 epochs, best
@@ -102,30 +104,65 @@ class Settings:
     rise_masks: int
     figure_images: int
     ensemble_cam_methods: tuple = ("ceb", "gradcam", "rise", "cam")  # ours; () leaves its pool out
+    dataset: str = "pairs"  # "pairs": a class is two digits (mindgap.data.scenes); "fine-digits": the older one-digit set
+    distractors: tuple = (1, 3)  # letters per image of the pairs set
 
 
 MODES = {
     "quick": Settings("quick", 400, 100, 96, (16, 24), 3, "Tiny-GAP5", 64, 10, "Tiny-GAP5", 48, 6, 1, 0.001, 32, True, 2,
                       (3, 5), ("ceb", "cam"), ("ceb", "gradcam", "rise"), 64, 4),
-    "extra-small": Settings("extra-small", 3, 4, 32, (12, 16), 1, "Tiny-GAP1", 16, 1, "Tiny-GAP1", 16, 1, 0, 0.001, 8, False,
-                            2, (3, 5), ("ceb",), ("ceb", "gradcam", "rise"), 8, 2, ensemble_cam_methods=()),
+    "extra-small": Settings("extra-small", 3, 4, 40, (10, 14), 1, "Tiny-GAP1", 16, 1, "Tiny-GAP1", 16, 1, 0, 0.001, 8, False,
+                            2, (3, 5), ("ceb",), ("ceb", "gradcam", "rise"), 8, 2, ensemble_cam_methods=(),
+                            distractors=(0, 1)),
 }
 
 
 # ------------------------------------------------------------------ data
+DATASETS = ("pairs", "fine-digits")
+
+
 def data_folder(runs_dir, settings):
-    name = (f"fine-digits-{settings.train_per_class}x{settings.test_per_class}-{settings.canvas_size}px-"
-            f"d{settings.digit_size[0]}-{settings.digit_size[1]}-c{settings.clutter}")
+    if settings.dataset == "pairs":
+        name = (f"pairs-{settings.train_per_class}x{settings.test_per_class}-{settings.canvas_size}px-"
+                f"d{settings.digit_size[0]}-{settings.digit_size[1]}-l{settings.distractors[0]}-{settings.distractors[1]}")
+    else:
+        name = (f"fine-digits-{settings.train_per_class}x{settings.test_per_class}-{settings.canvas_size}px-"
+                f"d{settings.digit_size[0]}-{settings.digit_size[1]}-c{settings.clutter}")
     return os.path.join(runs_dir, "data", name)
 
 
 def ensure_data(runs_dir, settings):
+    common = dict(train_per_class=settings.train_per_class, test_per_class=settings.test_per_class,
+                  canvas_size=settings.canvas_size, digit_size=tuple(settings.digit_size))
+    if settings.dataset == "pairs":
+        from mindgap.data.scenes import ensure_pairs_dataset
+
+        return ensure_pairs_dataset(data_folder(runs_dir, settings), seed=0, distractors=tuple(settings.distractors), **common)
     from mindgap.data.digits import FINE_GRAINED, ensure_digits_dataset
 
-    return ensure_digits_dataset(data_folder(runs_dir, settings), seed=0, train_per_class=settings.train_per_class,
-                                 test_per_class=settings.test_per_class, canvas_size=settings.canvas_size,
-                                 digit_size=tuple(settings.digit_size), backgrounds=FINE_GRAINED["backgrounds"],
-                                 clutter=settings.clutter)
+    return ensure_digits_dataset(data_folder(runs_dir, settings), seed=0, backgrounds=FINE_GRAINED["backgrounds"],
+                                 clutter=settings.clutter, **common)
+
+
+def class_names(settings):
+    if settings.dataset == "pairs":
+        from mindgap.data.scenes import PAIR_CLASS_NAMES
+
+        return PAIR_CLASS_NAMES
+    from mindgap.data.digits import CLASS_NAMES
+
+    return CLASS_NAMES
+
+
+def describe_set(settings):
+    """The caption's words for the set."""
+    counts = (f"{10 * settings.train_per_class} training, {10 * settings.test_per_class // 2} validation and "
+              f"{10 * settings.test_per_class // 2} test images, {settings.digit_size[0]}–{settings.digit_size[1]} px digits on "
+              f"{settings.canvas_size} px photo canvases")
+    if settings.dataset == "pairs":
+        return (f"embedded pairs set (10 classes, each an unordered pair of two of the digits 0–4, drawn apart among "
+                f"{settings.distractors[0]}–{settings.distractors[1]} letters; {counts})")
+    return f"embedded fine-grained digits set (10 classes, {counts} with {settings.clutter} clutter crops)"
 
 
 def load_split(records, num_classes, size):
@@ -156,7 +193,7 @@ def run_seed(settings_dict, runs_dir, out_dir, seed):
     """Train the conventional CNN and the Evidence CNNs of one seed, refine, and return the accuracies (cached as json)."""
     settings = Settings(**{**settings_dict, **{name: tuple(settings_dict[name]) for name in
                                                ("digit_size", "top_k", "pool_methods", "ensemble_methods",
-                                                "ensemble_cam_methods")}})
+                                                "ensemble_cam_methods", "distractors")}})
     seed_dir = os.path.join(out_dir, f"seed{seed}")
     result_path = os.path.join(seed_dir, "result.json")
     from mindgap import storage  # not at the top: mindgap starts TensorFlow, after the workers pinned their cores
@@ -378,6 +415,29 @@ def table(results, settings):
     return "\n".join(lines)
 
 
+def thesis_verdicts(results):
+    """The thesis's claims of §6.2 over the seeds (``experiments.claims``' rows): Guided Zoom (cEB, L = 2) and Ensemble
+    Guided Zoom at its fixed weights beat the conventional CNN (Tables 6.1–6.3), and erasing helps (L = 2 beats L = 0
+    with the same Evidence CNN; the thesis's Table 6.4 ablates L on CUB)."""
+    from experiments.claims import compare
+
+    conventional = [run["conventional"]["test"]["top1"] for run in results]
+
+    def accuracies(pool, k, rounds):
+        return [row["test_accuracy_thesis_weights"] for row in _same(results, {"pool": pool, "k": k, "rounds": rounds})]
+
+    rows = []
+    for k in sorted({row["k"] for row in results[0]["refined"]}):
+        for pool, rounds in THESIS_POOLS.items():
+            thesis = THESIS.get((pool, k))
+            rows.append(compare(f"{_row_name(pool)} ({LABELS[pool]}, L = {rounds}, k = {k}, fixed weights) beats the "
+                                f"conventional CNN (thesis: {thesis[0] - THESIS['conventional'][0]:+.1f} points on CUB)",
+                                accuracies(pool, k, rounds), conventional, "top1"))
+        rows.append(compare(f"adversarial erasing helps: Guided Zoom (cEB, k = {k}, fixed weights) with L = 2 beats L = 0",
+                            accuracies("ceb", k, 2), accuracies("ceb", k, 0), "top1"))
+    return rows
+
+
 def ours_table(results, settings):
     """Ours: every row with weights chosen on validation, the CAM's pools, and L = 0, 1 for Guided Zoom."""
     lines = ["| method (ours) | pool fed by | k | L | test top-1 %, weights chosen on val | weights (seed 0) | "
@@ -400,6 +460,9 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3, help="seeds (default 3)")
     parser.add_argument("--conventional-size", type=int, default=None,
                         help="input size of the conventional CNN (quick: 64; the canvas's 96 gives it the full resolution)")
+    parser.add_argument("--set", dest="dataset", choices=DATASETS, default="pairs",
+                        help="the fine-grained set: 'pairs' (a class is a pair of digits, two parts to find; default) or "
+                             "'fine-digits' (one small digit among clutter, the earlier set)")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
                         help="seeds run at once, each in its own process on its share of the cores")
@@ -413,11 +476,14 @@ def main(argv=None):
             raise ValueError(f"--conventional-size must be between 16 and the canvas's {settings.canvas_size}, "
                              f"got {args.conventional_size}.")
         settings = dataclasses.replace(settings, conventional_size=args.conventional_size)
+    settings = dataclasses.replace(settings, dataset=args.dataset)
     runs_dir = os.path.abspath(args.runs_dir)
     from experiments import common  # imports TensorFlow: not at module import (workers pin themselves first)
 
-    out_dir = common.results_folder(runs_dir, "guided_zoom", settings.mode,
-                                    None if args.conventional_size is None else f"conventional{args.conventional_size}")
+    variant = "-".join(part for part in (None if args.dataset == "pairs" else args.dataset,
+                                         None if args.conventional_size is None else f"conventional{args.conventional_size}")
+                       if part)
+    out_dir = common.results_folder(runs_dir, "guided_zoom", settings.mode, variant or None)
     ensure_data(runs_dir, settings)
     if settings.pretrained:
         from mindgap.pretrain import pretrained_tiny_weights
@@ -432,14 +498,10 @@ def main(argv=None):
                       for name in ("user", "system", "children_user", "children_system"))
     wall = time.perf_counter() - started
 
-    from mindgap.data.digits import CLASS_NAMES
-
+    names = class_names(settings)
     conventional = results[0]["conventional"]["test"]
     premise = np.mean([run["conventional"]["test"]["top5"] - run["conventional"]["test"]["top1"] for run in results]) * 100
-    caption = (f"{settings.mode} mode, {args.seeds} seed(s), mean ± sd: embedded fine-grained digits set (10 classes, "
-               f"{10 * settings.train_per_class} training, {10 * settings.test_per_class // 2} validation and "
-               f"{10 * settings.test_per_class // 2} test images, {settings.digit_size[0]}–{settings.digit_size[1]} px digits on "
-               f"{settings.canvas_size} px photo canvases with {settings.clutter} clutter crops); conventional CNN "
+    caption = (f"{settings.mode} mode, {args.seeds} seed(s), mean ± sd: {describe_set(settings)}; conventional CNN "
                f"{settings.conventional} at {settings.conventional_size}², Evidence CNNs {settings.evidence_model} at "
                f"{settings.evidence_size}² on patches of 150/448 of the canvas; weights chosen on the validation split. "
                f"The thesis's numbers are ResNet-101 on CUB-200-2011, Stanford Dogs and FGVC-Aircraft (Tables 6.1–6.3; its "
@@ -450,18 +512,24 @@ def main(argv=None):
     if os.path.isfile(material_path):
         with np.load(material_path) as material:
             material = dict(material)
-        figures["figure6_3"] = plot_pool_patches(material, CLASS_NAMES, os.path.join(out_dir, "figure6_3.png"),
+        figures["figure6_3"] = plot_pool_patches(material, names, os.path.join(out_dir, "figure6_3.png"),
                                                  f"Evidence pool patches (cEB, l = 0) of correctly classified training images, "
                                                  f"per class (cf. thesis Figure 6.3); seed 0, {settings.mode} mode.")
-        figures["figure6_5"] = plot_erasing_rounds(material, CLASS_NAMES, settings, os.path.join(out_dir, "figure6_5.png"),
+        figures["figure6_5"] = plot_erasing_rounds(material, names, settings, os.path.join(out_dir, "figure6_5.png"),
                                                    "Adversarial erasing (cf. thesis Figure 6.5): l = 0…L, the image with the "
                                                    "black squares of the earlier peaks and the box of the next patch (+: peak "
                                                    "of the cEB map of the true class), then the patches e_0…e_L; seed 0.")
     evidence = "; ".join(f"{LABELS[name]}: {np.mean([run['evidence'][name]['train_patches'] for run in results]):.0f} "
                          f"training patches, {_mean_sd([run['evidence'][name]['val_patch_accuracy'] for run in results])} % "
                          "on validation patches" for name in results[0]["evidence"])
+    from experiments.claims import claims_table
+
+    verdicts = thesis_verdicts(results)
     sections = [
         "## Guided Zoom (thesis ch. 6)", "", f"*{caption}*", "",
+        f"### The thesis's claims over {args.seeds} seed(s)", "", claims_table(verdicts, args.seeds), "",
+        "Paired by seed (the conventional CNN and its refiners share a seed); 95 % interval from Student's t "
+        "(`experiments.claims`); test top-1 in points.", "",
         "### The thesis's protocol (§6.2): fixed weights, cEB with L = 2, Ensemble Guided Zoom of eq. (6.1)", "",
         table(results, settings), "",
         f"Premise: the conventional CNN's top-5 accuracy is {premise:.1f} points above its top-1 on the test split "
@@ -485,7 +553,7 @@ def main(argv=None):
     command = " ".join(["python -m experiments.guided_zoom", *(argv if argv is not None else sys.argv[1:])])
     common.write_outputs(out_dir, settings, {"experiment": "guided_zoom", "seeds": args.seeds, "workers": args.workers,
                                              "command": command},
-                         {"runs": results, "wall_seconds": wall, "cpu_seconds": cpu_seconds, "premise_points": premise,
+                         {"runs": results, "verdicts": verdicts, "wall_seconds": wall, "cpu_seconds": cpu_seconds, "premise_points": premise,
                           "conventional_seed0": conventional}, markdown)
     return results
 

@@ -603,20 +603,91 @@ def markdown_report(results, settings, caption):
 
 # ---------------------------------------------------------------- the run
 
+THESIS_CLAIMS = (
+    # (the thesis's claim, A, B, where): each a path into one seed's results; A > B is the claim
+    ("EB-R points better than EB (Table 7.1: 61.5 vs 55.8)", ("spatial", "eb_r"), ("spatial", "eb")),
+    ("cEB-R points better than cEB (Table 7.1: 39.1 vs 37.0)", ("spatial", "ceb_r"), ("spatial", "ceb")),
+    ("BP-R points better than BP (Table 7.1: 39.2 vs 37.3)", ("spatial", "bp_r"), ("spatial", "bp")),
+    ("EB-R points better than cEB-R (Table 7.1: 61.5 vs 39.1)", ("spatial", "eb_r"), ("spatial", "ceb_r")),
+    ("cEB-R localizes in time better than the probability, known length (Table 7.2, mean over lengths)",
+     ("temporal", "map", "known", "ceb_r"), ("temporal", "map", "known", "probability")),
+    ("cEB-R localizes in time better than EB-R, known length (Table 7.2, mean over lengths)",
+     ("temporal", "map", "known", "ceb_r"), ("temporal", "map", "known", "eb_r")),
+    ("cEB-R localizes in time better than the probability, unknown length (Table 7.2, mean over lengths)",
+     ("temporal", "map", "unknown", "ceb_r"), ("temporal", "map", "unknown", "probability")),
+    ("peak probability + cEB-R points in time better than the probability (Table 7.3: 77.4 vs 65.8)",
+     ("temporal", "pointing", "probability_ceb_r"), ("temporal", "pointing", "probability")),
+    ("web images raise the frame CNN's video accuracy (Table 3.2: 83.5 vs 77.8, voting over 10 views)",
+     ("accuracy", "video + images", "voting_10_views"), ("accuracy", "video only", "voting_10_views")),
+)
+
+
+def _value(results, path):
+    value = results
+    for key in path:
+        value = value[key]
+    return float(np.mean(value))  # a list per GT length: its mean
+
+
+def seed_verdicts(per_seed):
+    """The thesis's claims over the seeds' results: ``experiments.claims``' rows."""
+    from experiments.claims import compare
+
+    return [compare(text, [_value(results, better) for results in per_seed], [_value(results, other) for results in per_seed])
+            for text, better, other in THESIS_CLAIMS]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extra-small", action="store_true", help="a handful of tiny clips and tiny models (tests)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="training seeds (0 … N-1; default 3, extra-small 1); the data set is the same for all")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--no-tanh", action="store_true", help="skip the tanh CNN-LSTM (its accuracy only)")
     parser.add_argument("--pointing-tolerance", choices=("thesis-video", "scaled"), default="thesis-video",
                         help="Table 7.1's slack: the thesis's 15 px diameter circle scaled with the frame (default) or "
                              "Zhang et al.'s 15 px at 224 px, the image pointing game's")
     args = parser.parse_args(argv)
+    seeds = args.seeds if args.seeds is not None else (1 if args.extra_small else 3)
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}.")
     started, cpu_started = time.perf_counter(), time.process_time()
     settings = dataclasses.replace(MODES["extra-small" if args.extra_small else "quick"],
                                    pointing_tolerance=args.pointing_tolerance)
     runs_dir = os.path.abspath(args.runs_dir)
     out_dir = os.path.join(runs_dir, "spatiotemporal" + ("" if settings.mode == "quick" else f"-{settings.mode}"))
+    command = " ".join(["python -m experiments.spatiotemporal", *(argv if argv is not None else sys.argv[1:])])
+    per_seed = []
+    for seed in range(seeds):
+        log(f"seed {seed} of 0 … {seeds - 1}")
+        per_seed.append(run_seed(dataclasses.replace(settings, seed=seed), runs_dir,
+                                 out_dir if seeds == 1 else os.path.join(out_dir, f"seed{seed}"), args.no_tanh, command))
+    if seeds == 1:
+        return per_seed[0]
+    from experiments.claims import claims_table
+    from experiments.common import write_outputs
+
+    verdicts = seed_verdicts(per_seed)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    with open(os.path.join(out_dir, "seed0", "table.md")) as handle:
+        seed_zero = handle.read().replace("## Spatiotemporal grounding", "## Seed 0: Spatiotemporal grounding", 1)
+    markdown = "\n".join([
+        f"## Spatiotemporal grounding (thesis ch. 7, ch. 3): the thesis's claims over {seeds} seeds", "",
+        claims_table(verdicts, seeds), "",
+        "A, B: the two sides of the claim, mean ± sd over the training seeds (the data set is the same); A − B paired by "
+        "seed, 95 % interval from Student's t (`experiments.claims`). Known/unknown length: the mean mAP over the three "
+        "GT lengths. EB-R and cEB-R by the authors' rule through the LSTM. Each seed's full report: `seed<N>/table.md`; "
+        "below, seed 0's, with its figures in `seed0/`.", "",
+        f"Experiment: {seeds} seeds, {wall:.0f} s wall, {cpu:.0f} CPU-seconds of this process "
+        f"({100 * cpu / max(wall, 1e-9):.0f} % of one core; cached models cost nothing).", "", seed_zero])
+    write_outputs(out_dir, settings, {"experiment": "spatiotemporal", "seeds": seeds, "command": command},
+                  {"verdicts": verdicts, "seeds": per_seed, "wall_seconds": wall, "cpu_seconds": cpu}, markdown)
+    return {"verdicts": verdicts, "seeds": per_seed}
+
+
+def run_seed(settings, runs_dir, out_dir, no_tanh, command):
+    """One training seed of the whole experiment; writes its report to ``out_dir`` and returns its results."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     models_dir = os.path.join(runs_dir, "models")
     os.makedirs(out_dir, exist_ok=True)
     os.makedirs(models_dir, exist_ok=True)
@@ -670,7 +741,7 @@ def main(argv=None):
     # Chapter 7: the CNN-LSTM, fine-tuned from the frames + images CNN with mindgap.train
     lstm, lstm_dir = train_cnn_lstm(settings, runs_dir, video_dir, paths["video + images"], "relu")
     accuracy["Tiny-LSTM"] = float((_predict(lstm, test_clips)[:, -1].argmax(axis=1) == test_labels).mean())
-    if not args.no_tanh:
+    if not no_tanh:
         tanh, _ = train_cnn_lstm(settings, runs_dir, video_dir, paths["video + images"], "tanh")
         accuracy["Tiny-LSTM-tanh"] = float((_predict(tanh, test_clips)[:, -1].argmax(axis=1) == test_labels).mean())
     log(f"accuracy: {json.dumps(accuracy)}")
@@ -729,7 +800,6 @@ def main(argv=None):
         f"cached models cost nothing). Figures: {', '.join(os.path.basename(path) for path in figures.values())}.")
     from experiments.common import write_outputs
 
-    command = " ".join(["python -m experiments.spatiotemporal", *(argv if argv is not None else sys.argv[1:])])
     write_outputs(out_dir, settings, {"experiment": "spatiotemporal", "video_dir": video_dir, "web_dir": web_dir,
                                       "command": command}, {**results, "wall_seconds": wall, "cpu_seconds": cpu}, markdown)
     return results

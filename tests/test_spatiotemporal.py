@@ -488,3 +488,25 @@ def test_explain_video_prints_class_and_segment_and_writes_the_strip(experiment,
     mindgap.build_model("Tiny-Frames", 3, input_shape=(32, 32, 3), fc_units=4).save(image_model)
     assert main(["explain-video", clip.path, "--model", str(image_model), "--out", str(tmp_path)]) == 2
     assert "not a CNN-LSTM" in capsys.readouterr().err
+
+
+def test_thesis_claims_over_seeds_pair_each_seed_and_average_the_lengths():
+    from experiments import spatiotemporal
+
+    def seed(eb_r, eb, ceb_r_known):
+        spatial = dict.fromkeys(("eb", "eb_r", "ceb", "ceb_r", "bp", "bp_r"), 0.5)
+        spatial.update(eb_r=eb_r, eb=eb)
+        known = {"probability": [0.2, 0.2, 0.2], "eb_r": [0.1, 0.1, 0.1], "ceb_r": ceb_r_known}
+        return {"spatial": spatial, "temporal": {"map": {"known": known, "unknown": {"probability": [0.1], "ceb_r": [0.3]}},
+                                                 "pointing": {"probability_ceb_r": 0.7, "probability": 0.6}},
+                "accuracy": {"video + images": {"voting_10_views": 0.8}, "video only": {"voting_10_views": 0.8}}}
+
+    rows = {row["claim"]: row for row in spatiotemporal.seed_verdicts(
+        [seed(0.62, 0.55, [0.3, 0.6, 0.9]), seed(0.64, 0.55, [0.2, 0.5, 0.8]), seed(0.60, 0.55, [0.4, 0.7, 1.0])])}
+    eb = rows["EB-R points better than EB (Table 7.1: 61.5 vs 55.8)"]
+    assert eb["difference"] == pytest.approx(0.07) and eb["verdict"] == "held"
+    assert eb["low"] == pytest.approx(0.07 - 4.302653 * 0.02 / 3 ** 0.5, abs=1e-6)  # t(0.975, 2) · sd / √3
+    known = rows["cEB-R localizes in time better than the probability, known length (Table 7.2, mean over lengths)"]
+    assert known["better_values"] == pytest.approx([0.6, 0.5, 0.7]) and known["verdict"] == "held"
+    assert rows["web images raise the frame CNN's video accuracy (Table 3.2: 83.5 vs 77.8, voting over 10 views)"][
+        "verdict"] == "cannot tell at this N"  # equal on every seed: a zero difference decides nothing

@@ -415,6 +415,29 @@ def table(results, settings):
     return "\n".join(lines)
 
 
+def thesis_verdicts(results):
+    """The thesis's claims of §6.2 over the seeds (``experiments.claims``' rows): Guided Zoom (cEB, L = 2) and Ensemble
+    Guided Zoom at its fixed weights beat the conventional CNN (Tables 6.1–6.3), and erasing helps (L = 2 beats L = 0
+    with the same Evidence CNN; the thesis's Table 6.4 ablates L on CUB)."""
+    from experiments.claims import compare
+
+    conventional = [run["conventional"]["test"]["top1"] for run in results]
+
+    def accuracies(pool, k, rounds):
+        return [row["test_accuracy_thesis_weights"] for row in _same(results, {"pool": pool, "k": k, "rounds": rounds})]
+
+    rows = []
+    for k in sorted({row["k"] for row in results[0]["refined"]}):
+        for pool, rounds in THESIS_POOLS.items():
+            thesis = THESIS.get((pool, k))
+            rows.append(compare(f"{_row_name(pool)} ({LABELS[pool]}, L = {rounds}, k = {k}, fixed weights) beats the "
+                                f"conventional CNN (thesis: {thesis[0] - THESIS['conventional'][0]:+.1f} points on CUB)",
+                                accuracies(pool, k, rounds), conventional, "top1"))
+        rows.append(compare(f"adversarial erasing helps: Guided Zoom (cEB, k = {k}, fixed weights) with L = 2 beats L = 0",
+                            accuracies("ceb", k, 2), accuracies("ceb", k, 0), "top1"))
+    return rows
+
+
 def ours_table(results, settings):
     """Ours: every row with weights chosen on validation, the CAM's pools, and L = 0, 1 for Guided Zoom."""
     lines = ["| method (ours) | pool fed by | k | L | test top-1 %, weights chosen on val | weights (seed 0) | "
@@ -499,8 +522,14 @@ def main(argv=None):
     evidence = "; ".join(f"{LABELS[name]}: {np.mean([run['evidence'][name]['train_patches'] for run in results]):.0f} "
                          f"training patches, {_mean_sd([run['evidence'][name]['val_patch_accuracy'] for run in results])} % "
                          "on validation patches" for name in results[0]["evidence"])
+    from experiments.claims import claims_table
+
+    verdicts = thesis_verdicts(results)
     sections = [
         "## Guided Zoom (thesis ch. 6)", "", f"*{caption}*", "",
+        f"### The thesis's claims over {args.seeds} seed(s)", "", claims_table(verdicts, args.seeds), "",
+        "Paired by seed (the conventional CNN and its refiners share a seed); 95 % interval from Student's t "
+        "(`experiments.claims`); test top-1 in points.", "",
         "### The thesis's protocol (§6.2): fixed weights, cEB with L = 2, Ensemble Guided Zoom of eq. (6.1)", "",
         table(results, settings), "",
         f"Premise: the conventional CNN's top-5 accuracy is {premise:.1f} points above its top-1 on the test split "
@@ -524,7 +553,7 @@ def main(argv=None):
     command = " ".join(["python -m experiments.guided_zoom", *(argv if argv is not None else sys.argv[1:])])
     common.write_outputs(out_dir, settings, {"experiment": "guided_zoom", "seeds": args.seeds, "workers": args.workers,
                                              "command": command},
-                         {"runs": results, "wall_seconds": wall, "cpu_seconds": cpu_seconds, "premise_points": premise,
+                         {"runs": results, "verdicts": verdicts, "wall_seconds": wall, "cpu_seconds": cpu_seconds, "premise_points": premise,
                           "conventional_seed0": conventional}, markdown)
     return results
 

@@ -139,11 +139,32 @@ def test_guided_zoom(runs):
     assert "| Ensemble Guided Zoom | cEB + Grad-CAM + RISE | 5 | 0 | 0.4, 0.3 (fixed) |" in headline
     assert "| Guided Zoom | cEB | 5 | 1 |" not in headline and "| Guided Zoom | cEB | 5 | 1 |" in ours  # other L: ours
     assert "RISE with 8 masks per image" in headline and "embedded pairs set" in table
+    assert "### The thesis's claims over 1 seed(s)" in table and "adversarial erasing helps" in table
     refiner = Refiner.load(folder / "seed0" / "refiner")
     assert refiner.methods == ("ceb",) and refiner.rounds == 2 and refiner.top_k == 5 and refiner.source_size == 40
     assert tuple(refiner.class_names) == PAIR_CLASS_NAMES
     again = guided_zoom.main(["--extra-small", "--runs-dir", runs, "--seeds", "1", "--workers", "1"])  # cached by seed
     assert again[0]["refined"] == run["refined"]
+
+
+def test_guided_zoom_verdicts_pair_each_refiner_with_its_seeds_conventional_cnn():
+    from experiments import guided_zoom
+
+    def seed(conventional, ceb2, ceb0, ensemble):
+        rows = [{"pool": "ceb", "k": 5, "rounds": 2, "test_accuracy_thesis_weights": ceb2},
+                {"pool": "ceb", "k": 5, "rounds": 0, "test_accuracy_thesis_weights": ceb0},
+                {"pool": "ensemble", "k": 5, "rounds": 0, "test_accuracy_thesis_weights": ensemble}]
+        return {"conventional": {"test": {"top1": conventional}}, "refined": rows}
+
+    rows = guided_zoom.thesis_verdicts([seed(0.40, 0.38, 0.39, 0.41), seed(0.44, 0.41, 0.43, 0.45),
+                                        seed(0.42, 0.40, 0.40, 0.43)])
+    by_claim = {row["claim"].split(" (")[0] + str(row["claim"].count("L = 2 beats")): row for row in rows}
+    guided = by_claim["Guided Zoom0"]
+    assert guided["difference"] == pytest.approx(-0.0233333, abs=1e-6) and guided["verdict"] == "did not hold"
+    assert "+3.1 points on CUB" in guided["claim"]  # Table 6.1: 85.4 against 82.3 at k = 5
+    assert by_claim["Ensemble Guided Zoom0"]["better_values"] == pytest.approx([0.41, 0.45, 0.43])
+    erasing = next(row for row in rows if "erasing" in row["claim"])
+    assert erasing["difference"] == pytest.approx((-0.01 - 0.02 + 0.0) / 3)
 
 
 def test_excitation_dropout_figures_are_readable(monkeypatch, tmp_path):

@@ -7,14 +7,14 @@
 **The data: an embedded fine-grained set whose classes have two parts.**  No CUB, Stanford Dogs or
 FGVC-Aircraft can be downloaded, so the set is rendered from data that ships with the dependencies:
 the pairs set of :mod:`mindgap.data.scenes` (default, ``--set pairs``): a class is an unordered pair of
-two of the digits 0–4 (10 classes, "zero-one" … "three-four"), both drawn small (18–27 px on a 96 px
+two of the digits 0–4 (10 classes, "zero-one" … "three-four"), both drawn small (16–24 px on a 96 px
 canvas) and apart, among 1–3 look-alike letters, on scikit-learn's and scikit-image's photos; two
 classes share a digit, so the first evidence patch alone often leaves two classes open and the
 second erasing round has the other digit to find (the thesis's reason for adversarial erasing).
 ``--set fine-digits`` keeps the earlier one-digit set (a 16–24 px digit among photo clutter,
 ``mindgap.data.digits.FINE_GRAINED``).  Stanford 40 layout, so ``mindgap.train`` reads it as it is.
 Quick mode: 4,000 training images, 500 validation and 500 test images (train and test from disjoint
-source digits).  The conventional CNN sees the canvas at 64², where a digit is 12–18 px; the patches
+source digits).  The conventional CNN sees the canvas at 64², where a digit is 11–16 px; the patches
 are cut from the 96 px canvas, so the Evidence CNN sees a digit at 1.5× the conventional CNN's
 resolution (the thesis: 150 px patches of the 448 px input, resized to 224 px).  The table states the
 premise of the thesis, the conventional CNN's top-5 accuracy against its top-1.

@@ -35,6 +35,10 @@ _OVERRIDES = ("cut_layer", "zhou_units", "reduction", "class_names", "dropout", 
 _VIDEO_PATTERN = re.compile(r"^(?P<backbone>Inception|GoogLeNet|Tiny)-(?:(?P<frames>Frames)|LSTM(?:-(?P<activation>tanh))?)$")
 VIDEO_NAMES = ("Tiny-LSTM", "Tiny-LSTM-tanh", "Tiny-Frames")
 _VIDEO_OVERRIDES = ("class_names", "fc_units", "lstm_units")
+# Captioners (thesis §7.3, §7.5; mindgap.captioning): num_classes is the vocabulary's size, class_names the vocabulary.
+_CAPTION_PATTERN = re.compile(r"^(?P<backbone>Inception|GoogLeNet|Tiny)-Captioner(?:-(?P<clips>Clips))?$")
+CAPTION_NAMES = ("Tiny-Captioner", "Tiny-Captioner-Clips")
+_CAPTION_OVERRIDES = ("class_names", "fc_units", "embedding_units", "lstm_units")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +70,7 @@ def list_models():
                 name = f"{prefix}-{head}{suffix}"
                 if name not in names:
                     names.append(name)
-    return names + list(VIDEO_NAMES)
+    return names + list(VIDEO_NAMES) + list(CAPTION_NAMES)
 
 
 def parse_model_name(name):
@@ -111,6 +115,9 @@ def build_model(name, num_classes, *, weights=None, input_shape=(299, 299, 3), a
     video = _VIDEO_PATTERN.match(str(name))
     if video is not None:
         return _build_video_model(video, name, num_classes, weights=weights, input_shape=input_shape, **overrides)
+    captioner = _CAPTION_PATTERN.match(str(name))
+    if captioner is not None:
+        return _build_captioner(captioner, name, num_classes, weights=weights, input_shape=input_shape, **overrides)
     unknown = sorted(set(overrides) - set(_OVERRIDES))
     if unknown:
         raise ValueError(f"Unknown argument(s) {unknown} for build_model; accepted overrides: {', '.join(_OVERRIDES)}.")
@@ -159,6 +166,19 @@ def takes_clips(name):
     """True for the registry names whose models take clips (batch, T, H, W, 3): the CNN-LSTMs (``Tiny-LSTM``)."""
     match = _VIDEO_PATTERN.match(str(name))
     return match is not None and not match["frames"]
+
+
+def _build_captioner(match, name, num_classes, *, weights, input_shape, **overrides):
+    """``Tiny-Captioner`` / ``Tiny-Captioner-Clips`` (:mod:`mindgap.captioning`): ``class_names`` is the vocabulary."""
+    from mindgap import captioning
+
+    arguments = {key: value for key, value in overrides.items() if key in _CAPTION_OVERRIDES and value is not None}
+    vocabulary = arguments.pop("class_names", None)
+    if vocabulary is None or len(vocabulary) != num_classes:
+        raise ValueError(f"A captioner needs its vocabulary as class_names ({num_classes} words); build it with "
+                         "mindgap.captioning.build_vocabulary(captions).")
+    return captioning.build_captioner(BACKBONE_NAMES[match["backbone"]], vocabulary, input_shape=input_shape,
+                                      clips=bool(match["clips"]), weights=weights, name=name, **arguments)
 
 
 def _build_video_model(match, name, num_classes, *, weights, input_shape, **overrides):

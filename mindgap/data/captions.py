@@ -57,6 +57,7 @@ CAPTIONS_PER_IMAGE = 2
 DEFAULTS = dict(seed=0, canvas_size=64, train_images=1200, val_images=100, test_images=200, digit_size=(11, 21),
                 digits=(2, 3), distractors=(1, 2), distorted=0.5, backgrounds="skimage")
 _JPEG_QUALITY = 95
+_LAYOUT_TRIES = 20
 
 
 def size_word(side, small_max=SMALL_MAX, big_min=BIG_MIN):
@@ -178,8 +179,11 @@ def render_captioned_scene(rng, glyphs, background, *, digit_size, distractors, 
     """
     size = background.shape[0]
     sides = [int(side) for side in rng.integers(digit_size[0], digit_size[1] + 1, size=len(glyphs))]
-    squares = place_squares(rng, size, sides, margin=MARGIN)
-    if len(squares) < len(glyphs):
+    for _ in range(_LAYOUT_TRIES):  # a crowded draw starts over (place_squares leaves out what it cannot fit)
+        squares = place_squares(rng, size, sides, margin=MARGIN)
+        if len(squares) == len(glyphs):
+            break
+    else:
         raise ValueError(f"{len(glyphs)} digits of {sides} px do not fit apart on a {size} px canvas; use a larger "
                          "canvas or smaller digits.")
     canvas, digits = background, []

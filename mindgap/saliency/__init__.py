@@ -31,6 +31,12 @@ the gradient of the step's logit through time.  An image method on clips runs
 on every frame independently (the thesis's per-frame EB / cEB / BP baselines,
 with an image model such as ``Tiny-Frames``).
 
+**Words of a caption** (thesis §7.3, §7.5; caption.py): with a captioner of
+``mindgap.captioning``, ``classes`` are the word ids to ground and ``words`` (the fed
+caption's ids) and ``steps`` (the step of each queried word) are options:
+``word_eb_r`` / ``word_ceb_r`` (EB-R, cEB-R through the two-LSTM decoder, ``rule``
+as above) and ``caption_guided`` (Ramanishka et al. 2017); :data:`CAPTION_METHODS`.
+
 ``layer`` defaults to ``"backbone"`` (the backbone's output, which feeds the
 head).  :func:`upsample` resizes any of them to the input size; scores are
 in :mod:`mindgap.saliency.scores` (pointing game, box accuracy, MaxBoxAccV2,
@@ -40,7 +46,7 @@ centre of mass) and :mod:`mindgap.saliency.causal` (insertion, deletion).
 import numpy as np
 
 from mindgap.cam import upsample_cams
-from mindgap.saliency import cam, causal, excitation, gradcam, recurrent, rise, scores
+from mindgap.saliency import cam, caption, causal, excitation, gradcam, recurrent, rise, scores
 
 METHODS = {
     "cam": cam.class_activation_maps,
@@ -57,6 +63,8 @@ METHODS = {
 WHITE_BOX = ("cam", "gradcam", "eb", "ceb")
 # Methods through time: clips (batch, T, H, W, 3) and a CNN-LSTM (mindgap.recurrent).
 VIDEO_METHODS = ("eb_r", "ceb_r", "bp_r")
+# Methods that ground the words of a caption (a captioner of mindgap.captioning; options words= and steps=).
+CAPTION_METHODS = caption.METHODS
 
 
 def list_methods():
@@ -110,6 +118,8 @@ def compute(model, images, classes=None, method="cam", upsample=False, batch_siz
         at the resolution stated in the method's docstring (see the table in
         this package's docstring), or at the input size with ``upsample``.
     """
+    if method in CAPTION_METHODS:
+        return caption.compute(model, images, classes, method, upsample=upsample, **options)
     if method not in METHODS:
         raise ValueError(f"Unknown saliency method {method!r}; use one of {', '.join(METHODS)}.")
     images = np.asarray(images, np.float32)
@@ -180,5 +190,5 @@ def upsample(maps, size):
     return upsample_cams(maps, size)
 
 
-__all__ = ["METHODS", "VIDEO_METHODS", "compute", "list_methods", "resolve_classes", "upsample", "cam", "gradcam", "rise",
+__all__ = ["METHODS", "VIDEO_METHODS", "CAPTION_METHODS", "caption", "compute", "list_methods", "resolve_classes", "upsample", "cam", "gradcam", "rise",
            "excitation", "recurrent", "scores", "causal"]

@@ -34,6 +34,7 @@ class CaptionerConfig:
     embedding_units: int = captioning.EMBEDDING_UNITS
     lstm_units: int = captioning.LSTM_UNITS
     pretrained: str | None = "scenes"  # a recipe of mindgap.pretrain (the shipped Tiny start), or None
+    freeze_backbone: bool = True  # keep the pretrained CNN (it reads the digits); train fc1, fc2 and the decoder
     seed: int = 0
 
 
@@ -68,6 +69,8 @@ def train_captioner(dataset, out_dir, config=None, model_name="Tiny-Captioner", 
         model = build_model(model_name, len(vocabulary), weights=weights,
                             input_shape=(config.image_size, config.image_size, 3), class_names=vocabulary,
                             fc_units=config.fc_units, embedding_units=config.embedding_units, lstm_units=config.lstm_units)
+        if config.freeze_backbone:
+            model.get_layer("backbone").trainable = False
         captioning.compile_captioner(model, config.learning_rate)
         write_json(os.path.join(out_dir, "config.json"), {"model": model_name, **dataclasses.asdict(config),
                                                           "vocabulary": vocabulary})

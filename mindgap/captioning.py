@@ -208,7 +208,7 @@ def beam_captions(model, images, beam_width=3, max_words=MAX_WORDS):
     results = []
     for row in range(int(visual.shape[0])):
         beams = [([START], 0.0, False)]
-        for _ in range(max_words + 1):
+        for _ in range(max_words):
             if all(done for _, _, done in beams):
                 break
             live = [beam for beam in beams if not beam[2]]

@@ -316,3 +316,71 @@ def test_compute_dispatches_word_methods_and_checks_the_queries():
     assert maps.shape == (1, 16, 16, 1)
     with pytest.raises(ValueError, match="one step in"):
         mindgap.saliency.compute(model, images, [[5]], "word_eb_r", words=words, steps=[2])
+
+
+def test_msrvtt_reader_on_a_fixture(tmp_path):
+    from mindgap.data import msrvtt
+
+    info = {"videos": [{"video_id": "video0", "split": "train", "id": 0}, {"video_id": "video7", "split": "validate", "id": 7}],
+            "sentences": [{"video_id": "video0", "caption": "A man is talking about a phone", "sen_id": 0},
+                          {"video_id": "video0", "caption": "a man talks", "sen_id": 1},
+                          {"video_id": "video7", "caption": "a cat plays", "sen_id": 2}]}
+    (tmp_path / "train_val_videodatainfo.json").write_text(__import__("json").dumps(info))
+    for video, count in (("video0", 3), ("video7", 2)):
+        (tmp_path / "frames" / video).mkdir(parents=True)
+        for index in range(count):
+            (tmp_path / "frames" / video / f"{index:03d}.jpg").write_bytes(b"")
+    data = msrvtt.read_msrvtt(tmp_path)
+    assert sorted(data) == ["train", "val"]
+    clip = data["train"][0]
+    assert clip.video_id == "video0" and len(clip.frames) == 3 and clip.frames[0].endswith("000.jpg")
+    assert clip.captions == (tuple("a man is talking about a phone".split()), ("a", "man", "talks"))
+    assert data["val"][0].captions == (("a", "cat", "plays"),)
+    (tmp_path / "frames" / "video7" / "000.jpg").unlink()
+    (tmp_path / "frames" / "video7" / "001.jpg").unlink()
+    with pytest.raises(DatasetError, match="No frames for video7"):
+        msrvtt.read_msrvtt(tmp_path)
+
+
+@pytest.mark.slow
+def test_experiment_extra_small_writes_table_7_5_the_cost_and_the_figure(tmp_path, capsys):
+    from experiments import caption_grounding
+
+    assert caption_grounding.main(["--extra-small", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Caption-Guided Saliency" in out and "cEB-R per word" in out
+    import json
+
+    results = json.load(open(tmp_path / "extra_small" / "results.json"))
+    table = results["table_7_5"]
+    assert set(caption_grounding.THESIS_TABLE_7_5) <= set(table) and all(0 <= value <= 1 for value in table.values())
+    # the centre and random baselines are closed forms of the boxes: recompute them
+    dataset = __import__("mindgap.data.captions", fromlist=["x"]).load_captions_set(str(tmp_path / "captions_set_extra-small"))
+    boxes = [np.asarray(phrase.boxes, float) for record in dataset["test"] for text in record.captions for phrase in text.phrases]
+    assert table["centre"] == pytest.approx(np.mean([metrics.centre_pointing_hit(box, (64, 64), 0) for box in boxes]))
+    assert table["random"] == pytest.approx(np.mean([metrics.uniform_pointing_expectation(box, (64, 64), 0) for box in boxes]))
+    assert os.path.isfile(results["figures"][0]) and results["cost_ms"]["cells"] == 64
+
+
+def test_explain_caption_prints_the_caption_and_writes_one_map_per_word(tmp_path, capsys):
+    from mindgap.cli import main
+
+    model = _toy_captioner(seed=7)
+    kernel, bias = model.get_layer("word_logits").get_weights()
+    bias[captioning.END] = bias[captioning.PAD] = -20.0  # a caption of the full length, never empty
+    model.get_layer("word_logits").set_weights([kernel, bias])
+    path = str(tmp_path / "captioner.keras")
+    model.save(path)
+    image = str(tmp_path / "image.png")
+    import cv2
+
+    cv2.imwrite(image, np.random.default_rng(7).integers(0, 255, (16, 16, 3)).astype(np.uint8))
+    assert main(["explain-caption", image, "--model", path, "--words", "nonsense", "--out", str(tmp_path / "m.png")]) == 2
+    assert "not in the caption" in capsys.readouterr().err
+    from mindgap.explain_caption import explain_caption
+
+    caption, maps = explain_caption(image, model, out=str(tmp_path / "maps.png"))
+    content = [word for word in caption if word not in ("a", "of", "and")]
+    assert len(caption) == captioning.MAX_WORDS
+    assert list(maps) == list(dict.fromkeys(content)) and os.path.isfile(tmp_path / "maps.png")
+    assert all(values.shape == (16, 16) for values in maps.values())

@@ -218,26 +218,31 @@ def caption_guided_saliency(model, images, words, queries, steps, layer=DEFAULT_
     """
     images, words, queries, steps = _check_queries(model, images, words, queries, steps)
     plan = _plan(model, layer)
-    frames = tf.reshape(tf.constant(images), (-1, *images.shape[-3:]))
-    values = _graph.run(plan.cnn.graph, frames, until=plan.cnn.target_key)
-    features = values[plan.cnn.target_key]  # (batch · T, h, w, c)
-    height, width = features.shape[1:3]
-    cells = tf.reshape(tf.eye(height * width, dtype=features.dtype), (height * width, height, width, 1))
-    batch, count = len(images), height * width
-    maps = np.zeros((batch, height, width, queries.shape[1]), np.float32)
-    for row in range(batch):
-        kept = features[row * (len(frames) // batch):(row + 1) * (len(frames) // batch)][None] * cells[:, None]
-        pooled = tf.reduce_mean(tf.reshape(_graph.run_from(plan.cnn.graph, plan.cnn.target_key,
-                                                           tf.reshape(kept, (-1, *features.shape[1:])),
-                                                           until=plan.cnn.logits_key)[plan.cnn.logits_key],
-                                           (count, -1, plan.layers["lstm1"].cell.kernel.shape[0]
-                                            - plan.layers["embedding"].output_dim)), axis=1)
-        probabilities = captioning.decode(plan.layers, pooled, tf.repeat(tf.constant(words[row:row + 1]), count, axis=0))
-        for column in range(queries.shape[1]):
-            maps[row, ..., column] = tf.reshape(probabilities[:, steps[row, column], queries[row, column]], (height, width))
+    if not hasattr(plan, "kept_alone"):
+        plan.kept_alone = tf.function(lambda frames, words: _kept_alone(plan, frames, words))
+    maps = np.stack([plan.kept_alone(tf.constant(images[row:row + 1]), tf.constant(words[row:row + 1])).numpy()
+                     for row in range(len(images))])  # (batch, m, L, V) → the queried entries below
+    height, width = plan.cells
+    rows = np.arange(len(images))[:, None]
+    chosen = maps[rows, :, steps, queries]  # (batch, n, m)
+    maps = np.moveaxis(chosen, 1, -1).reshape(len(images), height, width, queries.shape[1])
     if plan.clips:
         maps = np.repeat(maps[:, None], images.shape[1], axis=1)
     return maps
+
+
+def _kept_alone(plan, clip, words):
+    """Word probabilities (m, L, V) of one image or clip with each of the m cells of the layer kept alone."""
+    frames = tf.reshape(clip, (-1, *clip.shape[-3:]))
+    features = _graph.run(plan.cnn.graph, frames, until=plan.cnn.target_key)[plan.cnn.target_key]  # (T, h, w, c)
+    height, width = features.shape[1:3]
+    plan.cells = (height, width)
+    count = height * width
+    cells = tf.reshape(tf.eye(count, dtype=features.dtype), (count, 1, height, width, 1))
+    kept = tf.reshape(features[None] * cells, (-1, *features.shape[1:]))  # (m · T, h, w, c)
+    fc2 = _graph.run_from(plan.cnn.graph, plan.cnn.target_key, kept, until=plan.cnn.logits_key)[plan.cnn.logits_key]
+    pooled = tf.reduce_mean(tf.reshape(fc2, (count, -1, fc2.shape[-1])), axis=1)
+    return captioning.decode(plan.layers, pooled, tf.repeat(words, count, axis=0))
 
 
 _FUNCTIONS = {"word_eb_r": excitation_backprop_words, "word_ceb_r": contrastive_excitation_backprop_words,

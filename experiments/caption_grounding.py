@@ -22,7 +22,10 @@
 4. the same with the model's own greedy captions (the thesis: "our method can better highlight
    evidence using generated captions"): generated phrases whose digit is in the image;
 5. cost per map at batch 1 against one forward pass of the captioner (best of 5, ms);
-6. figure: per-word cEB-R maps with the phrase boxes on test images.
+6. figure: per-word cEB-R maps with the phrase boxes on test images;
+7. Figure 7.7 in miniature: a clip where a second digit enters half-way, the image captioner's weights in a
+   ``Tiny-Captioner-Clips`` (mean pooling over frames), both nouns grounded per frame, and the second noun
+   localized in time by §7.2's steps (anchor at the highest frame sum, grown until a negative sum).
 """
 
 import argparse
@@ -222,6 +225,69 @@ def figure(path, images, records, rows, maps, count):
     plt.close(figure_)
 
 
+def video_grounding(model, path, seed=0, frames=8, enters=4):
+    """Figure 7.7 in miniature: a clip where one digit moves in every frame and another enters at ``enters``; the image
+    captioner's weights in a ``-Clips`` captioner (mean over frames); cEB-R of both nouns of the clip's caption (fed),
+    per frame; the second noun's temporal grounding by §7.2's steps against its true segment [enters, frames)."""
+    from sklearn.datasets import load_digits
+
+    from mindgap.data.digits import background_crop, load_backgrounds, source_halves
+    from mindgap.temporal import localize_unknown_length
+
+    rng = np.random.default_rng(seed)
+    source = load_digits()
+    halves = source_halves(source.target)
+    labels = rng.choice(len(halves), size=2, replace=False)
+    glyphs = [(int(label), source.images[halves[label][1][int(rng.integers(len(halves[label][1])))]]) for label in labels]
+    size = int(model.inputs[0].shape[1])
+    bgr, digits, boxes = caption_set.entering_clip(rng, glyphs, background_crop(rng, load_backgrounds("skimage"), size),
+                                                   frames=frames, enters=enters)
+    clip = bgr[..., ::-1].astype(np.float32) / 127.5 - 1.0
+    clips_model = captioning.clips_captioner(model)
+    vocabulary = captioning.vocabulary_of(model)
+    generated = captioning.greedy_captions(clips_model, clip[None])[0]
+    words, phrases = caption_set.describe(digits, [0, 1])
+    fed, _ = captioning.encode(words, vocabulary, len(words) + 1)
+    steps = [first + count - 1 for first, count, _ in phrases]
+    maps = word_saliency.compute(clips_model, clip[None], [[vocabulary.index(words[step]) for step in steps]],
+                                 "word_ceb_r", words=fed[None], steps=[steps])[0]  # (T, h, w, 2)
+    maps = np.stack([upsample_cams(frame[None], (size, size))[0] for frame in maps])
+    sums = maps.sum(axis=(1, 2))
+    hits = [[metrics.pointing_game_hit(maps[time, ..., index], boxes[index, time:time + 1].astype(np.float64), tolerance=0)
+             for time in range(frames) if boxes[index, time, 0] >= 0] for index in range(2)]
+    segment = localize_unknown_length(sums[:, 1])
+    _video_figure(path, clip, words, steps, maps, boxes)
+    return {"generated_caption": " ".join(generated), "fed_caption": " ".join(words), "frames": frames,
+            "second_word_true_segment": [enters, frames], "second_word_segment": [int(segment[0]), int(segment[1])],
+            "frame_sums": sums.round(4).tolist(), "pointing_per_word": [float(np.mean(hit)) for hit in hits],
+            "figure": path}
+
+
+def _video_figure(path, clip, words, steps, maps, boxes):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = len(clip)
+    figure_, axes = plt.subplots(2, frames, figsize=(1.6 * frames, 3.6), squeeze=False)
+    for line, step in enumerate(steps):
+        top = max(float(maps[..., line].max()), 1e-12)
+        for time in range(frames):
+            axis = axes[line, time]
+            axis.imshow((clip[time] + 1) / 2)
+            axis.imshow(np.maximum(maps[time, ..., line], 0) / top, cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            if boxes[line, time, 0] >= 0:
+                x0, y0, x1, y1 = boxes[line, time]
+                axis.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="white", linewidth=1))
+            axis.axis("off")
+            axis.set_title(f"'{words[step]}' t={time}\nsum {maps[time, ..., line].sum():+.2f}", fontsize=6)
+    figure_.suptitle(" ".join(words), fontsize=8)
+    figure_.tight_layout()
+    figure_.savefig(path, dpi=110)
+    plt.close(figure_)
+
+
 def run(settings, out_dir, runs_dir, data_dir=None):
     started, cpu_started = time.time(), time.process_time()
     os.makedirs(out_dir, exist_ok=True)
@@ -246,10 +312,11 @@ def run(settings, out_dir, runs_dir, data_dir=None):
     cost = cost_per_map(model, images, rows, settings.timing_repeats)
     figure_path = os.path.join(out_dir, "figure_7_8_words.png")
     figure(figure_path, images, records, rows, maps["word_ceb_r"], settings.figure_images)
+    video = video_grounding(model, os.path.join(out_dir, "figure_7_7_clip.png"))
     results = {"mode": settings.name, "settings": dataclasses.asdict(settings), "config": dataclasses.asdict(config),
                "test_images": len(records), "noun_phrases": phrases, "table_7_5": table,
                "thesis_table_7_5": THESIS_TABLE_7_5, "caption_quality": quality, "generated_captions": with_generated,
-               "cost_ms": cost, "figures": [figure_path], "wall_seconds": time.time() - started,
+               "cost_ms": cost, "video": video, "figures": [figure_path, video["figure"]], "wall_seconds": time.time() - started,
                "process_cpu_seconds": time.process_time() - cpu_started}
     with open(os.path.join(out_dir, "results.json"), "w") as handle:
         json.dump(results, handle, indent=1)
@@ -275,6 +342,10 @@ def report(results):
               f"Cost at batch 1 (best of {results['settings']['timing_repeats']}, shared machine): forward {cost['forward']:.1f} ms, "
               f"cEB-R per word {cost['word_ceb_r']:.1f} ms ({cost['word_ceb_r_per_forward']:.2f}x), Caption-Guided Saliency "
               f"{cost['caption_guided']:.1f} ms ({cost['caption_guided_per_forward']:.2f}x; m = {cost['cells']} cells).",
+              f"Clip (Figure 7.7 in miniature, fed {results['video']['fed_caption']!r}; generated "
+              f"{results['video']['generated_caption']!r}): per-frame pointing of the two nouns "
+              f"{results['video']['pointing_per_word']}; the second noun's segment by §7.2 "
+              f"{results['video']['second_word_segment']} (true {results['video']['second_word_true_segment']}).",
               f"Wall {results['wall_seconds']:.0f} s, process CPU {results['process_cpu_seconds']:.0f} s.", ""]
     return "\n".join(lines)
 

@@ -150,6 +150,24 @@ def build_captioner(backbone, vocabulary, *, input_shape, clips=False, weights=N
     return keras.Model([inputs, words], outputs, name=name or default)
 
 
+def clips_captioner(model):
+    """A ``-Clips`` captioner with an image captioner's weights: the same layers, ``fc2`` averaged over the frames.
+
+    On a clip of identical frames it gives the image's caption (the mean of equal features is that feature).
+    """
+    check_captioner(model)
+    if takes_clips(model):
+        return model
+    layers = decoder_layers(model)
+    clips = build_captioner("tiny", vocabulary_of(model), input_shape=tuple(model.inputs[0].shape[1:]), clips=True,
+                            fc_units=model.get_layer("fc1").units, embedding_units=layers["embedding"].output_dim,
+                            lstm_units=layers["lstm1"].cell.units, name=f"{model.name}-Clips")
+    clips.get_layer(BACKBONE_LAYER).layer.set_weights(model.get_layer(BACKBONE_LAYER).get_weights())
+    for name in (*FC_LAYERS, "embedding", "lstm1", "lstm2", "word_logits"):
+        clips.get_layer(name).set_weights(model.get_layer(name).get_weights())
+    return clips
+
+
 def is_captioner(model):
     """True for a model of :func:`build_captioner` (it has every decoder layer)."""
     return set(DECODER_LAYERS) <= {layer.name for layer in getattr(model, "layers", [])}

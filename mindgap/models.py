@@ -12,7 +12,7 @@ import zipfile
 
 import keras
 
-from mindgap import backbones, heads
+from mindgap import backbones, captioning, heads
 from mindgap.layers import ClassProbabilities
 from mindgap.regularizers import DEFAULT_ALPHA, REDUCTIONS
 
@@ -170,8 +170,6 @@ def takes_clips(name):
 
 def _build_captioner(match, name, num_classes, *, weights, input_shape, **overrides):
     """``Tiny-Captioner`` / ``Tiny-Captioner-Clips`` (:mod:`mindgap.captioning`): ``class_names`` is the vocabulary."""
-    from mindgap import captioning
-
     arguments = {key: value for key, value in overrides.items() if key in _CAPTION_OVERRIDES and value is not None}
     vocabulary = arguments.pop("class_names", None)
     if vocabulary is None or len(vocabulary) != num_classes:

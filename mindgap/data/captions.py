@@ -41,6 +41,7 @@ from sklearn.datasets import load_digits
 
 from mindgap.data.digits import (CLASS_NAMES, background_crop, distort_digit, load_backgrounds, render_canvas,
                                  source_halves)
+from mindgap.data.flickr30k import ANNOTATIONS_DIR, IMAGE_DIRS, SENTENCES_DIR, read_flickr30k_entities
 from mindgap.data.generated import writes_whole_set
 from mindgap.data.records import DatasetError
 from mindgap.data.scenes import MARGIN, place_squares, random_letter
@@ -200,6 +201,34 @@ def render_captioned_scene(rng, glyphs, background, *, digit_size, distractors, 
     return canvas, digits
 
 
+def entering_clip(rng, glyphs, background, *, frames=8, enters=4, digit_size=DEFAULTS["digit_size"]):
+    """The video version in one clip: digit 0 moves left to right along the top half in every frame, digit 1 enters the
+    bottom half at frame ``enters`` and stays (so its word's evidence has a place in time).
+
+    ``glyphs``: two (label, 8×8 glyph).  Returns ``(frames (T, s, s, 3) BGR, digits, boxes (2, T, 4) with -1 where a digit
+    is absent)``; ``digits`` describe the last frame (both visible) for :func:`describe`.
+    """
+    size = background.shape[0]
+    side = int(np.mean(digit_size))
+    colour_seeds = [int(rng.integers(2**31)) for _ in glyphs]
+    clip, boxes, digits = [], -np.ones((2, frames, 4), np.int64), []
+    for time in range(frames):
+        canvas = background
+        places = [(size // 8, int(round(time / max(frames - 1, 1) * (size - side)))), (size - side - size // 8, size // 2 - side // 2)]
+        for index, ((label, glyph), (top, left)) in enumerate(zip(glyphs, places)):
+            if index == 1 and time < enters:
+                continue
+            below = canvas
+            canvas, ink, box = render_canvas(np.random.default_rng(colour_seeds[index]), glyph, below, digit_size, side=side,
+                                             position=(top, left))
+            boxes[index, time] = box
+            if time == frames - 1:
+                digits.append({"label": int(label), "box": tuple(int(value) for value in box), "side": side,
+                               "size": size_word(side * 64 / size), "colour": colour_word(below, ink)})
+        clip.append(canvas)
+    return np.stack(clip), digits, boxes
+
+
 def _check_settings(settings):
     low, high = settings["digit_size"]
     few, many = settings["digits"]
@@ -225,8 +254,6 @@ def resolve_settings(**settings):
 @writes_whole_set(SETTINGS_FILE)
 def generate_captions_set(out_dir, **settings):
     """Write the embedded captioned set (settings: :data:`DEFAULTS`) at ``out_dir``, Flickr30kEntities' layout."""
-    from mindgap.data.flickr30k import ANNOTATIONS_DIR, IMAGE_DIRS, SENTENCES_DIR
-
     settings = resolve_settings(**settings)
     source = load_digits()
     halves = source_halves(source.target)
@@ -283,8 +310,6 @@ def ensure_captions_set(out_dir, **settings):
 
 def load_captions_set(root, splits=("train", "val", "test")):
     """{split: [CaptionedImage]} of the set at ``root`` (Flickr30kEntities reader), every caption parsed by the grammar."""
-    from mindgap.data.flickr30k import read_flickr30k_entities
-
     if not os.path.isfile(os.path.join(root, SETTINGS_FILE)):
         raise DatasetError(f"{root!r} is not an embedded captioned set (no {SETTINGS_FILE}); make one with "
                            "python -m mindgap.data.captions OUT_DIR.")

@@ -49,6 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from mindgap import captioning
+from mindgap.cam import upsample_cams
 from mindgap.saliency import _graph, excitation
 from mindgap.saliency.recurrent import (DEFAULT_RULE, _dense_excitation, _rule, lstm_backward_authors,
                                         lstm_backward_conserving, lstm_states, temporal_normalization)
@@ -251,8 +252,6 @@ _FUNCTIONS = {"word_eb_r": excitation_backprop_words, "word_ceb_r": contrastive_
 
 def compute(model, images, queries, method="word_ceb_r", *, words, steps, upsample=False, **options):
     """Word maps by ``method`` (:data:`METHODS`), the ``mindgap.saliency.compute`` shape: (batch, [T,] h, w, n)."""
-    from mindgap.cam import upsample_cams
-
     if method not in _FUNCTIONS:
         raise ValueError(f"Unknown word-grounding method {method!r}; use one of {', '.join(METHODS)}.")
     maps = _FUNCTIONS[method](model, images, words, queries, steps, **options)

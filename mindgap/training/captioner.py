@@ -15,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from mindgap import captioning
+from mindgap.models import build_model, load_model
+from mindgap.pretrain import pretrained_tiny_weights
 from mindgap.training.callbacks import AtomicBestCheckpoint
 from mindgap.training.run_folder import RunLock, write_json
 
@@ -53,8 +55,6 @@ def train_captioner(dataset, out_dir, config=None, model_name="Tiny-Captioner", 
 
     Returns the best model (loaded from ``out_dir/model.keras``).
     """
-    from mindgap.models import build_model
-
     config = config or CaptionerConfig()
     lock = RunLock(out_dir)
     lock.acquire()
@@ -63,8 +63,6 @@ def train_captioner(dataset, out_dir, config=None, model_name="Tiny-Captioner", 
         vocabulary = captioning.build_vocabulary([caption.words for record in dataset["train"] for caption in record.captions])
         weights = None
         if config.pretrained:
-            from mindgap.pretrain import pretrained_tiny_weights
-
             weights = pretrained_tiny_weights(verbose=verbose, recipe=config.pretrained)
         model = build_model(model_name, len(vocabulary), weights=weights,
                             input_shape=(config.image_size, config.image_size, 3), class_names=vocabulary,
@@ -84,6 +82,4 @@ def train_captioner(dataset, out_dir, config=None, model_name="Tiny-Captioner", 
                              keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv"))])
     finally:
         lock.release()
-    from mindgap.models import load_model
-
     return load_model(os.path.join(out_dir, MODEL_FILE))

@@ -1,4 +1,4 @@
-"""The ``mindgap`` command: ``train``, ``evaluate``, ``explain`` (``--refiner``: Guided Zoom), ``explain-video``, ``digits`` and ``serve``.
+"""The ``mindgap`` command: ``train``, ``evaluate``, ``explain`` (``--refiner``: Guided Zoom), ``explain-video``, ``explain-caption``, ``digits`` and ``serve``.
 
 Bad input (a missing file, a file that is not an image, a ``.keras`` file that
 is not a mindgap model, an unknown class, an empty folder, a broken dataset)
@@ -84,6 +84,8 @@ _KIND_FITS = {
               "'mindgap train Tiny-LSTM --data-dir VIDEO_SET --weights {path}', then 'mindgap explain-video'",
     "dropout": "{path!r} is an Excitation Dropout classifier (no CAM head), measured by "
                "'python -m experiments.excitation_dropout'",
+    "captioner": "{path!r} is a captioner (Tiny-Captioner): ground its words with "
+                 "'mindgap explain-caption IMAGE_OR_CLIP --model {path}'",
     "other": "{path!r} is not a mindgap model (no 'gap_maps' and 'probabilities' layers); build one with "
              "mindgap.build_model or train one with 'mindgap train'",
 }
@@ -297,6 +299,21 @@ def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, la
              + ("" if found.class_name == found.predicted else f"; predicted {found.predicted}") +
              f"), localized in {span} ({method}); wrote {figure}")
     return record
+
+
+def _run_explain_caption(args):
+    import numpy as np
+
+    from mindgap.explain_caption import explain_caption
+    from mindgap.models import load_model_file
+
+    model = load_model_file(args.model, "captioner", "train one with python -m experiments.caption_grounding")
+    words = None if args.words is None else [word.strip() for word in args.words.split(",") if word.strip()]
+    caption, maps = explain_caption(args.input, model, words, args.out)
+    print(" ".join(caption))
+    for word, values in maps.items():
+        print(f"{word}: peak at (x, y) = {tuple(int(v) for v in np.unravel_index(int(np.argmax(values)), values.shape)[::-1])}")
+    print(f"wrote {args.out}")
 
 
 def _run_explain_video(args):
@@ -544,6 +561,13 @@ def build_parser():
     video_parser.add_argument("--layer", default="backbone", help="layer of the frame CNN the maps are taken at")
     video_parser.add_argument("--out", required=True, help="output folder: the frames with their maps and a JSON record")
     video_parser.set_defaults(handler=_run_explain_video)
+
+    caption_parser = commands.add_parser("explain-caption", help="caption an image or clip and map each word (cEB-R)")
+    caption_parser.add_argument("input", help="an image, or a folder of frames for a Tiny-Captioner-Clips")
+    caption_parser.add_argument("--model", required=True, help="a captioner .keras file (experiments.caption_grounding)")
+    caption_parser.add_argument("--words", default=None, help="comma-separated words of the caption (default: its content words)")
+    caption_parser.add_argument("--out", required=True, help="the PNG to write (one map per word)")
+    caption_parser.set_defaults(handler=_run_explain_caption)
 
     export_parser = commands.add_parser("export", help="write the model (probabilities and every class's CAM) for another runtime")
     export_parser.add_argument("model", metavar="MODEL.keras", help=_SHIPPED_HINT)

@@ -98,9 +98,9 @@ def build_model(name, num_classes, **arguments):
 class Method:
     """What a saliency method is, for every caller (the CLI, the viewer, ``mindgap.explain``, the experiments).
 
-    ``function``: ``"module:name"`` of ``function(model, images, classes, **options)``, imported on the first call; ``takes``: ``"images"`` (batch, H, W, 3) or ``"clips"``
-    (batch, T, H, W, 3); ``needs``: ``"cam head"`` (a GAPm or GAP-Zhou model), ``"graph"`` (any model with
-    mindgap's ``ClassProbabilities``: a white box) or ``"outputs"`` (the probabilities alone: a black box);
+    ``function``: ``"module:name"`` of ``function(model, images, classes, **options)``, imported on the first call; ``takes``: ``"images"`` (batch, H, W, 3), ``"clips"``
+    (batch, T, H, W, 3) or ``"words"`` (a captioner's words, queried with ``words=`` and ``steps=``); ``needs``: ``"cam head"`` (a GAPm or GAP-Zhou model), ``"graph"`` (any model with
+    mindgap's ``ClassProbabilities``: a white box) or ``"outputs"`` (the probabilities alone: a black box) or ``"captioner"``;
     ``signed``: maps may be negative; ``takes_layer``: a ``layer`` option; ``defaults``: its options' defaults;
     ``serving``: the options interactive callers (the viewer, ``mindgap.explain``) bound its cost with;
     ``shown``: offered by the viewer and ``mindgap explain`` and compared by ``experiments.grounding``;
@@ -146,6 +146,13 @@ METHODS = {method.name: method for method in (
            defaults=_THROUGH_TIME),
     Method("bp_r", "BP-R", _SALIENCY + "recurrent:gradient_saliency_rnn", takes="clips", takes_layer=False,
            defaults={"step": None}),
+    # the words of a caption (a captioner of mindgap.captioning; options words= and steps=): mindgap.saliency.caption
+    Method("word_eb_r", "EB-R of a word", _SALIENCY + "caption:excitation_backprop_words", takes="words",
+           needs="captioner", shown=False, defaults={"layer": "backbone", "rule": "authors"}),
+    Method("word_ceb_r", "cEB-R of a word", _SALIENCY + "caption:contrastive_excitation_backprop_words", takes="words",
+           needs="captioner", signed=True, shown=False, defaults={"layer": "backbone", "rule": "authors"}),
+    Method("caption_guided", "Caption-Guided Saliency", _SALIENCY + "caption:caption_guided_saliency", takes="words",
+           needs="captioner", shown=False, defaults={"layer": "backbone"}),
 )}
 
 

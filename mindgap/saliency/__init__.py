@@ -32,6 +32,12 @@ the gradient of the step's logit through time.  An image method on clips runs
 on every frame independently (the thesis's per-frame EB / cEB / BP baselines,
 with an image model such as ``Tiny-Frames``).
 
+**Words of a caption** (thesis §7.3, §7.5; caption.py): with a captioner of
+``mindgap.captioning``, ``classes`` are the word ids to ground and ``words`` (the fed
+caption's ids) and ``steps`` (the step of each queried word) are options:
+``word_eb_r`` / ``word_ceb_r`` (EB-R, cEB-R through the two-LSTM decoder, ``rule``
+as above) and ``caption_guided`` (Ramanishka et al. 2017); :data:`CAPTION_METHODS`.
+
 ``layer`` defaults to ``"backbone"`` (the backbone's output, which feeds the
 head).  :func:`upsample` resizes any of them to the input size; scores are
 in :mod:`mindgap.saliency.scores` (pointing game, box accuracy, MaxBoxAccV2,
@@ -47,7 +53,7 @@ from mindgap.layers import ClassProbabilities
 from mindgap.engine.forward import predict
 from mindgap.models import model_info
 from mindgap.recurrent import check_cnn_lstm
-from mindgap.saliency import cam, causal, excitation, gradcam, recurrent, rise, scores
+from mindgap.saliency import cam, caption, causal, excitation, gradcam, recurrent, rise, scores
 
 
 def list_methods():
@@ -102,6 +108,8 @@ def compute(model, images, classes=None, method="cam", upsample=False, batch_siz
         this package's docstring), or at the input size with ``upsample``.
     """
     spec = method_of(method)
+    if spec.takes == "words":  # a captioner's words (options words= and steps=), mindgap.saliency.caption
+        return caption.compute(model, images, classes, method, upsample=upsample, **options)
     images = np.asarray(images, np.float32)
     if images.ndim == 5 or spec.takes == "clips":
         return _compute_video(model, images, classes, spec, upsample, batch_size, **options)
@@ -154,5 +162,5 @@ def upsample(maps, size):
     return upsample_cams(maps, size)
 
 
-__all__ = ["METHODS", "Method", "compute", "list_methods", "method_names", "method_of", "resolve_classes", "upsample", "cam", "gradcam", "rise",
+__all__ = ["METHODS", "Method", "caption", "compute", "list_methods", "method_names", "method_of", "resolve_classes", "upsample", "cam", "gradcam", "rise",
            "excitation", "recurrent", "scores", "causal"]

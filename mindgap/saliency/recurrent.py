@@ -130,20 +130,36 @@ def lstm_excitation(states, inputs, candidate_kernels, classifier_kernel, prior,
     ``candidate_kernels``: (W_g+, U_g+); ``classifier_kernel``: V+ (or (-V)+ for the dual, eq. 7.2);
     ``prior`` (batch, c) on the logits at ``step``.  Not normalised over time (see eq. 7.5).
     """
-    input_kernel, recurrent_kernel = candidate_kernels
-    steps = inputs.shape[1]
     (hidden_mwp,) = _dense_excitation([states["h"][:, step]], [classifier_kernel], prior)
-    cell_carry = tf.zeros_like(hidden_mwp)
-    per_step = [tf.zeros_like(inputs[:, 0])] * steps
+    return lstm_backward_conserving(states, [inputs], candidate_kernels[:1], candidate_kernels[1],
+                                    _at_step(hidden_mwp, step, inputs.shape[1]), step)[0]
+
+
+def _at_step(signal, step, steps):
+    """(batch, units) → (batch, T, units), zero but at ``step``: a signal that reaches h only at the queried step."""
+    return signal[:, None] * tf.one_hot(step, steps, dtype=signal.dtype)[None, :, None]
+
+
+def lstm_backward_conserving(states, inputs, input_kernels, recurrent_kernel, hidden_signals, step):
+    """The conserving rule from signals at every step's h (batch, T, units), e.g. from an LSTM stacked above.
+
+    ``inputs``: the LSTM's input split into children (each (batch, T, D_k), non-negative), ``input_kernels`` their
+    rows of W_g+; ``recurrent_kernel``: U_g+.  Returns the MWP of each child (batch, T, D_k), steps after ``step`` 0.
+    """
+    steps = inputs[0].shape[1]
+    carried = tf.zeros_like(hidden_signals[:, 0])
+    cell_carry = tf.zeros_like(carried)
+    per_step = [[tf.zeros_like(value[:, 0]) for value in inputs] for _ in range(steps)]
     for time in range(step, -1, -1):
+        hidden_mwp = carried + hidden_signals[:, time]
         cell = states["c"][:, time]
         cell_mwp = cell_carry + tf.where(cell > 0, hidden_mwp, 0.0)  # h_t = o_t ReLU(c_t): one child
         ratio = excitation.safe_divide(cell_mwp, cell)
         cell_carry = ratio * states["f"][:, time] * states["c_previous"][:, time]
         candidate_mwp = ratio * states["i"][:, time] * states["g"][:, time]
-        per_step[time], hidden_mwp = _dense_excitation([inputs[:, time], states["h_previous"][:, time]],
-                                                       [input_kernel, recurrent_kernel], candidate_mwp)
-    return tf.stack(per_step, axis=1)
+        *per_step[time], carried = _dense_excitation([value[:, time] for value in inputs] + [states["h_previous"][:, time]],
+                                                     list(input_kernels) + [recurrent_kernel], candidate_mwp)
+    return [tf.stack([values[index] for values in per_step], axis=1) for index in range(len(inputs))]
 
 
 def gate_signals(states, time, cell_diff, hidden_diff):
@@ -169,15 +185,25 @@ def lstm_excitation_authors(states, inputs, input_kernel, classifier_kernel, pri
     The recurrent term ``W_hc h_{t-1}`` gets nothing (``EltwiseLayer::Backward_eb_gpu``), so ``h`` carries
     a signal only at ``step`` and time flows back through ``c`` alone.  Not normalised over time (eq. 7.5).
     """
-    steps = inputs.shape[1]
     (hidden_diff,) = _dense_excitation([states["h"][:, step]], [classifier_kernel], prior)
-    cell_diff = tf.zeros_like(hidden_diff)
-    per_step = [tf.zeros_like(inputs[:, 0])] * steps
+    return lstm_backward_authors(states, [inputs], [input_kernel], _at_step(hidden_diff, step, inputs.shape[1]), step)[0]
+
+
+def lstm_backward_authors(states, inputs, input_kernels, hidden_signals, step):
+    """The authors' rule from signals at every step's h (batch, T, units), e.g. from an LSTM stacked above.
+
+    ``H_diff`` of step t is what reaches ``h_t`` from above (nothing from step t+1: ``W_hc h_t`` receives 0).
+    ``inputs``: the LSTM's input split into children (each (batch, T, D_k), non-negative), ``input_kernels`` their
+    rows of W+ (all four gates).  Returns each child's signal (batch, T, D_k), steps after ``step`` 0.
+    """
+    steps = inputs[0].shape[1]
+    cell_diff = tf.zeros_like(hidden_signals[:, 0])
+    per_step = [[tf.zeros_like(value[:, 0]) for value in inputs] for _ in range(steps)]
     for time in range(step, -1, -1):
-        signals, cell_diff = gate_signals(states, time, cell_diff, hidden_diff)
-        (per_step[time],) = _dense_excitation([inputs[:, time]], [input_kernel], tf.concat(signals, axis=-1))
-        hidden_diff = tf.zeros_like(hidden_diff)  # W_hc_h_{t-1} receives 0
-    return tf.stack(per_step, axis=1)
+        signals, cell_diff = gate_signals(states, time, cell_diff, hidden_signals[:, time])
+        per_step[time] = _dense_excitation([value[:, time] for value in inputs], list(input_kernels),
+                                           tf.concat(signals, axis=-1))
+    return [tf.stack([values[index] for values in per_step], axis=1) for index in range(len(inputs))]
 
 
 def temporal_normalization(mwp):
@@ -329,5 +355,6 @@ def gradient_saliency_rnn(model, clips, classes, step=None):
     return _gradient_maps(model, clips, classes, _step(step, int(clips.shape[1])))
 
 
-__all__ = ["RULES", "DEFAULT_RULE", "gate_signals", "lstm_excitation_authors", "excitation_backprop_rnn", "contrastive_excitation_backprop_rnn", "gradient_saliency", "gradient_saliency_rnn",
+__all__ = ["RULES", "DEFAULT_RULE", "gate_signals", "lstm_excitation_authors", "lstm_backward_authors",
+           "lstm_backward_conserving", "excitation_backprop_rnn", "contrastive_excitation_backprop_rnn", "gradient_saliency", "gradient_saliency_rnn",
            "input_winning_probabilities", "lstm_states", "lstm_excitation", "temporal_normalization"]

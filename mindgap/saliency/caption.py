@@ -50,6 +50,7 @@ import tensorflow as tf
 
 from mindgap import captioning
 from mindgap.cam import upsample_cams
+from mindgap.engine import excitation as engine_excitation
 from mindgap.engine import graph as _graph
 from mindgap.saliency import excitation
 from mindgap.saliency.recurrent import (DEFAULT_RULE, _dense_excitation, _rule, lstm_backward_authors,
@@ -72,7 +73,7 @@ class _Plan:
         self.model = model
         self.clips = captioning.takes_clips(model)
         self.encoder = captioning.frame_encoder(model)
-        self.cnn = excitation._plan(self.encoder, layer, top=captioning.FEATURE_LAYER)
+        self.cnn = engine_excitation.plan_of(self.encoder, layer, top=captioning.FEATURE_LAYER)
         self.layers = captioning.decoder_layers(model)
 
     def kernels(self, rule):
@@ -130,7 +131,7 @@ class _Plan:
         classifier = tf.convert_to_tensor(self.layers["word_logits"].kernel)
         per_frame = forward["per_frame"]
         # EB through the mean over frames: each frame's share of v_i is f_t,i / sum_t f_t,i (eq. 7.8)
-        shares = excitation._safe_divide(per_frame, tf.reduce_sum(per_frame, axis=1, keepdims=True))
+        shares = engine_excitation.safe_divide(per_frame, tf.reduce_sum(per_frame, axis=1, keepdims=True))
 
         def normalised(kernel):
             visual = self.visual_mwp(forward, prior, steps, kernel, kernels, rule)

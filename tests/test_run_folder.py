@@ -334,7 +334,7 @@ def test_explain_outputs_never_collide_and_keep_each_images_size(odd_model, tmp_
     _image(images / "cat.png", 40, 40, 1)
     written = explain(str(images), str(odd_model), str(tmp_path / "out"), top=1)
     names = sorted(os.path.basename(path) for path in written)
-    assert len(set(names)) == 4 and sorted(os.listdir(tmp_path / "out")) == names
+    assert len(set(names)) == 5 and sorted(os.listdir(tmp_path / "out")) == names and "predictions.csv" in names  # a folder's
     assert {name for name in names if name.endswith("_all_cams.png")} == {"cat.jpg_all_cams.png", "cat.png_all_cams.png"}
     for source, (height, width) in (("cat.jpg", (64, 96)), ("cat.png", (40, 40))):
         overlay = [name for name in names if name.startswith(source) and name.endswith("_overlay.png")]

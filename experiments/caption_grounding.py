@@ -181,7 +181,7 @@ def cost_per_map(model, images, rows, repeats):
 
     image, row = images[:1], rows[0]
     fed = row["fed"][None]
-    forward = tf.function(lambda values, words: model([values, words], training=False))
+    forward = tf.function(lambda values, words: model([values, words], training=False), autograph=False)
     ids, steps = np.array([[row["ids"][0]]], np.int32), np.array([[row["steps"][0]]], np.int32)
     cells = int(np.prod(model.get_layer("backbone").output.shape[1:3]))
     timings = {"forward": _best_ms(lambda: forward(tf.constant(image), tf.constant(fed)).numpy(), repeats),
@@ -288,7 +288,7 @@ def _video_figure(path, clip, words, steps, maps, boxes):
     plt.close(figure_)
 
 
-def run(settings, out_dir, runs_dir, data_dir=None):
+def run(settings, out_dir, runs_dir, data_dir=None, eval_images=None):
     started, cpu_started = time.time(), time.process_time()
     os.makedirs(out_dir, exist_ok=True)
     if data_dir is None:
@@ -300,7 +300,7 @@ def run(settings, out_dir, runs_dir, data_dir=None):
     model = _trained(dataset, os.path.join(runs_dir, f"captioner_{settings.name}"), config)
     vocabulary = captioning.vocabulary_of(model)
     length = config.max_words + 1
-    records = dataset["test"]
+    records = dataset["test"][:eval_images]
     images = captioning.load_images([record.path for record in records], config.image_size)
     generated = captioning.greedy_captions(model, images, max_words=config.max_words)
     references = [[[word.lower() for word in text.words] for text in record.captions] for record in records]
@@ -356,12 +356,13 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None, help="a Flickr30kEntities folder instead of the embedded set")
     parser.add_argument("--out-dir", default=None, help="default docs/results/caption_grounding (extra-small: runs/...)")
     parser.add_argument("--runs-dir", default="runs/caption_grounding", help="the set and the trained captioner")
+    parser.add_argument("--eval-images", type=int, default=None, help="ground the first N test images only (default all)")
     args = parser.parse_args(argv)
     settings = MODES["extra-small" if args.extra_small else "quick"]
     out_dir = args.out_dir or (os.path.join(args.runs_dir, "extra_small") if args.extra_small
                                else os.path.join("docs", "results", "caption_grounding"))
     try:
-        run(settings, out_dir, args.runs_dir, args.data_dir)
+        run(settings, out_dir, args.runs_dir, args.data_dir, args.eval_images)
     except (ValueError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -253,7 +253,8 @@ def beam_captions(model, images, beam_width=3, max_words=MAX_WORDS):
     vocabulary = vocabulary_of(model)
     visual = visual_features(model, images)
     layers = decoder_layers(model)
-    step_fn = tf.function(lambda features, words: decode(layers, features, words)[:, -1], reduce_retracing=True)
+    step_fn = tf.function(lambda features, words: decode(layers, features, words)[:, -1], reduce_retracing=True,
+                          autograph=False)
     results = []
     for row in range(int(visual.shape[0])):
         beams = [([START], 0.0, False)]

@@ -151,7 +151,7 @@ def _plan(model, layer):
     if layer not in plans:
         plan = _Plan(model, layer)
         plan.function = tf.function(lambda images, words, queries, steps, contrastive, rule:
-                                    _maps(plan, images, words, queries, steps, contrastive, rule))
+                                    _maps(plan, images, words, queries, steps, contrastive, rule), autograph=False)
         plans[layer] = plan
     return plans[layer]
 
@@ -222,7 +222,7 @@ def caption_guided_saliency(model, images, words, queries, steps, layer=DEFAULT_
     images, words, queries, steps = _check_queries(model, images, words, queries, steps)
     plan = _plan(model, layer)
     if not hasattr(plan, "kept_alone"):
-        plan.kept_alone = tf.function(lambda frames, words: _kept_alone(plan, frames, words))
+        plan.kept_alone = tf.function(lambda frames, words: _kept_alone(plan, frames, words), autograph=False)
     maps = np.stack([plan.kept_alone(tf.constant(images[row:row + 1]), tf.constant(words[row:row + 1])).numpy()
                      for row in range(len(images))])  # (batch, m, L, V) → the queried entries below
     height, width = plan.cells

@@ -403,7 +403,7 @@ def generalization_table(results, architectures):
             dataset = thesis.get("dataset", "none: ours")
             lines.append(f"| {architecture} | {LABELS[variant]} | {_mean_sd(test, 100)} | "
                          f"{_mean_sd([run['train_accuracy'] for run in runs], 100)} | {_mean_sd(gap, 100)} | "
-                         f"{100 * (np.mean(test) - baseline):+.1f} | {_largest_scale(runs)} | {_thesis(theirs)} ({dataset}) |")
+                         f"{'–' if np.isnan(baseline) else f'{100 * (np.mean(test) - baseline):+.1f}'} | {_largest_scale(runs)} | {_thesis(theirs)} ({dataset}) |")
     return "\n".join(lines)
 
 
@@ -452,7 +452,7 @@ THESIS_CLAIMS = (
 )
 MEASURE_WORDS = {"test_accuracy": "test accuracy", "neurons_on": "more neurons ON", "peak_p_eb": "a lower peak p_EB",
                  "activation_entropy": "a higher entropy of activations", "p_eb_entropy": "a higher entropy of p_EB",
-                 "compression_most_half": "resilience to compression"}
+                 "compression_most_half": "more resilience to compression"}
 
 
 def _measure(run, name):

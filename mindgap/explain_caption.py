@@ -32,18 +32,19 @@ def _inputs(path, model):
     return captioning.load_images([path], size)
 
 
-def explain_caption(path, model, words=None, out=None, method="word_ceb_r", rule="authors"):
+def explain_caption(path, model, words=None, out=None, method="word_ceb_r", rule="authors", max_words=captioning.MAX_WORDS):
     """Caption ``path`` (an image, or a folder of frames for a clips captioner) and ground ``words``.
 
     Args:
         words: the words to ground (default: every word of the caption that is not "a", "of", "and").
         out: a PNG path for the figure (one panel per word; per frame for clips), or None.
+        max_words: the longest caption decoded.
 
     Returns:
         (caption words, {word: map at the input size, (H, W) or (T, H, W)}).
     """
     inputs = _inputs(os.fspath(path), model)
-    caption = captioning.greedy_captions(model, inputs)[0]
+    caption = captioning.greedy_captions(model, inputs, max_words=max_words)[0]
     if not caption:
         raise ValueError(f"The model's caption of {path!r} is empty; nothing to ground.")
     wanted = [word for word in caption if word not in ("a", "of", "and")] if words is None else list(words)

@@ -36,7 +36,7 @@ with an image model such as ``Tiny-Frames``).
 ``mindgap.captioning``, ``classes`` are the word ids to ground and ``words`` (the fed
 caption's ids) and ``steps`` (the step of each queried word) are options:
 ``word_eb_r`` / ``word_ceb_r`` (EB-R, cEB-R through the two-LSTM decoder, ``rule``
-as above) and ``caption_guided`` (Ramanishka et al. 2017); :data:`CAPTION_METHODS`.
+as above) and ``caption_guided`` (Ramanishka et al. 2017); `method_names("words")`.
 
 ``layer`` defaults to ``"backbone"`` (the backbone's output, which feeds the
 head).  :func:`upsample` resizes any of them to the input size; scores are

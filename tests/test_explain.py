@@ -31,11 +31,19 @@ def photo():
 def test_every_family_registers_and_names_match_in_any_case():
     assert mindgap.list_models("*LSTM*") == ["Tiny-LSTM", "Tiny-LSTM-tanh"]
     assert mindgap.list_models("*fc") == ["Tiny-FC"] and mindgap.list_models("cnn-?") == ["CNN-2"]
-    assert {family.name for family in registry.families()} == {"gap", "cnn-lstm", "frames", "excitation-dropout"}
+    assert {family.name for family in registry.families()} == {"gap", "cnn-lstm", "frames", "excitation-dropout",
+                                                                 "captioner", "captioner-clips"}
     lstm = mindgap.build_model("tiny-lstm", 2, input_shape=(16, 16, 3), fc_units=4, lstm_units=4)
     frames = mindgap.build_model("TINY-FRAMES", 2, input_shape=(16, 16, 3), fc_units=4)
     assert (lstm.name, frames.name) == ("Tiny-LSTM", "Tiny-Frames")
     assert [registry.family_of(built).takes for built in (lstm, frames)] == ["clips", "images"]
+    from mindgap import captioning
+
+    vocabulary = captioning.build_vocabulary(["a small seven"])
+    captioners = [mindgap.build_model(name, len(vocabulary), input_shape=(16, 16, 3), class_names=vocabulary, fc_units=4,
+                                      embedding_units=4, lstm_units=4) for name in ("tiny-captioner", "Tiny-Captioner-Clips")]
+    assert [(registry.family_of(built).name, registry.family_of(built).takes) for built in captioners] == [
+        ("captioner", "images"), ("captioner-clips", "clips")]
     with pytest.raises(ValueError, match=r"Unknown model name 'Tiny-GAP'; did you mean Tiny-GAP5, Tiny-GAP1 or Tiny-GAP10\?"):
         mindgap.build_model("Tiny-GAP", 3)
 
@@ -51,10 +59,11 @@ def test_method_specs_drive_the_callers():
     from mindgap.serve.app import SERVED_METHODS
 
     assert registry.method_names("clips") == ["eb_r", "ceb_r", "bp_r"]
+    assert registry.method_names("words") == ["word_eb_r", "word_ceb_r", "caption_guided"]  # a captioner's words
     assert list(SERVED_METHODS) == ["cam", "gradcam", "rise", "eb", "ceb"]
     explain_parser = next(action for action in build_parser()._actions if action.dest == "command").choices["explain"]
     assert next(action.choices for action in explain_parser._actions if action.dest == "method") == list(SERVED_METHODS)
-    assert [name for name, spec in mindgap.saliency.METHODS.items() if spec.signed] == ["cam", "ceb_r"]
+    assert [name for name, spec in mindgap.saliency.METHODS.items() if spec.signed] == ["cam", "ceb_r", "word_ceb_r"]
     with pytest.raises(ValueError, match="Unknown saliency method 'eb_r' for images; use one of cam, gradcam, rise"):
         mindgap.saliency.method_of("eb_r", takes="images")
 

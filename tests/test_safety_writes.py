@@ -258,10 +258,14 @@ def cam_model_file(tmp_path_factory):
 
 
 def test_export_into_a_read_only_place_is_one_line_and_writes_nothing(cam_model_file, read_only, capsys):
-    for out in (read_only / "earlier", read_only / "new"):
-        assert main(["export", str(cam_model_file), "--out", str(out)]) == 1
-        line = _one_error_line(capsys)
-        assert f"cannot write {out / 'savedmodel'}: Read-only file system" in line and "choose a writable place" in line
+    out = read_only / "earlier"  # exists: the export itself fails to write
+    assert main(["export", str(cam_model_file), "--out", str(out)]) == 1
+    line = _one_error_line(capsys)
+    assert f"cannot write {out / 'savedmodel'}: Read-only file system" in line and "choose a writable place" in line
+    out = read_only / "new"  # cannot be made: refused before the model loads
+    assert main(["export", str(cam_model_file), "--out", str(out)]) == 2
+    line = _one_error_line(capsys)
+    assert f"--out '{out}' cannot be made" in line and "(Read-only file system); pass a folder you can write to" in line
     assert _everything(read_only) == ["earlier", "earlier/keep.txt"]
 
 

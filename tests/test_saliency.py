@@ -225,7 +225,8 @@ def test_localization_scores():
 def test_compute_interface():
     model = mindgap.build_model("Tiny-GAP-Zhou", 3, input_shape=(32, 32, 3))
     images = _images(3, 32)
-    assert mindgap.saliency.list_methods() == ["cam", "gradcam", "rise", "eb", "ceb", "bp", "eb_r", "ceb_r", "bp_r"]
+    assert mindgap.saliency.list_methods() == ["cam", "gradcam", "rise", "eb", "ceb", "bp", "eb_r", "ceb_r", "bp_r",
+                                                "word_eb_r", "word_ceb_r", "caption_guided"]
     assert mindgap.saliency_maps is mindgap.saliency.compute
     assert mindgap.saliency.compute(model, images).shape == (3, 4, 4, 3)
     up = mindgap.saliency.compute(model, images, "predicted", method="ceb", upsample=True, batch_size=2)

@@ -21,8 +21,10 @@ def test_every_shipped_file_matches_its_record_and_the_whole_is_a_few_mb():
     models = shipped.shipped_models()
     assert {"scenes-gap5-l1", "scenes-gap-zhou-l1"} <= set(models)
     for model in models.values():
-        assert model.kind in shipped.KINDS and model.command.startswith("python -m ") and 0.5 < model.test_accuracy <= 1
-        assert model.size_bytes == os.path.getsize(shipped.shipped_path(model))
+        assert model.kind in shipped.KINDS and model.command.startswith("python -m ") and 0.3 < model.test_accuracy <= 1  # ten classes: chance is 0.1
+        path = shipped.shipped_path(model)  # a .keras file, or a refiner's folder
+        assert model.size_bytes == (os.path.getsize(path) if os.path.isfile(path) else
+                                    sum(os.path.getsize(os.path.join(path, name)) for name in os.listdir(path)))
     backbones = [os.path.join(shipped.SHIPPED_DIR, name) for name in shipped.BACKBONE_FILES.values()]
     total = sum(model.size_bytes for model in models.values()) + sum(os.path.getsize(path) for path in backbones)
     assert total < 12e6
@@ -32,6 +34,8 @@ def test_a_changed_file_or_a_missing_one_is_named(tmp_path):
     for name in (shipped.REGISTRY_FILE, "scenes-gap5-l1.keras"):
         shutil.copy(os.path.join(shipped.SHIPPED_DIR, name), tmp_path / name)
     records = json.loads((tmp_path / shipped.REGISTRY_FILE).read_text())
+    records = {name: record for name, record in records.items() if name.startswith("scenes-")}
+    (tmp_path / shipped.REGISTRY_FILE).write_text(json.dumps(records))
     assert shipped.mismatches(str(tmp_path)) == ["scenes-gap-zhou-l1: " + str(tmp_path / "scenes-gap-zhou-l1.keras") + " is missing"]
     data = bytearray((tmp_path / "scenes-gap5-l1.keras").read_bytes())
     data[len(data) // 2] ^= 1  # one bit
@@ -57,7 +61,7 @@ def test_names_resolve_in_any_case_paths_pass_and_unknown_names_get_the_closest(
     path = shipped.resolve("Scenes-GAP5-L1")
     assert path == os.path.join(shipped.SHIPPED_DIR, "scenes-gap5-l1.keras")
     assert shipped.resolve(str(tmp_path / "mine.keras")) == str(tmp_path / "mine.keras")  # a path: the caller says it is missing
-    with pytest.raises(ValueError, match="did you mean 'scenes-gap5-l1'\\? the shipped models are scenes-gap-zhou-l1, scenes-gap5-l1"):
+    with pytest.raises(ValueError, match="did you mean 'scenes-gap5-l1'\\? the shipped models are pairs-guided-zoom, scenes-gap-zhou-l1, scenes-gap5-l1"):
         shipped.resolve("scenes-gap5")
     with pytest.raises(ValueError, match="\\(Tiny-GAP5-L1\\) is of kind 'image'; here 'refiner' is taken"):
         shipped.resolve("scenes-gap5-l1", kinds=("refiner",))

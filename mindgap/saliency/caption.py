@@ -48,7 +48,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from mindgap import captioning
+from mindgap import captioning, registry
 from mindgap.cam import upsample_cams
 from mindgap.engine import excitation as engine_excitation
 from mindgap.engine import graph as _graph
@@ -57,7 +57,6 @@ from mindgap.saliency.recurrent import (DEFAULT_RULE, _dense_excitation, _rule, 
                                         lstm_backward_conserving, lstm_states, temporal_normalization)
 
 DEFAULT_LAYER = excitation.DEFAULT_LAYER
-METHODS = ("word_eb_r", "word_ceb_r", "caption_guided")
 
 
 class _Plan:
@@ -248,15 +247,10 @@ def _kept_alone(plan, clip, words):
     return captioning.decode(plan.layers, pooled, tf.repeat(words, count, axis=0))
 
 
-_FUNCTIONS = {"word_eb_r": excitation_backprop_words, "word_ceb_r": contrastive_excitation_backprop_words,
-              "caption_guided": caption_guided_saliency}
-
-
 def compute(model, images, queries, method="word_ceb_r", *, words, steps, upsample=False, **options):
-    """Word maps by ``method`` (:data:`METHODS`), the ``mindgap.saliency.compute`` shape: (batch, [T,] h, w, n)."""
-    if method not in _FUNCTIONS:
-        raise ValueError(f"Unknown word-grounding method {method!r}; use one of {', '.join(METHODS)}.")
-    maps = _FUNCTIONS[method](model, images, words, queries, steps, **options)
+    """Word maps by ``method`` (``mindgap.registry.method_names("words")``), the ``mindgap.saliency.compute`` shape:
+    (batch, [T,] h, w, n)."""
+    maps = registry.method_of(method, takes="words")(model, images, words, queries=queries, steps=steps, **options)
     if not upsample:
         return maps
     size = np.asarray(images).shape[-3:-1]

@@ -456,7 +456,7 @@ MEASURE_WORDS = {"test_accuracy": "test accuracy", "neurons_on": "more neurons O
 
 
 def _measure(run, name):
-    if name in ("test_accuracy",):
+    if name == "test_accuracy":
         return run[name]
     if name == "compression_most_half":
         return run["compression"]["most"][run["compression"]["levels"].index(0.5)]

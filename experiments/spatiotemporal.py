@@ -642,11 +642,15 @@ THESIS_CLAIMS = (
 )
 
 
-def _value(results, path):
+def _lookup(results, path):
     value = results
     for key in path:
         value = value[key]
-    return float(np.mean(value))  # a list per GT length: its mean
+    return value
+
+
+def _value(results, path):
+    return float(np.mean(_lookup(results, path)))  # a list per GT length: its mean
 
 
 def seed_verdicts(per_seed):
@@ -655,6 +659,60 @@ def seed_verdicts(per_seed):
 
     return [compare(text, [_value(results, better) for results in per_seed], [_value(results, other) for results in per_seed])
             for text, better, other in THESIS_CLAIMS]
+
+
+def _spread(values):
+    values = 100 * np.asarray(values, np.float64)
+    return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}" if len(values) > 1 else f"{values.mean():.1f}"
+
+
+def seed_summary(per_seed):
+    """Every table's numbers as mean ± sd (points) over the seeds' results, beside the thesis's: markdown lines."""
+    seeds = len(per_seed)
+
+    def spread(*path):
+        return _spread([_lookup(results, path) for results in per_seed])
+
+    lines = [f"### Over the {seeds} seeds (mean ± sd, %)", "", "| model | per frame | voting (centre view) | "
+             "voting, 10 views (§3.5.1.1) | thesis (UCF101) |", "|---|---|---|---|---|"]
+    for start, prefix in (("chapter 7's", ()), ("§3.4's", ("filter study",))):
+        if prefix and prefix[0] not in per_seed[0]["accuracy"]:
+            continue
+        for variant in FRAME_VARIANTS:
+            path = ("accuracy",) + prefix + (variant,)
+            lines.append(f"| Tiny-Frames ({start} start), {variant} | {spread(*path, 'frame')} | {spread(*path, 'voting')} "
+                         f"| {spread(*path, 'voting_10_views')} | VGG16 {THESIS_TABLE_3_2[variant]} |")
+    for name in ("Tiny-LSTM", "Tiny-LSTM-tanh"):
+        if name in per_seed[0]["accuracy"]:
+            lines.append(f"| {name} (last step) | – | {spread('accuracy', name)} | – | "
+                         f"{THESIS_CNN_LSTM_ACCURACY if name == 'Tiny-LSTM' else '–'} |")
+    lines += ["", "Table 7.1, spatial pointing game:", "", "| | " + " | ".join(LABELS[method] for method in SPATIAL_METHODS)
+              + " | centre |", "|---|" + "---|" * (len(SPATIAL_METHODS) + 1),
+              "| all GT frames | " + " | ".join(spread("spatial", method) for method in SPATIAL_METHODS)
+              + f" | {spread('spatial', 'centre')} |",
+              "| frames where the centre misses | " + " | ".join(spread("spatial", "off_centre", method)
+                                                             for method in SPATIAL_METHODS) + " | 0.0 |",
+              "| thesis | " + " | ".join(str(THESIS_TABLE_7_1.get(method, "–")) for method in SPATIAL_METHODS) + " | – |",
+              "", "Share of the EB-R mass on the first frame: " + ", ".join(
+                  f"{rule} {spread('frame_zero_share', rule)}" for rule in RULES) + ".", "",
+              "Table 7.2, mAP at IoU 0.5 (ours / thesis):", "",
+              "| action length | GT length | " + " | ".join(LABELS[method] for method in TEMPORAL_METHODS) + " |",
+              "|---|---|" + "---|" * len(TEMPORAL_METHODS)]
+    for setting in ("known", "unknown"):
+        for index, length in enumerate(per_seed[0]["temporal"]["lengths"]):
+            cells = []
+            for method in TEMPORAL_METHODS:
+                if method not in per_seed[0]["temporal"]["map"][setting]:
+                    cells.append("–")
+                    continue
+                theirs = THESIS_TABLE_7_2[setting].get(method)
+                cells.append(f"{_spread([results['temporal']['map'][setting][method][index] for results in per_seed])}"
+                             f" / {theirs[index] if theirs else '–'}")
+            lines.append(f"| {setting} | {length} | " + " | ".join(cells) + " |")
+    lines += ["", "Temporal pointing game (ours / thesis): " + ", ".join(
+        f"{LABELS[method]} {spread('temporal', 'pointing', method)} / {THESIS_TABLE_7_3.get(method, '–')}"
+        for method in POINTING_METHODS) + "."]
+    return lines
 
 
 def main(argv=None):
@@ -697,7 +755,7 @@ def main(argv=None):
         "A, B: the two sides of the claim, mean ± sd over the training seeds (the data set is the same); A − B paired by "
         "seed, 95 % interval from Student's t (`experiments.claims`). Known/unknown length: the mean mAP over the three "
         "GT lengths. EB-R and cEB-R by the authors' rule through the LSTM. Each seed's full report: `seed<N>/table.md`; "
-        "below, seed 0's, with its figures in `seed0/`.", "",
+        "below, seed 0's, with its figures in `seed0/`.", "", *seed_summary(per_seed), "",
         f"Experiment: {seeds} seeds, {wall:.0f} s wall, {cpu:.0f} CPU-seconds of this process "
         f"({100 * cpu / max(wall, 1e-9):.0f} % of one core; cached models cost nothing).", "", seed_zero])
     write_outputs(out_dir, settings, {"experiment": "spatiotemporal", "seeds": seeds, "command": command},

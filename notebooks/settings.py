@@ -41,3 +41,24 @@ def digits_settings():
                  test_per_class=2 if small else 50, weights=weights, localization_images=8 if small else 100,
                  snapshot_images=2, verbose=0)
     return DigitsSettings(out, data, image_size, train, dataset)
+
+
+CaptionSettings = collections.namedtuple("CaptionSettings", "out dataset model")
+
+
+def caption_settings():
+    """The embedded captioned set and a ``Tiny-Captioner`` trained on it, each made once: (out, dataset, model).
+
+    Quick: ``python -m experiments.caption_grounding``'s own set and captioner (``runs/caption_grounding``, shared
+    with the experiment, so the notebook shows the model whose numbers docs/results/caption_grounding holds);
+    small: that experiment's ``--extra-small`` settings (a dozen images, one epoch, a tiny decoder)."""
+    from experiments.caption_grounding import MODES
+    from mindgap.data import captions
+    from mindgap.training.captioner import CaptionerConfig, trained_captioner
+
+    mode = MODES["extra-small" if is_small() else "quick"]
+    runs = output_folder() if is_small() else os.path.join(ROOT, "runs", "caption_grounding")
+    data = captions.ensure_captions_set(os.path.join(runs, f"captions_set_{mode.name}"), **mode.data)
+    dataset = captions.load_captions_set(data)
+    model = trained_captioner(dataset, os.path.join(runs, f"captioner_{mode.name}"), CaptionerConfig(**mode.train))
+    return CaptionSettings(runs, dataset, model)

@@ -260,8 +260,8 @@ def test_the_word_indicator_sits_at_its_step_and_maps_follow_eq_7_5():
     words = np.array([[captioning.START, 4, 5, 7, 8], [captioning.START, 4, 6, 7, 8]], np.int32)
     queries = np.array([[5, 8], [6, 8]], np.int32)
     maps = word_saliency.excitation_backprop_words(model, images, words, queries, [2, 3], rule=rule)
-    assert maps.shape == (2, 2, 2, 2)
-    np.testing.assert_allclose(maps.sum(axis=(1, 2)), 1.0, atol=1e-5)  # eq. 7.5 at the backbone
+    assert maps.shape == (2, 4, 4, 2)  # the default layer, WORD_LAYER: the Tiny's second block, 16 px / 4
+    np.testing.assert_allclose(maps.sum(axis=(1, 2)), 1.0, atol=1e-5)  # eq. 7.5, carried down the CNN
     # the word queried at step 2 does not see the words fed after it: the same map from the caption cut there
     cut = word_saliency.excitation_backprop_words(model, images, words[:, :3], queries[:, :1], [2], rule=rule)
     np.testing.assert_allclose(maps[..., 0], cut[..., 0], rtol=1e-5, atol=1e-7)

@@ -79,6 +79,7 @@ def train_captioner(dataset, out_dir, config=None, model_name="Tiny-Captioner", 
             splits[split] = _dataset(images, *captioning.caption_arrays(dataset[split], vocabulary, config.max_words + 1),
                                      config.batch_size, split == "train", config.seed)
         model.fit(splits["train"], validation_data=splits["val"], epochs=config.epochs, verbose=verbose,
+                  shuffle=False,  # the dataset shuffles itself (Keras warns that its own shuffle is ignored)
                   callbacks=[AtomicBestCheckpoint(os.path.join(out_dir, MODEL_FILE), print_fn=lambda line: None),
                              keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv"))])
     finally:

@@ -42,7 +42,7 @@ from sklearn.datasets import load_digits
 from mindgap.data.digits import (CLASS_NAMES, background_crop, distort_digit, load_backgrounds, render_canvas,
                                  source_halves)
 from mindgap.data.flickr30k import ANNOTATIONS_DIR, IMAGE_DIRS, SENTENCES_DIR, read_flickr30k_entities
-from mindgap.data.generated import writes_whole_set
+from mindgap.data.generated import known_settings, run_generator, writes_whole_set
 from mindgap.data.records import DatasetError
 from mindgap.data.scenes import MARGIN, place_squares, random_letter
 
@@ -241,10 +241,7 @@ def _check_settings(settings):
 
 
 def resolve_settings(**settings):
-    unknown = set(settings) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"Unknown captions settings {sorted(unknown)}; use some of {', '.join(DEFAULTS)}.")
-    settings = {**DEFAULTS, **settings}
+    settings = known_settings(settings, DEFAULTS, "captions")
     for name in ("digit_size", "digits", "distractors"):
         settings[name] = tuple(int(value) for value in settings[name])
     _check_settings(settings)
@@ -333,13 +330,8 @@ def main(argv=None):
         else:
             parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
-    try:
-        generate_captions_set(args.out_dir, **{name: getattr(args, name) for name in DEFAULTS})
-    except (FileExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"Wrote the captioned set to {args.out_dir} (Flickr30kEntities layout).")
-    return 0
+    return run_generator(generate_captions_set, args.out_dir, lambda: f"Wrote the captioned set to {args.out_dir} "
+                         "(Flickr30kEntities layout).", **{name: getattr(args, name) for name in DEFAULTS})
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import numpy as np
 import sklearn
 from sklearn.datasets import load_digits
 
-from mindgap.data.generated import writes_whole_set
+from mindgap.data.generated import run_generator, writes_whole_set
 from mindgap.data.stanford40 import ACTIONS_FILE, ANNOTATIONS_DIR, IMAGES_DIR, SPLITS_DIR
 
 CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -343,15 +343,10 @@ def main(argv=None):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
     settings["digit_size"] = tuple(settings.get("digit_size", DEFAULTS["digit_size"]))
-    try:
-        generate_digits_dataset(args.out_dir, seed=args.seed, train_per_class=args.train_per_class,
-                                test_per_class=args.test_per_class, **settings)
-    except (FileExistsError, ValueError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     total = (args.train_per_class + args.test_per_class) * len(CLASS_NAMES)
-    print(f"Wrote {total} images of {len(CLASS_NAMES)} classes to {args.out_dir} (Stanford 40 layout).")
-    return 0
+    return run_generator(generate_digits_dataset, args.out_dir, lambda: f"Wrote {total} images of {len(CLASS_NAMES)} "
+                         f"classes to {args.out_dir} (Stanford 40 layout).", seed=args.seed,
+                         train_per_class=args.train_per_class, test_per_class=args.test_per_class, **settings)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ the next run, so the same command simply starts again.
 
 import functools
 import os
+import sys
 
 from mindgap import storage
 
@@ -44,3 +45,23 @@ def writes_whole_set(marker):
         return whole
 
     return decorate
+
+
+def known_settings(settings, defaults, what):
+    """``defaults`` updated by ``settings``; a ``ValueError`` names any setting ``defaults`` lacks (``what``: the set)."""
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise ValueError(f"Unknown {what} setting(s) {unknown}; known: {', '.join(defaults)}.")
+    return {**defaults, **settings}
+
+
+def run_generator(generate, out_dir, wrote, **settings):
+    """A generator's command line: ``generate(out_dir, **settings)``, then ``wrote()`` printed; a refused folder or a
+    bad setting is one line on stderr and exit code 2."""
+    try:
+        generate(out_dir, **settings)
+    except (FileExistsError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(wrote())
+    return 0

@@ -14,8 +14,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from mindgap.data.clips import odd_lengths
 from mindgap.data.hide_and_seek import DEFAULT_GRID_SIZES, HIDE_PROBABILITY, hide_patches
 from mindgap.data.labels import LABEL_DRAWINGS, draw_label, vote_distributions
+from mindgap.data.records import summarize
 
 DEFAULT_IMAGE_SIZE = 299
 _PREFETCH_BATCHES = 2
@@ -165,6 +167,35 @@ def make_dataset(
     options.autotune.enabled = False
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
+
+
+def make_video_dataset(clips, *, num_classes, image_size, batch_size=8, training=False, seed=0, cache=False):
+    """Batches of (clips (batch, T, S, S, 3) in [-1, 1], one-hot labels (batch, T, c): the clip's label at every step).
+
+    The frames are decoded and resized as :func:`make_dataset` decodes images;
+    every clip of ``clips`` (``mindgap.data.clips.Clip``) must have the same T.
+    ``training`` shuffles (seeded, reshuffled every epoch).
+    """
+    lengths = sorted({clip.num_frames for clip in clips})
+    if len(lengths) != 1:
+        raise ValueError(summarize(odd_lengths(clips), "clip(s) of another length") + "; clips of one batch need one "
+                         "length: pass clips of one kind.")
+    paths = np.asarray([list(clip.frames) for clip in clips])
+    labels = np.asarray([clip.label for clip in clips], np.int32)
+    steps = lengths[0]
+
+    def load(frame_paths, label):
+        frames = tf.map_fn(lambda path: decode_resized(path, image_size)[0], frame_paths,
+                           fn_output_signature=tf.TensorSpec((image_size, image_size, 3), tf.float32))
+        target = tf.repeat(tf.one_hot(label, num_classes)[None], steps, axis=0)
+        return preprocess(frames), target
+
+    data = tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=_parallel_calls())
+    if cache:
+        data = data.cache()
+    if training:
+        data = data.shuffle(len(clips), seed=seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(_PREFETCH_BATCHES)
 
 
 def load_image(path, image_size):

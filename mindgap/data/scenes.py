@@ -61,6 +61,7 @@ from sklearn.datasets import load_digits
 
 from mindgap.data.digits import (CLASS_NAMES, INK_FLOOR, INK_SOLID, SETTINGS_FILE, background_crop, distort_digit, ink_box,
                                  load_backgrounds, render_canvas, skimage_photos, source_halves, write_stanford40_set)
+from mindgap.data.generated import known_settings, run_generator
 
 SCENES_VERSION = 1
 # Capital letters that share no shape with a digit (no O/D/Q ~ 0, I/J/L/T ~ 1/7, Z ~ 2, E ~ 3, A ~ 4, S ~ 5,
@@ -232,10 +233,7 @@ def _check_settings(settings):
 
 def _prepare(kind, defaults, settings):
     """(checked settings, scikit-learn's digits, the photos, the source halves) of a set of ``kind``."""
-    unknown = set(settings) - set(defaults)
-    if unknown:
-        raise ValueError(f"Unknown {kind} settings {sorted(unknown)}; use some of {', '.join(defaults)}.")
-    settings = {**defaults, **settings}
+    settings = known_settings(settings, defaults, kind)
     settings["digit_size"], settings["distractors"] = tuple(settings["digit_size"]), tuple(settings["distractors"])
     _check_settings(settings)
     digits = load_digits()
@@ -322,16 +320,11 @@ def main(argv=None):
     generate = generate_pairs_dataset if args.pairs else generate_scenes_dataset
     if args.distractors is None:
         args.distractors = (PAIRS_DEFAULTS if args.pairs else DEFAULTS)["distractors"]
-    try:
-        generate(args.out_dir, seed=args.seed, canvas_size=args.canvas_size,
-                                train_per_class=args.train_per_class, test_per_class=args.test_per_class,
-                                digit_size=args.digit_size, distractors=args.distractors, distorted=args.distorted)
-    except (FileExistsError, ValueError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     total = (args.train_per_class + args.test_per_class) * len(CLASS_NAMES)
-    print(f"Wrote {total} scenes of {len(CLASS_NAMES)} classes to {args.out_dir} (Stanford 40 layout).")
-    return 0
+    return run_generator(generate, args.out_dir, lambda: f"Wrote {total} scenes of {len(CLASS_NAMES)} classes to "
+                         f"{args.out_dir} (Stanford 40 layout).", seed=args.seed, canvas_size=args.canvas_size,
+                         train_per_class=args.train_per_class, test_per_class=args.test_per_class,
+                         digit_size=args.digit_size, distractors=args.distractors, distorted=args.distorted)
 
 
 if __name__ == "__main__":

@@ -3,26 +3,27 @@
 import dataclasses
 import json
 
+from mindgap.data.options import CHOICES as DATA_CHOICES, DataOptions
+
 PRECISIONS = ("float32", "mixed_bfloat16")
 # The values of the fields that take a name.  Four have owners that import TensorFlow (mindgap.dropout.METHODS,
-# mindgap.regularizers.REDUCTIONS, mindgap.data.labels.LABEL_DRAWINGS,
-# mindgap.data.layouts.FORMATS); the copies here let `mindgap train --help`
+# mindgap.regularizers.REDUCTIONS, and the data options' two); the copies here let `mindgap train --help`
 # list them at once, and tests/test_cli.py checks that they agree with the owners.
 CHOICES = {
+    **DATA_CHOICES,
     "unfreeze_optimizer": ("fresh", "per_variable"),
     "reduction": ("sum", "mean"),
-    "label_drawing": ("majority", "probabilistic"),
     "strategy": ("auto", "default", "mirrored", "multi_worker"),
     "dropout": ("none", "standard", "standard_per_image", "curriculum", "adaptive", "mirrored_excitation", "excitation",
                 "excitation_prediction"),
     "precision": PRECISIONS,
-    "format": ("auto", "stanford40", "wsol", "fer2013", "afew", "folders"),
 }
 
 
 @dataclasses.dataclass
-class TrainConfig:
-    """Every setting of a training run; the defaults are the paper's.
+class TrainConfig(DataOptions):
+    """Every setting of a training run: the data options (``mindgap.data.options``) and the recipe, whose defaults are
+    the paper's.  ``seed`` seeds the weights, the shuffling and the augmentation (and the split when ``split_seed`` is None).
 
     Optimizer: Nadam with the Keras defaults of 2017 (lr 0.002, β1 0.9,
     β2 0.999, ε 1e-8, momentum schedule decay 0.004; Keras 3's own Nadam
@@ -39,18 +40,12 @@ class TrainConfig:
     ``dropout``: None, or a name of ``mindgap.dropout.METHODS`` (e.g.
     ``"excitation"``) on the pooled features of a GAP-Zhou head, with
     ``dropout_retain`` (P) its base retaining probability.
-    ``label_drawing``: ``"majority"`` (each image's label) or
-    ``"probabilistic"``: Probabilistic Label Drawing (Barsoum et al. 2016, the
-    thesis §3.6.2), a training label drawn from each image's crowd votes (a
-    ``votes.csv``, FER+) anew every epoch; images without votes keep their label.
     ``precision``: ``"float32"`` (default) or ``"mixed_bfloat16"`` (bf16
     compute, float32 weights and probabilities); pays only on CPUs with
     native bf16 (``avx512_bf16`` / AMX) or accelerators.
     """
 
     epochs: int = 125
-    batch_size: int = 32
-    image_size: int = 299
     learning_rate: float = 0.002
     beta_1: float = 0.9
     beta_2: float = 0.999
@@ -65,12 +60,8 @@ class TrainConfig:
     weights: str | None = None
     alpha: float = 1e-7
     reduction: str = "sum"
-    hide_and_seek: bool = False
-    label_drawing: str = "majority"  # majority | probabilistic (mindgap.data.labels)
-    test_per_class: int = 50
     seed: int = 0
     strategy: str = "auto"  # auto | default | mirrored | multi_worker
-    cache: bool = True
     localization_images: int = 200
     snapshot_images: int = 4
     cam_threshold: float = 0.2
@@ -81,18 +72,13 @@ class TrainConfig:
     jit_compile: bool = False
     precision: str = "float32"  # float32 | mixed_bfloat16
     verbose: int = -1  # -1: a progress bar on a terminal, one summary line per epoch otherwise; 0: silent; 1/2: Keras' own
-    # The data (mindgap.data.layouts): layout, image root (wsol), split of a class-folder set without split files, checks.
-    format: str = "auto"  # auto | stanford40 | folders | wsol
-    image_root: str | None = None
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    skip_bad_images: bool = False
-    allow_train_duplicates: bool = False
-    allow_empty_classes: bool = False  # folders: a class folder without images is still a class (it changes the classes)
+
+    def the_split_seed(self):
+        return self.seed if self.split_seed is None else self.split_seed
 
     def validate(self):
-        problems = []
-        for name in ("epochs", "batch_size", "image_size", "lr_decay_every"):
+        problems = self.data_problems()
+        for name in ("epochs", "lr_decay_every"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.zhou_units is not None and (isinstance(self.zhou_units, bool) or not isinstance(self.zhou_units, int) or self.zhou_units < 1):
@@ -101,7 +87,7 @@ class TrainConfig:
             problems.append(f"dropout must be one of {', '.join(CHOICES['dropout'])} (or None), got {self.dropout!r}")
         if not 0 < self.dropout_retain <= 1:
             problems.append(f"dropout_retain (P) must be in (0, 1], got {self.dropout_retain}")
-        for name in ("label_drawing", "precision", "reduction"):
+        for name in ("precision", "reduction"):
             if getattr(self, name) not in CHOICES[name]:
                 problems.append(f"{name} must be one of {', '.join(CHOICES[name])}, got {getattr(self, name)!r}")
         for name in ("localization_images", "snapshot_images"):

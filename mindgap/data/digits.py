@@ -31,7 +31,7 @@ import numpy as np
 import sklearn
 from sklearn.datasets import load_digits
 
-from mindgap.data.generated import run_generator, writes_whole_set
+from mindgap.data.generated import ensure_set, run_generator, writes_whole_set
 from mindgap.data.stanford40 import ACTIONS_FILE, ANNOTATIONS_DIR, IMAGES_DIR, SPLITS_DIR
 
 CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -316,14 +316,8 @@ def ensure_digits_dataset(out_dir, **settings):
     wanted = {**DEFAULTS, **settings}
     recorded = {name: value for name, value in wanted.items() if name not in EXTRA_DEFAULTS or value != EXTRA_DEFAULTS[name]}
     recorded["digit_size"] = list(wanted["digit_size"])
-    marker = os.path.join(out_dir, SETTINGS_FILE)
-    if os.path.isfile(marker):
-        with open(marker) as handle:
-            found = json.load(handle)
-        if found == {**recorded, "renderer": RENDERER_VERSION}:
-            return out_dir
-        raise FileExistsError(f"{out_dir!r} holds a digits set made with other settings ({found}); pass another folder.")
-    return generate_digits_dataset(out_dir, **wanted)
+    return ensure_set(out_dir, SETTINGS_FILE, lambda found: found == {**recorded, "renderer": RENDERER_VERSION},
+                      lambda: generate_digits_dataset(out_dir, **wanted), "a digits set")
 
 
 def main(argv=None):

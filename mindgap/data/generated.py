@@ -9,6 +9,7 @@ the next run, so the same command simply starts again.
 """
 
 import functools
+import json
 import os
 import sys
 
@@ -65,3 +66,16 @@ def run_generator(generate, out_dir, wrote, **settings):
         return 2
     print(wrote())
     return 0
+
+
+def ensure_set(out_dir, marker, same, generate, what):
+    """``out_dir`` when its ``marker`` file records the settings wanted (``same(recorded)``), a ``FileExistsError`` when
+    it records others, else ``generate()``: a generated set is written once and reused by every run that wants it."""
+    path = os.path.join(out_dir, marker)
+    if not os.path.isfile(path):
+        return generate()
+    with open(path) as handle:
+        found = json.load(handle)
+    if same(found):
+        return out_dir
+    raise FileExistsError(f"{out_dir!r} holds {what} made with other settings ({found}); pass another folder.")

@@ -51,8 +51,6 @@ Command line: ``python -m mindgap.data.scenes OUT_DIR [--pairs] [--seed 0] ...``
 import argparse
 import functools
 import itertools
-import json
-import os
 import sys
 
 import cv2
@@ -61,7 +59,7 @@ from sklearn.datasets import load_digits
 
 from mindgap.data.digits import (CLASS_NAMES, INK_FLOOR, INK_SOLID, SETTINGS_FILE, background_crop, distort_digit, ink_box,
                                  load_backgrounds, render_canvas, skimage_photos, source_halves, write_stanford40_set)
-from mindgap.data.generated import known_settings, run_generator
+from mindgap.data.generated import ensure_set, known_settings, run_generator
 
 SCENES_VERSION = 1
 # Capital letters that share no shape with a digit (no O/D/Q ~ 0, I/J/L/T ~ 1/7, Z ~ 2, E ~ 3, A ~ 4, S ~ 5,
@@ -293,14 +291,9 @@ def ensure_scenes_dataset(out_dir, **settings):
 
 
 def _ensure(out_dir, wanted, kind, generate):
-    marker = os.path.join(out_dir, SETTINGS_FILE)
-    if os.path.isfile(marker):
-        with open(marker) as handle:
-            found = json.load(handle)
-        if found == _recorded({name: tuple(value) if isinstance(value, list) else value for name, value in wanted.items()}, kind):
-            return out_dir
-        raise FileExistsError(f"{out_dir!r} holds an embedded set made with other settings ({found}); pass another folder.")
-    return generate(out_dir, **wanted)
+    recorded = _recorded({name: tuple(value) if isinstance(value, list) else value for name, value in wanted.items()}, kind)
+    return ensure_set(out_dir, SETTINGS_FILE, lambda found: found == recorded, lambda: generate(out_dir, **wanted),
+                      "an embedded set")
 
 
 def main(argv=None):

@@ -50,7 +50,7 @@ from mindgap.data.check import check_video_set, load_checked_clip  # noqa: F401 
 from mindgap.data.clips import (CLIP_FILE, CLIPS_DIR, FRAME_EXTENSIONS, SETTINGS_FILE, SPLITS, SPLITS_DIR,  # noqa: F401
                                 Clip, VideoDataset, frame_files, frame_numbers, load_clip_frames, odd_lengths, read_clip,
                                 read_video_set)
-from mindgap.data.generated import known_settings, run_generator, writes_whole_set
+from mindgap.data.generated import ensure_set, known_settings, run_generator, writes_whole_set
 from mindgap.data.pipeline import make_video_dataset  # noqa: F401 (importable from here, as before)
 from mindgap.data.scenes import MARGIN, random_letter, squares_overlap
 THESIS_LONG_FRAMES = 128
@@ -277,20 +277,13 @@ def resolve_settings(**settings):
 def ensure_video_set(out_dir, **settings):
     """Generate the set at ``out_dir`` unless one with the same settings is there already; returns ``out_dir``."""
     wanted = resolve_settings(**settings)
-    marker = os.path.join(out_dir, SETTINGS_FILE)
-    if os.path.isfile(marker):
-        with open(marker) as handle:
-            found = json.load(handle)
-        found.setdefault("distractors", [0, 0])  # a set made before distractors existed has none
-        same = all(_jsonable(wanted[name]) == found.get(name) for name in wanted) and found.get("renderer") == RENDERER_VERSION
-        if same:
-            return out_dir
-        raise FileExistsError(f"{out_dir!r} holds a video set made with other settings; pass another folder.")
-    return generate_video_set(out_dir, **wanted)
 
+    def same(found):
+        found = {"distractors": [0, 0], **found}  # a set made before distractors existed has none
+        return (all((list(value) if isinstance(value, tuple) else value) == found.get(name) for name, value in wanted.items())
+                and found.get("renderer") == RENDERER_VERSION)
 
-def _jsonable(value):
-    return list(value) if isinstance(value, tuple) else value
+    return ensure_set(out_dir, SETTINGS_FILE, same, lambda: generate_video_set(out_dir, **wanted), "a video set")
 
 
 def load_video_set(root, *, splits=None, workers=None, cache_path="default"):

@@ -23,7 +23,7 @@ import typing
 from mindgap import __version__, registry, shipped  # neither loads TensorFlow: `mindgap --help` stays fast
 from mindgap.data.options import DataOptions
 from mindgap.storage import StorageError, atomic_path, read_json, storage_error
-from mindgap.training.config import CHOICES, TrainConfig
+from mindgap.training.config import TrainConfig
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 EXIT_BAD_INPUT = 2
@@ -36,34 +36,22 @@ class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
-def _add_config_flags(parser, config_class, choices=None, helps=None, names=None):
-    """One ``--flag`` per config field (of ``names``, default all), typed from its default; ``choices`` {field: allowed
-    values} are listed in the help and checked by argparse, ``helps`` {field: text} say what a flag does."""
-    choices, helps = choices or {}, helps or {}
+def _add_config_flags(parser, config_class, names=None):
+    """One ``--flag`` per config field (of ``names``, default all), typed from its default, with the help and the
+    choices the field carries (``mindgap.data.options.option``; argparse checks the choices)."""
     for field in dataclasses.fields(config_class):
         if names is not None and field.name not in names:
             continue
-        flag = "--" + field.name.replace("_", "-")
-        default = field.default
-        said = helps.get(field.name)
-        if field.name in choices:
-            parser.add_argument(flag, choices=choices[field.name], default=None,
-                                help=f"{said + '; ' if said else ''}default {default}")
-        elif said:
-            kind = type(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else None
-            if isinstance(default, bool):
-                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"{said}; default {default}")
-            else:
-                parser.add_argument(flag, type=kind or (int if int in typing.get_args(field.type) else str), default=None,
-                                    help=f"{said}; default {default}")
+        flag, default, said = "--" + field.name.replace("_", "-"), field.default, field.metadata.get("help")
+        shown = f"{said}; default {default}" if said else f"default {default!r}"
+        if "choices" in field.metadata:
+            parser.add_argument(flag, choices=field.metadata["choices"], default=None, help=shown)
         elif isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default {default}")
-        elif default is None and int in typing.get_args(field.type):
-            parser.add_argument(flag, type=int, default=None, help="default None")
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=shown)
         elif default is None or isinstance(default, str):
-            parser.add_argument(flag, type=str, default=None, help=f"default {default!r}")
+            parser.add_argument(flag, type=int if int in typing.get_args(field.type) else str, default=None, help=shown)
         else:
-            parser.add_argument(flag, type=type(default), default=None, help=f"default {default}")
+            parser.add_argument(flag, type=type(default), default=None, help=shown)
 
 
 def _config_overrides(args, config_class):
@@ -448,45 +436,6 @@ def _add_models_command(commands):
     models_parser.set_defaults(handler=_run_models)
 
 
-# What the flags of `mindgap train` do (the rest say their default); TrainConfig's docstring has the detail.
-_TRAIN_HELP = {
-    "epochs": "epochs in all (a finished run in the same --out extends to this many)",
-    "batch_size": "global batch size (split over the replicas)",
-    "image_size": "square input side in pixels",
-    "learning_rate": "Nadam's learning rate",
-    "lr_decay_factor": "learning rate times this every --lr-decay-every epochs",
-    "freeze_epochs": "epochs with the backbone frozen before it is fine-tuned",
-    "freeze_batchnorm": "keep BatchNorm in inference mode after the unfreeze",
-    "unfreeze_optimizer": "optimizer state at the unfreeze: fresh (a 2017 recompile) or per variable",
-    "precise_bn_batches": "batches over which BatchNorm statistics are recomputed before each validation; 0 off",
-    "weights": "backbone start: pretrained (the shipped Tiny weights), pretrained:RECIPE, imagenet (Inception) or a file",
-    "alpha": "weight of the maps penalty (eq. 5-6)",
-    "reduction": "maps penalty summed over the batch (the paper's Keras) or averaged",
-    "hide_and_seek": "hide random patches of the training images (Singh and Lee 2017)",
-    "label_drawing": "training labels: the majority, or drawn from crowd votes each epoch",
-    "test_per_class": "stanford40: test images per class (the rest of test.txt is val)",
-    "seed": "seed of weights, shuffling, augmentation (and of a seeded split without --split-seed)",
-    "split_seed": "folders without split files: seed of the stratified split (default: --seed)",
-    "strategy": "tf.distribute strategy (auto: mirrored on several GPUs, multi_worker with TF_CONFIG)",
-    "cache": "cache the decoded images in memory",
-    "localization_images": "validation images whose localization is measured each epoch; 0 off",
-    "snapshot_images": "images whose CAMs are saved each epoch; 0 off",
-    "cam_threshold": "CAM threshold of a box, a fraction of the map's max",
-    "tensorboard": "write TensorBoard logs",
-    "zhou_units": "maps of a GAP-Zhou head (default 1,024)",
-    "dropout": "dropout on a GAP-Zhou head's pooled features (Excitation Dropout and baselines)",
-    "dropout_retain": "base retaining probability P of --dropout",
-    "jit_compile": "XLA-compile the train, test and predict steps",
-    "precision": "mixed_bfloat16 pays only on CPUs with native bf16 or accelerators",
-    "verbose": "-1: a progress bar on a terminal, a line per epoch otherwise; 0 silent; 1, 2 Keras' own",
-    "format": "dataset layout (auto detects it)",
-    "image_root": "wsol: the folder the image ids are relative to",
-    "val_fraction": "folders without split files: share of each class for validation",
-    "test_fraction": "folders without split files: share of each class for test",
-    "skip_bad_images": "drop unreadable images and bad boxes with a warning",
-    "allow_train_duplicates": "an image may be listed twice in train",
-    "allow_empty_classes": "folders: a class folder without images is still a class",
-}
 _SHIPPED_HINT = "a .keras file saved by mindgap, or a shipped model's name (mindgap models)"
 
 
@@ -499,7 +448,7 @@ def build_parser():
     train_parser.add_argument("model", help="model name, e.g. Inception-GAP5-L1 or Tiny-GAP5")
     train_parser.add_argument("--data-dir", required=True, help="dataset folder: Stanford 40 (or digits), class folders, or WSOL metadata (--format)")
     train_parser.add_argument("--out", required=True, help="output folder (the same one resumes a run)")
-    _add_config_flags(train_parser, TrainConfig, CHOICES, _TRAIN_HELP)
+    _add_config_flags(train_parser, TrainConfig)
     train_parser.set_defaults(handler=_run_train)
 
     evaluate_parser = commands.add_parser("evaluate", help="every classification and localization number of a saved model")
@@ -508,7 +457,7 @@ def build_parser():
     evaluate_parser.add_argument("--out", required=True, help="output folder: report.json and iou_curve.png")
     evaluate_parser.add_argument("--split", choices=("train", "val", "test"), default="test")
     data_flags = evaluate_parser.add_argument_group("data (default: the training run's config.json beside the model, else as shown)")
-    _add_config_flags(data_flags, DataOptions, CHOICES, _TRAIN_HELP, names=DataOptions.EVALUATION)
+    _add_config_flags(data_flags, DataOptions, names=DataOptions.EVALUATION)
     evaluate_parser.set_defaults(handler=_run_evaluate)
 
     explain_parser = commands.add_parser("explain", help="classify images and show where the evidence is")

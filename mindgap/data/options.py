@@ -4,65 +4,63 @@
 options plus the recipe, saved flat in ``config.json`` as before), ``mindgap
 evaluate`` (its data flags are these fields; unset ones come from the training
 run's ``config.json``) and ``mindgap.data.layouts.load_dataset``
-(:meth:`DataOptions.dataset_options`).  No TensorFlow here: the command
-line's help reads it.
+(:meth:`DataOptions.dataset_options`).  Each field carries its help and its
+choices (:func:`option`), which the command line shows.  No TensorFlow here:
+the command line's help reads it.
 """
 
 import dataclasses
 import typing
 
-# The owners import TensorFlow (mindgap.data.layouts.FORMATS, mindgap.data.labels.LABEL_DRAWINGS); the copies let
-# `mindgap train --help` list them at once, and tests/test_cli.py checks that they agree with the owners.
-CHOICES = {
-    "format": ("auto", "stanford40", "wsol", "fer2013", "video", "afew", "folders"),
-    "label_drawing": ("majority", "probabilistic"),
-}
+
+def option(default, help, choices=None):
+    """A config field: its default, what it does (the command line's help) and the values it takes, if a few names."""
+    return dataclasses.field(default=default, metadata={"help": help, **({"choices": choices} if choices else {})})
+
+
+def choices_of(config_class):
+    """{field: the names it takes} of a config class."""
+    return {field.name: field.metadata["choices"] for field in dataclasses.fields(config_class) if "choices" in field.metadata}
 
 
 @dataclasses.dataclass
 class DataOptions:
-    """How a dataset is read, split, checked and batched.
+    """How a dataset is read, split, checked, sized, batched and augmented (see each field's help)."""
 
-    ``format``: a layout of ``mindgap.data.layouts`` (``auto`` detects it);
-    ``image_root`` (wsol), ``test_per_class`` (stanford40: per class the first
-    N of test.txt are test, the rest val), ``val_fraction`` / ``test_fraction``
-    (folders without split files: a stratified split drawn with ``split_seed``;
-    None takes the training seed, as every run did before the split seed had
-    its own option), ``allow_empty_classes`` (folders); the check's
-    ``skip_bad_images`` and ``allow_train_duplicates``; the input side
-    ``image_size``, the global ``batch_size``, ``cache`` (decoded images in
-    memory); the augmentation ``hide_and_seek`` (Singh and Lee 2017) and
-    ``label_drawing`` (``"majority"``, or ``"probabilistic"``: Barsoum et al.
-    2016, a label drawn from each image's crowd votes every epoch).
-    """
-
-    image_size: int = 299
-    batch_size: int = 32
-    cache: bool = True
-    hide_and_seek: bool = False
-    label_drawing: str = "majority"  # majority | probabilistic (mindgap.data.labels)
-    format: str = "auto"
-    image_root: str | None = None
-    test_per_class: int = 50
-    split_seed: int | None = None
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    skip_bad_images: bool = False
-    allow_train_duplicates: bool = False
-    allow_empty_classes: bool = False  # folders: a class folder without images is still a class (it changes the classes)
+    image_size: int = option(299, "square input side in pixels")
+    batch_size: int = option(32, "global batch size (split over the replicas)")
+    cache: bool = option(True, "cache the decoded images in memory")
+    hide_and_seek: bool = option(False, "hide random patches of the training images (Singh and Lee 2017)")
+    # the choices of format and label_drawing are those of mindgap.data.layouts and mindgap.data.labels (tests/test_cli)
+    label_drawing: str = option("majority", "training labels: the majority, or drawn from crowd votes each epoch "
+                                "(Barsoum et al. 2016)", ("majority", "probabilistic"))
+    format: str = option("auto", "dataset layout (auto detects it)",
+                         ("auto", "stanford40", "wsol", "fer2013", "video", "afew", "folders"))
+    image_root: str | None = option(None, "wsol: the folder the image ids are relative to")
+    test_per_class: int = option(50, "stanford40: test images per class (the rest of test.txt is val)")
+    split_seed: int | None = option(None, "folders without split files: seed of the stratified split (None: the "
+                                    "training seed, as before it had its own flag)")
+    val_fraction: float = option(0.1, "folders without split files: share of each class for validation")
+    test_fraction: float = option(0.1, "folders without split files: share of each class for test")
+    skip_bad_images: bool = option(False, "drop unreadable images and bad boxes with a warning")
+    allow_train_duplicates: bool = option(False, "an image may be listed twice in train")
+    allow_empty_classes: bool = option(False, "folders: a class folder without images is still a class")
 
     # What evaluating a saved model takes from these (its input size is the model's; it neither augments nor caches).
     EVALUATION: typing.ClassVar[tuple] = ("batch_size", "format", "image_root", "test_per_class", "split_seed",
                                           "val_fraction", "test_fraction", "skip_bad_images", "allow_train_duplicates",
                                           "allow_empty_classes")
 
-    def data_problems(self):
-        """One description per bad value (an empty list when all are good); the layout's reader checks the rest."""
-        problems = [f"{name} must be >= 1, got {getattr(self, name)}" for name in ("batch_size", "image_size")
-                    if getattr(self, name) < 1]
-        if self.label_drawing not in CHOICES["label_drawing"]:
-            problems.append(f"label_drawing must be one of {', '.join(CHOICES['label_drawing'])}, got {self.label_drawing!r}")
-        return problems
+    def problems(self):
+        """One description per bad value (an empty list when all are good); a field whose default is None takes None."""
+        defaults = {field.name: field.default for field in dataclasses.fields(self)}
+        found = [f"{name} must be >= 1, got {getattr(self, name)}" for name in ("batch_size", "image_size")
+                 if getattr(self, name) < 1]
+        for name, names in choices_of(type(self)).items():
+            value, optional = getattr(self, name), defaults[name] is None
+            if value not in names and not (optional and value is None):
+                found.append(f"{name} must be one of {', '.join(names)}{' (or None)' if optional else ''}, got {value!r}")
+        return found
 
     def the_split_seed(self):
         """The seed of a seeded split: ``split_seed``, else 0 (a ``TrainConfig``: its training seed)."""

@@ -10,7 +10,7 @@ import importlib
 _EXPORTS = {
     "hide_and_seek": ("HideAndSeek", "hide_and_seek_mask", "hide_patches"),
     "pipeline": ("load_image", "make_dataset", "make_video_dataset", "preprocess", "valid_boxes"),
-    "check": ("check_dataset", "check_images", "check_video_set"),
+    "check": ("check_dataset", "check_images", "check_clips"),
     "clips": ("Clip", "VideoDataset", "read_video_set"),
     "folders": ("read_folders",),
     "layouts": ("LAYOUTS", "detect_layout", "load_dataset", "read_dataset"),

@@ -14,7 +14,7 @@ it; more is an error).  An image listed twice in one split, or in two splits
 ``train``, e.g. for oversampling).
 
 Clips (the video layout, ``mindgap.data.clips``) get the same decoding and box check
-(:func:`check_video_set`), and a clip folder given for inference the training check's
+(:func:`check_clips`), and a clip folder given for inference the training check's
 rules (:func:`load_checked_clip`).
 
 Every problem is gathered into one :class:`~mindgap.data.records.DatasetError`
@@ -334,21 +334,16 @@ def check_dataset(dataset, *, splits=SPLITS, skip_bad_images=False, allow_train_
     return dataset.replace(**kept), report
 
 
-def check_video_set(dataset, *, splits=None, workers=None, cache_path="default"):
-    """Decode every frame of ``splits`` (default all) and check the boxes; a ``DatasetError`` lists every problem.
+def check_clips(dataset, *, splits=None, workers=None, cache_path="default", **_):
+    """The video layout's :func:`check_dataset`: decode every frame of ``splits`` (default all) and check the boxes;
+    (the dataset with its boxes clipped, :class:`CheckReport`), or a ``DatasetError`` listing every problem.
 
     Frames of one clip must share one size; each box must lie inside its frame
     (:func:`box_problem`: one pixel of overhang is clipped); a clip may be in
-    one split only.  Returns the dataset (boxes clipped).
+    one split only.  A clip set has no bad image to skip: the image options
+    (``skip_bad_images`` …) do not apply.
     """
-    return check_clips(dataset, splits=list(dataset.splits) if splits is None else splits, workers=workers,
-                       cache_path=cache_path)[0]
-
-
-def check_clips(dataset, *, splits=SPLITS, workers=None, cache_path="default", **_):
-    """:func:`check_video_set` in :func:`check_dataset`'s shape, (dataset, :class:`CheckReport`): the video layout's
-    check.  A clip set has no bad image to skip, so the image options (``skip_bad_images`` …) do not apply."""
-    names = splits
+    names = list(dataset.splits) if splits is None else splits
     clips = [clip for name in names for clip in dataset.split(name)]
     decoded = check_images([frame for clip in clips for frame in clip.frames], workers=workers, cache_path=cache_path)
     problems, seen, checked = [], {}, {}

@@ -12,7 +12,7 @@ one past the last, 0-based), ``boxes`` (one box per frame: the tight box of
 the digit's ink, ``[x_min, y_min, x_max, y_max]`` pixel-edge, exclusive ends,
 as everywhere in mindgap), ``frame_labels`` (the class drawn in each frame).
 A clip folder is also what ``mindgap explain-video`` takes (``clip.json``
-optional there).  ``mindgap.data.check.check_video_set`` decodes every frame
+optional there).  ``mindgap.data.check.check_clips`` decodes every frame
 and checks the annotations before training; ``mindgap.data.pipeline.make_video_dataset``
 batches clips.
 """

@@ -8,6 +8,7 @@ and that folder is renamed to ``out_dir`` only when the generator returns
 the next run, so the same command simply starts again.
 """
 
+import argparse
 import functools
 import json
 import os
@@ -54,6 +55,22 @@ def known_settings(settings, defaults, what):
     if unknown:
         raise ValueError(f"Unknown {what} setting(s) {unknown}; known: {', '.join(defaults)}.")
     return {**defaults, **settings}
+
+
+def settings_parser(module, doc, defaults):
+    """The command line of a generator ``python -m mindgap.data.<module>`` (``doc``: its docstring): ``OUT_DIR`` and one
+    flag per setting of ``defaults`` (a pair MIN MAX for a tuple, several integers for a None default)."""
+    parser = argparse.ArgumentParser(prog=f"python -m mindgap.data.{module}", description=doc.splitlines()[0])
+    parser.add_argument("out_dir", help="new or empty folder to write the set into")
+    for name, value in defaults.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, tuple):
+            parser.add_argument(flag, type=int, nargs=len(value), default=value, metavar=("MIN", "MAX")[:len(value)])
+        elif value is None:
+            parser.add_argument(flag, type=int, nargs="+", default=None)
+        else:
+            parser.add_argument(flag, type=type(value), default=value)
+    return parser
 
 
 def run_generator(generate, out_dir, wrote, **settings):

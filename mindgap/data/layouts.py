@@ -17,6 +17,7 @@ reads it (``format="auto"`` detects) and runs ``mindgap.data.check`` on it.
 """
 
 import dataclasses
+import inspect
 import os
 import typing
 
@@ -31,29 +32,15 @@ from mindgap.data.stanford40 import ANNOTATIONS_DIR, IMAGES_DIR, SPLITS_DIR as S
 from mindgap.data.wsol import CHECKOUT_METADATA, IMAGE_IDS, checkout_datasets, is_metadata_folder, metadata_folder, read_wsol
 
 
-def _read_stanford40(root, *, test_per_class=50, **_):
-    return read_stanford40(root, test_per_class=test_per_class, check_images=False)
+def _reading(reader, place=os.fspath, **fixed):
+    """``read(root, **options)``: ``reader`` at ``place(root)`` with the options it takes (each layout's own; the
+    others are for other layouts) and ``fixed``."""
+    takes = inspect.signature(reader).parameters
 
+    def read(root, **options):
+        return reader(place(root), **fixed, **{name: value for name, value in options.items() if name in takes})
 
-def _read_folders(root, *, seed=0, val_fraction=0.1, test_fraction=0.1, allow_empty_classes=False, **_):
-    return read_folders(root, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
-                        allow_empty_classes=allow_empty_classes)
-
-
-def _read_wsol(root, *, image_root=None, **_):
-    return read_wsol(metadata_folder(root), image_root=image_root)
-
-
-def _read_fer2013(root, **_):
-    return read_fer2013(root)
-
-
-def _read_video(root, **_):
-    return read_video_set(root)
-
-
-def _read_afew(root, *, frames_per_clip=None, **_):
-    return read_afew(root, frames_per_clip=frames_per_clip)
+    return read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,17 +69,17 @@ def _has_class_folder(root):
 
 # Detection tries them in this order: the first layout whose detector answers True.
 LAYOUTS = {
-    "stanford40": Layout(_read_stanford40, lambda root: all(os.path.isdir(os.path.join(root, name)) for name in
-                                                            (IMAGES_DIR, STANFORD_SPLITS_DIR)),
+    "stanford40": Layout(_reading(read_stanford40, check_images=False),
+                         lambda root: all(os.path.isdir(os.path.join(root, name)) for name in (IMAGES_DIR, STANFORD_SPLITS_DIR)),
                          f"{IMAGES_DIR}/ and {STANFORD_SPLITS_DIR}/ (Stanford 40)"),
-    "wsol": Layout(_read_wsol, lambda root: is_metadata_folder(root) or bool(checkout_datasets(root)),
+    "wsol": Layout(_reading(read_wsol, metadata_folder), lambda root: is_metadata_folder(root) or bool(checkout_datasets(root)),
                    f"{{train,val,test}}/{IMAGE_IDS} (wsolevaluation metadata), or {CHECKOUT_METADATA}/<DATASET>/ of a "
                    "wsolevaluation checkout"),
-    "fer2013": Layout(_read_fer2013, is_fer2013, f"{FER_FILE} (FER2013; FER+ votes from fer2013new.csv beside it)"),
+    "fer2013": Layout(_reading(read_fer2013), is_fer2013, f"{FER_FILE} (FER2013; FER+ votes from fer2013new.csv beside it)"),
     # before afew and folders: its clip folders hold images
-    "video": Layout(_read_video, holds_video_set, clips.LOOKS_FOR, holds="clips", check=check_clips),
-    "afew": Layout(_read_afew, is_afew, "<Train…|Val…|Test…>/<Emotion>/ folders of clips (AFEW)"),  # before folders, too
-    "folders": Layout(_read_folders, _has_class_folder,
+    "video": Layout(_reading(read_video_set), holds_video_set, clips.LOOKS_FOR, holds="clips", check=check_clips),
+    "afew": Layout(_reading(read_afew), is_afew, "<Train…|Val…|Test…>/<Emotion>/ folders of clips (AFEW)"),  # before folders, too
+    "folders": Layout(_reading(read_folders), _has_class_folder,
                       f"sub-folders holding images ({', '.join(IMAGE_EXTENSIONS)}), one per class"),
 }
 FORMATS = ("auto", *LAYOUTS)
@@ -123,7 +110,7 @@ def read_dataset(root, format="auto", **options):
     if format not in FORMATS:
         raise ValueError(f"Unknown dataset format {format!r}; use one of {', '.join(FORMATS)}.")
     name = detect_layout(root) if format == "auto" else format
-    return LAYOUTS[name].read(os.fspath(root), **options)
+    return LAYOUTS[name].read(root, **options)
 
 
 def load_dataset(root, format="auto", *, splits=SPLITS, require=(), skip_bad_images=False, allow_train_duplicates=False,

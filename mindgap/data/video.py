@@ -30,13 +30,12 @@ digit's box stays its ink alone.  The default ``(0, 0)`` draws none and leaves
 the renders of a set made before they existed unchanged.
 
 **Layout**: ``mindgap.data.clips`` (the ``video`` layout of ``mindgap.data.layouts``) reads
-the set, ``mindgap.data.check.check_video_set`` checks it, ``mindgap.data.pipeline.make_video_dataset``
+the set, ``mindgap.data.check.check_clips`` checks it, ``mindgap.data.pipeline.make_video_dataset``
 batches it; their names are importable from here too.
 
 Command line: ``python -m mindgap.data.video OUT_DIR [--seed 0] ...``
 """
 
-import argparse
 import json
 import os
 import sys
@@ -45,12 +44,12 @@ import cv2
 import numpy as np
 from sklearn.datasets import load_digits
 
-from mindgap.data.digits import CLASS_NAMES, RENDERER_VERSION, load_backgrounds, render_canvas, skimage_photos, source_halves
-from mindgap.data.check import check_video_set, load_checked_clip  # noqa: F401 (importable from here, as before)
-from mindgap.data.clips import (CLIP_FILE, CLIPS_DIR, FRAME_EXTENSIONS, SETTINGS_FILE, SPLITS, SPLITS_DIR,  # noqa: F401
-                                Clip, VideoDataset, frame_files, frame_numbers, load_clip_frames, odd_lengths, read_clip,
-                                read_video_set)
-from mindgap.data.generated import ensure_set, known_settings, run_generator, writes_whole_set
+from mindgap.data import digits
+from mindgap.data.check import check_clips
+# The reader's names stay importable from here, as before the video layout had its own modules.
+from mindgap.data.clips import (CLIP_FILE, CLIPS_DIR, SETTINGS_FILE, SPLITS, SPLITS_DIR, Clip, VideoDataset,  # noqa: F401
+                                load_clip_frames, read_video_set)
+from mindgap.data.generated import ensure_set, known_settings, run_generator, settings_parser, writes_whole_set
 from mindgap.data.pipeline import make_video_dataset  # noqa: F401 (importable from here, as before)
 from mindgap.data.scenes import MARGIN, random_letter, squares_overlap
 THESIS_LONG_FRAMES = 128
@@ -74,7 +73,8 @@ def scaled_lengths(long_frames, lengths=THESIS_GT_LENGTHS, reference=THESIS_LONG
 
 def load_photos():
     """BGR photos: scikit-learn's two, then the colour photos of :data:`SKIMAGE_PHOTOS` that scikit-image ships."""
-    photos = list(load_backgrounds()) + [photo for photo in skimage_photos(SKIMAGE_PHOTOS) if min(photo.shape[:2]) >= 64]
+    photos = [*digits.load_backgrounds(),
+              *(photo for photo in digits.skimage_photos(SKIMAGE_PHOTOS) if min(photo.shape[:2]) >= 64)]
     return [_shrink(photo) for photo in photos]
 
 
@@ -119,11 +119,11 @@ def _segment_frames(rng, digit, photos, count, settings):
         side = int(round(side_start + fraction * (side_end - side_start)))
         room = size - min(side, size)
         position = (path[0] + fraction * (path[1] - path[0])) * room
-        frame, _, box = render_canvas(np.random.default_rng(colour_seed), digit, background, (small, large), side=side,
+        frame, _, box = digits.render_canvas(np.random.default_rng(colour_seed), digit, background, (small, large), side=side,
                                       position=position)
         for glyph, letter_squares, letter_seed in letters:
             letter_top, letter_left, letter_side = letter_squares[index]
-            frame, _, _ = render_canvas(np.random.default_rng(letter_seed), glyph, frame, (small, large), side=letter_side,
+            frame, _, _ = digits.render_canvas(np.random.default_rng(letter_seed), glyph, frame, (small, large), side=letter_side,
                                         position=(letter_top, letter_left))
         frames.append(frame)
         boxes.append(box)
@@ -151,9 +151,9 @@ def _moving_letters(rng, digit_squares, settings):
     return letters
 
 
-def _pick(rng, digits, halves, label, half):
-    sources = halves[label][half]
-    return digits.images[int(sources[rng.integers(len(sources))])]
+def _pick(rng, sources, halves, label, half):
+    chosen = halves[label][half]
+    return sources.images[int(chosen[rng.integers(len(chosen))])]
 
 
 def _other_label(rng, label, num_classes):
@@ -202,14 +202,14 @@ def generate_video_set(out_dir, **settings):
     """
     settings = resolve_settings(**settings)
     rng = np.random.default_rng(settings["seed"])
-    digits = load_digits()
-    halves = source_halves(digits.target)
+    sources = load_digits()
+    halves = digits.source_halves(sources.target)
     photos = load_photos()
     counts = {"train": settings["train_per_class"], "val": settings["val_per_class"], "test": settings["test_per_class"],
               **{name: settings["untrimmed_per_class"] for name in ("gt_rand", "rand_gt", "rand_gt_rand")}}
     os.makedirs(os.path.join(out_dir, CLIPS_DIR))
     os.makedirs(os.path.join(out_dir, SPLITS_DIR))
-    num_classes = len(CLASS_NAMES)
+    num_classes = len(digits.CLASS_NAMES)
     for split in SPLITS:
         half = 0 if split == "train" else 1  # training-half source digits for training only (as the image set)
         names = []
@@ -225,18 +225,19 @@ def generate_video_set(out_dir, **settings):
                     for first, last, part_label in sorted(parts):  # in temporal order
                         if last <= first:
                             continue
-                        part_frames, part_boxes = _segment_frames(rng, _pick(rng, digits, halves, part_label, half), photos,
+                        part_frames, part_boxes = _segment_frames(rng, _pick(rng, sources, halves, part_label, half), photos,
                                                                   last - first, settings)
                         frames[first:last], boxes[first:last] = part_frames, part_boxes
                         frame_labels[first:last] = [part_label] * (last - first)
-                    name = f"{split}_{CLASS_NAMES[label]}_{number:03d}" + (f"_gt{end - start:03d}" if kind == "rand_gt_rand" else "")
+                    name = (f"{split}_{digits.CLASS_NAMES[label]}_{number:03d}"
+                            + (f"_gt{end - start:03d}" if kind == "rand_gt_rand" else ""))
                     _write_clip(os.path.join(out_dir, CLIPS_DIR, name), frames, boxes, frame_labels, label, (start, end), kind)
                     names.append(name)
         with open(os.path.join(out_dir, SPLITS_DIR, f"{split}.txt"), "w") as handle:
             handle.write("".join(f"{name}\n" for name in names))
     record = {**settings, "digit_size": list(settings["digit_size"]), "gt_lengths": list(settings["gt_lengths"]),
               "distractors": list(settings["distractors"]),  # left out below when none, as in sets made before them
-              "class_names": list(CLASS_NAMES), "renderer": RENDERER_VERSION, "photos": len(photos)}
+              "class_names": list(digits.CLASS_NAMES), "renderer": digits.RENDERER_VERSION, "photos": len(photos)}
     if not any(settings["distractors"]):
         del record["distractors"]
     with open(os.path.join(out_dir, SETTINGS_FILE), "w") as handle:
@@ -281,27 +282,18 @@ def ensure_video_set(out_dir, **settings):
     def same(found):
         found = {"distractors": [0, 0], **found}  # a set made before distractors existed has none
         return (all((list(value) if isinstance(value, tuple) else value) == found.get(name) for name, value in wanted.items())
-                and found.get("renderer") == RENDERER_VERSION)
+                and found.get("renderer") == digits.RENDERER_VERSION)
 
     return ensure_set(out_dir, SETTINGS_FILE, same, lambda: generate_video_set(out_dir, **wanted), "a video set")
 
 
 def load_video_set(root, *, splits=None, workers=None, cache_path="default"):
-    """``read_video_set`` then ``check_video_set``: the set every frame of which decodes."""
-    return check_video_set(read_video_set(root), splits=splits, workers=workers, cache_path=cache_path)
+    """``read_video_set`` then ``check_clips``: the set every frame of which decodes."""
+    return check_clips(read_video_set(root), splits=splits, workers=workers, cache_path=cache_path)[0]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m mindgap.data.video", description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", help="new or empty folder to write the set into")
-    for name, value in DEFAULTS.items():
-        if name in ("digit_size", "distractors"):
-            parser.add_argument("--" + name.replace("_", "-"), type=int, nargs=2, default=value, metavar=("MIN", "MAX"))
-        elif name == "gt_lengths":
-            parser.add_argument("--gt-lengths", type=int, nargs="+", default=None, help="default: 11, 41, 65 of 128 scaled")
-        else:
-            parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
-    args = vars(parser.parse_args(argv))
+    args = vars(settings_parser("video", __doc__, DEFAULTS).parse_args(argv))  # gt_lengths None: the thesis's, scaled
     out_dir = args.pop("out_dir")
     return run_generator(generate_video_set, out_dir, lambda: _wrote(read_video_set(out_dir)), **args)
 

@@ -1,12 +1,9 @@
 """The data options of a run, one object: the layout and its split, the check, the input size, batches, augmentation.
 
-:class:`DataOptions` is shared by ``mindgap.train`` (a ``TrainConfig`` is data
-options plus the recipe, saved flat in ``config.json`` as before), ``mindgap
-evaluate`` (its data flags are these fields; unset ones come from the training
-run's ``config.json``) and ``mindgap.data.layouts.load_dataset``
-(:meth:`DataOptions.dataset_options`).  Each field carries its help and its
-choices (:func:`option`), which the command line shows.  No TensorFlow here:
-the command line's help reads it.
+:class:`DataOptions` is shared by ``mindgap.train`` (a ``TrainConfig`` is data options plus the recipe, saved flat in
+``config.json`` as before), ``mindgap evaluate`` (its data flags; unset ones come from the training run's
+``config.json``) and ``load_dataset`` (:meth:`DataOptions.dataset_options`).  Each field carries its help and choices
+(:func:`option`).  No TensorFlow here: the command line's help reads it.
 """
 
 import dataclasses

@@ -329,20 +329,20 @@ def _batches(dataset, config, holds):
 
 
 def _cam_callbacks(dataset, config, out_dir, log_dir):
-    """The CAM measures of image models: localization on validation images and CAM snapshots (0 images: off)."""
+    """([localization on validation images], [CAM snapshots]): the CAM measures of image models (0 images: off)."""
     common = dict(num_classes=dataset.num_classes, image_size=config.image_size, batch_size=config.batch_size,
                   seed=config.seed, with_boxes=True)
-    found = []
+    localization, snapshots = [], []
     if config.localization_images:
         records = spread(dataset.val, config.localization_images)
-        found.append(mg_callbacks.LocalizationMetrics.from_dataset(make_dataset(records, **common), len(records),
-                                                                   threshold=config.cam_threshold))
+        localization.append(mg_callbacks.LocalizationMetrics.from_dataset(make_dataset(records, **common), len(records),
+                                                                          threshold=config.cam_threshold))
     if config.snapshot_images:
         records = spread(dataset.val, config.snapshot_images)
-        found.append(mg_callbacks.CamSnapshots.from_dataset(
+        snapshots.append(mg_callbacks.CamSnapshots.from_dataset(
             make_dataset(records, **common), len(records), out_dir=os.path.join(out_dir, "cam_snapshots"),
             class_names=list(dataset.class_names), threshold=config.cam_threshold, log_dir=log_dir))
-    return found
+    return localization, snapshots
 
 
 def _chief_callbacks(dataset, config, out_dir, initial_epoch, holds):
@@ -354,8 +354,8 @@ def _chief_callbacks(dataset, config, out_dir, initial_epoch, holds):
         print(f"note: {best_path} comes from epoch {best_checkpoint.best_epoch}, after the last backup (epoch "
               f"{initial_epoch}); it is kept (same settings) and replaced only by a lower val_loss.", file=sys.stderr)
     log_dir = os.path.join(out_dir, "logs") if config.tensorboard else None
-    found = _cam_callbacks(dataset, config, out_dir, log_dir) if holds == "images" else []
-    found += [best_checkpoint, keras.callbacks.CSVLogger(os.path.join(out_dir, HISTORY), append=True)]
+    localization, snapshots = _cam_callbacks(dataset, config, out_dir, log_dir) if holds == "images" else ([], [])
+    found = [*localization, best_checkpoint, *snapshots, keras.callbacks.CSVLogger(os.path.join(out_dir, HISTORY), append=True)]
     if config.verbose != 0:
         found.append(mg_callbacks.EpochSummary(config.epochs))
     if log_dir:

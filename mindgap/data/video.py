@@ -52,6 +52,7 @@ from mindgap.data.clips import (CLIP_FILE, CLIPS_DIR, SETTINGS_FILE, SPLITS, SPL
 from mindgap.data.generated import ensure_set, known_settings, run_generator, settings_parser, writes_whole_set
 from mindgap.data.pipeline import make_video_dataset  # noqa: F401 (importable from here, as before)
 from mindgap.data.scenes import MARGIN, random_letter, squares_overlap
+
 THESIS_LONG_FRAMES = 128
 THESIS_GT_LENGTHS = (11, 41, 65)  # of 128 frames (Table 7.2)
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg", "ihc.png",

@@ -31,7 +31,12 @@ def __getattr__(name):
         return importlib.import_module("mindgap.data.digits").CLASS_NAMES
     if name in _MODULE_OF:
         return getattr(importlib.import_module(f"mindgap.data.{_MODULE_OF[name]}"), name)
-    raise AttributeError(f"module 'mindgap.data' has no attribute {name!r}")
+    try:
+        return importlib.import_module(f"mindgap.data.{name}")  # a submodule: mindgap.data.layouts
+    except ModuleNotFoundError as error:
+        if error.name != f"mindgap.data.{name}":
+            raise
+        raise AttributeError(f"module 'mindgap.data' has no attribute {name!r}") from None
 
 
 def __dir__():

@@ -326,7 +326,7 @@ def _data_options(args):
 
 
 def _run_evaluate(args):
-    from mindgap.data import load_dataset, make_dataset  # start-up time: loaded when the command runs
+    from mindgap.data import LAYOUTS, load_dataset, make_dataset  # start-up time: loaded when the command runs
     from mindgap.evaluation import evaluate
     from mindgap.models import model_info
 
@@ -334,6 +334,9 @@ def _run_evaluate(args):
     info = model_info(model)
     options = _data_options(args)
     dataset, _ = load_dataset(args.data_dir, splits=(args.split,), require=(args.split,), **options.dataset_options())
+    if LAYOUTS[dataset.layout].holds != "images":
+        raise CliError(f"{args.data_dir} is a {dataset.layout} set of clips; 'mindgap evaluate' measures image models on "
+                       "images (a clip model's grounding: python -m experiments.spatiotemporal).")
     if len(dataset.class_names) != info.num_classes:
         raise CliError(f"The model has {info.num_classes} classes but {args.data_dir} has {len(dataset.class_names)}; pass the dataset it was trained on.")
     records = getattr(dataset, args.split)

@@ -140,6 +140,7 @@ def main(argv=None):
     parser = common.main_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=5, help="training seeds per model (0 … N-1); at least 2 for an interval")
     args = parser.parse_args(argv)
+    args.workers = workers.worker_count(args)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}.")
     mode = common.resolve_mode(args)

@@ -27,6 +27,7 @@ import time
 import mindgap  # first: it imports TensorFlow without its start-up chatter
 
 import keras  # noqa: E402
+from experiments import workers
 from mindgap import storage
 from mindgap.data import make_dataset
 from mindgap.data.layouts import dataset_options, load_dataset
@@ -132,8 +133,7 @@ def add_mode_arguments(parser):
     parser.add_argument("--alpha", type=float, default=None, help="override the penalty weight (1e-7 in the paper)")
     parser.add_argument("--zhou-units", type=int, default=None,
                         help=f"maps of the GAP-Zhou heads (full mode 1024; quick mode {QUICK_ZHOU_UNITS}, the paper's 1024:768 ratio on Tiny)")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
-                        help="models trained at once, each in its own process on its share of the cores (default: one per core)")
+    workers.add_workers_argument(parser)
     return parser
 
 

@@ -773,11 +773,11 @@ def main(argv=None):
                         help="double CNN-2's epochs until Standard Dropout's test accuracy has plateaued (see the docstring)")
     parser.add_argument("--max-epochs", type=int, default=240, help="the longest --until-plateau may train CNN-2")
     parser.add_argument("--runs-dir", default="runs")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
-                        help="runs trained at once, each in its own process on its share of the cores")
+    workers.add_workers_argument(parser, "runs trained at once")
     parser.add_argument("--replot", metavar="OUT_DIR", default=None,
                         help="only draw the figures again from OUT_DIR/results.json (e.g. runs/excitation_dropout)")
     args = parser.parse_args(argv)
+    args.workers = workers.worker_count(args)
     if args.replot:
         for path in replot(args.replot):
             print(f"wrote {path}")

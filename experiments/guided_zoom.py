@@ -464,9 +464,9 @@ def main(argv=None):
                         help="the fine-grained set: 'pairs' (a class is a pair of digits, two parts to find; default) or "
                              "'fine-digits' (one small digit among clutter, the earlier set)")
     parser.add_argument("--runs-dir", default="runs")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
-                        help="seeds run at once, each in its own process on its share of the cores")
+    workers.add_workers_argument(parser, "seeds run at once")
     args = parser.parse_args(argv)
+    args.workers = workers.worker_count(args)
     for name in ("seeds", "workers"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")

@@ -21,6 +21,7 @@ PAPER = {name: {**common.PAPER_TABLE3[name], **common.PAPER_TABLE4[name]} for na
 
 def main(argv=None):
     args = common.main_parser(__doc__).parse_args(argv)
+    args.workers = workers.worker_count(args)
     mode = common.resolve_mode(args)
     dataset = common.prepare_data(mode)
     out_dir = common.output_dir(mode, "quickstart")

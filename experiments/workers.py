@@ -26,6 +26,24 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PARENT_POLL_SECONDS = 1.0
 
 
+def add_workers_argument(parser, what="models trained at once"):
+    """``--workers``: default one process per core, one in ``--extra-small`` mode (its models train in less time
+    than a worker takes to import TensorFlow).  Read it back with :func:`worker_count`."""
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"{what}, each in its own process on its share of the cores "
+                             "(default: one per core; --extra-small: 1)")
+    return parser
+
+
+def worker_count(args):
+    """The ``--workers`` of :func:`add_workers_argument` with its default resolved."""
+    if args.workers is not None:
+        return args.workers
+    if getattr(args, "extra_small", False):
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class _Prefixed:
     """A text stream that starts every line with ``prefix`` (two models' epoch lines stay readable)."""
 

@@ -298,7 +298,7 @@ def _run_explain_caption(args):
 
     model = load_model_file(args.model, "captioner", "train one with python -m experiments.caption_grounding")
     words = None if args.words is None else [word.strip() for word in args.words.split(",") if word.strip()]
-    caption, maps = explain_caption(args.input, model, words, args.out)
+    caption, maps = explain_caption(args.input, model, words, args.out, caption=args.caption)
     print(" ".join(caption))
     for word, values in maps.items():
         print(f"{word}: peak at (x, y) = {tuple(int(v) for v in np.unravel_index(int(np.argmax(values)), values.shape)[::-1])}")
@@ -492,6 +492,8 @@ def build_parser():
     caption_parser.add_argument("input", help="an image, or a folder of frames for a Tiny-Captioner-Clips")
     caption_parser.add_argument("--model", required=True, help="a captioner .keras file (experiments.caption_grounding)")
     caption_parser.add_argument("--words", default=None, help="comma-separated words of the caption (default: its content words)")
+    caption_parser.add_argument("--caption", default=None,
+                                help="a caption to feed and ground instead of the model's own (e.g. the ground truth)")
     caption_parser.add_argument("--out", required=True, help="the PNG to write (one map per word)")
     caption_parser.set_defaults(handler=_run_explain_caption)
 

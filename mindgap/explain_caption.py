@@ -1,7 +1,8 @@
 """``mindgap explain-caption``: caption an image (or a clip folder) and write one cEB-R map per word.
 
 The model's greedy caption is fed back (the thesis grounds generated captions, §7.5: "our
-method can better highlight evidence using generated captions"), and each chosen word is
+method can better highlight evidence using generated captions"), or a given caption (Table 7.5
+feeds the ground-truth ones), and each chosen word is
 grounded at the step where it was predicted (``mindgap.saliency.caption``).  A clip folder's
 frames go through a ``Tiny-Captioner-Clips`` (mean pooling over frames); the figure then shows
 every frame's map for each word (thesis Figure 7.7).
@@ -32,11 +33,14 @@ def _inputs(path, model):
     return captioning.load_images([path], size)
 
 
-def explain_caption(path, model, words=None, out=None, method="word_ceb_r", rule="authors", max_words=captioning.MAX_WORDS):
+def explain_caption(path, model, words=None, out=None, method="word_ceb_r", rule="authors", max_words=captioning.MAX_WORDS,
+                    caption=None):
     """Caption ``path`` (an image, or a folder of frames for a clips captioner) and ground ``words``.
 
     Args:
         words: the words to ground (default: every word of the caption that is not "a", "of", "and").
+        caption: a caption to feed instead of the model's own (a string or word list; Table 7.5 feeds the
+            ground-truth captions); each word is grounded at the step where the model predicts it.
         out: a PNG path for the figure (one panel per word; per frame for clips), or None.
         max_words: the longest caption decoded.
 
@@ -44,7 +48,10 @@ def explain_caption(path, model, words=None, out=None, method="word_ceb_r", rule
         (caption words, {word: map at the input size, (H, W) or (T, H, W)}).
     """
     inputs = _inputs(os.fspath(path), model)
-    caption = captioning.greedy_captions(model, inputs, max_words=max_words)[0]
+    if caption is None:
+        caption = captioning.greedy_captions(model, inputs, max_words=max_words)[0]
+    else:
+        caption = captioning.tokens(caption if isinstance(caption, str) else " ".join(caption))
     if not caption:
         raise ValueError(f"The model's caption of {path!r} is empty; nothing to ground.")
     wanted = [word for word in caption if word not in ("a", "of", "and")] if words is None else list(words)
@@ -52,6 +59,9 @@ def explain_caption(path, model, words=None, out=None, method="word_ceb_r", rule
     if missing:
         raise ValueError(f"{', '.join(missing)} not in the caption {' '.join(caption)!r}; choose among its words.")
     vocabulary = captioning.vocabulary_of(model)
+    unknown = [word for word in wanted if word not in vocabulary]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} not in the captioner's vocabulary; it knows {' '.join(vocabulary[4:])}.")
     fed, _ = captioning.encode(caption, vocabulary, len(caption) + 1)
     steps = [caption.index(word) for word in wanted]
     maps = word_saliency.compute(model, inputs, [[vocabulary.index(word) for word in wanted]], method, words=fed[None],

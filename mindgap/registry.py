@@ -138,6 +138,7 @@ DEFAULT_METHOD = "cam"
 _SALIENCY = "mindgap.saliency."
 _LAYER = {"layer": "backbone"}
 _THROUGH_TIME = {**_LAYER, "step": None, "rule": "authors"}
+_WORD = {"layer": "tiny_block2", "rule": "authors"}  # the Tiny captioner's 16 × 16 block: mindgap.saliency.caption
 METHODS = {method.name: method for method in (
     Method("cam", "CAM", _SALIENCY + "cam:class_activation_maps", needs="cam head", signed=True, takes_layer=False,
            absolute=True),
@@ -155,9 +156,9 @@ METHODS = {method.name: method for method in (
            defaults={"step": None}),
     # the words of a caption (a captioner of mindgap.captioning; options words= and steps=): mindgap.saliency.caption
     Method("word_eb_r", "EB-R of a word", _SALIENCY + "caption:excitation_backprop_words", takes="words",
-           needs="captioner", shown=False, defaults={"layer": "backbone", "rule": "authors"}),
+           needs="captioner", shown=False, defaults=_WORD),
     Method("word_ceb_r", "cEB-R of a word", _SALIENCY + "caption:contrastive_excitation_backprop_words", takes="words",
-           needs="captioner", signed=True, shown=False, defaults={"layer": "backbone", "rule": "authors"}),
+           needs="captioner", signed=True, shown=False, defaults=_WORD),
     Method("caption_guided", "Caption-Guided Saliency", _SALIENCY + "caption:caption_guided_saliency", takes="words",
            needs="captioner", shown=False, defaults={"layer": "backbone"}),
 )}

@@ -41,3 +41,33 @@ def digits_settings():
                  test_per_class=2 if small else 50, weights=weights, localization_images=8 if small else 100,
                  snapshot_images=2, verbose=0)
     return DigitsSettings(out, data, image_size, train, dataset)
+
+
+CaptionSettings = collections.namedtuple("CaptionSettings", "out dataset model")
+
+
+def caption_settings():
+    """The embedded captioned set and a ``Tiny-Captioner`` of its vocabulary: (out, dataset, model).
+
+    Quick: ``python -m experiments.caption_grounding``'s own set and trained captioner (``runs/caption_grounding``,
+    made once and shared with the experiment: the model whose numbers docs/results/caption_grounding holds).
+    Small (the tests): that experiment's ``--extra-small`` set and an *untrained* captioner of the same sizes: the
+    tests run the notebook's code, and training would add seconds without making its maps mean more."""
+    import mindgap
+    from experiments.caption_grounding import MODES
+    from mindgap import captioning
+    from mindgap.data import captions
+    from mindgap.training.captioner import CaptionerConfig, trained_captioner
+
+    mode = MODES["extra-small" if is_small() else "quick"]
+    runs = output_folder() if is_small() else os.path.join(ROOT, "runs", "caption_grounding")
+    data = captions.ensure_captions_set(os.path.join(runs, f"captions_set_{mode.name}"), **mode.data)
+    dataset = captions.load_captions_set(data)
+    config = CaptionerConfig(**mode.train)
+    if not is_small():
+        return CaptionSettings(runs, dataset, trained_captioner(dataset, os.path.join(runs, f"captioner_{mode.name}"), config))
+    vocabulary = captioning.build_vocabulary([text.words for record in dataset["train"] for text in record.captions])
+    model = mindgap.build_model("Tiny-Captioner", len(vocabulary), class_names=vocabulary,
+                                input_shape=(config.image_size, config.image_size, 3), fc_units=config.fc_units,
+                                embedding_units=config.embedding_units, lstm_units=config.lstm_units)
+    return CaptionSettings(runs, dataset, model)

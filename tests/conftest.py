@@ -50,3 +50,17 @@ def layer_test(tmp_path):
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(0)
+
+
+# The longest files first, so that the two xdist workers (--dist=loadfile) end together instead of one waiting for
+# the other's last long file (measured with --durations; the rest keep their alphabetical order).
+LONGEST_FILES_FIRST = ("test_notebooks.py", "test_experiments.py", "test_training.py", "test_spatiotemporal.py",
+                       "test_thesis_experiments.py", "test_emotion.py", "test_run_folder.py", "test_captions.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.path.name
+        return LONGEST_FILES_FIRST.index(name) if name in LONGEST_FILES_FIRST else len(LONGEST_FILES_FIRST)
+
+    items.sort(key=rank)  # stable: each file's tests keep their order

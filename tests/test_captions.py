@@ -171,6 +171,26 @@ def test_registry_builds_the_captioner_and_it_round_trips_as_keras(tmp_path):
         mindgap.build_model("Tiny-Captioner", 5, input_shape=(16, 16, 3))
 
 
+def test_trained_captioner_reuses_a_run_of_the_same_settings_and_trains_otherwise(tmp_path, monkeypatch):
+    import dataclasses
+    import json
+
+    from mindgap.training import captioner
+
+    model, config = _toy_captioner(), captioner.CaptionerConfig(epochs=1, fc_units=8, embedding_units=4, lstm_units=6)
+    model.save(str(tmp_path / captioner.MODEL_FILE))
+    record = {"model": "Tiny-Captioner", **dataclasses.asdict(config), "vocabulary": VOCABULARY}
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    trained = []
+    monkeypatch.setattr(captioner, "train_captioner", lambda dataset, out_dir, config, **options: trained.append(config))
+    reused = captioner.trained_captioner({}, str(tmp_path), config)
+    assert not trained and captioning.vocabulary_of(reused) == VOCABULARY
+    images, words = np.zeros((1, 16, 16, 3), np.float32), np.array([[captioning.START, 4]], np.int32)
+    np.testing.assert_allclose(reused.predict([images, words], verbose=0), model.predict([images, words], verbose=0), atol=1e-6)
+    captioner.trained_captioner({}, str(tmp_path), dataclasses.replace(config, epochs=2))  # another setting: trains
+    assert [item.epochs for item in trained] == [2]
+
+
 # ------------------------------------------------------------------ word grounding
 
 def _sigmoid(value):
@@ -260,8 +280,8 @@ def test_the_word_indicator_sits_at_its_step_and_maps_follow_eq_7_5():
     words = np.array([[captioning.START, 4, 5, 7, 8], [captioning.START, 4, 6, 7, 8]], np.int32)
     queries = np.array([[5, 8], [6, 8]], np.int32)
     maps = word_saliency.excitation_backprop_words(model, images, words, queries, [2, 3], rule=rule)
-    assert maps.shape == (2, 2, 2, 2)
-    np.testing.assert_allclose(maps.sum(axis=(1, 2)), 1.0, atol=1e-5)  # eq. 7.5 at the backbone
+    assert maps.shape == (2, 4, 4, 2)  # the default layer, WORD_LAYER: the Tiny's second block, 16 px / 4
+    np.testing.assert_allclose(maps.sum(axis=(1, 2)), 1.0, atol=1e-5)  # eq. 7.5, carried down the CNN
     # the word queried at step 2 does not see the words fed after it: the same map from the caption cut there
     cut = word_saliency.excitation_backprop_words(model, images, words[:, :3], queries[:, :1], [2], rule=rule)
     np.testing.assert_allclose(maps[..., 0], cut[..., 0], rtol=1e-5, atol=1e-7)
@@ -368,11 +388,14 @@ def test_experiment_extra_small_writes_table_7_5_the_cost_and_the_figure(tmp_pat
     results = json.load(open(tmp_path / "extra_small" / "results.json"))
     table = results["table_7_5"]
     assert set(caption_grounding.THESIS_TABLE_7_5) <= set(table) and all(0 <= value <= 1 for value in table.values())
+    assert results["table_7_5_tolerance"]["0"] == table and set(results["table_7_5_tolerance"]) == {"0", "scaled"}
     # the centre and random baselines are closed forms of the boxes: recompute them
     dataset = __import__("mindgap.data.captions", fromlist=["x"]).load_captions_set(str(tmp_path / "captions_set_extra-small"))
     boxes = [np.asarray(phrase.boxes, float) for record in dataset["test"] for text in record.captions for phrase in text.phrases]
     assert table["centre"] == pytest.approx(np.mean([metrics.centre_pointing_hit(box, (64, 64), 0) for box in boxes]))
     assert table["random"] == pytest.approx(np.mean([metrics.uniform_pointing_expectation(box, (64, 64), 0) for box in boxes]))
+    scaled = results["table_7_5_tolerance"]["scaled"]  # 15 px · 64 / 224
+    assert scaled["centre"] == pytest.approx(np.mean([metrics.centre_pointing_hit(box, (64, 64), 15 * 64 / 224) for box in boxes]))
     assert os.path.isfile(results["figures"][0]) and results["cost_ms"]["cells"] == 64
 
 
@@ -398,3 +421,12 @@ def test_explain_caption_prints_the_caption_and_writes_one_map_per_word(tmp_path
     assert len(caption) == 3
     assert list(maps) == list(dict.fromkeys(content)) and os.path.isfile(tmp_path / "maps.png")
     assert all(values.shape == (16, 16) for values in maps.values())
+    # a given caption is fed instead of the model's own: its maps are saliency.compute's for that caption and step
+    fed, maps = explain_caption(image, model, words=["seven"], caption="a three left of a seven")
+    assert fed == ["a", "three", "left", "of", "a", "seven"]
+    words, _ = captioning.encode(fed, VOCABULARY, len(fed) + 1)
+    direct = mindgap.saliency.compute(model, captioning.load_images([image], 16), [[VOCABULARY.index("seven")]],
+                                      method="word_ceb_r", words=words[None], steps=[[5]], upsample=True)
+    np.testing.assert_allclose(maps["seven"], direct[0, ..., 0], rtol=1e-5, atol=1e-9)
+    with pytest.raises(ValueError, match="not in the captioner's vocabulary"):
+        explain_caption(image, model, words=["nine"], caption="a nine")

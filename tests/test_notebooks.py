@@ -13,7 +13,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def test_there_are_the_notebooks():
     assert [path.stem for path in NOTEBOOKS] == ["01_quickstart", "02_regularization", "03_inference", "04_excitation_dropout",
-                                                "05_guided_zoom", "06_spatiotemporal", "08_emotion", "09_saliency_methods"]
+                                                "05_guided_zoom", "06_spatiotemporal", "07_caption_grounding", "08_emotion",
+                                                "09_saliency_methods"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)

@@ -23,7 +23,10 @@ backpropagate probabilities among frames according to their forward activations 
 3. through the mean pooling (clips): ``P(f_t,i) = P(v_i) f_t,i / sum_t' f_t',i`` (EB of a positive
    average, the frames' forward activations);
 4. eq. 7.5: divide by the sum over frames and units; cEB-R (eq. 7.7): ``P_N - P̄_N``;
-5. down each frame's CNN (eqs. 7.8, 7.9) to ``layer`` with ``mindgap.saliency.excitation``'s rules.
+5. down each frame's CNN (eqs. 7.8, 7.9) to ``layer`` with ``mindgap.saliency.excitation``'s rules: by default
+   :data:`WORD_LAYER`, the Tiny backbone's second block (16 × 16 at 64 px).  The thesis stops at VGG-16's conv5
+   (14 × 14, 16 px cells at 224 px, on Flickr30kEntities' large boxes); at the Tiny backbone's output (8 × 8,
+   8 px cells against digit boxes of median 11 × 16 px) the maps fell beside the digits (NOTES.md).
 
 The authors' repository (sbargal/Caffe-ExcitationBP-RNNs) ships the action model only; its LSTM
 rule is in ``src/caffe/layers/lstm_layer.cpp``, ``lstm_unit_layer.cu``, ``eltwise_layer.cu`` and the
@@ -38,7 +41,7 @@ same fed caption) gives the word's probability at its step: the map's value at t
 one CNN pass and m passes of everything above ``layer`` per map.
 
 **Returned maps** (batch, h, w, n) for images, (batch, T, h, w, n) for clips, at ``layer``'s
-resolution.  EB-R: sums to 1 over space (and time); cEB-R: signed, sums to 0 (its positive
+resolution (16 × 16 for EB-R / cEB-R, 8 × 8 for Caption-Guided Saliency, at 64 px with the defaults).  EB-R: sums to 1 over space (and time); cEB-R: signed, sums to 0 (its positive
 part is what the figures show; the pointing game takes its maximum); Caption-Guided Saliency:
 probabilities in [0, 1].
 """
@@ -56,7 +59,11 @@ from mindgap.saliency import excitation
 from mindgap.saliency.recurrent import (DEFAULT_RULE, _dense_excitation, _rule, lstm_backward_authors,
                                         lstm_backward_conserving, lstm_states, temporal_normalization)
 
-DEFAULT_LAYER = excitation.DEFAULT_LAYER
+DEFAULT_LAYER = excitation.DEFAULT_LAYER  # Caption-Guided Saliency's cells: the backbone's 8 × 8 (their m = 64)
+# where EB-R / cEB-R of a word stop: the Tiny backbone's second block (16 × 16 at 64 px, 4 px cells).  At the backbone's
+# output (8 × 8) cEB-R's pointing game on the embedded set was 0.215 against 0.46 here, with the same captioner and
+# maps (NOTES.md, "Caption grounding: the layer"); another backbone's captioner passes ``layer=``.
+WORD_LAYER = registry.METHODS["word_ceb_r"].defaults["layer"]
 
 
 class _Plan:
@@ -194,7 +201,7 @@ def _check_queries(model, images, words, queries, steps):
     return images, words.astype(np.int32), queries.astype(np.int32), steps.astype(np.int32)
 
 
-def excitation_backprop_words(model, images, words, queries, steps, layer=DEFAULT_LAYER, rule=DEFAULT_RULE,
+def excitation_backprop_words(model, images, words, queries, steps, layer=WORD_LAYER, rule=DEFAULT_RULE,
                               contrastive=False):
     """EB-R (or cEB-R with ``contrastive``) maps of words at steps: (batch, [T,] h, w, n).
 
@@ -207,7 +214,7 @@ def excitation_backprop_words(model, images, words, queries, steps, layer=DEFAUL
                          _rule(rule)).numpy()
 
 
-def contrastive_excitation_backprop_words(model, images, words, queries, steps, layer=DEFAULT_LAYER, rule=DEFAULT_RULE):
+def contrastive_excitation_backprop_words(model, images, words, queries, steps, layer=WORD_LAYER, rule=DEFAULT_RULE):
     """cEB-R maps of words (eq. 7.7 through the decoder), signed: (batch, [T,] h, w, n)."""
     return excitation_backprop_words(model, images, words, queries, steps, layer, rule, contrastive=True)
 

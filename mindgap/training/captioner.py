@@ -8,6 +8,7 @@ The run folder holds what ``mindgap.train`` writes for the other models: ``confi
 """
 
 import dataclasses
+import json
 import os
 
 import keras
@@ -78,8 +79,23 @@ def train_captioner(dataset, out_dir, config=None, model_name="Tiny-Captioner", 
             splits[split] = _dataset(images, *captioning.caption_arrays(dataset[split], vocabulary, config.max_words + 1),
                                      config.batch_size, split == "train", config.seed)
         model.fit(splits["train"], validation_data=splits["val"], epochs=config.epochs, verbose=verbose,
+                  shuffle=False,  # the dataset shuffles itself (Keras warns that its own shuffle is ignored)
                   callbacks=[AtomicBestCheckpoint(os.path.join(out_dir, MODEL_FILE), print_fn=lambda line: None),
                              keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv"))])
     finally:
         lock.release()
     return load_model(os.path.join(out_dir, MODEL_FILE))
+
+
+def trained_captioner(dataset, out_dir, config=None, model_name="Tiny-Captioner", verbose=0):
+    """The captioner of ``out_dir`` if it was trained there with ``config``, else one trained there now
+    (:func:`train_captioner`): train once, reuse after (the experiment and the notebook share a run folder)."""
+    config = config or CaptionerConfig()
+    path, record = os.path.join(out_dir, MODEL_FILE), os.path.join(out_dir, "config.json")
+    if os.path.isfile(path) and os.path.isfile(record):
+        with open(record) as handle:
+            stored = json.load(handle)
+        wanted = json.loads(json.dumps(dataclasses.asdict(config)))
+        if stored.get("model") == model_name and {key: stored.get(key) for key in wanted} == wanted:
+            return load_model(path)
+    return train_captioner(dataset, out_dir, config, model_name=model_name, verbose=verbose)

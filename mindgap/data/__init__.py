@@ -5,9 +5,9 @@ The names below are imported on first use (PEP 562), so that ``mindgap.data.opti
 help reads) and ``python -m mindgap.data.digits`` load without TensorFlow.
 """
 
-import importlib
+from mindgap.lazy_exports import lazy_exports
 
-_EXPORTS = {
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "hide_and_seek": ("HideAndSeek", "hide_and_seek_mask", "hide_patches"),
     "pipeline": ("load_image", "make_dataset", "make_video_dataset", "preprocess", "valid_boxes"),
     "check": ("check_dataset", "check_images", "check_clips"),
@@ -20,24 +20,5 @@ _EXPORTS = {
     "wsol": ("read_wsol",),
     "fer": ("read_fer2013",),
     "afew": ("read_afew",),
-    "digits": ("generate_digits_dataset", "ensure_digits_dataset"),
-}
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted([*_MODULE_OF, "DIGIT_CLASS_NAMES"])
-
-
-def __getattr__(name):
-    if name == "DIGIT_CLASS_NAMES":
-        return importlib.import_module("mindgap.data.digits").CLASS_NAMES
-    if name in _MODULE_OF:
-        return getattr(importlib.import_module(f"mindgap.data.{_MODULE_OF[name]}"), name)
-    try:
-        return importlib.import_module(f"mindgap.data.{name}")  # a submodule: mindgap.data.layouts
-    except ModuleNotFoundError as error:
-        if error.name != f"mindgap.data.{name}":
-            raise
-        raise AttributeError(f"module 'mindgap.data' has no attribute {name!r}") from None
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    "digits": ("generate_digits_dataset", "ensure_digits_dataset", "DIGIT_CLASS_NAMES"),
+}, renamed={"DIGIT_CLASS_NAMES": "CLASS_NAMES"})

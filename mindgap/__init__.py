@@ -59,6 +59,7 @@ if not _command_only_prints_help():
     _import_tensorflow_quietly()
 
     from mindgap import data, metrics
+    from mindgap.data import hide_and_seek  # noqa: F401 (registers the HideAndSeek layer: saved models load)
     from mindgap.cam import cam_model, upsample_cams, upsample_map
     from mindgap import backbones
     from mindgap.layers import ClassProbabilities, GroupedClassMaps, GroupedSumGAP

@@ -176,10 +176,8 @@ def is_captioner(model):
 
 
 def check_captioner(model):
-    if not is_captioner(model):
-        raise ValueError(f"Model {getattr(model, 'name', model)!r} is not a captioner (no {', '.join(DECODER_LAYERS)}); "
-                         "build one with mindgap.build_model('Tiny-Captioner', vocabulary_size, class_names=vocabulary).")
-    return model
+    return registry.checked(model, is_captioner, f"a captioner (no {', '.join(DECODER_LAYERS)}); build one with "
+                            "mindgap.build_model('Tiny-Captioner', vocabulary_size, class_names=vocabulary)")
 
 
 def takes_clips(model):

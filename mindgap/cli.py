@@ -20,8 +20,10 @@ import os
 import sys
 import typing
 
-from mindgap import __version__, shipped
-from mindgap.storage import StorageError
+from mindgap import __version__, registry, shipped  # neither loads TensorFlow: `mindgap --help` stays fast
+from mindgap.data.options import DataOptions
+from mindgap.storage import StorageError, atomic_path, read_json, storage_error
+from mindgap.training.config import TrainConfig
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 EXIT_BAD_INPUT = 2
@@ -34,36 +36,27 @@ class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
-def _add_config_flags(parser, config_class, choices=None, helps=None):
-    """One ``--flag`` per config field, typed from its default; ``choices`` {field: allowed values} are listed in the
-    help and checked by argparse, ``helps`` {field: text} say what a flag does."""
-    choices, helps = choices or {}, helps or {}
+def _add_config_flags(parser, config_class, names=None):
+    """One ``--flag`` per config field (of ``names``, default all), typed from its default, with the help and the
+    choices the field carries (``mindgap.data.options.option``; argparse checks the choices)."""
     for field in dataclasses.fields(config_class):
-        flag = "--" + field.name.replace("_", "-")
-        default = field.default
-        said = helps.get(field.name)
-        if field.name in choices:
-            parser.add_argument(flag, choices=choices[field.name], default=None,
-                                help=f"{said + '; ' if said else ''}default {default}")
-        elif said:
-            kind = type(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else None
-            if isinstance(default, bool):
-                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"{said}; default {default}")
-            else:
-                parser.add_argument(flag, type=kind or (int if int in typing.get_args(field.type) else str), default=None,
-                                    help=f"{said}; default {default}")
+        if names is not None and field.name not in names:
+            continue
+        flag, default, said = "--" + field.name.replace("_", "-"), field.default, field.metadata.get("help")
+        shown = f"{said}; default {default}" if said else f"default {default!r}"
+        if "choices" in field.metadata:
+            parser.add_argument(flag, choices=field.metadata["choices"], default=None, help=shown)
         elif isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default {default}")
-        elif default is None and int in typing.get_args(field.type):
-            parser.add_argument(flag, type=int, default=None, help="default None")
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=shown)
         elif default is None or isinstance(default, str):
-            parser.add_argument(flag, type=str, default=None, help=f"default {default!r}")
+            parser.add_argument(flag, type=int if int in typing.get_args(field.type) else str, default=None, help=shown)
         else:
-            parser.add_argument(flag, type=type(default), default=None, help=f"default {default}")
+            parser.add_argument(flag, type=type(default), default=None, help=shown)
 
 
 def _config_overrides(args, config_class):
-    return {field.name: getattr(args, field.name) for field in dataclasses.fields(config_class) if getattr(args, field.name) is not None}
+    return {field.name: getattr(args, field.name) for field in dataclasses.fields(config_class)
+            if getattr(args, field.name, None) is not None}
 
 
 # What each command takes, and where a model of another kind fits (``mindgap.models.model_kind``).
@@ -95,7 +88,7 @@ def load_mindgap_model(path, command="explain"):
     """Load a ``.keras`` file and check that it is a model ``command`` takes (a CAM model; a CNN-LSTM for
     ``explain-video``), or raise ``CliError``
     saying what the file is, what the command takes and which command fits it."""
-    from mindgap.models import load_model_file, model_kind
+    from mindgap.models import load_model_file, model_kind  # start-up time: loaded when the command runs
 
     path = resolve_model(path, ("image", "clips"))
     if os.path.isdir(path):
@@ -132,8 +125,6 @@ def _check_explain_arguments(top, threshold):
 
 def _write_checked(path, write):
     """Run ``write(temporary_path)``, then rename over ``path``; a failed write raises ``StorageError`` and leaves nothing."""
-    from mindgap.storage import atomic_path
-
     with atomic_path(path) as temporary:
         write(temporary)
     return path
@@ -141,7 +132,7 @@ def _write_checked(path, write):
 
 def checked_image_paths(paths, skip_bad_images=False, warn=None):
     """The paths whose files decode (every file decoded once, in parallel, cached); else one ``CliError`` naming the bad ones."""
-    from mindgap.data.check import check_images
+    from mindgap.data.check import check_images  # start-up time: loaded when the command runs
     from mindgap.data.records import summarize
 
     result = check_images(paths)
@@ -158,8 +149,6 @@ def checked_image_paths(paths, skip_bad_images=False, warn=None):
 
 def _output_folder(out_dir):
     """Make ``out_dir`` before the work: an unwritable place is one line (``StorageError``) naming it, at once."""
-    from mindgap.storage import storage_error
-
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as error:
@@ -176,7 +165,7 @@ def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.
     count, with a note when it was asked for explicitly.  Every image of a folder is decoded first: unreadable
     ones end the command with one error naming them, or are skipped with a warning (``skip_bad_images``).
     """
-    from mindgap import explanation as explaining, plots, saliency
+    from mindgap import explanation as explaining, plots, saliency  # start-up time: loaded when the command runs
     from mindgap.data.pipeline import deprocess, model_input
     from mindgap.models import model_info
 
@@ -213,7 +202,7 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
     """Guided Zoom on each image (``mindgap.guided_zoom.Refiner`` saved in ``refiner_dir``): print the conventional
     CNN's top classes and the refined ones (Algorithm 2's totals), and write the evidence patches that were scored,
     one figure per image (``cat.jpg_guided_zoom.png``).  Images are loaded at the refiner's ``source_size``."""
-    from mindgap import explanation as explaining, plots
+    from mindgap import explanation as explaining, plots  # start-up time: loaded when the command runs
     from mindgap.guided_zoom import Refiner
 
     refiner_dir = resolve_model(refiner_dir, ("refiner",))
@@ -244,7 +233,7 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
 
 def _refuse_video_set_root(folder):
     """A video set's root (or its clips/ folder) holds clip folders, not frames: say which folder to pass."""
-    from mindgap.data.video import CLIPS_DIR
+    from mindgap.data.clips import CLIPS_DIR  # start-up time: loaded when the command runs
 
     if not os.path.isdir(folder) or any(name.lower().endswith(IMAGE_EXTENSIONS) for name in os.listdir(folder)):
         return
@@ -266,8 +255,8 @@ def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, la
     writes ``<clip>_<method>.png`` (the frames, their maps, the curve over time) and
     ``<clip>_<method>.json`` into ``out_dir``.  Returns the JSON record.
     """
-    from mindgap import explanation as explaining, saliency, storage
-    from mindgap.data.video import load_checked_clip
+    from mindgap import explanation as explaining, saliency, storage  # start-up time: loaded when the command runs
+    from mindgap.data.check import load_checked_clip
     from mindgap.plots import plot_clip_grounding
 
     saliency.method_of(method, takes="clips")
@@ -304,7 +293,7 @@ def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, la
 def _run_explain_caption(args):
     import numpy as np
 
-    from mindgap.explain_caption import explain_caption
+    from mindgap.explain_caption import explain_caption  # start-up time: loaded when the command runs
     from mindgap.models import load_model_file
 
     model = load_model_file(args.model, "captioner", "train one with python -m experiments.caption_grounding")
@@ -321,48 +310,38 @@ def _run_explain_video(args):
 
 
 def _run_train(args):
-    from mindgap.training import TrainConfig, train
+    from mindgap.training.loop import train  # start-up time: loaded when the command runs
 
     result = train(args.model, args.data_dir, args.out, **_config_overrides(args, TrainConfig))
     print(f"best model: {result.best_path}")
 
 
-_DATA_DEFAULTS = dict(format="auto", image_root=None, test_per_class=50, seed=0, val_fraction=0.1, test_fraction=0.1,
-                      allow_empty_classes=False)
-
-
-def _data_settings(args):
-    """Data flags of ``evaluate``: given ones, else the training run's ``config.json`` beside the model, else the defaults.
-
-    So a class-folder set without split files is split exactly as it was for training.
-    """
-    import json
-
-    saved = {}
-    config_path = os.path.join(os.path.dirname(os.path.abspath(args.model)), "config.json")
-    if os.path.isfile(config_path):
-        try:
-            with open(config_path) as handle:
-                saved = json.load(handle)
-        except (OSError, ValueError):
-            saved = {}
-    return {name: getattr(args, name) if getattr(args, name) is not None else saved.get(name, default)
-            for name, default in _DATA_DEFAULTS.items()}
+def _data_options(args):
+    """The data options of ``evaluate``: its flags, else the training run's ``config.json`` beside the model, else the
+    defaults; so a class-folder set without split files is split exactly as it was for training."""
+    saved = read_json(os.path.join(os.path.dirname(os.path.abspath(args.model)), "config.json")) or {}
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{name: value for name, value in saved.items() if name in known}).replace(
+        **_config_overrides(args, TrainConfig))
 
 
 def _run_evaluate(args):
-    from mindgap.data import load_dataset, make_dataset
+    from mindgap.data import LAYOUTS, load_dataset, make_dataset  # start-up time: loaded when the command runs
     from mindgap.evaluation import evaluate
     from mindgap.models import model_info
 
     model = load_mindgap_model(args.model, "evaluate")
     info = model_info(model)
-    dataset, _ = load_dataset(args.data_dir, splits=(args.split,), require=(args.split,), skip_bad_images=args.skip_bad_images,
-                              allow_train_duplicates=args.allow_train_duplicates, **_data_settings(args))
+    options = _data_options(args)
+    dataset, _ = load_dataset(args.data_dir, splits=(args.split,), require=(args.split,), **options.dataset_options())
+    if LAYOUTS[dataset.layout].holds != "images":
+        raise CliError(f"{args.data_dir} is a {dataset.layout} set of clips; 'mindgap evaluate' measures image models on "
+                       "images (a clip model's grounding: python -m experiments.spatiotemporal).")
     if len(dataset.class_names) != info.num_classes:
         raise CliError(f"The model has {info.num_classes} classes but {args.data_dir} has {len(dataset.class_names)}; pass the dataset it was trained on.")
     records = getattr(dataset, args.split)
-    data = make_dataset(records, num_classes=info.num_classes, image_size=int(info.input_shape[0]), batch_size=args.batch_size, with_boxes=True)
+    data = make_dataset(records, num_classes=info.num_classes, image_size=int(info.input_shape[0]),
+                        batch_size=options.batch_size, with_boxes=True)
     report = evaluate(model, data)
     os.makedirs(args.out, exist_ok=True)
     report.save_json(os.path.join(args.out, "report.json"))
@@ -400,7 +379,7 @@ def _export_folder(out_dir):
 
 
 def _run_export(args):
-    from mindgap.exporting import export
+    from mindgap.exporting import export  # start-up time: loaded when the command runs
 
     _export_folder(args.out)
     model = load_mindgap_model(args.model, "export")
@@ -412,14 +391,12 @@ def _run_export(args):
 
 
 def _run_digits(args):
-    from mindgap.data.digits import main as digits_main
+    from mindgap.data.digits import main as digits_main  # start-up time: loaded when the command runs
 
     return digits_main([args.out_dir, "--seed", str(args.seed)])
 
 
 def _run_models(args):
-    from mindgap import registry
-
     names = registry.list_models(args.pattern)
     if not names:
         raise CliError(f"No model name matches {args.pattern!r}; 'mindgap models' lists them all.")
@@ -440,7 +417,7 @@ def _served_names(paths):
 
 def _run_serve(args):
     try:
-        import uvicorn
+        import uvicorn  # an optional dependency (pip install fastapi uvicorn)
 
         from mindgap.serve import create_app
     except ImportError as error:
@@ -462,51 +439,10 @@ def _add_models_command(commands):
     models_parser.set_defaults(handler=_run_models)
 
 
-# What the flags of `mindgap train` do (the rest say their default); TrainConfig's docstring has the detail.
-_TRAIN_HELP = {
-    "epochs": "epochs in all (a finished run in the same --out extends to this many)",
-    "batch_size": "global batch size (split over the replicas)",
-    "image_size": "square input side in pixels",
-    "learning_rate": "Nadam's learning rate",
-    "lr_decay_factor": "learning rate times this every --lr-decay-every epochs",
-    "freeze_epochs": "epochs with the backbone frozen before it is fine-tuned",
-    "freeze_batchnorm": "keep BatchNorm in inference mode after the unfreeze",
-    "unfreeze_optimizer": "optimizer state at the unfreeze: fresh (a 2017 recompile) or per variable",
-    "precise_bn_batches": "batches over which BatchNorm statistics are recomputed before each validation; 0 off",
-    "weights": "backbone start: pretrained (the shipped Tiny weights), pretrained:RECIPE, imagenet (Inception) or a file",
-    "alpha": "weight of the maps penalty (eq. 5-6)",
-    "reduction": "maps penalty summed over the batch (the paper's Keras) or averaged",
-    "hide_and_seek": "hide random patches of the training images (Singh and Lee 2017)",
-    "label_drawing": "training labels: the majority, or drawn from crowd votes each epoch",
-    "test_per_class": "stanford40: test images per class (the rest of test.txt is val)",
-    "seed": "seed of weights, shuffling and a seeded split",
-    "strategy": "tf.distribute strategy (auto: mirrored on several GPUs, multi_worker with TF_CONFIG)",
-    "cache": "cache the decoded images in memory",
-    "localization_images": "validation images whose localization is measured each epoch; 0 off",
-    "snapshot_images": "images whose CAMs are saved each epoch; 0 off",
-    "cam_threshold": "CAM threshold of a box, a fraction of the map's max",
-    "tensorboard": "write TensorBoard logs",
-    "zhou_units": "maps of a GAP-Zhou head (default 1,024)",
-    "dropout": "dropout on a GAP-Zhou head's pooled features (Excitation Dropout and baselines)",
-    "dropout_retain": "base retaining probability P of --dropout",
-    "jit_compile": "XLA-compile the train, test and predict steps",
-    "precision": "mixed_bfloat16 pays only on CPUs with native bf16 or accelerators",
-    "verbose": "-1: a progress bar on a terminal, a line per epoch otherwise; 0 silent; 1, 2 Keras' own",
-    "format": "dataset layout (auto detects)",
-    "image_root": "wsol: the folder the image ids are relative to",
-    "val_fraction": "folders without split files: share of each class for validation",
-    "test_fraction": "folders without split files: share of each class for test",
-    "skip_bad_images": "drop unreadable images and bad boxes with a warning",
-    "allow_train_duplicates": "an image may be listed twice in train",
-    "allow_empty_classes": "folders: a class folder without images is still a class",
-}
 _SHIPPED_HINT = "a .keras file saved by mindgap, or a shipped model's name (mindgap models)"
 
 
 def build_parser():
-    from mindgap.registry import DEFAULT_METHOD, method_names  # no TensorFlow: the help stays fast
-    from mindgap.training.config import CHOICES, TrainConfig
-
     parser = argparse.ArgumentParser(prog="mindgap", description="Regularized GAP models: train, evaluate, explain.")
     parser.add_argument("--version", action="version", version=f"mindgap {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -515,7 +451,7 @@ def build_parser():
     train_parser.add_argument("model", help="model name, e.g. Inception-GAP5-L1 or Tiny-GAP5")
     train_parser.add_argument("--data-dir", required=True, help="dataset folder: Stanford 40 (or digits), class folders, or WSOL metadata (--format)")
     train_parser.add_argument("--out", required=True, help="output folder (the same one resumes a run)")
-    _add_config_flags(train_parser, TrainConfig, CHOICES, _TRAIN_HELP)
+    _add_config_flags(train_parser, TrainConfig)
     train_parser.set_defaults(handler=_run_train)
 
     evaluate_parser = commands.add_parser("evaluate", help="every classification and localization number of a saved model")
@@ -523,18 +459,8 @@ def build_parser():
     evaluate_parser.add_argument("--data-dir", required=True, help="the dataset it was trained on")
     evaluate_parser.add_argument("--out", required=True, help="output folder: report.json and iou_curve.png")
     evaluate_parser.add_argument("--split", choices=("train", "val", "test"), default="test")
-    evaluate_parser.add_argument("--batch-size", type=int, default=32)
     data_flags = evaluate_parser.add_argument_group("data (default: the training run's config.json beside the model, else as shown)")
-    data_flags.add_argument("--format", choices=("auto", "stanford40", "folders", "wsol"), default=None, help="dataset layout, default auto")
-    data_flags.add_argument("--image-root", default=None, help="wsol: the folder the image ids are relative to")
-    data_flags.add_argument("--test-per-class", type=int, default=None, help="stanford40: test images per class, default 50")
-    data_flags.add_argument("--seed", type=int, default=None, help="folders without split files: split seed, default 0")
-    data_flags.add_argument("--val-fraction", type=float, default=None, help="folders without split files, default 0.1")
-    data_flags.add_argument("--test-fraction", type=float, default=None, help="folders without split files, default 0.1")
-    data_flags.add_argument("--skip-bad-images", action="store_true", help="drop unreadable images and bad boxes with a warning")
-    data_flags.add_argument("--allow-train-duplicates", action="store_true", help="an image may be listed twice in train")
-    data_flags.add_argument("--allow-empty-classes", action="store_true", default=None,
-                            help="folders: a class folder without images is still a class")
+    _add_config_flags(data_flags, DataOptions, names=DataOptions.EVALUATION)
     evaluate_parser.set_defaults(handler=_run_evaluate)
 
     explain_parser = commands.add_parser("explain", help="classify images and show where the evidence is")
@@ -548,14 +474,14 @@ def build_parser():
     explain_parser.add_argument("--threshold", type=float, default=0.2, help="CAM threshold of the box, fraction of the max, in [0, 1]")
     explain_parser.add_argument("--out", required=True, help="output folder: an overlay and a grid of all class CAMs per image")
     explain_parser.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images of a folder with a warning")
-    explain_parser.add_argument("--method", choices=method_names("images", shown=True), default=DEFAULT_METHOD,
+    explain_parser.add_argument("--method", choices=registry.method_names("images", shown=True), default=registry.DEFAULT_METHOD,
                                 help="evidence map of the overlay (mindgap.saliency); default the one-pass CAM")
     explain_parser.set_defaults(handler=_run_explain)
 
     video_parser = commands.add_parser("explain-video", help="classify a clip with a CNN-LSTM and show where and when the evidence is")
     video_parser.add_argument("clip", help="a folder of frames (a clip of mindgap.data.video, or any images of one size)")
     video_parser.add_argument("--model", required=True, help="a CNN-LSTM .keras file (mindgap train Tiny-LSTM) or a shipped one's name")
-    video_parser.add_argument("--method", choices=method_names("clips"), default="ceb_r",
+    video_parser.add_argument("--method", choices=registry.method_names("clips"), default="ceb_r",
                               help="saliency through time (default cEB-R, thesis ch. 7)")
     video_parser.add_argument("--class", dest="class_name", default=None, help="ground this class instead of the predicted one")
     video_parser.add_argument("--layer", default="backbone", help="layer of the frame CNN the maps are taken at")
@@ -629,7 +555,7 @@ def main(argv=None):
         print(str(error) or "interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except RuntimeError as error:
-        from mindgap.training.loop import WorkerLost
+        from mindgap.training.loop import WorkerLost  # start-up time: loaded when the command runs
 
         if not isinstance(error, WorkerLost):
             raise

@@ -143,7 +143,7 @@ def evaluate(model, dataset, *, thresholds=metrics.DEFAULT_THRESHOLDS, box_thres
         with_max_box_acc_v2: also compute MaxBoxAccV2 (all contours; slower).
         progress: show a progress bar.
     """
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # an optional dependency, loaded only to show progress
 
     info = model_info(model)
     explainer = model if len(model.outputs) == 2 else cam_model(model)
@@ -160,7 +160,7 @@ def evaluate(model, dataset, *, thresholds=metrics.DEFAULT_THRESHOLDS, box_thres
     if not gathered:
         raise ValueError("The dataset is empty; nothing to evaluate.")
     data = {key: np.concatenate(parts) for key, parts in gathered.items()}
-    labels, probs, correct = data["labels"], data["probs"], data["correct"]
+    labels, probs = data["labels"], data["probs"]
     precision, recall = metrics.precision_recall_keras1(labels, probs)
     classification = {
         "accuracy": metrics.top_k_accuracy(labels, probs, 1),
@@ -169,36 +169,7 @@ def evaluate(model, dataset, *, thresholds=metrics.DEFAULT_THRESHOLDS, box_thres
         "recall": recall,
         "map": metrics.mean_average_precision(labels, probs),
     }
-    notes, localization = [], {"cam_mass_on_true_class": float(data["mass_true"].mean())}
-    curve_true = curve_pred = np.zeros(0)
-    boxed = int(data["boxed"].sum())
-    if boxed == 0:
-        notes.append(LOCALIZATION_SKIPPED)
-    else:
-        if boxed < len(labels):
-            notes.append(f"localization measures over the {boxed} of {len(labels)} images that have a box")
-        correct_boxed = data["correct_boxed"]
-        curve_true = (data["iou_true"] > 0.5).mean(axis=0)
-        curve_pred = ((data["iou_pred"] > 0.5) & correct_boxed[:, None]).mean(axis=0)
-        best_true, best_pred = int(np.argmax(curve_true)), int(np.argmax(curve_pred))
-        localization = {
-            "com_ground_truth": float(data["com_true"].mean()),
-            "com_prediction": float((data["com_pred"] & correct_boxed).mean()),
-            "best_box_iou50_true": float(curve_true[best_true]),
-            "best_box_iou50_true_threshold": float(thresholds[best_true]),
-            "best_box_iou50_pred": float(curve_pred[best_pred]),
-            "best_box_iou50_pred_threshold": float(thresholds[best_pred]),
-            "gt_known_loc": float((data["zhou_true"] >= 0.5).mean()),
-            "top1_loc": float(((data["zhou_pred"] >= 0.5) & correct_boxed).mean()),
-            # Choe et al.'s rule (IoU >= 0.5; the Figure 4 curves above use the paper's IoU > 0.5), the paper's box
-            "max_box_acc": float((data["iou_true"] >= 0.5).mean(axis=0).max()),
-            "pointing_game": float(data["pointing"].mean()),
-            **localization,
-        }
-        if "v2_true" in data:
-            localization["max_box_acc_v2"] = float(np.mean([
-                (data["v2_true"] >= delta).mean(axis=0).max() for delta in metrics.CHOE_IOU_THRESHOLDS
-            ]))
+    localization, curve_true, curve_pred, notes = _localization(data, thresholds)
     return EvaluationReport(
         model_name=model.name.removesuffix("-cam"),
         num_images=int(len(labels)),
@@ -211,3 +182,38 @@ def evaluate(model, dataset, *, thresholds=metrics.DEFAULT_THRESHOLDS, box_thres
         confusion=metrics.confusion_matrix(labels, probs).tolist(),
         notes=notes,
     )
+
+
+def _localization(data, thresholds):
+    """(localization measures, IoU curves of the true class and of the prediction, notes) from the gathered
+    per-image measures of :func:`batch_measures`."""
+    labels = data["labels"]
+    notes, localization = [], {"cam_mass_on_true_class": float(data["mass_true"].mean())}
+    boxed = int(data["boxed"].sum())
+    if boxed == 0:
+        return localization, np.zeros(0), np.zeros(0), [LOCALIZATION_SKIPPED]
+    if boxed < len(labels):
+        notes.append(f"localization measures over the {boxed} of {len(labels)} images that have a box")
+    correct_boxed = data["correct_boxed"]
+    curve_true = (data["iou_true"] > 0.5).mean(axis=0)
+    curve_pred = ((data["iou_pred"] > 0.5) & correct_boxed[:, None]).mean(axis=0)
+    best_true, best_pred = int(np.argmax(curve_true)), int(np.argmax(curve_pred))
+    localization = {
+        "com_ground_truth": float(data["com_true"].mean()),
+        "com_prediction": float((data["com_pred"] & correct_boxed).mean()),
+        "best_box_iou50_true": float(curve_true[best_true]),
+        "best_box_iou50_true_threshold": float(thresholds[best_true]),
+        "best_box_iou50_pred": float(curve_pred[best_pred]),
+        "best_box_iou50_pred_threshold": float(thresholds[best_pred]),
+        "gt_known_loc": float((data["zhou_true"] >= 0.5).mean()),
+        "top1_loc": float(((data["zhou_pred"] >= 0.5) & correct_boxed).mean()),
+        # Choe et al.'s rule (IoU >= 0.5; the Figure 4 curves above use the paper's IoU > 0.5), the paper's box
+        "max_box_acc": float((data["iou_true"] >= 0.5).mean(axis=0).max()),
+        "pointing_game": float(data["pointing"].mean()),
+        **localization,
+    }
+    if "v2_true" in data:
+        localization["max_box_acc_v2"] = float(np.mean([
+            (data["v2_true"] >= delta).mean(axis=0).max() for delta in metrics.CHOE_IOU_THRESHOLDS
+        ]))
+    return localization, curve_true, curve_pred, notes

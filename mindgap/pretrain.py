@@ -47,7 +47,6 @@ import json
 import os
 import sys
 
-import cv2
 import keras
 import numpy as np
 from sklearn.datasets import load_digits
@@ -137,12 +136,6 @@ def centred_digit_canvases(count, image_size=48, digit_size=(26, 44), seed=0, ha
             digit = distort_digit(rng, digit)
         canvases[index], _, _ = render_canvas(rng, digit, background_crop(rng, backgrounds, image_size), digit_size)
     return canvases, labels
-
-
-def centred_digit_samples(count, image_size=48, digit_size=(26, 44), seed=0, half=0, distorted=0.0):
-    """(images preprocessed to [-1, 1], labels) of :func:`centred_digit_canvases`."""
-    canvases, labels = centred_digit_canvases(count, image_size, digit_size, seed, half, distorted)
-    return preprocess(canvases[..., ::-1]).numpy(), labels  # BGR canvases → RGB, one call for all
 
 
 def _samples(settings, count, seed, half=0):

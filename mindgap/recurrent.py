@@ -134,10 +134,8 @@ def _build_frame_cnn(match, num_classes, *, weights=None, input_shape=(299, 299,
 
 
 def check_cnn_lstm(model):
-    if not is_cnn_lstm(model):
-        raise ValueError(f"Model {getattr(model, 'name', model)!r} is not a CNN-LSTM (no 'lstm' layer and clip input "
-                         "(batch, T, H, W, 3)); build one with mindgap.build_model('Tiny-LSTM', ...).")
-    return model
+    return registry.checked(model, is_cnn_lstm, "a CNN-LSTM (no 'lstm' layer and clip input (batch, T, H, W, 3)); build "
+                            "one with mindgap.build_model('Tiny-LSTM', ...)")
 
 
 def frame_backbone(model):

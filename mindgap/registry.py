@@ -76,6 +76,13 @@ def resolve(name):
     raise ValueError(f"Unknown model name {name!r}; {hint}`mindgap models` lists all {len(known)} (any m >= 1 in GAPm).")
 
 
+def checked(model, recognises, what):
+    """``model`` when ``recognises(model)``, else a ``ValueError`` naming it and saying ``what`` it should be."""
+    if not recognises(model):
+        raise ValueError(f"Model {getattr(model, 'name', model)!r} is not {what}.")
+    return model
+
+
 def family_of(model):
     """The family of a built or loaded model, or None when it is not a mindgap model."""
     return next((family for family in families() if family.recognises(model)), None)

@@ -87,7 +87,7 @@ def test_each_phrase_box_is_its_digits_ink_box_and_each_caption_parses_back(capt
 
 
 def test_bad_settings_give_one_line_errors(tmp_path):
-    with pytest.raises(ValueError, match="Unknown captions settings"):
+    with pytest.raises(ValueError, match="Unknown captions setting"):
         captions.resolve_settings(colours=3)
     with pytest.raises(ValueError, match="2 <= min <= max digits <= 3"):
         captions.resolve_settings(digits=(1, 4))

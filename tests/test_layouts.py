@@ -223,3 +223,24 @@ def test_a_wsolevaluation_checkout_passed_by_its_root(digits, tmp_path):
     with pytest.raises(DatasetError, match=r"checkout with 2 datasets \(DIGITS, OTHER\); pass one metadata folder: "
                                            r".*metadata/DIGITS, .*metadata/OTHER\.$"):
         read_dataset(repo)
+
+
+def test_the_split_seed_is_apart_from_the_training_seed(digits, tmp_path):
+    from mindgap.training import TrainConfig
+
+    root = write_folders(digits, tmp_path / "f", boxes=False, splits=False)
+    val = lambda **options: sorted(r.name for r in read_dataset(root, **options).val)  # noqa: E731
+    assert val(**TrainConfig(seed=4).dataset_options()) == val(seed=4)  # None: the training seed, as before
+    assert val(**TrainConfig(seed=4, split_seed=1).dataset_options()) == val(seed=1) != val(seed=4)
+
+
+def test_a_video_set_is_a_layout_of_clips(tmp_path):
+    from mindgap.data import LAYOUTS, SplitDataset, load_dataset, video
+
+    root = video.generate_video_set(tmp_path / "v", frame_size=16, short_frames=2, long_frames=8, train_per_class=1,
+                                    val_per_class=1, test_per_class=1, untrimmed_per_class=1, digit_size=(6, 12))
+    assert detect_layout(root) == "video" and LAYOUTS["video"].holds == "clips"  # before "folders": clips hold images
+    dataset, summary = load_dataset(root, cache_path=None)
+    assert isinstance(dataset, SplitDataset) and dataset.layout == "video"
+    assert (len(dataset.train), len(dataset.val), len(dataset.test), len(dataset.split("rand_gt_rand"))) == (10, 10, 10, 30)
+    assert summary["check"]["images"] == 30 * 2  # the trimmed splits' frames: 30 clips of 2

@@ -1,6 +1,7 @@
 import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 
@@ -44,7 +45,7 @@ def test_distortion_keeps_the_ink_and_moves_it():
     distorted = pretrain.distort_digit(rng, digit)
     assert distorted.shape == (32, 32) and 0.0 <= distorted.min() and distorted.max() <= 16.0 + 1e-4
     upright = pretrain.distort_digit(rng, digit, rotation=0.0, shear=0.0, aspect=(1.0, 1.0))
-    assert np.abs(upright - pretrain.cv2.resize(digit.astype(np.float32), (32, 32))).max() < 1e-3  # identity warp
+    assert np.abs(upright - cv2.resize(digit.astype(np.float32), (32, 32))).max() < 1e-3  # identity warp
     assert 0.4 * upright.sum() <= distorted.sum() <= 1.05 * upright.sum()  # ink kept, up to the shrink that keeps it inside
     assert not np.allclose(distorted, upright)
 

@@ -1,23 +1,24 @@
-"""Data: the dataset layouts (Stanford 40, class folders, WSOL metadata, FER2013/FER+, AFEW) and their checks, the tf.data pipeline with Hide-and-Seek, and the embedded digits set."""
+"""Data: the dataset layouts (Stanford 40, class folders, WSOL metadata, FER2013/FER+, AFEW, video clips) and their
+checks, the data options, the tf.data pipeline with Hide-and-Seek, and the embedded sets.
 
-from mindgap.data.hide_and_seek import HideAndSeek, hide_and_seek_mask, hide_patches
-from mindgap.data.pipeline import load_image, make_dataset, preprocess, valid_boxes
-from mindgap.data.check import check_dataset, check_images
-from mindgap.data.folders import read_folders
-from mindgap.data.layouts import LAYOUTS, detect_layout, load_dataset, read_dataset
-from mindgap.data.records import SplitDataset
-from mindgap.data.stanford40 import DatasetError, Record, Stanford40, read_stanford40
-from mindgap.data.wsol import read_wsol
-from mindgap.data.fer import read_fer2013
-from mindgap.data.afew import read_afew
+The names below are imported on first use (PEP 562), so that ``mindgap.data.options`` (which the command line's
+help reads) and ``python -m mindgap.data.digits`` load without TensorFlow.
+"""
 
-_DIGITS_NAMES = {"generate_digits_dataset", "ensure_digits_dataset", "DIGIT_CLASS_NAMES"}
+from mindgap.lazy_exports import lazy_exports
 
-
-def __getattr__(name):
-    # Imported lazily so that `python -m mindgap.data.digits` runs the module once.
-    if name in _DIGITS_NAMES:
-        from mindgap.data import digits
-
-        return digits.CLASS_NAMES if name == "DIGIT_CLASS_NAMES" else getattr(digits, name)
-    raise AttributeError(f"module 'mindgap.data' has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "hide_and_seek": ("HideAndSeek", "hide_and_seek_mask", "hide_patches"),
+    "pipeline": ("load_image", "make_dataset", "make_video_dataset", "preprocess", "valid_boxes"),
+    "check": ("check_dataset", "check_images", "check_clips"),
+    "clips": ("Clip", "VideoDataset", "read_video_set"),
+    "folders": ("read_folders",),
+    "layouts": ("LAYOUTS", "detect_layout", "load_dataset", "read_dataset"),
+    "options": ("DataOptions",),
+    "records": ("DatasetError", "Record", "SplitDataset"),
+    "stanford40": ("Stanford40", "read_stanford40"),
+    "wsol": ("read_wsol",),
+    "fer": ("read_fer2013",),
+    "afew": ("read_afew",),
+    "digits": ("generate_digits_dataset", "ensure_digits_dataset", "DIGIT_CLASS_NAMES"),
+}, renamed={"DIGIT_CLASS_NAMES": "CLASS_NAMES"})

@@ -31,12 +31,12 @@ import os
 import cv2
 import numpy as np
 
+from mindgap.data.clips import FRAME_EXTENSIONS, frame_files
 from mindgap.data.derived import cache_root, file_key, write_once
 from mindgap.data.emotions import EMOTIONS, emotion_index
 from mindgap.data.records import SPLITS, DatasetError, Record, SplitDataset, no_boxes, summarize
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".mpg", ".mpeg", ".webm")
-FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 SIDECAR = ".json"
 _JPEG_QUALITY = 95
 
@@ -59,12 +59,6 @@ def is_afew(root):
         if os.path.isdir(folder) and split_of(name) and _emotion_folders(folder):
             return True
     return False
-
-
-def frame_files(folder):
-    """The frame files of a frame folder, sorted by name."""
-    return [os.path.join(folder, name) for name in sorted(os.listdir(folder))
-            if name.lower().endswith(FRAME_EXTENSIONS) and not name.startswith(".")]
 
 
 class _Unreadable(Exception):

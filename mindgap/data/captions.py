@@ -30,7 +30,6 @@ scikit-learn's digits (``digits.source_halves``), validation and test images the
 and relation.  Command line: ``python -m mindgap.data.captions OUT_DIR [--seed 0] ...``
 """
 
-import argparse
 import json
 import os
 import sys
@@ -42,7 +41,7 @@ from sklearn.datasets import load_digits
 from mindgap.data.digits import (CLASS_NAMES, background_crop, distort_digit, load_backgrounds, render_canvas,
                                  source_halves)
 from mindgap.data.flickr30k import ANNOTATIONS_DIR, IMAGE_DIRS, SENTENCES_DIR, read_flickr30k_entities
-from mindgap.data.generated import writes_whole_set
+from mindgap.data.generated import known_settings, run_generator, settings_parser, writes_whole_set
 from mindgap.data.records import DatasetError
 from mindgap.data.scenes import MARGIN, place_squares, random_letter
 
@@ -241,10 +240,7 @@ def _check_settings(settings):
 
 
 def resolve_settings(**settings):
-    unknown = set(settings) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"Unknown captions settings {sorted(unknown)}; use some of {', '.join(DEFAULTS)}.")
-    settings = {**DEFAULTS, **settings}
+    settings = known_settings(settings, DEFAULTS, "captions")
     for name in ("digit_size", "digits", "distractors"):
         settings[name] = tuple(int(value) for value in settings[name])
     _check_settings(settings)
@@ -325,21 +321,9 @@ def load_captions_set(root, splits=("train", "val", "test")):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m mindgap.data.captions", description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", help="new or empty folder to write the set into")
-    for name, value in DEFAULTS.items():
-        if isinstance(value, tuple):
-            parser.add_argument(f"--{name.replace('_', '-')}", type=int, nargs=2, default=value, metavar=("MIN", "MAX"))
-        else:
-            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    args = parser.parse_args(argv)
-    try:
-        generate_captions_set(args.out_dir, **{name: getattr(args, name) for name in DEFAULTS})
-    except (FileExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"Wrote the captioned set to {args.out_dir} (Flickr30kEntities layout).")
-    return 0
+    args = settings_parser("captions", __doc__, DEFAULTS).parse_args(argv)
+    return run_generator(generate_captions_set, args.out_dir, lambda: f"Wrote the captioned set to {args.out_dir} "
+                         "(Flickr30kEntities layout).", **{name: getattr(args, name) for name in DEFAULTS})
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ it; more is an error).  An image listed twice in one split, or in two splits
 (a leak), is an error too (``allow_train_duplicates`` permits repeats within
 ``train``, e.g. for oversampling).
 
+Clips (the video layout, ``mindgap.data.clips``) get the same decoding and box check
+(:func:`check_clips`), and a clip folder given for inference the training check's
+rules (:func:`load_checked_clip`).
+
 Every problem is gathered into one :class:`~mindgap.data.records.DatasetError`
 naming the first few files and the count.  With ``skip_bad_images`` the
 unreadable images and the bad boxes are dropped instead, with a warning naming
@@ -31,6 +35,7 @@ import time
 
 import numpy as np
 
+from mindgap.data.clips import frame_numbers, load_clip_frames, odd_lengths, read_clip
 from mindgap.data.records import SPLITS, DatasetError, summarize
 
 CACHE_FILE = "image_checks.sqlite"
@@ -327,3 +332,84 @@ def check_dataset(dataset, *, splits=SPLITS, skip_bad_images=False, allow_train_
     report = CheckReport(list(splits), len(images.sizes) + len(images.errors), images.decoded, images.from_cache,
                          round(images.seconds, 3), clipped, dropped_images, dropped_boxes)
     return dataset.replace(**kept), report
+
+
+def check_clips(dataset, *, splits=None, workers=None, cache_path="default", **_):
+    """The video layout's :func:`check_dataset`: decode every frame of ``splits`` (default all) and check the boxes;
+    (the dataset with its boxes clipped, :class:`CheckReport`), or a ``DatasetError`` listing every problem.
+
+    Frames of one clip must share one size; each box must lie inside its frame
+    (:func:`box_problem`: one pixel of overhang is clipped); a clip may be in
+    one split only.  A clip set has no bad image to skip: the image options
+    (``skip_bad_images`` …) do not apply.
+    """
+    names = list(dataset.splits) if splits is None else splits
+    clips = [clip for name in names for clip in dataset.split(name)]
+    decoded = check_images([frame for clip in clips for frame in clip.frames], workers=workers, cache_path=cache_path)
+    problems, seen, checked = [], {}, {}
+    for name in names:
+        checked[name] = []
+        for clip in dataset.split(name):
+            if clip.path in seen:
+                problems.append(f"{clip.name} is in {seen[clip.path]} and {name}")
+            seen[clip.path] = name
+            clip, problem = _checked_clip(clip, decoded)
+            problems += problem
+            checked[name] += [clip] if clip is not None else []
+        problems += odd_lengths(dataset.split(name), name)
+    if problems:
+        raise DatasetError(summarize(problems, f"problem(s) in the video set at {dataset.root!r}") + "; fix or regenerate it.")
+    return dataset.replace(**checked), CheckReport(list(names), len(decoded.sizes), decoded.decoded, decoded.from_cache,
+                                                   round(decoded.seconds, 3), 0, [], [])
+
+
+def _checked_clip(clip, decoded):
+    """(the clip with its boxes clipped to its frames, []) or (None, [its first problem]); boxes may give several."""
+    bad = [frame for frame in clip.frames if os.path.abspath(frame) in decoded.errors]
+    if bad:
+        return None, [f"{clip.name}: unreadable frame {os.path.basename(bad[0])} ({decoded.errors[os.path.abspath(bad[0])]})"]
+    sizes = {decoded.sizes[os.path.abspath(frame)] for frame in clip.frames}
+    if len(sizes) != 1:
+        return None, [f"{clip.name}: frames of {len(sizes)} sizes {sorted(sizes)}"]
+    height, width = sizes.pop()
+    boxes, problems = clip.boxes.copy(), []
+    for index, box in enumerate(boxes):
+        if np.isnan(box).all():
+            continue
+        clipped, problem = box_problem(box, height, width)
+        if problem:
+            problems.append(f"{clip.name} frame {index}: {problem}")
+        else:
+            boxes[index] = clipped
+    return dataclasses.replace(clip, boxes=boxes), problems
+
+
+def load_checked_clip(folder, size=None, num_classes=None, warn=None):
+    """A clip folder for inference, by the training check's rules: (``Clip``, frames (T, H, W, 3) uint8 RGB
+    resized to ``size``, frame numbers or None).
+
+    Refused with a :class:`DatasetError` naming the file: no frame, a ``clip.json`` that cannot be read, a frame
+    TensorFlow cannot decode (a truncated JPEG among them, which OpenCV alone would show grey), frames of several
+    sizes.  Warned through ``warn``: frame numbers with gaps (the frames are taken in name order; report them by
+    their numbers)."""
+    clip = read_clip(folder, num_classes)
+    decoded = check_images(clip.frames)
+    bad = [f"{os.path.basename(frame)} ({decoded.errors[os.path.abspath(frame)]})" for frame in clip.frames
+           if os.path.abspath(frame) in decoded.errors]
+    if bad:
+        raise DatasetError(summarize(bad, f"unreadable frame(s) in clip {clip.path!r}") + "; replace them (frames are "
+                           "decoded as training decodes them).")
+    first_of_size = {}
+    for frame in clip.frames:
+        first_of_size.setdefault(decoded.sizes[os.path.abspath(frame)], os.path.basename(frame))
+    if len(first_of_size) > 1:
+        shown = ", ".join(f"{width}x{height} (from {name})" for (height, width), name in first_of_size.items())
+        raise DatasetError(f"The frames of clip {clip.path!r} have {len(first_of_size)} sizes: {shown}; pass frames of "
+                           "one size.")
+    numbers = frame_numbers(clip.frames)
+    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers)) if numbers else []
+    if missing and warn is not None:
+        shown = ", ".join(str(number) for number in missing[:10]) + (" …" if len(missing) > 10 else "")
+        warn(f"warning: clip {clip.path!r} lacks frame number(s) {shown} between {numbers[0]} and {numbers[-1]}; its "
+             f"{len(numbers)} frames are used in name order and named by their file numbers.")
+    return clip, load_clip_frames(clip, size), numbers

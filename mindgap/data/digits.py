@@ -31,7 +31,7 @@ import numpy as np
 import sklearn
 from sklearn.datasets import load_digits
 
-from mindgap.data.generated import writes_whole_set
+from mindgap.data.generated import ensure_set, run_generator, writes_whole_set
 from mindgap.data.stanford40 import ACTIONS_FILE, ANNOTATIONS_DIR, IMAGES_DIR, SPLITS_DIR
 
 CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -316,14 +316,8 @@ def ensure_digits_dataset(out_dir, **settings):
     wanted = {**DEFAULTS, **settings}
     recorded = {name: value for name, value in wanted.items() if name not in EXTRA_DEFAULTS or value != EXTRA_DEFAULTS[name]}
     recorded["digit_size"] = list(wanted["digit_size"])
-    marker = os.path.join(out_dir, SETTINGS_FILE)
-    if os.path.isfile(marker):
-        with open(marker) as handle:
-            found = json.load(handle)
-        if found == {**recorded, "renderer": RENDERER_VERSION}:
-            return out_dir
-        raise FileExistsError(f"{out_dir!r} holds a digits set made with other settings ({found}); pass another folder.")
-    return generate_digits_dataset(out_dir, **wanted)
+    return ensure_set(out_dir, SETTINGS_FILE, lambda found: found == {**recorded, "renderer": RENDERER_VERSION},
+                      lambda: generate_digits_dataset(out_dir, **wanted), "a digits set")
 
 
 def main(argv=None):
@@ -343,15 +337,10 @@ def main(argv=None):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
     settings["digit_size"] = tuple(settings.get("digit_size", DEFAULTS["digit_size"]))
-    try:
-        generate_digits_dataset(args.out_dir, seed=args.seed, train_per_class=args.train_per_class,
-                                test_per_class=args.test_per_class, **settings)
-    except (FileExistsError, ValueError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     total = (args.train_per_class + args.test_per_class) * len(CLASS_NAMES)
-    print(f"Wrote {total} images of {len(CLASS_NAMES)} classes to {args.out_dir} (Stanford 40 layout).")
-    return 0
+    return run_generator(generate_digits_dataset, args.out_dir, lambda: f"Wrote {total} images of {len(CLASS_NAMES)} "
+                         f"classes to {args.out_dir} (Stanford 40 layout).", seed=args.seed,
+                         train_per_class=args.train_per_class, test_per_class=args.test_per_class, **settings)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from mindgap.data.emotions import EMOTIONS, FER2013_ORDER, FERPLUS_COLUMNS
+from mindgap.data.generated import known_settings
 from mindgap.data.video import load_photos
 
 SETTINGS_FILE = "mindgap_faces.json"
@@ -316,10 +317,7 @@ def video_clip(rng, emotion, photos, frames=16, frame_size=(120, 96)):
 
 
 def resolve_settings(**settings):
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"Unknown stand-in setting(s) {unknown}; known: {', '.join(DEFAULTS)}.")
-    resolved = {**DEFAULTS, **settings}
+    resolved = known_settings(settings, DEFAULTS, "stand-in")
     resolved["web_per_class"] = tuple(int(count) for count in resolved["web_per_class"])
     resolved["clips_per_class"] = tuple(int(count) for count in resolved["clips_per_class"])
     resolved["frame_size"] = tuple(int(side) for side in resolved["frame_size"])

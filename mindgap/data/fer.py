@@ -25,7 +25,6 @@ files' paths, sizes and modification times), and read from there: every
 later step (the image check, the input pipeline, ``mindgap explain``) sees files.
 """
 
-import csv
 import os
 
 import cv2
@@ -34,7 +33,7 @@ import numpy as np
 from mindgap.data.derived import cache_root, file_key, write_once
 from mindgap.data.emotions import EMOTIONS, FER2013_ORDER, FERPLUS_COLUMNS
 from mindgap.data.folders import SPLITS_DIR, VOTES_FILE, read_folders, write_votes_csv
-from mindgap.data.records import DatasetError, summarize
+from mindgap.data.records import DatasetError, csv_rows, summarize
 
 FER_FILE = "fer2013.csv"
 FERPLUS_FILE = "fer2013new.csv"
@@ -49,19 +48,10 @@ def is_fer2013(root):
     return os.path.isfile(os.path.join(root, FER_FILE))
 
 
-def _rows(path, header):
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
-    if not rows or [cell.strip() for cell in rows[0]] != header:
-        got = ",".join(rows[0]) if rows else "an empty file"
-        raise DatasetError(f"{path} must start with the header {','.join(header)}, got {got!r}; is it the right file?")
-    return rows[1:]
-
-
 def parse_fer2013(path):
     """[(emotion index in EMOTIONS, (s, s) uint8 image, split)] of ``fer2013.csv``; every bad row in one DatasetError."""
     parsed, problems = [], []
-    for number, row in enumerate(_rows(path, FER_HEADER), start=2):
+    for number, row in enumerate(csv_rows(path, FER_HEADER, "is it the right file?"), start=2):
         if len(row) != 3:
             problems.append(f"line {number} has {len(row)} fields, expected 3")
             continue
@@ -103,7 +93,7 @@ def ferplus_votes(counts):
 
 def parse_ferplus(path, fer_rows):
     """[(image name, votes on EMOTIONS or None)] of ``fer2013new.csv``, one per row of fer2013.csv (checked against it)."""
-    rows, problems, parsed = _rows(path, FERPLUS_HEADER), [], []
+    rows, problems, parsed = csv_rows(path, FERPLUS_HEADER, "is it the right file?"), [], []
     if len(rows) != len(fer_rows):
         raise DatasetError(f"{path} has {len(rows)} rows but {FER_FILE} has {len(fer_rows)}; FER+ needs one row per image, "
                            "in the same order.")

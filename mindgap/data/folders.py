@@ -32,7 +32,7 @@ import os
 
 import numpy as np
 
-from mindgap.data.records import SPLITS, DatasetError, Record, SplitDataset, no_boxes, read_lines, summarize
+from mindgap.data.records import SPLITS, DatasetError, Record, SplitDataset, csv_rows, no_boxes, read_lines, summarize
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 BOXES_FILE = "boxes.csv"
@@ -64,12 +64,7 @@ def _normalized(relative):
 def read_boxes_csv(path, known, problems):
     """{relative image path: (n, 4) float32 boxes} from ``boxes.csv``; bad rows go to ``problems``."""
     boxes = {}
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
-    if not rows or [cell.strip() for cell in rows[0]] != BOXES_HEADER:
-        got = ",".join(rows[0]) if rows else "an empty file"
-        raise DatasetError(f"{path} must start with the header {','.join(BOXES_HEADER)}, got {got!r}; add that header line.")
-    for number, row in enumerate(rows[1:], start=2):
+    for number, row in enumerate(csv_rows(path, BOXES_HEADER, "add that header line."), start=2):
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != 5:
@@ -90,14 +85,9 @@ def read_boxes_csv(path, known, problems):
 
 def read_votes_csv(path, class_names, known, problems):
     """{relative image path: votes tuple} from ``votes.csv`` (header ``image`` then the class names); bad rows go to ``problems``."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
-    header = ["image", *class_names]
-    if not rows or [cell.strip() for cell in rows[0]] != header:
-        got = ",".join(rows[0]) if rows else "an empty file"
-        raise DatasetError(f"{path} must start with the header {','.join(header)} (the class folders in order), got {got!r}.")
     votes = {}
-    for number, row in enumerate(rows[1:], start=2):
+    for number, row in enumerate(csv_rows(path, ["image", *class_names], "its classes are the class folders in order."),
+                                 start=2):
         if not any(cell.strip() for cell in row):
             continue
         image = _normalized(row[0])

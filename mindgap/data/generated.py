@@ -8,8 +8,11 @@ and that folder is renamed to ``out_dir`` only when the generator returns
 the next run, so the same command simply starts again.
 """
 
+import argparse
 import functools
+import json
 import os
+import sys
 
 from mindgap import storage
 
@@ -44,3 +47,52 @@ def writes_whole_set(marker):
         return whole
 
     return decorate
+
+
+def known_settings(settings, defaults, what):
+    """``defaults`` updated by ``settings``; a ``ValueError`` names any setting ``defaults`` lacks (``what``: the set)."""
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise ValueError(f"Unknown {what} setting(s) {unknown}; known: {', '.join(defaults)}.")
+    return {**defaults, **settings}
+
+
+def settings_parser(module, doc, defaults):
+    """The command line of a generator ``python -m mindgap.data.<module>`` (``doc``: its docstring): ``OUT_DIR`` and one
+    flag per setting of ``defaults`` (a pair MIN MAX for a tuple, several integers for a None default)."""
+    parser = argparse.ArgumentParser(prog=f"python -m mindgap.data.{module}", description=doc.splitlines()[0])
+    parser.add_argument("out_dir", help="new or empty folder to write the set into")
+    for name, value in defaults.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, tuple):
+            parser.add_argument(flag, type=int, nargs=len(value), default=value, metavar=("MIN", "MAX")[:len(value)])
+        elif value is None:
+            parser.add_argument(flag, type=int, nargs="+", default=None)
+        else:
+            parser.add_argument(flag, type=type(value), default=value)
+    return parser
+
+
+def run_generator(generate, out_dir, wrote, **settings):
+    """A generator's command line: ``generate(out_dir, **settings)``, then ``wrote()`` printed; a refused folder or a
+    bad setting is one line on stderr and exit code 2."""
+    try:
+        generate(out_dir, **settings)
+    except (FileExistsError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(wrote())
+    return 0
+
+
+def ensure_set(out_dir, marker, same, generate, what):
+    """``out_dir`` when its ``marker`` file records the settings wanted (``same(recorded)``), a ``FileExistsError`` when
+    it records others, else ``generate()``: a generated set is written once and reused by every run that wants it."""
+    path = os.path.join(out_dir, marker)
+    if not os.path.isfile(path):
+        return generate()
+    with open(path) as handle:
+        found = json.load(handle)
+    if same(found):
+        return out_dir
+    raise FileExistsError(f"{out_dir!r} holds {what} made with other settings ({found}); pass another folder.")

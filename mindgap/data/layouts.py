@@ -6,17 +6,25 @@
 ``wsol``       wsolevaluation metadata ``{train,val,test}/image_ids.txt`` … (``mindgap.data.wsol``)
 ``fer2013``    ``fer2013.csv`` (+ FER+'s ``fer2013new.csv`` votes) (``mindgap.data.fer``)
 ``afew``       ``<Train…|Val…|Test…>/<Emotion>/<clip>`` video files or frame folders, one record per frame (``mindgap.data.afew``)
+``video``      ``mindgap_video.json``, ``clips/<clip>/`` frames + ``clip.json``, ``splits/`` (``mindgap.data.clips``): one record per clip
 =============  ==============================================================
 
-Every reader returns a :class:`~mindgap.data.records.SplitDataset`.
+Every reader returns a :class:`~mindgap.data.records.SplitDataset` (the video
+layout its subclass ``VideoDataset``, of clips); ``LAYOUTS[name].holds`` says
+whether its records are images or clips, what a model must take.
 :func:`detect_layout` tells which layout a folder holds; :func:`load_dataset`
 reads it (``format="auto"`` detects) and runs ``mindgap.data.check`` on it.
 """
 
+import dataclasses
+import inspect
 import os
+import typing
 
+from mindgap.data import clips
 from mindgap.data.afew import is_afew, read_afew
-from mindgap.data.check import check_dataset
+from mindgap.data.check import check_clips, check_dataset
+from mindgap.data.clips import holds_video_set, read_video_set
 from mindgap.data.fer import FER_FILE, is_fer2013, read_fer2013
 from mindgap.data.folders import IMAGE_EXTENSIONS, SPLITS_DIR, read_folders
 from mindgap.data.records import SPLITS, DatasetError
@@ -24,37 +32,28 @@ from mindgap.data.stanford40 import ANNOTATIONS_DIR, IMAGES_DIR, SPLITS_DIR as S
 from mindgap.data.wsol import CHECKOUT_METADATA, IMAGE_IDS, checkout_datasets, is_metadata_folder, metadata_folder, read_wsol
 
 
-def _read_stanford40(root, *, test_per_class=50, **_):
-    return read_stanford40(root, test_per_class=test_per_class, check_images=False)
+def _reading(reader, place=os.fspath, **fixed):
+    """``read(root, **options)``: ``reader`` at ``place(root)`` with the options it takes (each layout's own; the
+    others are for other layouts) and ``fixed``."""
+    takes = inspect.signature(reader).parameters
+
+    def read(root, **options):
+        return reader(place(root), **fixed, **{name: value for name, value in options.items() if name in takes})
+
+    return read
 
 
-def _read_folders(root, *, seed=0, val_fraction=0.1, test_fraction=0.1, allow_empty_classes=False, **_):
-    return read_folders(root, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
-                        allow_empty_classes=allow_empty_classes)
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """A dataset layout: its reader (root and the options it understands → a ``SplitDataset``), its detector (root →
+    bool), what detection looks for, what its records hold (``"images"`` or ``"clips"``, as a model family's
+    ``takes`` in ``mindgap.registry``) and the check that decodes it (``mindgap.data.check``)."""
 
-
-def _read_wsol(root, *, image_root=None, **_):
-    return read_wsol(metadata_folder(root), image_root=image_root)
-
-
-def _read_fer2013(root, **_):
-    return read_fer2013(root)
-
-
-def _read_afew(root, *, frames_per_clip=None, **_):
-    return read_afew(root, frames_per_clip=frames_per_clip)
-
-
-# name → (reader taking root and the options it understands, what detection looks for)
-LAYOUTS = {
-    "stanford40": (_read_stanford40, f"{IMAGES_DIR}/ and {STANFORD_SPLITS_DIR}/ (Stanford 40)"),
-    "wsol": (_read_wsol, f"{{train,val,test}}/{IMAGE_IDS} (wsolevaluation metadata), or {CHECKOUT_METADATA}/<DATASET>/ "
-                         "of a wsolevaluation checkout"),
-    "fer2013": (_read_fer2013, f"{FER_FILE} (FER2013; FER+ votes from fer2013new.csv beside it)"),
-    "afew": (_read_afew, "<Train…|Val…|Test…>/<Emotion>/ folders of clips (AFEW)"),  # before folders: its frame folders hold images
-    "folders": (_read_folders, f"sub-folders holding images ({', '.join(IMAGE_EXTENSIONS)}), one per class"),
-}
-FORMATS = ("auto", *LAYOUTS)
+    read: typing.Callable
+    detect: typing.Callable
+    looks_for: str
+    holds: str = "images"
+    check: typing.Callable = check_dataset
 
 
 def _has_class_folder(root):
@@ -68,13 +67,22 @@ def _has_class_folder(root):
     return False
 
 
-_DETECTORS = {
-    "stanford40": lambda root: os.path.isdir(os.path.join(root, IMAGES_DIR)) and os.path.isdir(os.path.join(root, STANFORD_SPLITS_DIR)),
-    "wsol": lambda root: is_metadata_folder(root) or bool(checkout_datasets(root)),
-    "fer2013": is_fer2013,
-    "afew": is_afew,
-    "folders": _has_class_folder,
+# Detection tries them in this order: the first layout whose detector answers True.
+LAYOUTS = {
+    "stanford40": Layout(_reading(read_stanford40, check_images=False),
+                         lambda root: all(os.path.isdir(os.path.join(root, name)) for name in (IMAGES_DIR, STANFORD_SPLITS_DIR)),
+                         f"{IMAGES_DIR}/ and {STANFORD_SPLITS_DIR}/ (Stanford 40)"),
+    "wsol": Layout(_reading(read_wsol, metadata_folder), lambda root: is_metadata_folder(root) or bool(checkout_datasets(root)),
+                   f"{{train,val,test}}/{IMAGE_IDS} (wsolevaluation metadata), or {CHECKOUT_METADATA}/<DATASET>/ of a "
+                   "wsolevaluation checkout"),
+    "fer2013": Layout(_reading(read_fer2013), is_fer2013, f"{FER_FILE} (FER2013; FER+ votes from fer2013new.csv beside it)"),
+    # before afew and folders: its clip folders hold images
+    "video": Layout(_reading(read_video_set), holds_video_set, clips.LOOKS_FOR, holds="clips", check=check_clips),
+    "afew": Layout(_reading(read_afew), is_afew, "<Train…|Val…|Test…>/<Emotion>/ folders of clips (AFEW)"),  # before folders, too
+    "folders": Layout(_reading(read_folders), _has_class_folder,
+                      f"sub-folders holding images ({', '.join(IMAGE_EXTENSIONS)}), one per class"),
 }
+FORMATS = ("auto", *LAYOUTS)
 
 
 def detect_layout(root):
@@ -82,12 +90,12 @@ def detect_layout(root):
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise DatasetError(f"Dataset folder {root!r} does not exist; pass a folder in one of the layouts {', '.join(LAYOUTS)}.")
-    for name in LAYOUTS:
-        if _DETECTORS[name](root):
+    for name, layout in LAYOUTS.items():
+        if layout.detect(root):
             return name
     partial = [name for name in (IMAGES_DIR, ANNOTATIONS_DIR, STANFORD_SPLITS_DIR) if os.path.isdir(os.path.join(root, name))]
     hint = f" (it has {', '.join(partial)} but lacks the folder(s) of Stanford 40's other archives)" if partial else ""
-    looked = "; ".join(f"{name}: {what}" for name, (_, what) in LAYOUTS.items())
+    looked = "; ".join(f"{name}: {layout.looks_for}" for name, layout in LAYOUTS.items())
     raise DatasetError(f"Could not tell the layout of {root!r}{hint}; looked for {looked}. Lay the data out so, or pass --format.")
 
 
@@ -102,8 +110,7 @@ def read_dataset(root, format="auto", **options):
     if format not in FORMATS:
         raise ValueError(f"Unknown dataset format {format!r}; use one of {', '.join(FORMATS)}.")
     name = detect_layout(root) if format == "auto" else format
-    reader, _ = LAYOUTS[name]
-    return reader(os.fspath(root), **options)
+    return LAYOUTS[name].read(root, **options)
 
 
 def load_dataset(root, format="auto", *, splits=SPLITS, require=(), skip_bad_images=False, allow_train_duplicates=False,
@@ -125,7 +132,7 @@ def load_dataset(root, format="auto", *, splits=SPLITS, require=(), skip_bad_ima
     if empty:
         raise DatasetError(f"The {dataset.layout} dataset at {os.fspath(root)!r} has no {' and no '.join(empty)} image "
                            f"(split: {dataset.split_note}); {_empty_split_fix(dataset, empty)}.")
-    dataset, report = check_dataset(dataset, splits=splits, skip_bad_images=skip_bad_images,
+    dataset, report = LAYOUTS[dataset.layout].check(dataset, splits=splits, skip_bad_images=skip_bad_images,
                                     allow_train_duplicates=allow_train_duplicates, workers=workers, cache_path=cache_path,
                                     print_fn=print_fn)
     emptied = [split for split in require if not getattr(dataset, split)]
@@ -150,7 +157,5 @@ def _empty_split_fix(dataset, empty):
 
 
 def dataset_options(config):
-    """The :func:`load_dataset` keyword arguments held by a ``TrainConfig`` (fields it lacks keep their defaults)."""
-    names = ("format", "image_root", "test_per_class", "seed", "val_fraction", "test_fraction", "skip_bad_images",
-             "allow_train_duplicates", "allow_empty_classes")
-    return {name: getattr(config, name) for name in names if hasattr(config, name)}
+    """The :func:`load_dataset` keyword arguments held by a ``DataOptions`` (a ``TrainConfig`` is one)."""
+    return config.dataset_options()

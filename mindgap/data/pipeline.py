@@ -9,13 +9,16 @@ Preprocessing is InceptionV3's: ``x / 127.5 - 1`` into [-1, 1].  Every mindgap
 model takes images in that range.
 """
 
+import functools
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from mindgap.data.clips import odd_lengths
 from mindgap.data.hide_and_seek import DEFAULT_GRID_SIZES, HIDE_PROBABILITY, hide_patches
 from mindgap.data.labels import LABEL_DRAWINGS, draw_label, vote_distributions
+from mindgap.data.records import summarize
 
 DEFAULT_IMAGE_SIZE = 299
 _PREFETCH_BATCHES = 2
@@ -116,17 +119,8 @@ def make_dataset(
             record's vote distribution anew every epoch (Barsoum et al. 2016,
             ``mindgap.data.labels``; seeded by ``seed``).
     """
-    if label_drawing not in LABEL_DRAWINGS:
-        raise ValueError(f"Unknown label_drawing {label_drawing!r}; use one of {', '.join(LABEL_DRAWINGS)}.")
-    if len(records) == 0:
-        raise ValueError("make_dataset got no records; check the split you passed.")
-    labels = np.asarray([record.label for record in records], np.int32)
-    if labels.max() >= num_classes or labels.min() < 0:
-        raise ValueError(f"Labels go up to {labels.max()} but num_classes is {num_classes}; pass the dataset's class count.")
-    paths = np.asarray([record.path for record in records])
     drawing = training and label_drawing == "probabilistic"
-    columns = (paths, labels, padded_boxes(records)) + ((vote_distributions(records, num_classes),) if drawing else ())
-    source = tf.data.Dataset.from_tensor_slices(columns)
+    source = tf.data.Dataset.from_tensor_slices(_columns(records, num_classes, label_drawing, drawing))
 
     def load(path, label, boxes, *votes):
         image, original_size = decode_resized(path, image_size)
@@ -146,17 +140,9 @@ def make_dataset(
     if hiding or drawing:  # one seed pair per image and epoch
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds))
-
-    def finish(*element):
-        (image, label, boxes, *votes), pair_seed = (element[0], element[1]) if hiding or drawing else (element, None)
-        image = preprocess(image)
-        if hiding:
-            image = hide_patches(image, pair_seed, grid_sizes, hide_probability, fill_value)
-        if drawing:
-            label = draw_label(votes[0], tf.random.experimental.stateless_fold_in(pair_seed, 1))
-        one_hot = tf.one_hot(label, num_classes)
-        return (image, one_hot, boxes) if with_boxes else (image, one_hot)
-
+    hide = functools.partial(hide_patches, grid_sizes=grid_sizes, hide_probability=hide_probability,
+                             fill_value=fill_value) if hiding else None
+    finish = functools.partial(_finish, num_classes=num_classes, hide=hide, drawing=drawing, with_boxes=with_boxes)
     dataset = dataset.map(finish, num_parallel_calls=parallel)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(_PREFETCH_BATCHES)
     options = tf.data.Options()
@@ -165,6 +151,62 @@ def make_dataset(
     options.autotune.enabled = False
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
+
+
+def _columns(records, num_classes, label_drawing, drawing):
+    """(paths, labels, padded boxes[, vote distributions]) of ``records``; a ``ValueError`` for no record, a label
+    beyond ``num_classes`` or an unknown label drawing."""
+    if label_drawing not in LABEL_DRAWINGS:
+        raise ValueError(f"Unknown label_drawing {label_drawing!r}; use one of {', '.join(LABEL_DRAWINGS)}.")
+    if len(records) == 0:
+        raise ValueError("make_dataset got no records; check the split you passed.")
+    labels = np.asarray([record.label for record in records], np.int32)
+    if labels.max() >= num_classes or labels.min() < 0:
+        raise ValueError(f"Labels go up to {labels.max()} but num_classes is {num_classes}; pass the dataset's class count.")
+    paths = np.asarray([record.path for record in records])
+    return (paths, labels, padded_boxes(records)) + ((vote_distributions(records, num_classes),) if drawing else ())
+
+
+def _finish(*element, num_classes, hide, drawing, with_boxes):
+    """One decoded element → (image in [-1, 1], Hide-and-Seek's patches hidden; one-hot label, drawn from the votes
+    when ``drawing``[; boxes]); the element carries its seed pair when hiding or drawing."""
+    (image, label, boxes, *votes), pair_seed = (element[0], element[1]) if hide or drawing else (element, None)
+    image = preprocess(image)
+    if hide:
+        image = hide(image, pair_seed)
+    if drawing:
+        label = draw_label(votes[0], tf.random.experimental.stateless_fold_in(pair_seed, 1))
+    one_hot = tf.one_hot(label, num_classes)
+    return (image, one_hot, boxes) if with_boxes else (image, one_hot)
+
+
+def make_video_dataset(clips, *, num_classes, image_size, batch_size=8, training=False, seed=0, cache=False):
+    """Batches of (clips (batch, T, S, S, 3) in [-1, 1], one-hot labels (batch, T, c): the clip's label at every step).
+
+    The frames are decoded and resized as :func:`make_dataset` decodes images;
+    every clip of ``clips`` (``mindgap.data.clips.Clip``) must have the same T.
+    ``training`` shuffles (seeded, reshuffled every epoch).
+    """
+    lengths = sorted({clip.num_frames for clip in clips})
+    if len(lengths) != 1:
+        raise ValueError(summarize(odd_lengths(clips), "clip(s) of another length") + "; clips of one batch need one "
+                         "length: pass clips of one kind.")
+    paths = np.asarray([list(clip.frames) for clip in clips])
+    labels = np.asarray([clip.label for clip in clips], np.int32)
+    steps = lengths[0]
+
+    def load(frame_paths, label):
+        frames = tf.map_fn(lambda path: decode_resized(path, image_size)[0], frame_paths,
+                           fn_output_signature=tf.TensorSpec((image_size, image_size, 3), tf.float32))
+        target = tf.repeat(tf.one_hot(label, num_classes)[None], steps, axis=0)
+        return preprocess(frames), target
+
+    data = tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=_parallel_calls())
+    if cache:
+        data = data.cache()
+    if training:
+        data = data.shuffle(len(clips), seed=seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(_PREFETCH_BATCHES)
 
 
 def load_image(path, image_size):

@@ -7,6 +7,7 @@ convention everywhere: 0-based, ends exclusive, ``(x_min, y_min, x_max, y_max)``
 in pixels of the image file; an image without a box has a (0, 4) array.
 """
 
+import csv
 import dataclasses
 import os
 
@@ -98,6 +99,17 @@ def summarize(problems, what):
     shown = "; ".join(problems[:SHOWN_PROBLEMS])
     more = f" (and {len(problems) - SHOWN_PROBLEMS} more)" if len(problems) > SHOWN_PROBLEMS else ""
     return f"{len(problems)} {what}: {shown}{more}"
+
+
+def csv_rows(path, header, fix):
+    """The rows below ``header`` of a CSV file (a UTF-8 BOM is fine), or a ``DatasetError`` naming the header the first
+    row should be and ``fix``."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.reader(handle))
+    if not rows or [cell.strip() for cell in rows[0]] != list(header):
+        raise DatasetError(f"{path} must start with the header {','.join(header)}, got "
+                           f"{','.join(rows[0]) if rows else 'an empty file'!r}; {fix}")
+    return rows[1:]
 
 
 def read_lines(path):

@@ -51,8 +51,6 @@ Command line: ``python -m mindgap.data.scenes OUT_DIR [--pairs] [--seed 0] ...``
 import argparse
 import functools
 import itertools
-import json
-import os
 import sys
 
 import cv2
@@ -61,6 +59,7 @@ from sklearn.datasets import load_digits
 
 from mindgap.data.digits import (CLASS_NAMES, INK_FLOOR, INK_SOLID, SETTINGS_FILE, background_crop, distort_digit, ink_box,
                                  load_backgrounds, render_canvas, skimage_photos, source_halves, write_stanford40_set)
+from mindgap.data.generated import ensure_set, known_settings, run_generator
 
 SCENES_VERSION = 1
 # Capital letters that share no shape with a digit (no O/D/Q ~ 0, I/J/L/T ~ 1/7, Z ~ 2, E ~ 3, A ~ 4, S ~ 5,
@@ -232,10 +231,7 @@ def _check_settings(settings):
 
 def _prepare(kind, defaults, settings):
     """(checked settings, scikit-learn's digits, the photos, the source halves) of a set of ``kind``."""
-    unknown = set(settings) - set(defaults)
-    if unknown:
-        raise ValueError(f"Unknown {kind} settings {sorted(unknown)}; use some of {', '.join(defaults)}.")
-    settings = {**defaults, **settings}
+    settings = known_settings(settings, defaults, kind)
     settings["digit_size"], settings["distractors"] = tuple(settings["digit_size"]), tuple(settings["distractors"])
     _check_settings(settings)
     digits = load_digits()
@@ -295,14 +291,9 @@ def ensure_scenes_dataset(out_dir, **settings):
 
 
 def _ensure(out_dir, wanted, kind, generate):
-    marker = os.path.join(out_dir, SETTINGS_FILE)
-    if os.path.isfile(marker):
-        with open(marker) as handle:
-            found = json.load(handle)
-        if found == _recorded({name: tuple(value) if isinstance(value, list) else value for name, value in wanted.items()}, kind):
-            return out_dir
-        raise FileExistsError(f"{out_dir!r} holds an embedded set made with other settings ({found}); pass another folder.")
-    return generate(out_dir, **wanted)
+    recorded = _recorded({name: tuple(value) if isinstance(value, list) else value for name, value in wanted.items()}, kind)
+    return ensure_set(out_dir, SETTINGS_FILE, lambda found: found == recorded, lambda: generate(out_dir, **wanted),
+                      "an embedded set")
 
 
 def main(argv=None):
@@ -322,16 +313,11 @@ def main(argv=None):
     generate = generate_pairs_dataset if args.pairs else generate_scenes_dataset
     if args.distractors is None:
         args.distractors = (PAIRS_DEFAULTS if args.pairs else DEFAULTS)["distractors"]
-    try:
-        generate(args.out_dir, seed=args.seed, canvas_size=args.canvas_size,
-                                train_per_class=args.train_per_class, test_per_class=args.test_per_class,
-                                digit_size=args.digit_size, distractors=args.distractors, distorted=args.distorted)
-    except (FileExistsError, ValueError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     total = (args.train_per_class + args.test_per_class) * len(CLASS_NAMES)
-    print(f"Wrote {total} scenes of {len(CLASS_NAMES)} classes to {args.out_dir} (Stanford 40 layout).")
-    return 0
+    return run_generator(generate, args.out_dir, lambda: f"Wrote {total} scenes of {len(CLASS_NAMES)} classes to "
+                         f"{args.out_dir} (Stanford 40 layout).", seed=args.seed, canvas_size=args.canvas_size,
+                         train_per_class=args.train_per_class, test_per_class=args.test_per_class,
+                         digit_size=args.digit_size, distractors=args.distractors, distorted=args.distorted)
 
 
 if __name__ == "__main__":

@@ -29,46 +29,30 @@ within ``scenes.MARGIN`` px of the digit's square in any frame, so that the
 digit's box stays its ink alone.  The default ``(0, 0)`` draws none and leaves
 the renders of a set made before they existed unchanged.
 
-**Layout** (:func:`read_video_set`)::
-
-    ROOT/mindgap_video.json         settings and class names
-    ROOT/splits/<split>.txt         clip names
-    ROOT/clips/<clip>/000.jpg ...   the frames (T JPEGs of one size)
-    ROOT/clips/<clip>/clip.json     label, segment [start, end), boxes, frame labels
-
-``clip.json``: ``label`` (the GT class index), ``segment`` (first frame and
-one past the last, 0-based), ``boxes`` (one box per frame: the tight box of
-the digit's ink, ``[x_min, y_min, x_max, y_max]`` pixel-edge, exclusive ends,
-as everywhere in mindgap), ``frame_labels`` (the class drawn in each frame).
-A clip folder is also what ``mindgap explain-video`` takes (``clip.json``
-optional there).  :func:`check_video_set` decodes every frame (the image
-check's decoder and cache) and checks the annotations before training.
+**Layout**: ``mindgap.data.clips`` (the ``video`` layout of ``mindgap.data.layouts``) reads
+the set, ``mindgap.data.check.check_clips`` checks it, ``mindgap.data.pipeline.make_video_dataset``
+batches it; their names are importable from here too.
 
 Command line: ``python -m mindgap.data.video OUT_DIR [--seed 0] ...``
 """
 
-import argparse
-import collections
-import dataclasses
 import json
 import os
-import re
 import sys
 
 import cv2
 import numpy as np
+from sklearn.datasets import load_digits
 
-from mindgap.data.check import box_problem, check_images
-from mindgap.data.generated import writes_whole_set
-from mindgap.data.pipeline import _PREFETCH_BATCHES, _parallel_calls, decode_resized, preprocess
-from mindgap.data.records import DatasetError, read_lines, summarize
+from mindgap.data import digits
+from mindgap.data.check import check_clips
+# The reader's names stay importable from here, as before the video layout had its own modules.
+from mindgap.data.clips import (CLIP_FILE, CLIPS_DIR, SETTINGS_FILE, SPLITS, SPLITS_DIR, Clip, VideoDataset,  # noqa: F401
+                                load_clip_frames, read_video_set)
+from mindgap.data.generated import ensure_set, known_settings, run_generator, settings_parser, writes_whole_set
+from mindgap.data.pipeline import make_video_dataset  # noqa: F401 (importable from here, as before)
+from mindgap.data.scenes import MARGIN, random_letter, squares_overlap
 
-SETTINGS_FILE = "mindgap_video.json"
-CLIPS_DIR = "clips"
-SPLITS_DIR = "splits"
-CLIP_FILE = "clip.json"
-FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-SPLITS = ("train", "val", "test", "gt_rand", "rand_gt", "rand_gt_rand")
 THESIS_LONG_FRAMES = 128
 THESIS_GT_LENGTHS = (11, 41, 65)  # of 128 frames (Table 7.2)
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg", "ihc.png",
@@ -90,9 +74,8 @@ def scaled_lengths(long_frames, lengths=THESIS_GT_LENGTHS, reference=THESIS_LONG
 
 def load_photos():
     """BGR photos: scikit-learn's two, then the colour photos of :data:`SKIMAGE_PHOTOS` that scikit-image ships."""
-    from mindgap.data.digits import load_backgrounds, skimage_photos  # scikit-learn's data: only generating needs it
-
-    photos = list(load_backgrounds()) + [photo for photo in skimage_photos(SKIMAGE_PHOTOS) if min(photo.shape[:2]) >= 64]
+    photos = [*digits.load_backgrounds(),
+              *(photo for photo in digits.skimage_photos(SKIMAGE_PHOTOS) if min(photo.shape[:2]) >= 64)]
     return [_shrink(photo) for photo in photos]
 
 
@@ -103,72 +86,10 @@ def _shrink(photo, side=PHOTO_SIDE):
     return cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)), interpolation=cv2.INTER_AREA)
 
 
-@dataclasses.dataclass(frozen=True)
-class Clip:
-    """One clip: its folder, frame files, GT label, GT segment [start, end), boxes (T, 4) and frame labels (T,)."""
-
-    path: str
-    frames: tuple
-    label: int
-    segment: tuple
-    boxes: np.ndarray
-    frame_labels: np.ndarray
-    kind: str = "trimmed"
-
-    @property
-    def name(self):
-        return os.path.basename(self.path)
-
-    @property
-    def num_frames(self):
-        return len(self.frames)
-
-    @property
-    def gt_length(self):
-        return self.segment[1] - self.segment[0]
-
-
-@dataclasses.dataclass(frozen=True)
-class VideoDataset:
-    """Class names, the settings the set was made with, and its splits ({name: [Clip]})."""
-
-    root: str
-    class_names: tuple
-    splits: dict
-    settings: dict
-
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-    def split(self, name):
-        if name not in self.splits:
-            raise ValueError(f"The video set at {self.root!r} has no split {name!r}; its splits: {', '.join(self.splits)}.")
-        return self.splits[name]
-
-    @property
-    def train(self):
-        return self.splits.get("train", [])
-
-    @property
-    def val(self):
-        return self.splits.get("val", [])
-
-    @property
-    def test(self):
-        return self.splits.get("test", [])
-
-    def summary(self):
-        return {"layout": "video", "root": os.path.abspath(self.root), "num_classes": self.num_classes,
-                **{f"{name}_clips": len(clips) for name, clips in self.splits.items()}}
-
-
 # ---------------------------------------------------------------- generation
 
 def _segment_frames(rng, digit, photos, count, settings):
     """Render one action: ``count`` frames of one digit moving over a panning crop. Returns frames, ink boxes."""
-    from mindgap.data.digits import render_canvas  # scikit-learn's data: only generating needs it
-
     size = settings["frame_size"]
     small, large = settings["digit_size"]
     photo = photos[rng.integers(len(photos))]
@@ -199,11 +120,11 @@ def _segment_frames(rng, digit, photos, count, settings):
         side = int(round(side_start + fraction * (side_end - side_start)))
         room = size - min(side, size)
         position = (path[0] + fraction * (path[1] - path[0])) * room
-        frame, _, box = render_canvas(np.random.default_rng(colour_seed), digit, background, (small, large), side=side,
+        frame, _, box = digits.render_canvas(np.random.default_rng(colour_seed), digit, background, (small, large), side=side,
                                       position=position)
         for glyph, letter_squares, letter_seed in letters:
             letter_top, letter_left, letter_side = letter_squares[index]
-            frame, _, _ = render_canvas(np.random.default_rng(letter_seed), glyph, frame, (small, large), side=letter_side,
+            frame, _, _ = digits.render_canvas(np.random.default_rng(letter_seed), glyph, frame, (small, large), side=letter_side,
                                         position=(letter_top, letter_left))
         frames.append(frame)
         boxes.append(box)
@@ -214,8 +135,6 @@ def _moving_letters(rng, digit_squares, settings):
     """[(glyph, its square in every frame, colour seed)] of the distractor letters of one action: each moves along a
     straight path at a fixed side and keeps ``scenes.MARGIN`` px from the digit's square and 1 px from the other
     letters in every frame (a path that fails 50 draws is left out)."""
-    from mindgap.data.scenes import MARGIN, squares_overlap, random_letter  # scikit-learn's data: only generating needs it
-
     size, (small, large), (few, many) = settings["frame_size"], settings["digit_size"], settings["distractors"]
     letters = []
     for _ in range(int(rng.integers(few, many + 1))):
@@ -233,9 +152,9 @@ def _moving_letters(rng, digit_squares, settings):
     return letters
 
 
-def _pick(rng, digits, halves, label, half):
-    sources = halves[label][half]
-    return digits.images[int(sources[rng.integers(len(sources))])]
+def _pick(rng, sources, halves, label, half):
+    chosen = halves[label][half]
+    return sources.images[int(chosen[rng.integers(len(chosen))])]
 
 
 def _other_label(rng, label, num_classes):
@@ -282,20 +201,16 @@ def generate_video_set(out_dir, **settings):
     each untrimmed kind and GT length), ``digit_size`` (smallest, largest side
     in pixels), ``digit_growth`` (largest relative change of the side over an action).
     """
-    from sklearn.datasets import load_digits
-
-    from mindgap.data.digits import CLASS_NAMES, RENDERER_VERSION, source_halves  # scikit-learn's data: only generating needs it
-
     settings = resolve_settings(**settings)
     rng = np.random.default_rng(settings["seed"])
-    digits = load_digits()
-    halves = source_halves(digits.target)
+    sources = load_digits()
+    halves = digits.source_halves(sources.target)
     photos = load_photos()
     counts = {"train": settings["train_per_class"], "val": settings["val_per_class"], "test": settings["test_per_class"],
               **{name: settings["untrimmed_per_class"] for name in ("gt_rand", "rand_gt", "rand_gt_rand")}}
     os.makedirs(os.path.join(out_dir, CLIPS_DIR))
     os.makedirs(os.path.join(out_dir, SPLITS_DIR))
-    num_classes = len(CLASS_NAMES)
+    num_classes = len(digits.CLASS_NAMES)
     for split in SPLITS:
         half = 0 if split == "train" else 1  # training-half source digits for training only (as the image set)
         names = []
@@ -311,18 +226,19 @@ def generate_video_set(out_dir, **settings):
                     for first, last, part_label in sorted(parts):  # in temporal order
                         if last <= first:
                             continue
-                        part_frames, part_boxes = _segment_frames(rng, _pick(rng, digits, halves, part_label, half), photos,
+                        part_frames, part_boxes = _segment_frames(rng, _pick(rng, sources, halves, part_label, half), photos,
                                                                   last - first, settings)
                         frames[first:last], boxes[first:last] = part_frames, part_boxes
                         frame_labels[first:last] = [part_label] * (last - first)
-                    name = f"{split}_{CLASS_NAMES[label]}_{number:03d}" + (f"_gt{end - start:03d}" if kind == "rand_gt_rand" else "")
+                    name = (f"{split}_{digits.CLASS_NAMES[label]}_{number:03d}"
+                            + (f"_gt{end - start:03d}" if kind == "rand_gt_rand" else ""))
                     _write_clip(os.path.join(out_dir, CLIPS_DIR, name), frames, boxes, frame_labels, label, (start, end), kind)
                     names.append(name)
         with open(os.path.join(out_dir, SPLITS_DIR, f"{split}.txt"), "w") as handle:
             handle.write("".join(f"{name}\n" for name in names))
     record = {**settings, "digit_size": list(settings["digit_size"]), "gt_lengths": list(settings["gt_lengths"]),
               "distractors": list(settings["distractors"]),  # left out below when none, as in sets made before them
-              "class_names": list(CLASS_NAMES), "renderer": RENDERER_VERSION, "photos": len(photos)}
+              "class_names": list(digits.CLASS_NAMES), "renderer": digits.RENDERER_VERSION, "photos": len(photos)}
     if not any(settings["distractors"]):
         del record["distractors"]
     with open(os.path.join(out_dir, SETTINGS_FILE), "w") as handle:
@@ -332,10 +248,7 @@ def generate_video_set(out_dir, **settings):
 
 def resolve_settings(**settings):
     """:data:`DEFAULTS` updated by ``settings``, checked, with ``gt_lengths`` filled in; a ValueError names a bad one."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"Unknown video set setting(s) {unknown}; known: {', '.join(DEFAULTS)}.")
-    resolved = {**DEFAULTS, **settings}
+    resolved = known_settings(settings, DEFAULTS, "video set")
     resolved["digit_size"] = tuple(int(value) for value in resolved["digit_size"])
     resolved["distractors"] = tuple(int(value) for value in resolved["distractors"])
     if resolved["gt_lengths"] is None:
@@ -365,265 +278,30 @@ def resolve_settings(**settings):
 
 def ensure_video_set(out_dir, **settings):
     """Generate the set at ``out_dir`` unless one with the same settings is there already; returns ``out_dir``."""
-    from mindgap.data.digits import RENDERER_VERSION  # scikit-learn's data: only generating needs it
-
     wanted = resolve_settings(**settings)
-    marker = os.path.join(out_dir, SETTINGS_FILE)
-    if os.path.isfile(marker):
-        with open(marker) as handle:
-            found = json.load(handle)
-        found.setdefault("distractors", [0, 0])  # a set made before distractors existed has none
-        same = all(_jsonable(wanted[name]) == found.get(name) for name in wanted) and found.get("renderer") == RENDERER_VERSION
-        if same:
-            return out_dir
-        raise FileExistsError(f"{out_dir!r} holds a video set made with other settings; pass another folder.")
-    return generate_video_set(out_dir, **wanted)
 
+    def same(found):
+        found = {"distractors": [0, 0], **found}  # a set made before distractors existed has none
+        return (all((list(value) if isinstance(value, tuple) else value) == found.get(name) for name, value in wanted.items())
+                and found.get("renderer") == digits.RENDERER_VERSION)
 
-def _jsonable(value):
-    return list(value) if isinstance(value, tuple) else value
-
-
-# ---------------------------------------------------------------- reading and checking
-
-def is_video_set(root):
-    """True when ``root`` holds a video set (its settings file, ``clips/`` and ``splits/``)."""
-    root = os.fspath(root)
-    return all(os.path.exists(os.path.join(root, name)) for name in (SETTINGS_FILE, CLIPS_DIR, SPLITS_DIR))
-
-
-def frame_files(folder):
-    """The frame images of a clip folder, sorted by name."""
-    if not os.path.isdir(folder):
-        raise DatasetError(f"Clip {folder!r} is not a folder; pass a folder of frame images (000.jpg, 001.jpg, ...).")
-    return tuple(os.path.join(folder, name) for name in sorted(os.listdir(folder))
-                 if name.lower().endswith(FRAME_EXTENSIONS) and not name.startswith("."))
-
-
-def read_clip(folder, num_classes=None):
-    """One clip folder → :class:`Clip`; without ``clip.json`` the label is -1 and there are no annotations."""
-    folder = os.fspath(folder)
-    frames = frame_files(folder)
-    if not frames:
-        raise DatasetError(f"Clip {folder!r} holds no frame image ({', '.join(FRAME_EXTENSIONS)}); add its frames.")
-    annotation_path = os.path.join(folder, CLIP_FILE)
-    count = len(frames)
-    if not os.path.isfile(annotation_path):
-        return Clip(folder, frames, -1, (0, count), np.full((count, 4), np.nan, np.float32), np.full(count, -1), "unannotated")
-    try:
-        with open(annotation_path) as handle:
-            record = json.load(handle)
-        label, segment = int(record["label"]), tuple(int(value) for value in record["segment"])
-        boxes = np.asarray([[np.nan] * 4 if box is None else box for box in record["boxes"]], np.float32).reshape(-1, 4)
-        frame_labels = np.asarray(record.get("frame_labels", [label] * count), np.int64)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DatasetError(f"{annotation_path} is not a readable clip record ({type(error).__name__}: {error}); "
-                           "it needs label, segment [start, end) and one box per frame.") from None
-    problems = []
-    if len(boxes) != count or len(frame_labels) != count:
-        problems.append(f"{len(boxes)} boxes and {len(frame_labels)} frame labels for {count} frames")
-    if not 0 <= segment[0] < segment[1] <= count:
-        problems.append(f"segment {list(segment)} outside [0, {count}] or empty")
-    if num_classes is not None and not 0 <= label < num_classes:
-        problems.append(f"label {label} outside [0, {num_classes - 1}]")
-    if problems:
-        raise DatasetError(f"Clip {folder!r}: {'; '.join(problems)}; fix its {CLIP_FILE}.")
-    return Clip(folder, frames, label, segment, boxes, frame_labels, record.get("kind", "trimmed"))
-
-
-def read_video_set(root):
-    """Read the set at ``root`` (annotations, not pixels) into a :class:`VideoDataset`."""
-    root = os.fspath(root)
-    if not is_video_set(root):
-        raise DatasetError(f"{root!r} is not a video set: it needs {SETTINGS_FILE}, {CLIPS_DIR}/ and {SPLITS_DIR}/; "
-                           "make one with python -m mindgap.data.video OUT_DIR.")
-    with open(os.path.join(root, SETTINGS_FILE)) as handle:
-        settings = json.load(handle)
-    class_names = tuple(settings.get("class_names", ()))
-    if len(class_names) < 2:
-        raise DatasetError(f"{os.path.join(root, SETTINGS_FILE)} names {len(class_names)} classes; list at least 2 in class_names.")
-    splits = {}
-    for name in sorted(os.listdir(os.path.join(root, SPLITS_DIR))):
-        if name.endswith(".txt"):
-            clips = [read_clip(os.path.join(root, CLIPS_DIR, line), len(class_names))
-                     for line in read_lines(os.path.join(root, SPLITS_DIR, name))]
-            splits[name[:-4]] = clips
-    ordered = {name: splits[name] for name in SPLITS if name in splits}
-    ordered.update({name: clips for name, clips in splits.items() if name not in ordered})
-    return VideoDataset(root, class_names, ordered, settings)
-
-
-def check_video_set(dataset, *, splits=None, workers=None, cache_path="default"):
-    """Decode every frame of ``splits`` (default all) and check the boxes; a ``DatasetError`` lists every problem.
-
-    Frames of one clip must share one size; each box must lie inside its frame
-    (``mindgap.data.check.box_problem``: one pixel of overhang is clipped); a
-    clip may be in one split only.  Returns the dataset (boxes clipped).
-    """
-    names = dataset.splits if splits is None else splits
-    clips = [clip for name in names for clip in dataset.split(name)]
-    decoded = check_images([frame for clip in clips for frame in clip.frames], workers=workers, cache_path=cache_path)
-    problems, seen, checked = [], {}, {}
-    for name in names:
-        kept = []
-        for clip in dataset.split(name):
-            if clip.path in seen:
-                problems.append(f"{clip.name} is in {seen[clip.path]} and {name}")
-            seen[clip.path] = name
-            bad = [frame for frame in clip.frames if os.path.abspath(frame) in decoded.errors]
-            if bad:
-                problems.append(f"{clip.name}: unreadable frame {os.path.basename(bad[0])} "
-                                f"({decoded.errors[os.path.abspath(bad[0])]})")
-                continue
-            sizes = {decoded.sizes[os.path.abspath(frame)] for frame in clip.frames}
-            if len(sizes) != 1:
-                problems.append(f"{clip.name}: frames of {len(sizes)} sizes {sorted(sizes)}")
-                continue
-            height, width = sizes.pop()
-            boxes = clip.boxes.copy()
-            for index, box in enumerate(boxes):
-                if np.isnan(box).all():
-                    continue
-                clipped, problem = box_problem(box, height, width)
-                if problem:
-                    problems.append(f"{clip.name} frame {index}: {problem}")
-                else:
-                    boxes[index] = clipped
-            kept.append(dataclasses.replace(clip, boxes=boxes))
-        checked[name] = kept
-        problems += odd_lengths(dataset.split(name), name)
-    if problems:
-        raise DatasetError(summarize(problems, f"problem(s) in the video set at {dataset.root!r}") + "; fix or regenerate it.")
-    return dataclasses.replace(dataset, splits={**dataset.splits, **checked})
-
-
-def odd_lengths(clips, split="the batch"):
-    """One problem per clip whose frame count differs from the most common one of ``clips`` (one batch needs one T)."""
-    counts = collections.Counter(clip.num_frames for clip in clips)
-    if len(counts) < 2:
-        return []
-    usual = counts.most_common(1)[0][0]
-    return [f"{clip.name} has {clip.num_frames} frames where the other clips of {split} have {usual}"
-            for clip in clips if clip.num_frames != usual]
-
-
-def frame_numbers(frames):
-    """The number in each frame file's name (``007.jpg`` → 7, the last number of the name), or None if a name has none."""
-    numbers = []
-    for path in frames:
-        found = re.findall(r"\d+", os.path.splitext(os.path.basename(path))[0])
-        if not found:
-            return None
-        numbers.append(int(found[-1]))
-    return numbers
-
-
-def load_checked_clip(folder, size=None, num_classes=None, warn=None):
-    """A clip folder for inference, by the training check's rules: (:class:`Clip`, frames (T, H, W, 3) uint8 RGB
-    resized to ``size``, frame numbers or None).
-
-    Refused with a :class:`DatasetError` naming the file: no frame, a ``clip.json`` that cannot be read, a frame
-    TensorFlow cannot decode (a truncated JPEG among them, which OpenCV alone would show grey), frames of several
-    sizes.  Warned through ``warn``: frame numbers with gaps (the frames are taken in name order; report them by
-    their numbers)."""
-    clip = read_clip(folder, num_classes)
-    decoded = check_images(clip.frames)
-    bad = [f"{os.path.basename(frame)} ({decoded.errors[os.path.abspath(frame)]})" for frame in clip.frames
-           if os.path.abspath(frame) in decoded.errors]
-    if bad:
-        raise DatasetError(summarize(bad, f"unreadable frame(s) in clip {clip.path!r}") + "; replace them (frames are "
-                           "decoded as training decodes them).")
-    first_of_size = {}
-    for frame in clip.frames:
-        first_of_size.setdefault(decoded.sizes[os.path.abspath(frame)], os.path.basename(frame))
-    if len(first_of_size) > 1:
-        shown = ", ".join(f"{width}x{height} (from {name})" for (height, width), name in first_of_size.items())
-        raise DatasetError(f"The frames of clip {clip.path!r} have {len(first_of_size)} sizes: {shown}; pass frames of "
-                           "one size.")
-    numbers = frame_numbers(clip.frames)
-    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers)) if numbers else []
-    if missing and warn is not None:
-        shown = ", ".join(str(number) for number in missing[:10]) + (" …" if len(missing) > 10 else "")
-        warn(f"warning: clip {clip.path!r} lacks frame number(s) {shown} between {numbers[0]} and {numbers[-1]}; its "
-             f"{len(numbers)} frames are used in name order and named by their file numbers.")
-    return clip, load_clip_frames(clip, size), numbers
+    return ensure_set(out_dir, SETTINGS_FILE, same, lambda: generate_video_set(out_dir, **wanted), "a video set")
 
 
 def load_video_set(root, *, splits=None, workers=None, cache_path="default"):
-    """:func:`read_video_set` then :func:`check_video_set`: the set every frame of which decodes."""
-    return check_video_set(read_video_set(root), splits=splits, workers=workers, cache_path=cache_path)
-
-
-def load_clip_frames(clip, size=None):
-    """The frames of ``clip`` (a :class:`Clip` or a folder) as uint8 RGB (T, H, W, 3), resized to ``size`` if given."""
-    frames = clip.frames if isinstance(clip, Clip) else frame_files(os.fspath(clip))
-    images = []
-    for path in frames:
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
-            raise DatasetError(f"Frame {path!r} cannot be decoded; replace it.")
-        if size is not None and image.shape[:2] != (size, size):
-            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-        images.append(image[..., ::-1])
-    shapes = {image.shape for image in images}
-    if len(shapes) != 1:
-        raise DatasetError(f"The frames of {getattr(clip, 'path', clip)!r} have {len(shapes)} sizes; pass frames of one size "
-                           "(or a size to resize them to).")
-    return np.stack(images)
-
-
-def make_video_dataset(clips, *, num_classes, image_size, batch_size=8, training=False, seed=0, cache=False):
-    """Batches of (clips (batch, T, S, S, 3) in [-1, 1], one-hot labels (batch, T, c): the clip's label at every step).
-
-    The frames are decoded and resized as the image pipeline does
-    (``mindgap.data.pipeline``); every clip of ``clips`` must have the same T.
-    ``training`` shuffles (seeded, reshuffled every epoch).
-    """
-    import tensorflow as tf
-
-    lengths = sorted({clip.num_frames for clip in clips})
-    if len(lengths) != 1:
-        raise ValueError(summarize(odd_lengths(clips), "clip(s) of another length") + "; clips of one batch need one "
-                         "length: pass clips of one kind.")
-    paths = np.asarray([list(clip.frames) for clip in clips])
-    labels = np.asarray([clip.label for clip in clips], np.int32)
-    steps = lengths[0]
-
-    def load(frame_paths, label):
-        frames = tf.map_fn(lambda path: decode_resized(path, image_size)[0], frame_paths,
-                           fn_output_signature=tf.TensorSpec((image_size, image_size, 3), tf.float32))
-        target = tf.repeat(tf.one_hot(label, num_classes)[None], steps, axis=0)
-        return preprocess(frames), target
-
-    data = tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=_parallel_calls())
-    if cache:
-        data = data.cache()
-    if training:
-        data = data.shuffle(len(clips), seed=seed, reshuffle_each_iteration=True)
-    return data.batch(batch_size).prefetch(_PREFETCH_BATCHES)
+    """``read_video_set`` then ``check_clips``: the set every frame of which decodes."""
+    return check_clips(read_video_set(root), splits=splits, workers=workers, cache_path=cache_path)[0]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m mindgap.data.video", description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", help="new or empty folder to write the set into")
-    for name, value in DEFAULTS.items():
-        if name == "digit_size":
-            parser.add_argument("--digit-size", type=int, nargs=2, default=value, metavar=("MIN", "MAX"))
-        elif name == "gt_lengths":
-            parser.add_argument("--gt-lengths", type=int, nargs="+", default=None, help="default: 11, 41, 65 of 128 scaled")
-        else:
-            parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
-    args = vars(parser.parse_args(argv))
+    args = vars(settings_parser("video", __doc__, DEFAULTS).parse_args(argv))  # gt_lengths None: the thesis's, scaled
     out_dir = args.pop("out_dir")
-    try:
-        generate_video_set(out_dir, **args)
-    except (FileExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    dataset = read_video_set(out_dir)
-    print(f"Wrote {sum(len(clips) for clips in dataset.splits.values())} clips of {dataset.num_classes} classes to "
-          f"{out_dir} ({', '.join(f'{name}: {len(clips)}' for name, clips in dataset.splits.items())}).")
-    return 0
+    return run_generator(generate_video_set, out_dir, lambda: _wrote(read_video_set(out_dir)), **args)
+
+
+def _wrote(dataset):
+    return (f"Wrote {sum(len(clips) for clips in dataset.splits.values())} clips of {dataset.num_classes} classes to "
+            f"{dataset.root} ({', '.join(f'{name}: {len(clips)}' for name, clips in dataset.splits.items())}).")
 
 
 if __name__ == "__main__":

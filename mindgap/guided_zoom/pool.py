@@ -17,7 +17,6 @@ so a patch holds more pixels of the evidence than the model saw (the "zoom").
 
 import dataclasses
 import os
-import sys
 
 import numpy as np
 
@@ -214,8 +213,3 @@ def write_pool(folder, pools, class_names):
         with open(os.path.join(folder, SPLITS_DIR, f"{split}.txt"), "w") as handle:
             handle.write("".join(line + "\n" for line in lines))
     return folder
-
-
-def stderr_lines(line):
-    """A ``print_fn`` for progress on stderr."""
-    print(line, file=sys.stderr, flush=True)

@@ -16,7 +16,7 @@ def built_in_examples(count=BUILT_IN_COUNT, side=BUILT_IN_SIDE, seed=7):
     """``count`` digits canvases (test half of the source digits) as ``[(name, png_bytes)]``, deterministic."""
     from sklearn.datasets import load_digits
 
-    from mindgap.data.digits import CLASS_NAMES, background_crop, load_backgrounds, render_canvas, source_halves  # no folder given
+    from mindgap.data.digits import CLASS_NAMES, background_crop, load_backgrounds, render_canvas, source_halves  # only without an examples folder
 
     rng = np.random.default_rng(seed)
     digits = load_digits()

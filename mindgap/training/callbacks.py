@@ -31,8 +31,6 @@ from mindgap.metrics import cam_to_box
 from mindgap.models import model_info
 from mindgap.training import run_folder
 
-LOCALIZATION_KEYS = ("loc_gt", "loc_pred", "box_iou50")
-
 
 def paper_learning_rate(epoch, initial=0.002, factor=0.94, every=2):
     """Learning rate of epoch ``epoch`` (0-based): ``initial * factor ** (epoch // every)`` (Szegedy et al. 2016)."""

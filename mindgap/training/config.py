@@ -1,109 +1,77 @@
 """The training configuration: defaults are the paper's recipe (§3.3)."""
 
 import dataclasses
-import json
+
+from mindgap.data.options import DataOptions, choices_of, option
 
 PRECISIONS = ("float32", "mixed_bfloat16")
-# The values of the fields that take a name.  Four have owners that import TensorFlow (mindgap.dropout.METHODS,
-# mindgap.regularizers.REDUCTIONS, mindgap.data.labels.LABEL_DRAWINGS,
-# mindgap.data.layouts.FORMATS); the copies here let `mindgap train --help`
-# list them at once, and tests/test_cli.py checks that they agree with the owners.
-CHOICES = {
-    "unfreeze_optimizer": ("fresh", "per_variable"),
-    "reduction": ("sum", "mean"),
-    "label_drawing": ("majority", "probabilistic"),
-    "strategy": ("auto", "default", "mirrored", "multi_worker"),
-    "dropout": ("none", "standard", "standard_per_image", "curriculum", "adaptive", "mirrored_excitation", "excitation",
-                "excitation_prediction"),
-    "precision": PRECISIONS,
-    "format": ("auto", "stanford40", "wsol", "fer2013", "afew", "folders"),
-}
 
 
 @dataclasses.dataclass
-class TrainConfig:
-    """Every setting of a training run; the defaults are the paper's.
+class TrainConfig(DataOptions):
+    """Every setting of a training run: the data options (``mindgap.data.options``) and the recipe, whose defaults are
+    the paper's; each field's help says what it does.
 
     Optimizer: Nadam with the Keras defaults of 2017 (lr 0.002, β1 0.9,
     β2 0.999, ε 1e-8, momentum schedule decay 0.004; Keras 3's own Nadam
     differs in all but the betas), see ``mindgap.optimizers.Nadam2017``.  Learning rate ×0.94
     every second epoch (Szegedy et al. 2016).  Backbone frozen for the first
     10 epochs.  At most 125 epochs; the lowest-validation-loss weights are kept.
-
     ``batch_size`` is the **global** batch: under a ``tf.distribute``
     strategy each of the N replicas sees ``batch_size / N`` images per step.
     The paper does not give it; 32 is our choice.
-
-    ``zhou_units``: maps of a GAP-Zhou head (None: Zhou et al.'s 1,024).
-    ``jit_compile``: XLA-compile the train, test and predict steps.
-    ``dropout``: None, or a name of ``mindgap.dropout.METHODS`` (e.g.
-    ``"excitation"``) on the pooled features of a GAP-Zhou head, with
-    ``dropout_retain`` (P) its base retaining probability.
-    ``label_drawing``: ``"majority"`` (each image's label) or
-    ``"probabilistic"``: Probabilistic Label Drawing (Barsoum et al. 2016, the
-    thesis §3.6.2), a training label drawn from each image's crowd votes (a
-    ``votes.csv``, FER+) anew every epoch; images without votes keep their label.
-    ``precision``: ``"float32"`` (default) or ``"mixed_bfloat16"`` (bf16
-    compute, float32 weights and probabilities); pays only on CPUs with
-    native bf16 (``avx512_bf16`` / AMX) or accelerators.
     """
 
-    epochs: int = 125
-    batch_size: int = 32
-    image_size: int = 299
-    learning_rate: float = 0.002
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-8
-    nadam_schedule_decay: float = 0.004  # Keras 1/2's Nadam momentum schedule; 1.0 = Keras 3's Nadam
-    lr_decay_factor: float = 0.94
-    lr_decay_every: int = 2
-    freeze_epochs: int = 10
-    freeze_batchnorm: bool = False  # True: BN stays in inference mode after the unfreeze (Keras advice; not in the paper)
-    unfreeze_optimizer: str = "fresh"  # fresh: new optimizer state at the unfreeze (a 2017 recompile) | per_variable
-    precise_bn_batches: int = 50  # training batches over which training BN layers' statistics are recomputed before each validation; 0: off
-    weights: str | None = None
-    alpha: float = 1e-7
-    reduction: str = "sum"
-    hide_and_seek: bool = False
-    label_drawing: str = "majority"  # majority | probabilistic (mindgap.data.labels)
-    test_per_class: int = 50
-    seed: int = 0
-    strategy: str = "auto"  # auto | default | mirrored | multi_worker
-    cache: bool = True
-    localization_images: int = 200
-    snapshot_images: int = 4
-    cam_threshold: float = 0.2
-    tensorboard: bool = True
-    zhou_units: int | None = None
-    dropout: str | None = None  # GAP-Zhou heads: Excitation Dropout or a baseline on the pooled features (mindgap.dropout)
-    dropout_retain: float = 0.5
-    jit_compile: bool = False
-    precision: str = "float32"  # float32 | mixed_bfloat16
-    verbose: int = -1  # -1: a progress bar on a terminal, one summary line per epoch otherwise; 0: silent; 1/2: Keras' own
-    # The data (mindgap.data.layouts): layout, image root (wsol), split of a class-folder set without split files, checks.
-    format: str = "auto"  # auto | stanford40 | folders | wsol
-    image_root: str | None = None
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    skip_bad_images: bool = False
-    allow_train_duplicates: bool = False
-    allow_empty_classes: bool = False  # folders: a class folder without images is still a class (it changes the classes)
+    epochs: int = option(125, "epochs in all (a finished run in the same --out extends to this many)")
+    learning_rate: float = option(0.002, "Nadam's learning rate")
+    beta_1: float = option(0.9, None)
+    beta_2: float = option(0.999, None)
+    epsilon: float = option(1e-8, None)
+    nadam_schedule_decay: float = option(0.004, "Keras 1/2's Nadam momentum schedule; 1.0 = Keras 3's Nadam")
+    lr_decay_factor: float = option(0.94, "learning rate times this every --lr-decay-every epochs")
+    lr_decay_every: int = option(2, None)
+    freeze_epochs: int = option(10, "epochs with the backbone frozen before it is fine-tuned")
+    freeze_batchnorm: bool = option(False, "keep BatchNorm in inference mode after the unfreeze (Keras advice; not in "
+                                    "the paper)")
+    unfreeze_optimizer: str = option("fresh", "optimizer state at the unfreeze: fresh (a 2017 recompile) or per variable",
+                                     ("fresh", "per_variable"))
+    precise_bn_batches: int = option(50, "batches over which BatchNorm statistics are recomputed before each "
+                                     "validation; 0 off")
+    weights: str | None = option(None, "backbone start: pretrained (the shipped Tiny weights), pretrained:RECIPE, "
+                                 "imagenet (Inception) or a file")
+    alpha: float = option(1e-7, "weight of the maps penalty (eq. 5-6)")
+    # the choices of reduction and dropout are mindgap.regularizers.REDUCTIONS and mindgap.dropout.METHODS (tests/test_cli)
+    reduction: str = option("sum", "maps penalty summed over the batch (the paper's Keras) or averaged", ("sum", "mean"))
+    seed: int = option(0, "seed of weights, shuffling, augmentation (and of a seeded split without --split-seed)")
+    strategy: str = option("auto", "tf.distribute strategy (auto: mirrored on several GPUs, multi_worker with TF_CONFIG)",
+                           ("auto", "default", "mirrored", "multi_worker"))
+    localization_images: int = option(200, "validation images whose localization is measured each epoch; 0 off")
+    snapshot_images: int = option(4, "images whose CAMs are saved each epoch; 0 off")
+    cam_threshold: float = option(0.2, "CAM threshold of a box, a fraction of the map's max")
+    tensorboard: bool = option(True, "write TensorBoard logs")
+    zhou_units: int | None = option(None, "maps of a GAP-Zhou head (None: Zhou et al.'s 1,024)")
+    dropout: str | None = option(None, "dropout on a GAP-Zhou head's pooled features (Excitation Dropout and "
+                                 "baselines, mindgap.dropout)", ("none", "standard", "standard_per_image", "curriculum",
+                                                                 "adaptive", "mirrored_excitation", "excitation",
+                                                                 "excitation_prediction"))
+    dropout_retain: float = option(0.5, "base retaining probability P of --dropout")
+    jit_compile: bool = option(False, "XLA-compile the train, test and predict steps")
+    precision: str = option("float32", "mixed_bfloat16 (bf16 compute, float32 weights) pays only on CPUs with native "
+                            "bf16 (avx512_bf16 / AMX) or accelerators", PRECISIONS)
+    verbose: int = option(-1, "-1: a progress bar on a terminal, a line per epoch otherwise; 0 silent; 1, 2 Keras' own")
+
+    def the_split_seed(self):
+        return self.seed if self.split_seed is None else self.split_seed
 
     def validate(self):
-        problems = []
-        for name in ("epochs", "batch_size", "image_size", "lr_decay_every"):
+        problems = self.problems()
+        for name in ("epochs", "lr_decay_every"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.zhou_units is not None and (isinstance(self.zhou_units, bool) or not isinstance(self.zhou_units, int) or self.zhou_units < 1):
             problems.append(f"zhou_units must be an integer >= 1 (or None for 1,024), got {self.zhou_units!r}")
-        if self.dropout is not None and self.dropout not in CHOICES["dropout"]:
-            problems.append(f"dropout must be one of {', '.join(CHOICES['dropout'])} (or None), got {self.dropout!r}")
         if not 0 < self.dropout_retain <= 1:
             problems.append(f"dropout_retain (P) must be in (0, 1], got {self.dropout_retain}")
-        for name in ("label_drawing", "precision", "reduction"):
-            if getattr(self, name) not in CHOICES[name]:
-                problems.append(f"{name} must be one of {', '.join(CHOICES[name])}, got {getattr(self, name)!r}")
         for name in ("localization_images", "snapshot_images"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0 (0 turns its callback off), got {getattr(self, name)}")
@@ -111,10 +79,6 @@ class TrainConfig:
             problems.append(f"precise_bn_batches must be >= 0 (0 turns it off), got {self.precise_bn_batches}")
         if self.freeze_epochs < 0:
             problems.append(f"freeze_epochs must be >= 0, got {self.freeze_epochs}")
-        if self.strategy not in CHOICES["strategy"]:
-            problems.append(f"strategy must be auto, default, mirrored or multi_worker, got {self.strategy!r}")
-        if self.unfreeze_optimizer not in CHOICES["unfreeze_optimizer"]:
-            problems.append(f"unfreeze_optimizer must be fresh or per_variable, got {self.unfreeze_optimizer!r}")
         if self.verbose not in (-1, 0, 1, 2):
             problems.append(f"verbose must be -1 (automatic), 0, 1 or 2, got {self.verbose}")
         if self.learning_rate <= 0:
@@ -129,6 +93,6 @@ class TrainConfig:
             raise ValueError(f"Unknown config field(s) {unknown}; known: {', '.join(field.name for field in dataclasses.fields(self))}.")
         return dataclasses.replace(self, **overrides).validate()
 
-    def to_json(self, path, **extra):
-        with open(path, "w") as handle:
-            json.dump({**extra, **dataclasses.asdict(self)}, handle, indent=2)
+
+# The names each field takes; four owners import TensorFlow, so `mindgap train --help` reads these copies.
+CHOICES = choices_of(TrainConfig)

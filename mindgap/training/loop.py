@@ -39,10 +39,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mindgap.data import video as video_data
+from mindgap.data import clips
 from mindgap.data.check import decode_failure
-from mindgap.data.pipeline import make_dataset
-from mindgap.data.layouts import dataset_options, load_dataset
+from mindgap.data.layouts import LAYOUTS, dataset_options, detect_layout, load_dataset
+from mindgap.data.pipeline import make_dataset, make_video_dataset
 from mindgap import registry
 from mindgap.models import build_model, load_model
 from mindgap.optimizers import Nadam2017
@@ -162,7 +162,7 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
         model_name: a name from ``mindgap.list_models()``.
         data_dir: a Stanford 40 (or digits), class-folder or wsolevaluation
             folder; every image and box is checked before training starts.
-            A video set (``mindgap.data.video``) trains a CNN-LSTM
+            A video set (the ``video`` layout) trains a CNN-LSTM
             (``Tiny-LSTM``) on its trimmed clips, every frame checked; the
             CAM callbacks (localization, snapshots) are left out.
         out_dir: where the outputs go (see the module docstring).
@@ -295,38 +295,85 @@ def _dtype_policy(precision):
         keras.config.set_dtype_policy(previous)
 
 
+def _checked_data(model_name, data_dir, config):
+    """(dataset, its summary, what its records hold): the layout ``data_dir`` holds, read and checked
+    (``mindgap.data.layouts.load_dataset``: every image or frame and box), refused when ``model_name`` takes the other
+    kind (images or clips: ``mindgap.registry``)."""
+    takes = registry.resolve(model_name)[0].takes
+    layout = config.format if config.format != "auto" else detect_layout(data_dir) if os.path.isdir(data_dir) else None
+    holds = LAYOUTS[layout].holds if layout in LAYOUTS else "images"
+    if holds == "clips" and takes != "clips":
+        raise ValueError(f"{model_name} takes images (batch, H, W, 3) but {data_dir} is a video set (clips); train a "
+                         "CNN-LSTM on it (mindgap train Tiny-LSTM), or pass an image dataset.")
+    if takes == "clips" and holds != "clips":
+        raise ValueError(f"{model_name} takes clips (a video set of mindgap.data.video: {clips.SETTINGS_FILE}, "
+                         f"{clips.CLIPS_DIR}/, {clips.SPLITS_DIR}/) but {data_dir} is not one; pass a video set "
+                         "(python -m mindgap.data.video OUT_DIR), or train an image model (e.g. Tiny-GAP5) on these images.")
+    if holds == "clips" and (config.hide_and_seek or config.label_drawing != "majority"):
+        raise ValueError("hide_and_seek and label_drawing are for images; train a video model without them.")
+    dataset, summary = load_dataset(data_dir, require=("train", "val"), **dataset_options(config))
+    return dataset, summary, holds
+
+
+def _batches(dataset, config, holds):
+    """``make(records, training=False, **changes)``: batches of the layout's kind (clips or images, Hide-and-Seek and
+    label drawing on training images only), and the training and validation batches."""
+    common = dict(num_classes=dataset.num_classes, image_size=config.image_size, batch_size=config.batch_size,
+                  seed=config.seed, cache=config.cache)
+    if holds == "clips":
+        make = functools.partial(make_video_dataset, **common)
+    else:
+        make = functools.partial(make_dataset, hide_and_seek=config.hide_and_seek, label_drawing=config.label_drawing,
+                                 **common)
+    return make, make(dataset.train, training=True), make(dataset.val)
+
+
+def _cam_callbacks(dataset, config, out_dir, log_dir):
+    """([localization on validation images], [CAM snapshots]): the CAM measures of image models (0 images: off)."""
+    common = dict(num_classes=dataset.num_classes, image_size=config.image_size, batch_size=config.batch_size,
+                  seed=config.seed, with_boxes=True)
+    localization, snapshots = [], []
+    if config.localization_images:
+        records = spread(dataset.val, config.localization_images)
+        localization.append(mg_callbacks.LocalizationMetrics.from_dataset(make_dataset(records, **common), len(records),
+                                                                          threshold=config.cam_threshold))
+    if config.snapshot_images:
+        records = spread(dataset.val, config.snapshot_images)
+        snapshots.append(mg_callbacks.CamSnapshots.from_dataset(
+            make_dataset(records, **common), len(records), out_dir=os.path.join(out_dir, "cam_snapshots"),
+            class_names=list(dataset.class_names), threshold=config.cam_threshold, log_dir=log_dir))
+    return localization, snapshots
+
+
+def _chief_callbacks(dataset, config, out_dir, initial_epoch, holds):
+    """The callbacks only the chief runs: the best checkpoint, the CAM measures, the logs."""
+    _prepare_outputs(out_dir, initial_epoch)
+    best_path = os.path.join(out_dir, BEST_MODEL)
+    best_checkpoint = mg_callbacks.AtomicBestCheckpoint(best_path)
+    if best_checkpoint.best_epoch is not None and best_checkpoint.best_epoch > initial_epoch:
+        print(f"note: {best_path} comes from epoch {best_checkpoint.best_epoch}, after the last backup (epoch "
+              f"{initial_epoch}); it is kept (same settings) and replaced only by a lower val_loss.", file=sys.stderr)
+    log_dir = os.path.join(out_dir, "logs") if config.tensorboard else None
+    localization, snapshots = _cam_callbacks(dataset, config, out_dir, log_dir) if holds == "images" else ([], [])
+    found = [*localization, best_checkpoint, *snapshots, keras.callbacks.CSVLogger(os.path.join(out_dir, HISTORY), append=True)]
+    if config.verbose != 0:
+        found.append(mg_callbacks.EpochSummary(config.epochs))
+    if log_dir:
+        found.append(keras.callbacks.TensorBoard(log_dir, write_graph=False))
+    return found
+
+
 def _train_in_folder(model_name, data_dir, out_dir, config):
     strategy = select_strategy(config.strategy)
     chief = is_chief()
-    best_path = os.path.join(out_dir, BEST_MODEL)
-    history_path = os.path.join(out_dir, HISTORY)
     if chief:
         run_folder.remove_temporaries(out_dir, os.path.join(out_dir, "cam_snapshots"))
-
-    clip_set = video_data.is_video_set(data_dir)  # clips (thesis ch. 7): a CNN-LSTM with a class output per step
-    takes_clips = registry.resolve(model_name)[0].takes == "clips"
-    if clip_set and not takes_clips:
-        raise ValueError(f"{model_name} takes images (batch, H, W, 3) but {data_dir} is a video set (clips); train a "
-                         "CNN-LSTM on it (mindgap train Tiny-LSTM), or pass an image dataset.")
-    if takes_clips and not clip_set:
-        raise ValueError(f"{model_name} takes clips (a video set of mindgap.data.video: {video_data.SETTINGS_FILE}, "
-                         f"{video_data.CLIPS_DIR}/, {video_data.SPLITS_DIR}/) but {data_dir} is not one; pass a video set "
-                         "(python -m mindgap.data.video OUT_DIR), or train an image model (e.g. Tiny-GAP5) on these images.")
-    if clip_set:
-        dataset = video_data.load_video_set(data_dir, splits=("train", "val"))  # every frame and box checked
-        data_summary = dataset.summary()
-        if not dataset.train:
-            raise ValueError(f"The video set at {data_dir} has no training clip; regenerate it with train_per_class >= 1.")
-    else:
-        dataset, data_summary = load_dataset(data_dir, require=("train", "val"), **dataset_options(config))  # every image and box checked
-    if not dataset.val:
-        raise ValueError(f"{data_dir} gives no validation image with test_per_class={config.test_per_class}; lower test_per_class (--test-per-class).")
+    dataset, data_summary, holds = _checked_data(model_name, data_dir, config)
     if config.weights is None and config.freeze_epochs > 0 and chief:
         print(f"warning: the backbone has no pretrained weights but stays frozen for the first {config.freeze_epochs} "
               "epochs (the paper's recipe assumes ImageNet weights); pass --weights or --freeze-epochs 0.", file=sys.stderr)
-    task = _cluster()[1]
-    backup_dir = os.path.join(out_dir, "backup" if chief else f"backup-worker{task.get('index', 0)}")
-    backup = mg_callbacks.AtomicBackup(backup_dir)
+    backup = mg_callbacks.AtomicBackup(os.path.join(out_dir, "backup" if chief else
+                                                    f"backup-worker{_cluster()[1].get('index', 0)}"))
     if chief:
         current = run_folder.fingerprint(model_name, config, dataset, data_dir, strategy.num_replicas_in_sync)
         current["data"] = data_summary  # what the check found and dropped (informative; the digest covers the records)
@@ -334,20 +381,9 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
         if finished is not None:
             return finished
     keras.utils.set_random_seed(config.seed)
-
     with strategy.scope():
         model = compiled_model(model_name, dataset.num_classes, config, class_names=list(dataset.class_names))
-
-    common = dict(num_classes=dataset.num_classes, image_size=config.image_size, batch_size=config.batch_size, seed=config.seed)
-    if clip_set:
-        if config.hide_and_seek or config.label_drawing != "majority":
-            raise ValueError("hide_and_seek and label_drawing are for images; train a video model without them.")
-        make_data = video_data.make_video_dataset
-    else:  # Hide-and-Seek applies to training batches only (make_dataset ignores it otherwise)
-        make_data = functools.partial(make_dataset, hide_and_seek=config.hide_and_seek, label_drawing=config.label_drawing)
-    train_data = make_data(dataset.train, training=True, cache=config.cache, **common)
-    val_data = make_data(dataset.val, cache=config.cache, **common)
-
+    make, train_data, val_data = _batches(dataset, config, holds)
     prepare_for_multi_worker(model, strategy, train_data)
     with strategy.scope():
         initial_epoch = backup.restore(model)
@@ -358,43 +394,32 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
         keras.callbacks.TerminateOnNaN(),
     ]
     if config.precise_bn_batches:  # first after the freeze: validation and every later callback see the recomputed statistics
-        statistics_data = make_data(spread(dataset.train, config.precise_bn_batches * config.batch_size), training=True,
-                                    **{**common, "seed": config.seed + 1})
+        statistics_data = make(spread(dataset.train, config.precise_bn_batches * config.batch_size), training=True,
+                               seed=config.seed + 1, cache=False)
         run_callbacks.insert(1, mg_callbacks.PreciseBatchNorm(statistics_data, config.precise_bn_batches))
     if chief:
-        _prepare_outputs(out_dir, initial_epoch)
-        best_checkpoint = mg_callbacks.AtomicBestCheckpoint(best_path)
-        if best_checkpoint.best_epoch is not None and best_checkpoint.best_epoch > initial_epoch:
-            print(f"note: {best_path} comes from epoch {best_checkpoint.best_epoch}, after the last backup (epoch "
-                  f"{initial_epoch}); it is kept (same settings) and replaced only by a lower val_loss.", file=sys.stderr)
-        log_dir = os.path.join(out_dir, "logs") if config.tensorboard else None
-        if config.localization_images and not clip_set:  # 0 turns the callback off; CAM measures are for image models
-            localization_records = spread(dataset.val, config.localization_images)
-            run_callbacks.append(mg_callbacks.LocalizationMetrics.from_dataset(
-                make_dataset(localization_records, with_boxes=True, **common), len(localization_records), threshold=config.cam_threshold))
-        run_callbacks.append(best_checkpoint)
-        if config.snapshot_images and not clip_set:
-            snapshot_records = spread(dataset.val, config.snapshot_images)
-            run_callbacks.append(mg_callbacks.CamSnapshots.from_dataset(
-                make_dataset(snapshot_records, with_boxes=True, **common), len(snapshot_records), out_dir=os.path.join(out_dir, "cam_snapshots"),
-                class_names=list(dataset.class_names), threshold=config.cam_threshold, log_dir=log_dir))
-        run_callbacks.append(keras.callbacks.CSVLogger(history_path, append=True))
-        if config.verbose != 0:
-            run_callbacks.append(mg_callbacks.EpochSummary(config.epochs))
-        if log_dir:
-            run_callbacks.append(keras.callbacks.TensorBoard(log_dir, write_graph=False))
-    # Last, so that a saved backup implies every other callback finished its epoch.
-    run_callbacks.append(backup)
+        run_callbacks += _chief_callbacks(dataset, config, out_dir, initial_epoch, holds)
+    run_callbacks.append(backup)  # last, so that a saved backup implies every other callback finished its epoch
     timing_path = os.path.join(out_dir, TIMING)
     earlier_timing = {epoch: parts for epoch, parts in (run_folder.read_json(timing_path) or {}).items()
                       if initial_epoch > 0 and int(epoch) <= initial_epoch}
     timer = mg_callbacks.PhaseTimes(timing_path if chief else None, earlier_timing)
+    _fit(model, train_data, val_data, config, initial_epoch, timer.interleave(run_callbacks), timer, backup, out_dir,
+         strategy, [*dataset.train, *dataset.val])
+    history = read_history(os.path.join(out_dir, HISTORY)) if chief else {}
+    if chief:
+        run_folder.write_json(os.path.join(out_dir, DONE), {"epochs": config.epochs, "model_name": model_name})
+    return TrainResult(model, out_dir, os.path.join(out_dir, BEST_MODEL), history)
 
+
+def _fit(model, train_data, val_data, config, initial_epoch, run_callbacks, timer, backup, out_dir, strategy, records):
+    """``model.fit``; Ctrl-C, a file that no longer decodes (named among ``records``) and a lost peer worker end it
+    with a message saying what happened and how to go on."""
     # Automatic verbosity: Keras' live bar on a terminal; in a log only EpochSummary's one line per epoch.
     fit_verbose = (1 if sys.stdout.isatty() else 0) if config.verbose < 0 else config.verbose
     try:
         model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=initial_epoch,
-                  callbacks=timer.interleave(run_callbacks), verbose=fit_verbose, shuffle=False)  # the dataset shuffles itself, seeded
+                  callbacks=run_callbacks, verbose=fit_verbose, shuffle=False)  # the dataset shuffles itself, seeded
     except KeyboardInterrupt:
         epoch = initial_epoch if timer.current_epoch is None else timer.current_epoch
         resumes_at = backup.states()[0][0] + 1 if backup.states() else 1
@@ -403,9 +428,7 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
     except tf.errors.OpError as error:
         if isinstance(error, (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.NotFoundError)):
             # a decode error inside tf.data names no file: find it among the frames or images read
-            records = [*dataset.train, *dataset.val]
-            problem = decode_failure([frame for clip in records for frame in clip.frames] if clip_set else
-                                     [record.path for record in records])
+            problem = decode_failure([path for record in records for path in getattr(record, "frames", (record.path,))])
             if problem is not None:
                 raise problem from None
         if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -413,7 +436,3 @@ def _train_in_folder(model_name, data_dir, out_dir, config):
         raise WorkerLost(f"a peer worker stopped during epoch {(timer.current_epoch or initial_epoch) + 1} "
                          f"({type(error).__name__}); relaunch every worker with the same command to resume from the last "
                          "backed-up epoch.") from None
-    history = read_history(history_path) if chief else {}
-    if chief:
-        run_folder.write_json(os.path.join(out_dir, DONE), {"epochs": config.epochs, "model_name": model_name})
-    return TrainResult(model, out_dir, best_path, history)

@@ -584,10 +584,11 @@ def max_box_acc(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, iou_thresh
     ``workers`` as in :func:`iou_over_thresholds`.
     """
     ious = iou_over_thresholds(cams, boxes_per_image, thresholds, method, workers)
-    return _best_threshold(ious >= iou_threshold if inclusive else ious > iou_threshold, thresholds)
+    return best_threshold(ious >= iou_threshold if inclusive else ious > iou_threshold, thresholds)
 
 
-def _best_threshold(hits, thresholds):
+def best_threshold(hits, thresholds):
+    """The accuracy of (n, T) ``hits`` at the one threshold (column) best over the set; the first of equal best."""
     curve = hits.mean(axis=0)
     best = int(np.argmax(curve))
     return {"value": float(curve[best]), "threshold": float(np.atleast_1d(np.asarray(thresholds))[best]), "curve": curve}
@@ -601,7 +602,7 @@ def max_box_acc_v2(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, iou_thr
     :func:`iou_over_thresholds`.
     """
     ious = all_contours_iou_over_thresholds(cams, boxes_per_image, thresholds, workers)
-    per_iou = {float(delta): _best_threshold(ious >= delta, thresholds)["value"] for delta in iou_thresholds}
+    per_iou = {float(delta): best_threshold(ious >= delta, thresholds)["value"] for delta in iou_thresholds}
     return {"value": float(np.mean(list(per_iou.values()))), "per_iou": per_iou}
 
 

@@ -16,6 +16,7 @@ from mindgap import metrics
 from mindgap.data import make_dataset, read_stanford40, valid_boxes
 from mindgap.data.digits import generate_digits_dataset
 from mindgap.training import BackboneFreeze, LocalizationMetrics, TrainConfig, paper_learning_rate
+from mindgap.training.loop import compiled_model
 
 TINY_RUN = dict(image_size=32, batch_size=8, freeze_epochs=1, test_per_class=2, localization_images=10,
                 snapshot_images=2, verbose=0)
@@ -113,13 +114,20 @@ def test_localization_callback_equals_direct_computation(digits_dir):
     probs, cams = mindgap.cam_model(model).predict(callback.images, verbose=0)
     predictions = probs.argmax(-1)
     big = mindgap.upsample_cams(cams, (32, 32))
-    gt_hits, pred_hits, box_hits = [], [], []
+    gt_hits, pred_hits, box_hits, grid_hits = [], [], [], []
     for index, label in enumerate(callback.labels):
         boxes = valid_boxes(callback.boxes[index])
         gt_hits.append(metrics.center_of_mass_hit(big[index, ..., label], boxes))
         pred_hits.append(metrics.center_of_mass_hit(big[index, ..., predictions[index]], boxes) and predictions[index] == label)
         box_hits.append(metrics.best_iou([metrics.cam_to_box(big[index, ..., label], 0.3)], boxes)[0] > 0.5)
-    assert logs == pytest.approx({"val_loc_gt": np.mean(gt_hits), "val_loc_pred": np.mean(pred_hits), "val_box_iou50": np.mean(box_hits)})
+        grid_hits.append([metrics.best_iou([metrics.cam_to_box(big[index, ..., label], threshold)], boxes)[0] > 0.5
+                          for threshold in callback.thresholds])
+    accuracy_per_threshold = np.mean(grid_hits, axis=0)
+    best = int(np.argmax(accuracy_per_threshold))
+    assert logs == pytest.approx({"val_loc_gt": np.mean(gt_hits), "val_loc_pred": np.mean(pred_hits), "val_box_iou50": np.mean(box_hits),
+                                  "val_max_box_acc": accuracy_per_threshold[best],
+                                  "val_max_box_acc_threshold": callback.thresholds[best]})
+    assert callback.thresholds[0] == 0.05 and callback.thresholds[-1] == 0.95 and len(callback.thresholds) == 19
 
 
 def _train_command(digits_dir, out, epochs):
@@ -290,3 +298,12 @@ def test_a_lost_peer_worker_ends_the_other_with_one_line(digits_dir, tmp_path):
     lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith(("warning:", "WARNING"))]
     assert processes[0].returncode == 3, stderr[-3000:]
     assert len(lines) == 1 and "relaunch every worker with the same command" in lines[0], stderr[-3000:]
+
+
+def test_fc_units_reach_the_cnn_lstm_and_are_validated():
+    config = TrainConfig(image_size=16, fc_units=6, weights=None)
+    model = compiled_model("Tiny-LSTM", 3, config)
+    assert model.get_layer("fc1").units == 6 and model.get_layer("fc2").units == 6
+    assert model.get_layer("fc1").kernel.shape[0] == 2 * 2 * 128  # the flattened 2x2x128 maps of a 16 px frame
+    with pytest.raises(ValueError, match="fc_units must be an integer >= 1"):
+        TrainConfig(fc_units=0).validate()

@@ -50,6 +50,7 @@ class TrainConfig(DataOptions):
     cam_threshold: float = option(0.2, "CAM threshold of a box, a fraction of the map's max")
     tensorboard: bool = option(True, "write TensorBoard logs")
     zhou_units: int | None = option(None, "maps of a GAP-Zhou head (None: Zhou et al.'s 1,024)")
+    fc_units: int | None = option(None, "width of fc1/fc2 of a CNN-LSTM or frame CNN (None: the frame CNN's, else 256)")
     dropout: str | None = option(None, "dropout on a GAP-Zhou head's pooled features (Excitation Dropout and "
                                  "baselines, mindgap.dropout)", ("none", "standard", "standard_per_image", "curriculum",
                                                                  "adaptive", "mirrored_excitation", "excitation",
@@ -68,8 +69,10 @@ class TrainConfig(DataOptions):
         for name in ("epochs", "lr_decay_every"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.zhou_units is not None and (isinstance(self.zhou_units, bool) or not isinstance(self.zhou_units, int) or self.zhou_units < 1):
-            problems.append(f"zhou_units must be an integer >= 1 (or None for 1,024), got {self.zhou_units!r}")
+        for name, default in (("zhou_units", "1,024"), ("fc_units", "256")):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                problems.append(f"{name} must be an integer >= 1 (or None for {default}), got {value!r}")
         if not 0 < self.dropout_retain <= 1:
             problems.append(f"dropout_retain (P) must be in (0, 1], got {self.dropout_retain}")
         for name in ("localization_images", "snapshot_images"):

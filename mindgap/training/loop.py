@@ -270,7 +270,7 @@ def _prepare_outputs(out_dir, initial_epoch):
 def compiled_model(model_name, num_classes, config, class_names=None):
     """``model_name`` built and compiled as ``train`` does: the config's weights, input size, penalty, Zhou width,
     precision and XLA flag; Nadam2017 built on every variable (backbone included, before any freeze)."""
-    head_overrides = {} if config.zhou_units is None else {"zhou_units": config.zhou_units}
+    head_overrides = {name: getattr(config, name) for name in ("zhou_units", "fc_units") if getattr(config, name) is not None}
     if config.dropout is not None:
         head_overrides.update(dropout=config.dropout, dropout_retain=config.dropout_retain)
     with _dtype_policy(config.precision):

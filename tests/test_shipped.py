@@ -19,7 +19,7 @@ def test_every_shipped_file_matches_its_record_and_the_whole_is_a_few_mb():
     # `python -m mindgap.shipping add ...`, which rewrites the record.
     assert shipped.mismatches() == []
     models = shipped.shipped_models()
-    assert {"scenes-gap5-l1", "scenes-gap-zhou-l1"} <= set(models)
+    assert {"scenes-gap5-l1", "scenes-gap-zhou-l1", "pairs-guided-zoom", "video-lstm"} <= set(models)
     for model in models.values():
         assert model.kind in shipped.KINDS and model.command.startswith("python -m ") and 0.3 < model.test_accuracy <= 1  # ten classes: chance is 0.1
         path = shipped.shipped_path(model)  # a .keras file, or a refiner's folder
@@ -95,6 +95,14 @@ def test_a_shipped_model_loads_by_name_and_explains_the_examples(tmp_path, capsy
     # each example's file name is its true class; the shipped model gets all three
     assert [line.split(": ")[1].split()[0] for line in printed] == ["seven", "three", "zero"]
     assert len(list(tmp_path.glob("*_overlay.png"))) == 3
+
+
+def test_the_shipped_cnn_lstm_grounds_the_example_clip(tmp_path, capsys):
+    assert mindgap.load_model("video-lstm").name == "Tiny-LSTM"
+    assert main(["explain-video", os.path.join(EXAMPLES, "clip_seven"), "--model", "Video-LSTM", "--out", str(tmp_path)]) == 0
+    # the clip's folder name is its true class; its digit is drawn in every frame
+    assert capsys.readouterr().out.startswith("clip_seven: seven (")
+    assert (tmp_path / "clip-seven_ceb_r.png").is_file()
 
 
 def test_serve_without_a_model_serves_the_shipped_ones(monkeypatch, capsys):

@@ -205,6 +205,10 @@ def describe_start(mode, model_name):
     return f"backbone weights {weights!r}, frozen for the first {mode.train['freeze_epochs']} epochs"
 
 
+_TRAINED = {}  # run folder -> its best model, for this process (the latest _TRAINED_KEPT)
+_TRAINED_KEPT = 6
+
+
 def trained_model(mode, model_name, seed=None):
     """Train ``model_name`` with this mode's settings (and training ``seed``), or reuse the run that already did."""
     weights = _weights_for(mode, model_name)
@@ -220,9 +224,14 @@ def trained_model(mode, model_name, seed=None):
                 if name != "verbose" and value != defaults.get(name)}
     key = json.dumps({"model": model_name, "data": mode.data_dir, "config": settings}, sort_keys=True)
     run_dir = os.path.join(mode.runs_dir, "models", f"{model_name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
+    if run_dir in _TRAINED:  # asked again in this process (Figure 3 after the table): no second data check and load
+        return _TRAINED[run_dir], run_dir, 0.0
     started = time.time()
     result = mindgap.train(model_name, mode.data_dir, run_dir, config=config)
-    return result.best_model(), run_dir, time.time() - started
+    _TRAINED[run_dir] = result.best_model()
+    if len(_TRAINED) > _TRAINED_KEPT:  # the oldest goes: full-mode models are large
+        del _TRAINED[next(iter(_TRAINED))]
+    return _TRAINED[run_dir], run_dir, time.time() - started
 
 
 def evaluated(mode, model_name, dataset, split="test", seed=None):

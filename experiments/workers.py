@@ -41,7 +41,9 @@ def worker_count(args):
         return args.workers
     if getattr(args, "extra_small", False):
         return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from mindgap.cores import usable_cores  # not at the top: a spawned worker imports this module before it pins itself
+
+    return usable_cores()
 
 
 class _Prefixed:
@@ -138,7 +140,9 @@ def _call_pinned(function, arguments):
     """In a worker: the TensorFlow thread budget of its share of the cores, then ``function(*arguments)``."""
     import tensorflow as tf
 
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    from mindgap.cores import usable_cores
+
+    threads = usable_cores()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -63,12 +63,13 @@ over many images run on threads (``workers``).
 """
 
 import numbers
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 from sklearn.metrics import average_precision_score, confusion_matrix as _sk_confusion_matrix
+
+from mindgap.cores import usable_cores
 
 BOX_METHODS = ("paper", "largest_component", "largest_contour")
 EMPTY_BOX = np.zeros(4, dtype=np.float64)
@@ -489,8 +490,7 @@ def uniform_pointing_expectation(boxes, shape, tolerance="scaled"):
 # ---------------------------------------------------------- set-level measures
 def _resolve_workers(workers, count):
     if workers is None:
-        available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, min(available, count))
+        return max(1, min(usable_cores(), count))
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers must be a positive integer or None (all cores), got {workers!r}.")
     return int(min(workers, max(count, 1)))

@@ -10,11 +10,11 @@ model takes images in that range.
 """
 
 import functools
-import os
 
 import numpy as np
 import tensorflow as tf
 
+from mindgap.cores import usable_cores
 from mindgap.data.clips import odd_lengths
 from mindgap.data.hide_and_seek import DEFAULT_GRID_SIZES, HIDE_PROBABILITY, hide_patches
 from mindgap.data.labels import LABEL_DRAWINGS, draw_label, vote_distributions
@@ -23,11 +23,6 @@ from mindgap.data.records import summarize
 DEFAULT_IMAGE_SIZE = 299
 _PREFETCH_BATCHES = 2
 PADDING_BOX = (-1.0, -1.0, -1.0, -1.0)  # rows of the padded box tensor that hold no box
-
-
-def _parallel_calls():
-    """One call per usable core, read when a dataset is made (a training process pinned to one core gets one)."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def preprocess(images):
@@ -126,7 +121,7 @@ def make_dataset(
         image, original_size = decode_resized(path, image_size)
         return (tf.cast(tf.round(image), tf.uint8), label, scale_boxes(boxes, original_size, image_size), *votes)
 
-    parallel = _parallel_calls()
+    parallel = usable_cores()
     if cache is not False:
         dataset = source.map(load, num_parallel_calls=parallel).cache("" if cache is True else str(cache))
         if training:
@@ -201,7 +196,7 @@ def make_video_dataset(clips, *, num_classes, image_size, batch_size=8, training
         target = tf.repeat(tf.one_hot(label, num_classes)[None], steps, axis=0)
         return preprocess(frames), target
 
-    data = tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=_parallel_calls())
+    data = tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=usable_cores())
     if cache:
         data = data.cache()
     if training:

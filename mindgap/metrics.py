@@ -182,16 +182,12 @@ def per_class_table(labels, probs, class_names=None):
     rows = []
     for class_index in range(probs.shape[1]):
         members = labels == class_index
-        rows.append(
-            {
-                "class": class_names[class_index] if class_names is not None else str(class_index),
-                "support": int(members.sum()),
-                "accuracy": float((predictions[members] == class_index).mean()) if members.any() else float("nan"),
-                "average_precision": float(average_precision_score(members, probs[:, class_index]))
-                if members.any()
-                else float("nan"),
-            }
-        )
+        some = members.any()
+        rows.append({"class": class_names[class_index] if class_names is not None else str(class_index),
+                     "support": int(members.sum()),
+                     "accuracy": float((predictions[members] == class_index).mean()) if some else float("nan"),
+                     "average_precision": float(average_precision_score(members, probs[:, class_index]))
+                     if some else float("nan")})
     return rows
 
 
@@ -203,15 +199,8 @@ def _paper_boxes(normalized, thresholds):
     column_peaks = normalized.max(axis=0)
     rows_on = (row_peaks[None, :] >= thresholds[:, None]) & (row_peaks[None, :] > 0)
     columns_on = (column_peaks[None, :] >= thresholds[:, None]) & (column_peaks[None, :] > 0)
-    boxes = np.stack(
-        [
-            columns_on.argmax(axis=1),
-            rows_on.argmax(axis=1),
-            width - columns_on[:, ::-1].argmax(axis=1),
-            height - rows_on[:, ::-1].argmax(axis=1),
-        ],
-        axis=1,
-    ).astype(np.float64)
+    boxes = np.stack([columns_on.argmax(axis=1), rows_on.argmax(axis=1), width - columns_on[:, ::-1].argmax(axis=1),
+                      height - rows_on[:, ::-1].argmax(axis=1)], axis=1).astype(np.float64)
     boxes[~rows_on.any(axis=1)] = EMPTY_BOX
     return boxes
 
@@ -232,9 +221,8 @@ def _contour_boxes(mask):
         return EMPTY_BOX[None]
     # cv2.contourArea is 0 for one-pixel-wide contours: break ties by the box area.
     rects = [cv2.boundingRect(contour) for contour in contours]
-    order = sorted(
-        range(len(contours)), key=lambda i: (cv2.contourArea(contours[i]), rects[i][2] * rects[i][3]), reverse=True
-    )
+    order = sorted(range(len(contours)), key=lambda i: (cv2.contourArea(contours[i]), rects[i][2] * rects[i][3]),
+                   reverse=True)
     return np.array([[x, y, x + w, y + h] for x, y, w, h in (rects[i] for i in order)], dtype=np.float64)
 
 
@@ -333,12 +321,8 @@ def cam_boxes(cam, thresholds, method="paper"):
 
 
 def cam_to_box(cam, threshold, method="paper"):
-    """One box ``(x_min, y_min, x_max, y_max)`` from a CAM on its own pixel grid.
-
-    ``threshold`` is a fraction of the CAM's maximum (0.2 = 20 %); see
-    :func:`cam_boxes` for the methods and the module docstring for the
-    pixel convention.
-    """
+    """One box ``(x_min, y_min, x_max, y_max)`` from a CAM on its own pixel grid at ``threshold`` (a fraction of its
+    maximum, 0.2 = 20 %); the methods as in :func:`cam_boxes`."""
     return cam_boxes(cam, [threshold], method)[0]
 
 
@@ -377,11 +361,13 @@ def center_of_mass(cam):
     return (float(x), float(y))
 
 
+def _box_gaps(x, y, x_min, y_min, x_max, y_max):
+    """How far (x, y) lies outside [x_min, x_max] and [y_min, y_max] along each axis (0 inside); broadcasts."""
+    return np.maximum(np.maximum(x_min - x, 0.0), x - x_max), np.maximum(np.maximum(y_min - y, 0.0), y - y_max)
+
+
 def _point_box_distance(point, boxes):
-    x, y = point
-    dx = np.maximum.reduce([boxes[:, 0] - x, np.zeros(len(boxes)), x - boxes[:, 2]])
-    dy = np.maximum.reduce([boxes[:, 1] - y, np.zeros(len(boxes)), y - boxes[:, 3]])
-    return np.hypot(dx, dy)
+    return np.hypot(*_box_gaps(point[0], point[1], *boxes.T))
 
 
 def center_of_mass_hit(cam, gt_boxes):
@@ -426,14 +412,10 @@ def pointing_tolerance(tolerance, shape):
 def pointing_game_hit(cam, boxes, tolerance="scaled", convention="zhang"):
     """Pointing game (Zhang et al. 2016): the CAM's maximum hits a box, with ``tolerance`` of slack.
 
-    Zhang et al. count a hit when the maximum "falls into" an annotated
-    object "with a 15-pixel tolerance", on images of a few hundred pixels.
-    A fixed 15 px on a 64 px input covers a quarter of the image's side, and every
-    method scores close to 100 %, so the tolerance scales with the input:
-    ``tolerance="scaled"`` (default) is ``15 · min(H, W) / 224`` px for a map of
-    H × W pixels (the map must be at the input's resolution); ``"fixed"`` keeps
-    15 px; a number gives the pixels.  The maximum is the first in raster
-    order when several pixels share it.  Conventions:
+    Zhang et al. count a hit when the maximum "falls into" an annotated object "with a 15-pixel tolerance", on
+    images of a few hundred pixels; 15 px on a 64 px input covers a quarter of its side (every method near 100 %),
+    so by default the tolerance scales with the input (:func:`pointing_tolerance`; the map must be at the input's
+    resolution).  The maximum is the first in raster order when several pixels share it.  Conventions:
 
     ``"zhang"`` (default): the maximum is the pixel's centre (x + 0.5, y + 0.5)
         and a box the continuous rectangle of its pixel-edge coordinates; a
@@ -459,8 +441,7 @@ def pointing_game_hit(cam, boxes, tolerance="scaled", convention="zhang"):
     first = np.ceil(boxes[:, :2] - 0.5)
     last = np.ceil(boxes[:, 2:] - 0.5) - 1
     nonempty = (last >= first).all(axis=1)
-    dx = np.maximum.reduce([first[:, 0] - x, np.zeros(len(boxes)), x - last[:, 0]])
-    dy = np.maximum.reduce([first[:, 1] - y, np.zeros(len(boxes)), y - last[:, 1]])
+    dx, dy = _box_gaps(x, y, first[:, 0], first[:, 1], last[:, 0], last[:, 1])
     return bool((nonempty & (dx**2 + dy**2 < tolerance**2)).any())
 
 
@@ -482,9 +463,7 @@ def uniform_pointing_expectation(boxes, shape, tolerance="scaled"):
     boxes = _check_boxes(boxes)
     x = np.arange(width, dtype=np.float64)[None, :, None] + 0.5
     y = np.arange(height, dtype=np.float64)[:, None, None] + 0.5
-    dx = np.maximum(np.maximum(boxes[:, 0] - x, 0.0), x - boxes[:, 2])
-    dy = np.maximum(np.maximum(boxes[:, 1] - y, 0.0), y - boxes[:, 3])
-    return float((np.hypot(dx, dy) <= tolerance_px).any(axis=-1).mean())
+    return float((np.hypot(*_box_gaps(x, y, *boxes.T)) <= tolerance_px).any(axis=-1).mean())
 
 
 # ---------------------------------------------------------- set-level measures
@@ -613,14 +592,11 @@ def localization_accuracy(true_class_hits, predicted_class_hits, labels, predict
     predicted class's CAM hits.
     """
     correct = np.asarray(labels) == np.asarray(predictions)
-    return {
-        "ground_truth": float(np.mean(true_class_hits)),
-        "prediction": float(np.mean(np.asarray(predicted_class_hits) & correct)),
-    }
+    return {"ground_truth": float(np.mean(true_class_hits)),
+            "prediction": float(np.mean(np.asarray(predicted_class_hits) & correct))}
 
 
 # ---------------------------------------------------------------- temporal (thesis ch. 7)
-
 def segment_iou(segment_a, segment_b):
     """Temporal IoU of two segments ``(start, end)`` (frames, end exclusive)."""
     (start_a, end_a), (start_b, end_b) = segment_a, segment_b

@@ -4,12 +4,11 @@ Bad input (a missing file, a file that is not an image, a ``.keras`` file that
 is not a mindgap model, an unknown class, an empty folder, a broken dataset)
 ends with one line on stderr and exit code 2; so does a run folder in use by
 another process or holding a run with other settings.  A full disk or an
-unwritable place ends with one line naming the path and its free space, exit 1.
-``train`` and ``evaluate`` read
-any layout of ``mindgap.data.layouts`` (``--format``, detected by default) and,
-like ``explain`` on a folder, decode every image and check every box first
-(``mindgap.data.check``; ``--skip-bad-images`` drops the bad ones instead).  Each command imports what it needs
-when it runs (start-up time: ``mindgap --help`` loads no TensorFlow); the library does the work (``mindgap.explain``).
+unwritable place ends with one line naming the path and its free space, exit 1.  ``train`` and ``evaluate`` read
+any layout of ``mindgap.data.layouts`` (``--format``, detected by default) and, like ``explain`` on a folder, decode
+every image and check every box first (``mindgap.data.check``; ``--skip-bad-images`` drops the bad ones instead).
+Each command imports what it needs when it runs (start-up time: ``mindgap --help`` loads no TensorFlow); the library
+does the work (``mindgap.explain``).
 """
 
 import argparse
@@ -116,9 +115,12 @@ def resolve_model(name_or_path, kinds=shipped.KINDS):
         raise CliError(str(error)) from None
 
 
-def _check_explain_arguments(top, threshold):
-    if isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 1:
+def _check_top(top):
+    if top is not None and (isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 1):
         raise CliError(f"--top must be an integer >= 1, got {top!r}.")
+
+
+def _check_threshold(threshold):
     if not isinstance(threshold, numbers.Real) or not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
         raise CliError(f"--threshold must be a fraction of the CAM's max in [0, 1], got {float(threshold) if isinstance(threshold, numbers.Real) else threshold!r}.")
 
@@ -169,7 +171,8 @@ def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.
     from mindgap.data.pipeline import deprocess, model_input
     from mindgap.models import model_info
 
-    _check_explain_arguments(5 if top is None else top, threshold)
+    _check_top(top)
+    _check_threshold(threshold)
     model = load_mindgap_model(model_path)
     info = model_info(model)
     if top is None:
@@ -213,8 +216,7 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
         refiner = Refiner.load(refiner_dir)
     except ValueError as error:
         raise CliError(str(error)) from None
-    if top is not None and (isinstance(top, bool) or top < 1):
-        raise CliError(f"--top must be an integer >= 1, got {top!r}.")
+    _check_top(top)
     paths = explaining.image_files(target)
     if os.path.isdir(target):
         paths = checked_image_paths(paths, skip_bad_images)
@@ -303,10 +305,6 @@ def _run_explain_caption(args):
     for word, values in maps.items():
         print(f"{word}: peak at (x, y) = {tuple(int(v) for v in np.unravel_index(int(np.argmax(values)), values.shape)[::-1])}")
     print(f"wrote {args.out}")
-
-
-def _run_explain_video(args):
-    explain_video(args.clip, args.model, args.out, method=args.method, class_name=args.class_name, layer=args.layer)
 
 
 def _run_train(args):
@@ -433,12 +431,6 @@ def _run_serve(args):
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
-def _add_models_command(commands):
-    models_parser = commands.add_parser("models", help="list the model names of every family, e.g. mindgap models '*LSTM*'")
-    models_parser.add_argument("pattern", nargs="?", default="*", help="a shell pattern, any case (default: every name)")
-    models_parser.set_defaults(handler=_run_models)
-
-
 _SHIPPED_HINT = "a .keras file saved by mindgap, or a shipped model's name (mindgap models)"
 
 
@@ -486,7 +478,8 @@ def build_parser():
     video_parser.add_argument("--class", dest="class_name", default=None, help="ground this class instead of the predicted one")
     video_parser.add_argument("--layer", default="backbone", help="layer of the frame CNN the maps are taken at")
     video_parser.add_argument("--out", required=True, help="output folder: the frames with their maps and a JSON record")
-    video_parser.set_defaults(handler=_run_explain_video)
+    video_parser.set_defaults(handler=lambda args: explain_video(args.clip, args.model, args.out, method=args.method,
+                                                                 class_name=args.class_name, layer=args.layer))
 
     caption_parser = commands.add_parser("explain-caption", help="caption an image or clip and map each word (cEB-R)")
     caption_parser.add_argument("input", help="an image, or a folder of frames for a Tiny-Captioner-Clips")
@@ -504,7 +497,9 @@ def build_parser():
     export_parser.add_argument("--out", required=True, help="output folder (savedmodel/, model.tflite or model.onnx inside)")
     export_parser.set_defaults(handler=_run_export)
 
-    _add_models_command(commands)
+    models_parser = commands.add_parser("models", help="list the model names of every family, e.g. mindgap models '*LSTM*'")
+    models_parser.add_argument("pattern", nargs="?", default="*", help="a shell pattern, any case (default: every name)")
+    models_parser.set_defaults(handler=_run_models)
     digits_parser = commands.add_parser("digits", help="write the embedded digits localization set")
     digits_parser.add_argument("out_dir", help="output folder of the set")
     digits_parser.add_argument("--seed", type=int, default=0)
@@ -525,19 +520,16 @@ def build_parser():
 def _parse(parser, argv):
     """``parser.parse_args``, but a flag the command does not know is refused with the command's own usage and
     the closest flag it has."""
-    import difflib
-
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        subparser = _subparsers(parser)[args.command]
+        import difflib  # start-up time: only for a mistyped flag
+
+        subparsers = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+        subparser = subparsers.choices[args.command]
         flags = [flag for action in subparser._actions for flag in action.option_strings]
         close = difflib.get_close_matches(unknown[0].split("=")[0], flags, n=1)
         subparser.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" (did you mean {close[0]}?)" if close else ""))
     return args
-
-
-def _subparsers(parser):
-    return next(action.choices for action in parser._actions if isinstance(action, argparse._SubParsersAction))
 
 
 def main(argv=None):

@@ -57,19 +57,21 @@ def known_settings(settings, defaults, what):
     return {**defaults, **settings}
 
 
-def settings_parser(module, doc, defaults):
+def settings_parser(module, doc, defaults, metavars=None, helps=None):
     """The command line of a generator ``python -m mindgap.data.<module>`` (``doc``: its docstring): ``OUT_DIR`` and one
-    flag per setting of ``defaults`` (a pair MIN MAX for a tuple, several integers for a None default)."""
+    flag per setting of ``defaults`` (a pair MIN MAX for a tuple unless ``metavars`` names its parts, several integers
+    for a None default), its help ``helps[name]`` or its default."""
     parser = argparse.ArgumentParser(prog=f"python -m mindgap.data.{module}", description=doc.splitlines()[0])
     parser.add_argument("out_dir", help="new or empty folder to write the set into")
     for name, value in defaults.items():
-        flag = "--" + name.replace("_", "-")
+        flag, shown = "--" + name.replace("_", "-"), (helps or {}).get(name, f"default {value}")
         if isinstance(value, tuple):
-            parser.add_argument(flag, type=int, nargs=len(value), default=value, metavar=("MIN", "MAX")[:len(value)])
+            metavar = (metavars or {}).get(name, ("MIN", "MAX")[:len(value)])
+            parser.add_argument(flag, type=int, nargs=len(value), default=value, metavar=metavar, help=shown)
         elif value is None:
-            parser.add_argument(flag, type=int, nargs="+", default=None)
+            parser.add_argument(flag, type=int, nargs="+", default=None, help=shown)
         else:
-            parser.add_argument(flag, type=type(value), default=value)
+            parser.add_argument(flag, type=type(value), default=value, help=shown)
     return parser
 
 

@@ -48,7 +48,6 @@ the frames, the same task.
 Command line: ``python -m mindgap.data.scenes OUT_DIR [--pairs] [--seed 0] ...``
 """
 
-import argparse
 import functools
 import itertools
 import sys
@@ -59,7 +58,7 @@ from sklearn.datasets import load_digits
 
 from mindgap.data.digits import (CLASS_NAMES, INK_FLOOR, INK_SOLID, SETTINGS_FILE, background_crop, distort_digit, ink_box,
                                  load_backgrounds, render_canvas, skimage_photos, source_halves, write_stanford40_set)
-from mindgap.data.generated import ensure_set, known_settings, run_generator
+from mindgap.data.generated import ensure_set, known_settings, run_generator, settings_parser
 
 SCENES_VERSION = 1
 # Capital letters that share no shape with a digit (no O/D/Q ~ 0, I/J/L/T ~ 1/7, Z ~ 2, E ~ 3, A ~ 4, S ~ 5,
@@ -297,27 +296,19 @@ def _ensure(out_dir, wanted, kind, generate):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m mindgap.data.scenes", description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", help="new or empty folder to write the set into")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    parser.add_argument("--canvas-size", type=int, default=DEFAULTS["canvas_size"])
-    parser.add_argument("--train-per-class", type=int, default=DEFAULTS["train_per_class"])
-    parser.add_argument("--test-per-class", type=int, default=DEFAULTS["test_per_class"])
-    parser.add_argument("--digit-size", type=int, nargs=2, default=DEFAULTS["digit_size"], metavar=("MIN", "MAX"))
-    parser.add_argument("--distractors", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
-                        help=f"letters per image (default {DEFAULTS['distractors']}, pairs {PAIRS_DEFAULTS['distractors']})")
-    parser.add_argument("--distorted", type=float, default=DEFAULTS["distorted"],
-                        help="share of digits and letters rotated, sheared and stretched first")
+    parser = settings_parser("scenes", __doc__, DEFAULTS, helps={
+        "distractors": f"letters per image (default {DEFAULTS['distractors']}, pairs {PAIRS_DEFAULTS['distractors']})",
+        "distorted": f"share of digits and letters rotated, sheared and stretched first (default {DEFAULTS['distorted']})"})
+    parser.set_defaults(distractors=None)  # unset: the chosen set's
     parser.add_argument("--pairs", action="store_true", help="Guided Zoom's set: a class is a pair of digits (two boxes)")
-    args = parser.parse_args(argv)
-    generate = generate_pairs_dataset if args.pairs else generate_scenes_dataset
-    if args.distractors is None:
-        args.distractors = (PAIRS_DEFAULTS if args.pairs else DEFAULTS)["distractors"]
-    total = (args.train_per_class + args.test_per_class) * len(CLASS_NAMES)
-    return run_generator(generate, args.out_dir, lambda: f"Wrote {total} scenes of {len(CLASS_NAMES)} classes to "
-                         f"{args.out_dir} (Stanford 40 layout).", seed=args.seed, canvas_size=args.canvas_size,
-                         train_per_class=args.train_per_class, test_per_class=args.test_per_class,
-                         digit_size=args.digit_size, distractors=args.distractors, distorted=args.distorted)
+    args = vars(parser.parse_args(argv))
+    out_dir, pairs = args.pop("out_dir"), args.pop("pairs")
+    if args["distractors"] is None:
+        args["distractors"] = (PAIRS_DEFAULTS if pairs else DEFAULTS)["distractors"]
+    total = (args["train_per_class"] + args["test_per_class"]) * len(CLASS_NAMES)
+    return run_generator(generate_pairs_dataset if pairs else generate_scenes_dataset, out_dir,
+                         lambda: f"Wrote {total} scenes of {len(CLASS_NAMES)} classes to {out_dir} (Stanford 40 layout).",
+                         **args)
 
 
 if __name__ == "__main__":

@@ -131,10 +131,7 @@ def atomic_path(path, needed=0):
 
 def write_json(path, payload):
     """``payload`` as JSON at ``path``, atomically."""
-    with atomic_path(path) as temporary:
-        with open(temporary, "w") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.flush()
+    write_text(path, json.dumps(payload, indent=2))
 
 
 def read_json(path):
@@ -148,7 +145,17 @@ def read_json(path):
 
 
 def file_sha256(path):
+    """SHA-256 of a file, or of a folder (every file's relative path and bytes, in sorted order)."""
     digest = hashlib.sha256()
+    if os.path.isdir(path):
+        for root, folders, files in os.walk(path):
+            folders.sort()
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                digest.update(os.path.relpath(full, path).encode())
+                with open(full, "rb") as handle:
+                    digest.update(handle.read())
+        return digest.hexdigest()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -164,6 +171,13 @@ def remove_temporaries(*folders):
             if TEMPORARY_MARK in name or name.endswith((".tmp", ".tmp.keras")):
                 with contextlib.suppress(OSError):
                     os.remove(os.path.join(folder, name))
+
+
+def remove_files(folder, *names):
+    """Remove the files ``names`` of ``folder`` that exist."""
+    for name in names:
+        if os.path.isfile(os.path.join(folder, name)):
+            os.remove(os.path.join(folder, name))
 
 
 def write_text(path, text):

@@ -48,25 +48,19 @@ UNFREEZE_OPTIMIZER_MODES = ("fresh", "per_variable")
 class BackboneFreeze(keras.callbacks.Callback):
     """Keep the layer ``layer_name`` frozen for the first ``freeze_epochs`` epochs, trainable after.
 
-    The optimizer must have been built on all variables before ``fit`` (so
-    its state covers the backbone from the start); the train function is
-    rebuilt at the switch, inside the same ``fit``, so the epoch counter
-    carries on.  Works after a resume too: the state is set from the epoch
-    number alone, and the optimizer reset happens only at the switch epoch
-    itself (a backup taken after it already holds the reset state).
+    The optimizer must have been built on all variables before ``fit`` (its state covers the backbone from the
+    start); the train function is rebuilt at the switch, inside the same ``fit``.  A resume works too: the state
+    follows from the epoch number, and the optimizer is reset only at the switch epoch itself.
 
     What the optimizer does at the switch (``unfreeze_optimizer``):
 
-    * ``"fresh"`` (default): its whole state is reset, as a Keras 2017 user's
-      ``model.compile(optimizer=Nadam())`` after unfreezing did (the Keras
-      fine-tuning recipe); the head's moments start again too.
-    * ``"per_variable"``: nothing is reset; the backbone's moments start
-      from zero and, with :class:`mindgap.optimizers.Nadam2017`, its bias
-      corrections count from its own first update, while the head carries on.
+    * ``"fresh"`` (default): its whole state is reset, as a Keras 2017 user's ``model.compile(optimizer=Nadam())``
+      after unfreezing did (the Keras fine-tuning recipe); the head's moments start again too.
+    * ``"per_variable"``: nothing is reset; the backbone's moments start from zero and, with
+      :class:`mindgap.optimizers.Nadam2017`, its bias corrections count from its own first update.
 
-    With ``freeze_batchnorm`` the backbone's BatchNormalization layers stay
-    frozen (inference mode, moving statistics) after the switch, as Keras
-    advises for fine-tuning.
+    With ``freeze_batchnorm`` the backbone's BatchNormalization layers stay in inference mode after the switch, as
+    Keras advises for fine-tuning.
     """
 
     def __init__(self, freeze_epochs=10, layer_name="backbone", freeze_batchnorm=False, unfreeze_optimizer="fresh"):
@@ -248,11 +242,9 @@ class LocalizationMetrics(_FixedImages):
                 print("localization measures skipped: no validation image has a ground-truth box", flush=True)
                 self._said_skipped = True
             return {}
-        return {
-            f"{self.prefix}loc_gt": float(measures["com_true"].mean()),
-            f"{self.prefix}loc_pred": float((measures["com_pred"] & measures["correct_boxed"]).mean()),
-            f"{self.prefix}box_iou50": float((measures["iou_true"][:, 0] > 0.5).mean()),
-        }
+        return {f"{self.prefix}loc_gt": float(measures["com_true"].mean()),
+                f"{self.prefix}loc_pred": float((measures["com_pred"] & measures["correct_boxed"]).mean()),
+                f"{self.prefix}box_iou50": float((measures["iou_true"][:, 0] > 0.5).mean())}
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -293,11 +285,8 @@ class CamSnapshots(_FixedImages):
             boxed = plots.draw_box(shown, cam_to_box(upsampled, self.threshold), plots.CAM_BOX_COLOUR)
             for box in valid_boxes(boxes):
                 boxed = plots.draw_box(boxed, box, plots.TRUE_BOX_COLOUR)
-            rows.append([
-                (boxed, f"true {names[label]} / pred {names[predicted]} {prob[predicted]:.2f}"),
-                (true_cam, f"CAM {names[label]} (true)"),
-                (predicted_cam, f"CAM {names[predicted]} (pred)"),
-            ])
+            rows.append([(boxed, f"true {names[label]} / pred {names[predicted]} {prob[predicted]:.2f}"),
+                         (true_cam, f"CAM {names[label]} (true)"), (predicted_cam, f"CAM {names[predicted]} (pred)")])
         return rows
 
     def on_epoch_end(self, epoch, logs=None):
@@ -319,16 +308,11 @@ class CamSnapshots(_FixedImages):
 class AtomicBestCheckpoint(keras.callbacks.Callback):
     """Save the model with the lowest ``monitor`` as ``filepath`` (a ``.keras`` file), crash-safe.
 
-    The model and its record ``filepath + ".json"`` (best value, epoch,
-    monitor, SHA-256 of the model) are committed as one: the model is written
-    to a hidden pending file and fsynced, then the record is written
-    atomically (the commit point), then the pending file is renamed over
-    ``filepath``.  A run that starts again finishes an interrupted commit, or
-    drops it if the record was not written; a ``filepath`` that its record
-    does not describe is replaced by the next epoch's model (with a warning),
-    so a worse model can never pass for the best one.  Free space is checked
-    before each write: a full disk raises ``StorageError`` and leaves the
-    previous best intact.
+    The model and its record ``filepath + ".json"`` (best value, epoch, monitor, SHA-256) are committed as one: the
+    model goes to a hidden pending file (fsynced), the record is written atomically (the commit point), then the
+    pending file is renamed over ``filepath``.  A restart finishes an interrupted commit or drops an uncommitted
+    one; a ``filepath`` its record does not describe is replaced by the next epoch's model (with a warning), so a
+    worse model never passes for the best.  A full disk raises ``StorageError`` and leaves the previous best intact.
     """
 
     def __init__(self, filepath, monitor="val_loss", print_fn=None):
@@ -398,22 +382,15 @@ def state_bytes(model):
 class AtomicBackup(keras.callbacks.Callback):
     """Back up the training state (weights and optimizer) after every epoch; :meth:`restore` resumes from it.
 
-    Each state is ``backup_dir/epoch-000005.weights.h5``, written to a
-    temporary file, fsynced and renamed, so a file of that name is always
-    whole; ``training_metadata.json`` (written the same way) records the
-    newest one and its SHA-256.  The two newest states are kept, so an
-    unreadable newest state falls back to the one before; with none readable
-    the run restarts from epoch 0 with a warning.  Free space for one more
-    state is checked before each write (h5py can crash the process on a full
-    disk).  The backup stays after the run ends, so that a finished run can be
-    extended with more epochs.
+    Each state is ``backup_dir/epoch-000005.weights.h5``, written to a temporary file, fsynced and renamed (always
+    whole); ``training_metadata.json`` (written the same way) records the newest and its SHA-256.  The two newest
+    are kept, so an unreadable newest state falls back to the one before; with none readable the run restarts from
+    epoch 0 with a warning.  Free space is checked before each write (h5py can crash the process on a full disk).
+    The backup stays after the run, so a finished run can be extended.
 
-    Replaces ``keras.callbacks.BackupAndRestore``, whose Keras 3.15 version
-    writes ``latest.weights.h5`` in place and keeps a ``.bkp`` copy only
-    from the second epoch on (a crash during the first write leaves an
-    unloadable file and no fallback), and whose metadata file is read
-    without a guard.  Its files (``latest.weights.h5``, ``.bkp``) are still
-    read when resuming an older run.
+    Replaces ``keras.callbacks.BackupAndRestore``: Keras 3.15's writes ``latest.weights.h5`` in place with a ``.bkp``
+    copy only from the second epoch on (a crash in the first write leaves no loadable file) and reads its metadata
+    unguarded.  Its files are still read when resuming an older run.
     """
 
     PATTERN = re.compile(r"^epoch-(\d+)\.weights\.h5$")
@@ -456,16 +433,12 @@ class AtomicBackup(keras.callbacks.Callback):
             self.model.save_weights(temporary)
         run_folder.write_json(self.metadata_path, {"epoch": epoch, "batch": 0, "weights": os.path.basename(path),
                                                    "sha256": run_folder.file_sha256(path)})
-        for name in ("latest.weights.h5", "latest.weights.h5.bkp", self.METADATA + ".bkp"):  # Keras BackupAndRestore's
-            if os.path.isfile(os.path.join(self.backup_dir, name)):
-                os.remove(os.path.join(self.backup_dir, name))
+        run_folder.remove_files(self.backup_dir, "latest.weights.h5", "latest.weights.h5.bkp",
+                                self.METADATA + ".bkp")  # Keras BackupAndRestore's
 
     def restore(self, model=None):
         """Load the newest readable state into ``model`` (built, optimizer built); return its epoch, 0 for none.
-
-        Unreadable states are reported, removed, and skipped; the model is left
-        as it was before a failed load.
-        """
+        Unreadable states are reported, removed and skipped; a failed load leaves the model as it was."""
         model = model or self.model
         run_folder.remove_temporaries(self.backup_dir)
         states = self.states()
@@ -491,9 +464,7 @@ class AtomicBackup(keras.callbacks.Callback):
             self.print_fn(f"warning: the backup of epoch {epoch} ({path}) {problem}; it is removed and an older one is tried.")
             os.remove(path)
         self.print_fn(f"warning: no readable backup left in {self.backup_dir}; the run restarts from epoch 0.")
-        for name in (self.METADATA, self.METADATA + ".bkp"):
-            if os.path.isfile(os.path.join(self.backup_dir, name)):
-                os.remove(os.path.join(self.backup_dir, name))
+        run_folder.remove_files(self.backup_dir, self.METADATA, self.METADATA + ".bkp")
         return 0
 
 
@@ -593,12 +564,9 @@ class PhaseTimes:
         if validated:
             parts["validation"] = self._between(("test_begin", last), ("test_end", 0))
         for position, name in enumerate(self._names, start=1):
-            seconds = [0.0, 0.0]
-            for hook in ("epoch_begin", "test_begin", "test_end", "epoch_end"):
-                spent = self._between((hook, position - 1), (hook, position))
-                if spent:
-                    seconds = [seconds[0] + spent[0], seconds[1] + spent[1]]
-            parts[name] = [round(value, 4) for value in seconds]
+            spent = [self._between((hook, position - 1), (hook, position))
+                     for hook in ("epoch_begin", "test_begin", "test_end", "epoch_end")]
+            parts[name] = [round(sum(pair[axis] for pair in spent if pair), 4) for axis in (0, 1)]
         parts["epoch"] = self._between(("epoch_begin", 0), ("epoch_end", last))
         self.epochs[self.current_epoch + 1] = parts
         self._readings = {}
@@ -611,9 +579,6 @@ class PhaseTimes:
         total = {}
         for parts in epochs.values():
             for name, seconds in parts.items():
-                if not seconds:
-                    continue
-                wall, cpu = seconds
-                previous = total.get(name, [0.0, 0.0])
-                total[name] = [previous[0] + wall, previous[1] + cpu]
+                if seconds:
+                    total[name] = [before + spent for before, spent in zip(total.get(name, [0.0, 0.0]), seconds)]
         return total

@@ -24,7 +24,7 @@ import math
 import os
 
 from mindgap.storage import (TEMPORARY_MARK, StorageError, atomic_path, file_sha256, free_bytes,  # noqa: F401
-                             fsync_folder, read_json, remove_temporaries, require_free_space, storage_error,
+                             fsync_folder, read_json, remove_files, remove_temporaries, require_free_space, storage_error,
                              temporary_path, write_json)
 
 LOCK_NAME = "run.lock"

@@ -4,20 +4,15 @@ Pure functions on numpy arrays.  Conventions, used everywhere here:
 
 * Labels are integer class indices; ``probs`` is (n, c).
 * A box is ``(x_min, y_min, x_max, y_max)`` in **pixel-edge coordinates**:
-  0-based, ends exclusive, so a box covers the pixel columns
-  ``x_min … x_max - 1`` and its area is ``(x_max - x_min) * (y_max - y_min)``.
-  Stanford 40's 1-based inclusive ``[a, b]`` is ``[a - 1, b)`` here.  A point
-  (centre of mass, CAM maximum) is in the same frame: pixel ``i`` has its
-  centre at ``i + 0.5``.
+  0-based, ends exclusive, so a box covers the pixel columns ``x_min … x_max - 1`` and its area is ``(x_max - x_min) *
+  (y_max - y_min)``.  Stanford 40's 1-based inclusive ``[a, b]`` is ``[a - 1, b)`` here.  A point (centre of mass, CAM
+  maximum) is in the same frame: pixel ``i`` has its centre at ``i + 0.5``.
 * A CAM is a 2-D map on its own pixel grid.  Evidence is its positive part:
-  negative values (possible in Zhou CAMs) are clipped to 0 and the map is
-  divided by its maximum before thresholding.  A map whose maximum is not
-  positive has no box (``(0, 0, 0, 0)``, IoU 0) and no centre of mass.
-  Choe et al. (2020) min-max normalise instead; the two agree on any
-  non-negative map whose minimum is 0.
-* ``threshold`` is a fraction of the maximum: a pixel is kept when
-  ``cam >= threshold * max`` and ``cam > 0`` (so t = 0 keeps all evidence,
-  not the whole image, and t = 1 keeps the maximum).
+  negative values (possible in Zhou CAMs) are clipped to 0 and the map is divided by its maximum before thresholding.
+  A map whose maximum is not positive has no box (``(0, 0, 0, 0)``, IoU 0) and no centre of mass.  Choe et al. (2020)
+  min-max normalise instead; the two agree on any non-negative map whose minimum is 0.
+* ``threshold`` is a fraction of the maximum: a pixel is kept when ``cam >= threshold * max`` and ``cam > 0`` (so t =
+  0 keeps all evidence, not the whole image, and t = 1 keeps the maximum).
 * Components are 8-connected (OpenCV's ``connectedComponentsWithStats``
   with connectivity 8; ``findContours`` follows 8-connected borders too).
 
@@ -56,10 +51,9 @@ t = 1               the pixels at the maximum: a box             nothing kept: b
 largest contour     largest ``contourArea``, ties: larger box    largest ``contourArea``, ties: first
 ==================  ===========================================  ==========================================
 
-Speed: the component and contour boxes of every threshold come from one pass
-over the pixels (``mindgap._component_tree``), equal to one OpenCV call per
-threshold (the ``_reference_*`` functions, kept for the tests); evaluations
-over many images run on threads (``workers``).
+Speed: the component and contour boxes of every threshold come from one pass over the pixels
+(``mindgap._component_tree``), equal to one OpenCV call per threshold (the ``_reference_*`` functions, kept for the
+tests); evaluations over many images run on threads (``workers``).
 """
 
 import numbers
@@ -139,11 +133,10 @@ def top_k_accuracy(labels, probs, k=1):
 def precision_recall_keras1(labels, probs):
     """Precision and recall as Keras 1 computed them (paper §4).
 
-    A label counts as predicted when its probability is over 0.5; both are
-    micro-averaged over the one-hot matrix: precision = TP / #(p > 0.5),
-    recall = TP / #positives.  Keras 1 averaged these per batch during
-    ``evaluate``; here they are computed over the whole set at once.  With no
-    predicted label at all the precision is 0 (Keras 1's epsilon gave 0 too).
+    A label counts as predicted when its probability is over 0.5; both are micro-averaged over the one-hot matrix:
+    precision = TP / #(p > 0.5), recall = TP / #positives.  Keras 1 averaged these per batch during ``evaluate``; here
+    they are computed over the whole set at once.  With no predicted label at all the precision is 0 (Keras 1's
+    epsilon gave 0 too).
     """
     labels, probs = _check_labels_probs(labels, probs)
     predicted = probs > 0.5
@@ -155,10 +148,9 @@ def precision_recall_keras1(labels, probs):
 def mean_average_precision(labels, probs):
     """MaP: the mean over classes of scikit-learn's average precision of each class's scores.
 
-    Classes with no positive sample are left out of the mean.  The paper's
-    MaP (63.8 % for GAP5) is below its accuracy (75.9 %), which this standard
-    definition rarely gives; its exact computation is not stated, so the
-    numbers may differ from the paper's for that reason alone.
+    Classes with no positive sample are left out of the mean.  The paper's MaP (63.8 % for GAP5) is below its accuracy
+    (75.9 %), which this standard definition rarely gives; its exact computation is not stated, so the numbers may
+    differ from the paper's for that reason alone.
     """
     labels, probs = _check_labels_probs(labels, probs)
     scores = [
@@ -255,11 +247,10 @@ def _check_thresholds(thresholds):
 def _sweep(normalized, thresholds, gt_boxes=None, largest_contour=True):
     """All thresholds of one normalized CAM in one pass (mindgap._component_tree), in the caller's threshold order.
 
-    Returns the largest component's boxes, the largest contour's boxes and
-    the all-contours best IoU (None without ``gt_boxes``), each (T, ...),
-    equal to the per-threshold code's: levels the pass cannot decide (holes,
-    ties in contour area) are redone with OpenCV.  ``largest_contour=False``
-    skips that for the largest contour's boxes, which are then not to be used.
+    Returns the largest component's boxes, the largest contour's boxes and the all-contours best IoU (None without
+    ``gt_boxes``), each (T, ...), equal to the per-threshold code's: levels the pass cannot decide (holes, ties in
+    contour area) are redone with OpenCV.  ``largest_contour=False`` skips that for the largest contour's boxes, which
+    are then not to be used.
     """
     from mindgap import _component_tree  # numba: compiled only when a sweep runs
 
@@ -297,16 +288,13 @@ def cam_boxes(cam, thresholds, method="paper"):
 
     Methods:
         ``"paper"``: smallest rectangle around every pixel >= t·max (paper §4.4).
-        ``"largest_component"``: Zhou et al.'s, the box of the largest
-        8-connected component (their default t is 0.2); between components of
-        equal size, the first in OpenCV's label order.
-        ``"largest_contour"``: the box of the contour (``cv2.RETR_TREE``, as
-        Choe et al.'s code) of largest ``cv2.contourArea``, ties broken by the
-        larger box (Choe et al.'s code takes the first).
+        ``"largest_component"``: Zhou et al.'s, the box of the largest 8-connected component (their default t is 0.2);
+        between components of equal size, the first in OpenCV's label order.
+        ``"largest_contour"``: the box of the contour (``cv2.RETR_TREE``, as Choe et al.'s code) of largest
+        ``cv2.contourArea``, ties broken by the larger box (Choe et al.'s code takes the first).
 
-    With many thresholds the two component methods use one pass over the
-    pixels for all thresholds (see ``mindgap._component_tree``); the boxes are
-    those of one OpenCV labelling per threshold, identical, only faster.
+    With many thresholds the two component methods use one pass over the pixels for all thresholds (see
+    ``mindgap._component_tree``); the boxes are those of one OpenCV labelling per threshold, identical, only faster.
     """
     if method not in BOX_METHODS:
         raise ValueError(f"Unknown box method {method!r}; use one of {BOX_METHODS}.")
@@ -417,13 +405,11 @@ def pointing_game_hit(cam, boxes, tolerance="scaled", convention="zhang"):
     so by default the tolerance scales with the input (:func:`pointing_tolerance`; the map must be at the input's
     resolution).  The maximum is the first in raster order when several pixels share it.  Conventions:
 
-    ``"zhang"`` (default): the maximum is the pixel's centre (x + 0.5, y + 0.5)
-        and a box the continuous rectangle of its pixel-edge coordinates; a
-        hit when the Euclidean distance from the point to the nearest box is
-        <= the tolerance.
-    ``"torchray"``: TorchRay's ``PointingGame``: pixel indices on both sides,
-        the box being the pixels whose centres lie inside it; a hit when some
-        such pixel is at a distance < the tolerance from the maximum's index.
+    ``"zhang"`` (default): the maximum is the pixel's centre (x + 0.5, y + 0.5) and a box the continuous rectangle of
+        its pixel-edge coordinates; a hit when the Euclidean distance from the point to the nearest box is <= the
+        tolerance.
+    ``"torchray"``: TorchRay's ``PointingGame``: pixel indices on both sides, the box being the pixels whose centres
+        lie inside it; a hit when some such pixel is at a distance < the tolerance from the maximum's index.
 
     The two disagree only when the nearest box is about the tolerance
     away: with 15 px, a box edge 14.5 px from the maximum's centre is a hit for the
@@ -478,9 +464,8 @@ def _resolve_workers(workers, count):
 def _map_images(function, cams, boxes_per_image, workers, sweeps=True):
     """``[function(cam, boxes) ...]`` in image order, on ``workers`` threads.
 
-    Threads, not processes: the heavy parts (the compiled sweep, OpenCV,
-    numpy on whole maps) release the GIL, and no map is copied.  The result
-    does not depend on ``workers``.
+    Threads, not processes: the heavy parts (the compiled sweep, OpenCV, numpy on whole maps) release the GIL, and no
+    map is copied.  The result does not depend on ``workers``.
     """
     workers = _resolve_workers(workers, len(cams))
     if workers == 1:
@@ -530,8 +515,7 @@ def _all_contours_rows(cams, boxes_per_image, thresholds, workers, reference=Fal
 def iou_over_thresholds(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, method="paper", workers=None):
     """(n, len(thresholds)) best IoU of each image's box at each threshold.
 
-    ``workers``: threads over images (None: every available core, 1: serial);
-    the result does not depend on it.
+    ``workers``: threads over images (None: every available core, 1: serial); the result does not depend on it.
     """
     return _iou_rows(cams, boxes_per_image, thresholds, method, workers)
 
@@ -539,9 +523,8 @@ def iou_over_thresholds(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, me
 def all_contours_iou_over_thresholds(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, workers=None):
     """(n, T) IoU of the best box among all contours' boxes at each threshold (Choe et al. 2020).
 
-    All contours of ``cv2.findContours(mask, cv2.RETR_TREE, ...)``, as Choe
-    et al.'s code: every 8-connected component's outer contour, those nested
-    in holes included, and every hole's contour.  ``workers`` as in
+    All contours of ``cv2.findContours(mask, cv2.RETR_TREE, ...)``, as Choe et al.'s code: every 8-connected
+    component's outer contour, those nested in holes included, and every hole's contour.  ``workers`` as in
     :func:`iou_over_thresholds`.
     """
     return _all_contours_rows(cams, boxes_per_image, thresholds, workers)
@@ -551,15 +534,12 @@ def max_box_acc(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, iou_thresh
                 workers=None, inclusive=True):
     """MaxBoxAcc (Choe et al. 2020): box accuracy at the best single threshold over the whole set.
 
-    A box is correct when its IoU with some ground-truth box is **>=**
-    ``iou_threshold`` (Choe et al.'s definition and their code's ``>=``);
-    ``inclusive=False`` counts IoU > δ instead, the rule of the paper's
-    Figure 4 ("over 50 %").
+    A box is correct when its IoU with some ground-truth box is **>=** ``iou_threshold`` (Choe et al.'s definition and
+    their code's ``>=``); ``inclusive=False`` counts IoU > δ instead, the rule of the paper's Figure 4 ("over 50 %").
 
-    Returns a dict with ``value`` (the accuracy), ``threshold`` (the one
-    threshold chosen for the whole set, not per image; the first of equal
-    best) and ``curve`` (the accuracy at every threshold: the paper's
-    Figure 4 for ``method="paper"``, IoU 0.5 and ``inclusive=False``).
+    Returns a dict with ``value`` (the accuracy), ``threshold`` (the one threshold chosen for the whole set, not per
+    image; the first of equal best) and ``curve`` (the accuracy at every threshold: the paper's Figure 4 for
+    ``method="paper"``, IoU 0.5 and ``inclusive=False``).
     ``workers`` as in :func:`iou_over_thresholds`.
     """
     ious = iou_over_thresholds(cams, boxes_per_image, thresholds, method, workers)
@@ -576,8 +556,7 @@ def max_box_acc_v2(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, iou_thr
                    workers=None):
     """MaxBoxAccV2 (Choe et al. 2020): all-contour boxes, IoU >= δ, mean over δ in {0.3, 0.5, 0.7}.
 
-    Each δ picks its own best threshold, as Choe et al.  ``workers`` as in
-    :func:`iou_over_thresholds`.
+    Each δ picks its own best threshold, as Choe et al.  ``workers`` as in :func:`iou_over_thresholds`.
     """
     ious = all_contours_iou_over_thresholds(cams, boxes_per_image, thresholds, workers)
     per_iou = {float(delta): _best_threshold(ious >= delta, thresholds)["value"] for delta in iou_thresholds}
@@ -588,8 +567,7 @@ def localization_accuracy(true_class_hits, predicted_class_hits, labels, predict
     """Table 4's two numbers from per-image hits.
 
     ``"ground_truth"``: share of hits with the true class's CAM;
-    ``"prediction"``: share of images whose prediction is right *and* whose
-    predicted class's CAM hits.
+    ``"prediction"``: share of images whose prediction is right *and* whose predicted class's CAM hits.
     """
     correct = np.asarray(labels) == np.asarray(predictions)
     return {"ground_truth": float(np.mean(true_class_hits)),
@@ -616,9 +594,8 @@ def temporal_average_precision(detections, ground_truth, iou_threshold=0.5):
             ground truth of the same clip is ``>= iou_threshold`` (the highest-IoU one).
 
     Returns:
-        The area under the precision-recall curve with precision made monotone
-        (VOC 2010+ "all points"), or NaN without ground truth.  Detections are
-        ranked by score, ties in the given order.
+        The area under the precision-recall curve with precision made monotone (VOC 2010+ "all points"), or NaN
+        without ground truth.  Detections are ranked by score, ties in the given order.
     """
     if not ground_truth:
         return float("nan")

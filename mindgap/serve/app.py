@@ -19,7 +19,6 @@ import collections
 import concurrent.futures
 import dataclasses
 import hashlib
-import logging
 import os
 import queue
 import threading
@@ -45,7 +44,6 @@ DEFAULT_TOP_K = explaining.DEFAULT_TOP_K
 # RISE's N in the viewer (N forward passes per map) and masked images per pass (its memory bound): its serving options
 RISE_MASKS, RISE_BATCH = (METHODS["rise"].serving[key] for key in ("num_masks", "batch_size"))
 _FORM_OVERHEAD = 64 * 2**10  # multipart boundaries and the small form fields, on top of the file
-_log = logging.getLogger("mindgap.serve")
 
 
 class _BadRequest(Exception):

@@ -99,11 +99,10 @@ def training_batchnorm_layers(model):
 def recompute_batchnorm_statistics(model, batches):
     """Replace the moving statistics of ``model``'s training BatchNorm layers by averages over ``batches`` (PreciseBN).
 
-    The weights stay fixed; the model runs forward in training mode, as in a training step, and
-    each layer's moving mean and variance become the mean of its batch means and batch variances
-    (the momentum of batch k is k / (k + 1), so no batch weighs more than another).  Wu & Johnson,
-    "Rethinking 'Batch' in BatchNorm" (2021), §3.1; the batch variance of Keras' BN is the biased one
-    and the spread of the batch means is left out, as in their implementation.
+    The weights stay fixed; the model runs forward in training mode, as in a training step, and each layer's moving
+    mean and variance become the mean of its batch means and batch variances (the momentum of batch k is k / (k + 1),
+    so no batch weighs more than another).  Wu & Johnson, "Rethinking 'Batch' in BatchNorm" (2021), §3.1; the batch
+    variance of Keras' BN is the biased one and the spread of the batch means is left out, as in their implementation.
 
     Args:
         model: a Keras model.
@@ -141,15 +140,14 @@ def recompute_batchnorm_statistics(model, batches):
 class PreciseBatchNorm(keras.callbacks.Callback):
     """Population BatchNorm statistics, recomputed at fixed weights before each epoch's validation.
 
-    While a BatchNormalization layer trains, its moving mean and variance are an exponential
-    average over the last batches (momentum 0.9 in Tiny: about ten batches; 0.99 in InceptionV3),
-    taken while the weights under it move, and they are what validation, the best checkpoint and
-    every later prediction use.  Right after the unfreeze they lag badly: a quick-mode Tiny-GAP5
-    two epochs into fine-tuning classified its validation images at 59.8 % with them and at 87.8 %
-    with statistics recomputed over the training images at the same weights.  This callback does
-    that recomputation (:func:`recompute_batchnorm_statistics`) over ``batches`` training batches,
-    only for layers in training mode (a frozen backbone's statistics are left alone).  Training
-    itself is unchanged: its batches normalise with their own statistics either way.
+    While a BatchNormalization layer trains, its moving mean and variance are an exponential average over the last
+    batches (momentum 0.9 in Tiny: about ten batches; 0.99 in InceptionV3), taken while the weights under it move, and
+    they are what validation, the best checkpoint and every later prediction use.  Right after the unfreeze they lag
+    badly: a quick-mode Tiny-GAP5 two epochs into fine-tuning classified its validation images at 59.8 % with them and
+    at 87.8 % with statistics recomputed over the training images at the same weights.  This callback does that
+    recomputation (:func:`recompute_batchnorm_statistics`) over ``batches`` training batches, only for layers in
+    training mode (a frozen backbone's statistics are left alone).  Training itself is unchanged: its batches
+    normalise with their own statistics either way.
 
     Args:
         dataset: batches of the training distribution (the training pipeline).
@@ -211,8 +209,7 @@ class _FixedImages(keras.callbacks.Callback):
 class LocalizationMetrics(_FixedImages):
     """Adds ``val_loc_gt``, ``val_loc_pred`` and ``val_box_iou50`` to every epoch's logs.
 
-    * ``val_loc_gt``: the true class's CAM centre of mass lies in a
-      ground-truth box (paper Table 4, "ground truth");
+    * ``val_loc_gt``: the true class's CAM centre of mass lies in a ground-truth box (paper Table 4, "ground truth");
     * ``val_loc_pred``: the prediction is right and its CAM's centre of mass
       lies in a box (Table 4, "prediction only");
     * ``val_box_iou50``: the paper's box of the true class's CAM at
@@ -252,9 +249,8 @@ class LocalizationMetrics(_FixedImages):
 
 
 class CamSnapshots(_FixedImages):
-    """Every epoch, one PNG of fixed images: the image with the true box and the
-    CAM's box, the true class's CAM and the predicted class's CAM; the same
-    panels go to TensorBoard as images when ``log_dir`` is given.
+    """Every epoch, one PNG of fixed images: the image with the true box and the CAM's box, the true class's CAM and
+    the predicted class's CAM; the same panels go to TensorBoard as images when ``log_dir`` is given.
 
     Args:
         images, labels, boxes: the fixed images (preprocessed), labels, padded boxes.
@@ -515,12 +511,11 @@ class _PhaseMark(keras.callbacks.Callback):
 class PhaseTimes:
     """Where each epoch's time goes: training steps, validation, and each callback, in wall and CPU seconds.
 
-    ``callbacks = timer.interleave([...])`` puts a clock reading before, between and after the
-    callbacks; Keras calls a list's callbacks in order, so the time between two readings at one
-    hook is the callback's between them.  Training steps run from the last reading at
-    ``on_epoch_begin`` to the first at ``on_test_begin`` (validation begins), validation from the
-    last reading there to the first at ``on_test_end``.  CPU seconds are the process's (every
-    thread), so CPU / wall above 1 means more than one core was busy.
+    ``callbacks = timer.interleave([...])`` puts a clock reading before, between and after the callbacks; Keras calls
+    a list's callbacks in order, so the time between two readings at one hook is the callback's between them.
+    Training steps run from the last reading at ``on_epoch_begin`` to the first at ``on_test_begin`` (validation
+    begins), validation from the last reading there to the first at ``on_test_end``.  CPU seconds are the process's
+    (every thread), so CPU / wall above 1 means more than one core was busy.
 
     Args:
         path: a JSON file rewritten after every epoch (``{epoch: {part: [wall, cpu]}}``), or None.

@@ -1,25 +1,19 @@
 """One pass over a CAM's pixels for every threshold at once (private; used by ``mindgap.metrics``).
 
-The pixels kept at a threshold contain those kept at any higher threshold, so
-the 8-connected components of all thresholds form a tree.  This module adds
-the pixels level by level, from the highest threshold down, merging
-components with a union-find and keeping, for each component: its pixel
-count, its box, the first 2x2 block it touches in raster order (OpenCV's
-label order, used to break ties between equal largest components), twice the
-area of the polygon through its border pixels' centres computed from 2x2
-cells (``cv2.contourArea`` of its outer contour when it has no hole), and
-four times its Euler number (Gray's bit quads: no hole when it is 4).
+The pixels kept at a threshold contain those kept at any higher threshold, so the 8-connected components of all
+thresholds form a tree.  This module adds the pixels level by level, from the highest threshold down, merging
+components with a union-find and keeping, for each component: its pixel count, its box, the first 2x2 block it touches
+in raster order (OpenCV's label order, used to break ties between equal largest components), twice the area of the
+polygon through its border pixels' centres computed from 2x2 cells (``cv2.contourArea`` of its outer contour when it
+has no hole), and four times its Euler number (Gray's bit quads: no hole when it is 4).
 
-Holes have contours too (Choe et al.'s ``cv2.RETR_TREE``): at levels where
-a component has one, a second pass merges the background's 4-connected
-components level by level upwards, and the boxes of those that do not reach
-the border, grown by one pixel, join the all-contours candidates.
+Holes have contours too (Choe et al.'s ``cv2.RETR_TREE``): at levels where a component has one, a second pass merges
+the background's 4-connected components level by level upwards, and the boxes of those that do not reach the border,
+grown by one pixel, join the all-contours candidates.
 
-Where the largest contour is not decided by these numbers (a component with
-a hole that may be the largest, ties in contour area and box area), the
-level is flagged and the caller runs the per-threshold OpenCV code for that
-level only.  So the results are those of the per-threshold code, pixel for
-pixel.
+Where the largest contour is not decided by these numbers (a component with a hole that may be the largest, ties in
+contour area and box area), the level is flagged and the caller runs the per-threshold OpenCV code for that level
+only.  So the results are those of the per-threshold code, pixel for pixel.
 
 Everything here is compiled with numba and releases the GIL.
 """
@@ -32,11 +26,10 @@ _NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1,
 
 
 def _cell_tables():
-    """For each pattern of the 8 neighbours already in the mask, the change of
-    (2 x polygon area, 4 x Euler number) summed over the four 2x2 cells that
-    gain the centre pixel.  Per cell: 4 pixels on -> (2, 0), 3 -> (1, -1),
-    1 -> (0, 1), 2 on a diagonal -> (0, -2), else (0, 0) (Gray's bit quads for
-    8-connectivity, and the polygon through the border pixels' centres)."""
+    """For each pattern of the 8 neighbours already in the mask, the change of (2 x polygon area, 4 x Euler number)
+    summed over the four 2x2 cells that gain the centre pixel.  Per cell: 4 pixels on -> (2, 0), 3 -> (1, -1), 1 ->
+    (0, 1), 2 on a diagonal -> (0, -2), else (0, 0) (Gray's bit quads for 8-connectivity, and the polygon through the
+    border pixels' centres)."""
 
     def values(count, diagonal):
         return {4: (2, 0), 3: (1, -1), 1: (0, 1)}.get(count, (0, -2) if count == 2 and diagonal else (0, 0))
@@ -86,8 +79,7 @@ _NEIGHBOUR_DX = np.array([offset[1] for offset in _NEIGHBOURS], np.int64)
 def _levels(normalized, thresholds, uniform):
     """Per pixel, the number of (ascending) thresholds t with t <= value; 0 where value <= 0.
 
-    Returned flat on the grid padded by one pixel (-1 on the padding), so
-    neighbours need no bounds checks.
+    Returned flat on the grid padded by one pixel (-1 on the padding), so neighbours need no bounds checks.
 
     With ``uniform`` (evenly spaced thresholds) a guess from the spacing is
     corrected by comparisons, so the count is exact either way.
@@ -239,11 +231,9 @@ def _best_iou(x0, y0, x1, y1, gt_boxes, gt_areas):
 def _hole_ious(levels, height, width, count, wanted, gt_boxes, gt_areas):
     """Per threshold, the best IoU of a hole's contour box, where ``wanted``.
 
-    The background (pixels not kept) grows with the threshold, so its
-    4-connected components are merged level by level upwards.  A hole is one
-    that does not reach the image border; the contour ``cv2.findContours``
-    traces around it runs on the pixels just outside it, so its box is the
-    hole's box grown by one pixel on every side.
+    The background (pixels not kept) grows with the threshold, so its 4-connected components are merged level by level
+    upwards.  A hole is one that does not reach the image border; the contour ``cv2.findContours`` traces around it
+    runs on the pixels just outside it, so its box is the hole's box grown by one pixel on every side.
     """
     padded_width = width + 2
     size = (height + 2) * padded_width
@@ -314,9 +304,8 @@ def sweep(normalized, thresholds, gt_boxes, uniform=False):
             (ties: OpenCV's label order), zeros when nothing is kept.
         contour_boxes (T, 4) int64 and contour_sure (T,) bool: box of the
             largest contour, valid where ``contour_sure``.
-        contour_ious (T,) float64 and contour_ious_sure (T,) bool: best IoU of
-            any contour's box (components and holes) with any ground-truth box,
-            valid where ``contour_ious_sure`` (always, today).
+        contour_ious (T,) float64 and contour_ious_sure (T,) bool: best IoU of any contour's box (components and
+            holes) with any ground-truth box, valid where ``contour_ious_sure`` (always, today).
     """
     height, width = normalized.shape
     padded_width = width + 2

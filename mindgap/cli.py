@@ -1,14 +1,12 @@
 """The ``mindgap`` command: ``train``, ``evaluate``, ``explain`` (``--refiner``: Guided Zoom), ``explain-video``, ``explain-caption``, ``digits`` and ``serve``.
 
-Bad input (a missing file, a file that is not an image, a ``.keras`` file that
-is not a mindgap model, an unknown class, an empty folder, a broken dataset)
-ends with one line on stderr and exit code 2; so does a run folder in use by
-another process or holding a run with other settings.  A full disk or an
-unwritable place ends with one line naming the path and its free space, exit 1.  ``train`` and ``evaluate`` read
-any layout of ``mindgap.data.layouts`` (``--format``, detected by default) and, like ``explain`` on a folder, decode
-every image and check every box first (``mindgap.data.check``; ``--skip-bad-images`` drops the bad ones instead).
-Each command imports what it needs when it runs (start-up time: ``mindgap --help`` loads no TensorFlow); the library
-does the work (``mindgap.explain``).
+Bad input (a missing file, a file that is not an image, a ``.keras`` file that is not a mindgap model, an unknown
+class, an empty folder, a broken dataset) ends with one line on stderr and exit code 2; so does a run folder in use by
+another process or holding a run with other settings.  A full disk or an unwritable place ends with one line naming
+the path and its free space, exit 1.  ``train`` and ``evaluate`` read any layout of ``mindgap.data.layouts``
+(``--format``, detected by default) and, like ``explain`` on a folder, decode every image and check every box first
+(``mindgap.data.check``; ``--skip-bad-images`` drops the bad ones instead).  Each command imports what it needs when
+it runs (start-up time: ``mindgap --help`` loads no TensorFlow); the library does the work (``mindgap.explain``).
 """
 
 import argparse
@@ -250,11 +248,10 @@ def _refuse_video_set_root(folder):
 def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, layer="backbone", print_fn=print):
     """Classify a clip with a CNN-LSTM and ground the class in space and time (thesis ch. 7).
 
-    ``clip``: a folder of frames (``mindgap.data.video``'s clip folders, or any folder of
-    images of one size, in name order).  Prints the class (the last step's prediction, or
-    ``class_name``) and the localized segment (§7.2: from the highest frame sum, grown until
-    a negative sum; for the non-negative ``eb_r``/``bp_r`` the sums minus their mean), and
-    writes ``<clip>_<method>.png`` (the frames, their maps, the curve over time) and
+    ``clip``: a folder of frames (``mindgap.data.video``'s clip folders, or any folder of images of one size, in name
+    order).  Prints the class (the last step's prediction, or ``class_name``) and the localized segment (§7.2: from
+    the highest frame sum, grown until a negative sum; for the non-negative ``eb_r``/``bp_r`` the sums minus their
+    mean), and writes ``<clip>_<method>.png`` (the frames, their maps, the curve over time) and
     ``<clip>_<method>.json`` into ``out_dir``.  Returns the JSON record.
     """
     from mindgap import explanation as explaining, saliency, storage  # start-up time: loaded when the command runs

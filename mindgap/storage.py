@@ -4,9 +4,8 @@
   temporary file beside the target, flush, fsync, rename it over the target, fsync the folder;
   on any failure the temporary file is removed and the target keeps its previous content.
 * :func:`atomic_folder`: the same for a whole folder (a generated set, an export, a refiner):
-  written under a hidden temporary name beside the target and renamed when complete, so the
-  target is either absent, its previous self, or whole.  What a killed writer left is removed
-  by the next writer of the same target.
+  written under a hidden temporary name beside the target and renamed when complete, so the target is either absent,
+  its previous self, or whole.  What a killed writer left is removed by the next writer of the same target.
 * :func:`require_free_space` / :class:`StorageError`: a full disk or an unwritable place as one
   line naming the path and the free space.
 
@@ -248,11 +247,9 @@ def _fsync_tree(folder):
 def atomic_folder(path, replace=True):
     """Yield a new temporary folder beside ``path``; when the body ends, it takes ``path``'s place.
 
-    Every file is fsynced, then the folder is renamed to ``path``.  An existing
-    ``path`` is replaced (moved aside, the new one renamed in, the old one
-    removed) when ``replace``, else a non-empty ``path`` raises
-    ``FileExistsError``.  If the body raises, the temporary folder is removed
-    and ``path`` is left as it was; an ``OSError`` comes out as
+    Every file is fsynced, then the folder is renamed to ``path``.  An existing ``path`` is replaced (moved aside, the
+    new one renamed in, the old one removed) when ``replace``, else a non-empty ``path`` raises ``FileExistsError``.
+    If the body raises, the temporary folder is removed and ``path`` is left as it was; an ``OSError`` comes out as
     :class:`StorageError` naming ``path``.
     """
     path = os.path.abspath(os.fspath(path))

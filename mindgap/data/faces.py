@@ -12,19 +12,16 @@ AU6+12, sad AU1+4+15, surprise AU1+2+5+26, fear AU1+2+4+5+20+26, anger
 AU4+5+7+23, disgust AU9+10+15 with AU4).  What a classifier learns here is which
 drawn strokes go with which label; nothing about real faces.
 
-* **Web images** (``web/``, FER2013's ``fer2013.csv`` and FER+'s
-  ``fer2013new.csv``): one face at its apex filling a 48×48 grey image.  Some are
-  ambiguous, a blend of the emotion and the one crowds confuse it with
-  (:data:`CONFUSED_WITH`: fear↔surprise, disgust↔anger, sad↔neutral, and happy
-  with neutral); ten simulated annotators vote from a distribution that follows
-  the blend (plus a little noise and, at low intensity, neutral), and the
+* **Web images** (``web/``, FER2013's ``fer2013.csv`` and FER+'s ``fer2013new.csv``): one face at its apex filling a
+  48×48 grey image.  Some are ambiguous, a blend of the emotion and the one crowds confuse it with
+  (:data:`CONFUSED_WITH`: fear↔surprise, disgust↔anger, sad↔neutral, and happy with neutral); ten simulated annotators
+  vote from a distribution that follows the blend (plus a little noise and, at low intensity, neutral), and the
   ``emotion`` column holds the emotion the image was drawn for.
-* **Videos** (``video/``, AFEW's ``Train_AFEW/<Emotion>/<clip>.avi``, ``Val_AFEW``,
-  ``Test_AFEW``): a clip of ``frames`` frames in which the expression rises from
-  neutral (onset), holds (apex) and falls part of the way back (offset) at a
-  milder peak than the web images, while the head drifts, turns and changes size
-  and the light changes in strength and direction; ``<clip>.json`` beside each
-  file gives the face box of every frame (the stand-in's known box).
+* **Videos** (``video/``, AFEW's ``Train_AFEW/<Emotion>/<clip>.avi``, ``Val_AFEW``, ``Test_AFEW``): a clip of
+  ``frames`` frames in which the expression rises from neutral (onset), holds (apex) and falls part of the way back
+  (offset) at a milder peak than the web images, while the head drifts, turns and changes size and the light changes
+  in strength and direction; ``<clip>.json`` beside each file gives the face box of every frame (the stand-in's known
+  box).
 
 Command line: ``python -m mindgap.data.faces OUT_DIR [--seed 0] ...``
 """

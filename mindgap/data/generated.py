@@ -1,11 +1,9 @@
 """Generated sets are written whole or not at all.
 
-Decorate a generator ``generate(out_dir, ...)`` with :func:`writes_whole_set`: it
-then writes into a hidden temporary folder beside ``out_dir`` (``.NAME.tmp-PID``)
-and that folder is renamed to ``out_dir`` only when the generator returns
-(``mindgap.storage.atomic_folder``).  A generation killed half-way leaves
-``out_dir`` as it was (absent or empty) and its temporary folder is removed by
-the next run, so the same command simply starts again.
+Decorate a generator ``generate(out_dir, ...)`` with :func:`writes_whole_set`: it then writes into a hidden temporary
+folder beside ``out_dir`` (``.NAME.tmp-PID``) and that folder is renamed to ``out_dir`` only when the generator
+returns (``mindgap.storage.atomic_folder``).  A generation killed half-way leaves ``out_dir`` as it was (absent or
+empty) and its temporary folder is removed by the next run, so the same command simply starts again.
 """
 
 import argparse

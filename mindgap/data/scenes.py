@@ -1,49 +1,36 @@
 """The scenes set: one small class digit anywhere among letters drawn the same way, on photos.
 
-The digits set (:mod:`mindgap.data.digits`) draws one large digit as the only
-high-contrast object of its canvas: every saliency method finds it, and a
-point at the image's centre already hits its box on 68 % of the images.
-Here the task of localization is real:
+The digits set (:mod:`mindgap.data.digits`) draws one large digit as the only high-contrast object of its canvas:
+every saliency method finds it, and a point at the image's centre already hits its box on 68 % of the images.  Here
+the task of localization is real:
 
-* **the class digit is small and anywhere**: a square of ``digit_size``
-  pixels (18–27 px on a 96 px canvas; the digit's ink box, about two thirds
-  as wide as tall, covers 2.4–5.4 % of the image) at a uniformly random
-  position (12–18 px at the quick mode's 64² input: at 10–16 px the best
-  quick model read 78 % of the test digits);
-* **distractors look like it but belong to no class**: 2–4 capital letters
-  of OpenCV's Hershey fonts from an alphabet that shares no shape with a
-  digit (:data:`LETTERS`: no O, I, Z, S, B, G, …), each first reduced to an
-  8×8 glyph of 0–16 like scikit-learn's digits, so that the same renderer
-  draws it at the same sizes with the same ink and outline
-  (``digits.render_canvas``); their squares never overlap the class digit's
-  (a margin of :data:`MARGIN` px around it), so the class box is the digit's
-  ink alone;
+* **the class digit is small and anywhere**: a square of ``digit_size`` pixels (18–27 px on a 96 px canvas; the
+  digit's ink box, about two thirds as wide as tall, covers 2.4–5.4 % of the image) at a uniformly random position
+  (12–18 px at the quick mode's 64² input: at 10–16 px the best quick model read 78 % of the test digits);
+* **distractors look like it but belong to no class**: 2–4 capital letters of OpenCV's Hershey fonts from an alphabet
+  that shares no shape with a digit (:data:`LETTERS`: no O, I, Z, S, B, G, …), each first reduced to an 8×8 glyph of
+  0–16 like scikit-learn's digits, so that the same renderer draws it at the same sizes with the same ink and outline
+  (``digits.render_canvas``); their squares never overlap the class digit's (a margin of :data:`MARGIN` px around it),
+  so the class box is the digit's ink alone;
 * **backgrounds**: crops of scikit-learn's and scikit-image's photos;
-* **more hands**: in the training split, a share ``distorted`` of the digits
-  *and* of the letters is rotated, sheared and stretched first
-  (``digits.distort_digit``), since scikit-learn's 1,797 digits give about 90
-  training sources a class; the same share for both, so that distortion tells
-  nothing of the class.  Test images show their source digits as written.
+* **more hands**: in the training split, a share ``distorted`` of the digits *and* of the letters is rotated, sheared
+  and stretched first (``digits.distort_digit``), since scikit-learn's 1,797 digits give about 90 training sources a
+  class; the same share for both, so that distortion tells nothing of the class.  Test images show their source digits
+  as written.
 
-The class digit comes from the training half of scikit-learn's digits for
-``train.txt`` and the test half for ``test.txt`` (``digits.source_halves``).
-Written in the Stanford 40 layout by ``digits.write_stanford40_set``.
+The class digit comes from the training half of scikit-learn's digits for ``train.txt`` and the test half for
+``test.txt`` (``digits.source_halves``). Written in the Stanford 40 layout by ``digits.write_stanford40_set``.
 
-**Pairs** (:func:`generate_pairs_dataset`, Guided Zoom's fine-grained set,
-thesis ch. 6): a class is an unordered pair of two different digits of
-:data:`PAIR_DIGITS` ("zero-one" … "three-four", 10 classes), drawn apart in
-one scene with the letters.  Each digit alone leaves four classes open, so
-the evidence of a class is in two places: the first erasing round of Guided
-Zoom has the second part to find.  Each image has two boxes (two
-``<object>`` elements), one per digit.
+**Pairs** (:func:`generate_pairs_dataset`, Guided Zoom's fine-grained set, thesis ch. 6): a class is an unordered pair
+of two different digits of :data:`PAIR_DIGITS` ("zero-one" … "three-four", 10 classes), drawn apart in one scene with
+the letters.  Each digit alone leaves four classes open, so the evidence of a class is in two places: the first
+erasing round of Guided Zoom has the second part to find.  Each image has two boxes (two ``<object>`` elements), one
+per digit.
 
-**A source domain** (:func:`render_source_scene`; the pretraining of chapter
-3's conservative-filter study, thesis §3.4, where ImageNet differs from the
-video frames): printed digits (:data:`FONTS`, reduced like the letters)
-among the same letters, in saturated colours without an outline
-(:func:`draw_printed`), on tinted crops of scikit-image's grey pictures
-(:data:`SOURCE_PICTURES`): other glyphs, other ink, other backgrounds than
-the frames, the same task.
+**A source domain** (:func:`render_source_scene`; the pretraining of chapter 3's conservative-filter study, thesis
+§3.4, where ImageNet differs from the video frames): printed digits (:data:`FONTS`, reduced like the letters) among
+the same letters, in saturated colours without an outline (:func:`draw_printed`), on tinted crops of scikit-image's
+grey pictures (:data:`SOURCE_PICTURES`): other glyphs, other ink, other backgrounds than the frames, the same task.
 
 Command line: ``python -m mindgap.data.scenes OUT_DIR [--pairs] [--seed 0] ...``
 """
@@ -171,10 +158,9 @@ def render_scene(rng, digit, background, *, digit_size=DEFAULTS["digit_size"], d
                  distorted=DEFAULTS["distorted"], draw=render_canvas):
     """Draw the class ``digit`` (8×8, 0–16) and its distractor letters on ``background`` (a square BGR canvas).
 
-    ``draw`` puts one glyph on the canvas (``digits.render_canvas``: light or
-    dark ink with an outline; :func:`draw_printed` for the source domain).
-    Returns ``(canvas, box, distractor_boxes)``: the class digit's ink box and
-    each letter's, in pixel-edge coordinates (exclusive ends).
+    ``draw`` puts one glyph on the canvas (``digits.render_canvas``: light or dark ink with an outline;
+    :func:`draw_printed` for the source domain).  Returns ``(canvas, box, distractor_boxes)``: the class digit's ink
+    box and each letter's, in pixel-edge coordinates (exclusive ends).
     """
     canvas_size = background.shape[0]
     # The class digit is drawn first and from its own draws, so a scene differs from the digit alone only by letters.

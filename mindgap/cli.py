@@ -304,6 +304,10 @@ def _run_explain_caption(args):
     print(f"wrote {args.out}")
 
 
+def _run_explain_video(args):  # the exit code is main's: explain_video's record is for library callers
+    explain_video(args.clip, args.model, args.out, method=args.method, class_name=args.class_name, layer=args.layer)
+
+
 def _run_train(args):
     from mindgap.training.loop import train  # start-up time: loaded when the command runs
 
@@ -475,8 +479,7 @@ def build_parser():
     video_parser.add_argument("--class", dest="class_name", default=None, help="ground this class instead of the predicted one")
     video_parser.add_argument("--layer", default="backbone", help="layer of the frame CNN the maps are taken at")
     video_parser.add_argument("--out", required=True, help="output folder: the frames with their maps and a JSON record")
-    video_parser.set_defaults(handler=lambda args: explain_video(args.clip, args.model, args.out, method=args.method,
-                                                                 class_name=args.class_name, layer=args.layer))
+    video_parser.set_defaults(handler=_run_explain_video)
 
     caption_parser = commands.add_parser("explain-caption", help="caption an image or clip and map each word (cEB-R)")
     caption_parser.add_argument("input", help="an image, or a folder of frames for a Tiny-Captioner-Clips")

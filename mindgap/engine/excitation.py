@@ -123,17 +123,12 @@ class Plan:
         layer = step.layer
         if layer is None or isinstance(layer, _graph.IDENTITY_LAYERS + PASS_THROUGH + POSITIVE_LINEAR):
             return
-        if isinstance(layer, WEIGHTED):
+        if isinstance(layer, WEIGHTED + (keras.layers.Activation,)):
             if _activation_name(layer) not in ("relu", "linear"):
                 raise ValueError(f"Excitation Backprop can't pass layer {layer.name!r}: activation "
                                  f"{_activation_name(layer)!r} (only relu or linear).")
             if isinstance(layer, keras.layers.Conv2D) and getattr(layer, "groups", 1) != 1:
                 raise ValueError(f"Excitation Backprop can't pass layer {layer.name!r}: grouped convolution.")
-            return
-        if isinstance(layer, keras.layers.Activation):
-            if _activation_name(layer) not in ("relu", "linear"):
-                raise ValueError(f"Excitation Backprop can't pass layer {layer.name!r}: activation "
-                                 f"{_activation_name(layer)!r} (only relu or linear).")
             return
         if isinstance(layer, keras.layers.BatchNormalization):
             producer = self.graph.step_of(step.inputs[0])

@@ -130,7 +130,10 @@ def atomic_path(path, needed=0):
 
 def write_json(path, payload):
     """``payload`` as JSON at ``path``, atomically."""
-    write_text(path, json.dumps(payload, indent=2))
+    with atomic_path(path) as temporary:
+        with open(temporary, "w") as handle:
+            json.dump(payload, handle, indent=2)
+            handle.flush()
 
 
 def read_json(path):

@@ -33,3 +33,13 @@ def test_usable_cores_are_the_affinity_and_every_caller_reads_them(monkeypatch):
     assert workers.worker_count(argparse.Namespace(workers=None, extra_small=True)) == 1
     assert workers.worker_count(argparse.Namespace(workers=5)) == 5
     assert metrics._resolve_workers(None, 10) == 2 and metrics._resolve_workers(None, 1) == 1
+
+
+def test_worker_count_starts_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import argparse, sys; from experiments import workers; "
+            "count = workers.worker_count(argparse.Namespace(workers=None)); print(count >= 1, 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["True", "False"]

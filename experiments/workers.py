@@ -16,6 +16,7 @@ user gone multiprocessing's resource tracker ends too.
 """
 
 import ctypes
+import importlib.util
 import os
 import signal
 import sys
@@ -24,6 +25,20 @@ import time
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PARENT_POLL_SECONDS = 1.0
+
+
+def _mindgap_usable_cores():
+    """``mindgap.cores.usable_cores``, loaded from its file: importing the ``mindgap`` package would start TensorFlow,
+    which must wait until a worker has pinned itself to its cores (``find_spec`` locates the package without running
+    its ``__init__``)."""
+    folder = importlib.util.find_spec("mindgap").submodule_search_locations[0]
+    spec = importlib.util.spec_from_file_location("_mindgap_cores", os.path.join(folder, "cores.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.usable_cores
+
+
+usable_cores = _mindgap_usable_cores()
 
 
 def add_workers_argument(parser, what="models trained at once"):
@@ -41,7 +56,7 @@ def worker_count(args):
         return args.workers
     if getattr(args, "extra_small", False):
         return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()
 
 
 class _Prefixed:
@@ -138,7 +153,7 @@ def _call_pinned(function, arguments):
     """In a worker: the TensorFlow thread budget of its share of the cores, then ``function(*arguments)``."""
     import tensorflow as tf
 
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1  # its share; unpinned: 1
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)

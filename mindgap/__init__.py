@@ -1,8 +1,7 @@
 """mindgap: weakly supervised classification and localization with regularized GAP heads.
 
-A Keras 3 reimplementation of Moreaux et al., "Mind the regularized GAP",
-VISAPP 2018.  Importing the package registers its layers, so saved models load
-with plain ``keras.saving.load_model``.
+A Keras 3 reimplementation of Moreaux et al., "Mind the regularized GAP", VISAPP 2018.  Importing the package
+registers its layers, so saved models load with plain ``keras.saving.load_model``.
 """
 
 import os
@@ -18,9 +17,8 @@ def default_tf_log_level():
 
 
 def _import_tensorflow_quietly():
-    """TensorFlow 2.21 writes C++ start-up lines to stderr before any log setting is read;
-    they would bury the one-line errors of the ``mindgap`` command.  Python errors still
-    propagate.  Set MINDGAP_TF_LOGS=1 to see them."""
+    """TensorFlow 2.21 writes C++ start-up lines to stderr before any log setting is read; they would bury the
+    one-line errors of the ``mindgap`` command.  Python errors still propagate.  Set MINDGAP_TF_LOGS=1 to see them."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", default_tf_log_level())
     import importlib.util
 

@@ -1,25 +1,19 @@
 """One pass over a CAM's pixels for every threshold at once (private; used by ``mindgap.metrics``).
 
-The pixels kept at a threshold contain those kept at any higher threshold, so
-the 8-connected components of all thresholds form a tree.  This module adds
-the pixels level by level, from the highest threshold down, merging
-components with a union-find and keeping, for each component: its pixel
-count, its box, the first 2x2 block it touches in raster order (OpenCV's
-label order, used to break ties between equal largest components), twice the
-area of the polygon through its border pixels' centres computed from 2x2
-cells (``cv2.contourArea`` of its outer contour when it has no hole), and
-four times its Euler number (Gray's bit quads: no hole when it is 4).
+The pixels kept at a threshold contain those kept at any higher threshold, so the 8-connected components of all
+thresholds form a tree.  This module adds the pixels level by level, from the highest threshold down, merging
+components with a union-find and keeping, for each component: its pixel count, its box, the first 2x2 block it touches
+in raster order (OpenCV's label order, used to break ties between equal largest components), twice the area of the
+polygon through its border pixels' centres computed from 2x2 cells (``cv2.contourArea`` of its outer contour when it
+has no hole), and four times its Euler number (Gray's bit quads: no hole when it is 4).
 
-Holes have contours too (Choe et al.'s ``cv2.RETR_TREE``): at levels where
-a component has one, a second pass merges the background's 4-connected
-components level by level upwards, and the boxes of those that do not reach
-the border, grown by one pixel, join the all-contours candidates.
+Holes have contours too (Choe et al.'s ``cv2.RETR_TREE``): at levels where a component has one, a second pass merges
+the background's 4-connected components level by level upwards, and the boxes of those that do not reach the border,
+grown by one pixel, join the all-contours candidates.
 
-Where the largest contour is not decided by these numbers (a component with
-a hole that may be the largest, ties in contour area and box area), the
-level is flagged and the caller runs the per-threshold OpenCV code for that
-level only.  So the results are those of the per-threshold code, pixel for
-pixel.
+Where the largest contour is not decided by these numbers (a component with a hole that may be the largest, ties in
+contour area and box area), the level is flagged and the caller runs the per-threshold OpenCV code for that level
+only.  So the results are those of the per-threshold code, pixel for pixel.
 
 Everything here is compiled with numba and releases the GIL.
 """
@@ -32,11 +26,10 @@ _NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1,
 
 
 def _cell_tables():
-    """For each pattern of the 8 neighbours already in the mask, the change of
-    (2 x polygon area, 4 x Euler number) summed over the four 2x2 cells that
-    gain the centre pixel.  Per cell: 4 pixels on -> (2, 0), 3 -> (1, -1),
-    1 -> (0, 1), 2 on a diagonal -> (0, -2), else (0, 0) (Gray's bit quads for
-    8-connectivity, and the polygon through the border pixels' centres)."""
+    """For each pattern of the 8 neighbours already in the mask, the change of (2 x polygon area, 4 x Euler number)
+    summed over the four 2x2 cells that gain the centre pixel.  Per cell: 4 pixels on -> (2, 0), 3 -> (1, -1), 1 ->
+    (0, 1), 2 on a diagonal -> (0, -2), else (0, 0) (Gray's bit quads for 8-connectivity, and the polygon through the
+    border pixels' centres)."""
 
     def values(count, diagonal):
         return {4: (2, 0), 3: (1, -1), 1: (0, 1)}.get(count, (0, -2) if count == 2 and diagonal else (0, 0))
@@ -86,8 +79,7 @@ _NEIGHBOUR_DX = np.array([offset[1] for offset in _NEIGHBOURS], np.int64)
 def _levels(normalized, thresholds, uniform):
     """Per pixel, the number of (ascending) thresholds t with t <= value; 0 where value <= 0.
 
-    Returned flat on the grid padded by one pixel (-1 on the padding), so
-    neighbours need no bounds checks.
+    Returned flat on the grid padded by one pixel (-1 on the padding), so neighbours need no bounds checks.
 
     With ``uniform`` (evenly spaced thresholds) a guess from the spacing is
     corrected by comparisons, so the count is exact either way.
@@ -133,6 +125,88 @@ def _find(parent, node):
     return node
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sort_by_level(levels, height, width, count, descending):
+    """Counting sort of the pixels by level, raster order inside a level, packed as (y << 32) | x.
+
+    Descending: levels count..1 (pixels at level 0 left out); else ascending, levels 0..count.
+    Returns (order, offsets, sizes): level ``l``'s pixels are order[offsets[l]:offsets[l] + sizes[l]].
+    """
+    padded_width = width + 2
+    sizes = np.zeros(count + 2, np.int64)
+    for y in range(height):
+        for pixel in range((y + 1) * padded_width + 1, (y + 1) * padded_width + 1 + width):
+            sizes[levels[pixel]] += 1
+    offsets = np.zeros(count + 2, np.int64)
+    position = 0
+    for step in range(count + (0 if descending else 1)):
+        level = count - step if descending else step
+        offsets[level] = position
+        position += sizes[level]
+    order = np.empty(position, np.int64)
+    fill = offsets.copy()
+    for y in range(height):
+        for x in range(width):
+            level = levels[(y + 1) * padded_width + x + 1]
+            if level > 0 or not descending:
+                order[fill[level]] = (y << 32) | x
+                fill[level] += 1
+    return order, offsets, sizes
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _components(size):
+    """Per pixel (padded index): union-find parent, then area and box, meaningful at roots only."""
+    return (np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.int64),
+            np.empty(size, np.int64), np.empty(size, np.int64))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _union(parent, area, x_min, y_min, x_max, y_max, root, other):
+    """Join component ``other`` into ``root`` (the larger one stays the root); returns (root, other)."""
+    if area[root] < area[other]:
+        root, other = other, root
+    parent[other] = root
+    area[root] += area[other]
+    x_min[root] = min(x_min[root], x_min[other])
+    y_min[root] = min(y_min[root], y_min[other])
+    x_max[root] = max(x_max[root], x_max[other])
+    y_max[root] = max(y_max[root], y_max[other])
+    return root, other
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_pixel(parent, area, x_min, y_min, x_max, y_max, root, pixel, x, y):
+    """Add the pixel to component ``root``, or start one (``root`` < 0); returns the pixel's root."""
+    if root < 0:
+        parent[pixel] = pixel
+        area[pixel] = 1
+        x_min[pixel] = x
+        y_min[pixel] = y
+        x_max[pixel] = x + 1
+        y_max[pixel] = y + 1
+        return pixel
+    parent[pixel] = root
+    area[root] += 1
+    x_min[root] = min(x_min[root], x)
+    y_min[root] = min(y_min[root], y)
+    x_max[root] = max(x_max[root], x + 1)
+    y_max[root] = max(y_max[root], y + 1)
+    return root
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _keep_roots(parent, roots, root_count):
+    """Drop the components merged into others from ``roots``; returns how many remain."""
+    kept = 0
+    for slot in range(root_count):
+        node = roots[slot]
+        if parent[node] == node:
+            roots[kept] = node
+            kept += 1
+    return kept
+
+
 @numba.njit(cache=True, nogil=True)
 def _best_iou(x0, y0, x1, y1, gt_boxes, gt_areas):
     """Highest IoU of the box with any ground-truth box, in the operations of ``metrics.box_iou``."""
@@ -157,40 +231,17 @@ def _best_iou(x0, y0, x1, y1, gt_boxes, gt_areas):
 def _hole_ious(levels, height, width, count, wanted, gt_boxes, gt_areas):
     """Per threshold, the best IoU of a hole's contour box, where ``wanted``.
 
-    The background (pixels not kept) grows with the threshold, so its
-    4-connected components are merged level by level upwards.  A hole is one
-    that does not reach the image border; the contour ``cv2.findContours``
-    traces around it runs on the pixels just outside it, so its box is the
-    hole's box grown by one pixel on every side.
+    The background (pixels not kept) grows with the threshold, so its 4-connected components are merged level by level
+    upwards.  A hole is one that does not reach the image border; the contour ``cv2.findContours`` traces around it
+    runs on the pixels just outside it, so its box is the hole's box grown by one pixel on every side.
     """
     padded_width = width + 2
     size = (height + 2) * padded_width
-    starts = np.zeros(count + 2, np.int64)
-    for y in range(height):
-        for pixel in range((y + 1) * padded_width + 1, (y + 1) * padded_width + 1 + width):
-            starts[levels[pixel]] += 1
-    offsets = np.zeros(count + 2, np.int64)
-    position = 0
-    for level in range(count + 1):
-        offsets[level] = position
-        position += starts[level]
-    order = np.empty(position, np.int64)
-    fill = offsets.copy()
-    for y in range(height):
-        for x in range(width):
-            pixel = (y + 1) * padded_width + x + 1
-            level = levels[pixel]
-            order[fill[level]] = (y << 32) | x
-            fill[level] += 1
+    order, offsets, sizes = _sort_by_level(levels, height, width, count, False)
 
-    parent = np.empty(size, np.int64)
-    area = np.empty(size, np.int64)
-    x_min = np.empty(size, np.int64)
-    y_min = np.empty(size, np.int64)
-    x_max = np.empty(size, np.int64)
-    y_max = np.empty(size, np.int64)
+    parent, area, x_min, y_min, x_max, y_max = _components(size)
     border = np.empty(size, np.bool_)
-    roots = np.empty(position + 1, np.int64)
+    roots = np.empty(order.shape[0] + 1, np.int64)
     root_count = 0
     neighbour_offsets = np.array([-padded_width, -1, 1, padded_width], np.int64)  # N, W (before), E, S (after)
     ious = np.zeros(count, np.float64)
@@ -200,7 +251,7 @@ def _hole_ious(levels, height, width, count, wanted, gt_boxes, gt_areas):
             last_wanted = index
     # background at thresholds[index]: the pixels of level <= index
     for index in range(last_wanted + 1):
-        for slot in range(offsets[index], offsets[index] + starts[index]):
+        for slot in range(offsets[index], offsets[index] + sizes[index]):
             y = order[slot] >> 32
             x = order[slot] & 0xFFFFFFFF
             pixel = (y + 1) * padded_width + x + 1
@@ -217,41 +268,15 @@ def _hole_ious(levels, height, width, count, wanted, gt_boxes, gt_areas):
                     if root < 0:
                         root = other
                     elif other != root:
-                        if area[root] < area[other]:
-                            root, other = other, root
-                        parent[other] = root
-                        area[root] += area[other]
-                        x_min[root] = min(x_min[root], x_min[other])
-                        y_min[root] = min(y_min[root], y_min[other])
-                        x_max[root] = max(x_max[root], x_max[other])
-                        y_max[root] = max(y_max[root], y_max[other])
+                        root, other = _union(parent, area, x_min, y_min, x_max, y_max, root, other)
                         border[root] = border[root] or border[other]
             if root < 0:
-                root = pixel
-                parent[pixel] = pixel
-                area[pixel] = 1
-                x_min[pixel] = x
-                y_min[pixel] = y
-                x_max[pixel] = x + 1
-                y_max[pixel] = y + 1
-                border[pixel] = touches
+                border[pixel] = False
                 roots[root_count] = pixel
                 root_count += 1
-            else:
-                parent[pixel] = root
-                area[root] += 1
-                x_min[root] = min(x_min[root], x)
-                y_min[root] = min(y_min[root], y)
-                x_max[root] = max(x_max[root], x + 1)
-                y_max[root] = max(y_max[root], y + 1)
-                border[root] = border[root] or touches
-        kept = 0
-        for slot in range(root_count):
-            node = roots[slot]
-            if parent[node] == node:
-                roots[kept] = node
-                kept += 1
-        root_count = kept
+            root = _add_pixel(parent, area, x_min, y_min, x_max, y_max, root, pixel, x, y)
+            border[root] = border[root] or touches
+        root_count = _keep_roots(parent, roots, root_count)
         if wanted[index]:
             best = 0.0
             for slot in range(root_count):
@@ -279,9 +304,8 @@ def sweep(normalized, thresholds, gt_boxes, uniform=False):
             (ties: OpenCV's label order), zeros when nothing is kept.
         contour_boxes (T, 4) int64 and contour_sure (T,) bool: box of the
             largest contour, valid where ``contour_sure``.
-        contour_ious (T,) float64 and contour_ious_sure (T,) bool: best IoU of
-            any contour's box (components and holes) with any ground-truth box,
-            valid where ``contour_ious_sure`` (always, today).
+        contour_ious (T,) float64 and contour_ious_sure (T,) bool: best IoU of any contour's box (components and
+            holes) with any ground-truth box, valid where ``contour_ious_sure`` (always, today).
     """
     height, width = normalized.shape
     padded_width = width + 2
@@ -290,36 +314,14 @@ def sweep(normalized, thresholds, gt_boxes, uniform=False):
     block_width = (width + 1) // 2
     levels = _levels(normalized, thresholds, uniform)
 
-    # counting sort: pixels by level, descending; raster order inside a level
-    starts = np.zeros(count + 2, np.int64)
-    for y in range(height):
-        for pixel in range((y + 1) * padded_width + 1, (y + 1) * padded_width + 1 + width):
-            starts[levels[pixel]] += 1
-    position = 0
-    offsets = np.zeros(count + 2, np.int64)
-    for level in range(count, 0, -1):
-        offsets[level] = position
-        position += starts[level]
-    order = np.empty(position, np.int64)
-    fill = offsets.copy()
-    for y in range(height):
-        for pixel in range((y + 1) * padded_width + 1, (y + 1) * padded_width + 1 + width):
-            level = levels[pixel]
-            if level > 0:
-                order[fill[level]] = (y << 32) | (pixel - (y + 1) * padded_width - 1)  # (y, x), no division later
-                fill[level] += 1
+    order, offsets, sizes = _sort_by_level(levels, height, width, count, True)
 
     # per pixel (padded index); the statistics are only meaningful at roots
-    parent = np.empty(size, np.int64)
-    area = np.empty(size, np.int64)
-    x_min = np.empty(size, np.int64)
-    y_min = np.empty(size, np.int64)
-    x_max = np.empty(size, np.int64)
-    y_max = np.empty(size, np.int64)
+    parent, area, x_min, y_min, x_max, y_max = _components(size)
     block = np.empty(size, np.int64)
     polygon2 = np.empty(size, np.int64)
     euler4 = np.empty(size, np.int64)
-    roots = np.empty(position + 1, np.int64)
+    roots = np.empty(order.shape[0] + 1, np.int64)
     root_count = 0
     neighbour_offsets = _NEIGHBOUR_DY * padded_width + _NEIGHBOUR_DX
     polygon_delta, euler_delta = _POLYGON_DELTA, _EULER_DELTA
@@ -338,7 +340,7 @@ def sweep(normalized, thresholds, gt_boxes, uniform=False):
 
     for level in range(count, 0, -1):
         index = level - 1  # the state after this level's pixels is the mask at thresholds[index]
-        first, last = offsets[level], offsets[level] + starts[level]
+        first, last = offsets[level], offsets[level] + sizes[level]
         if first == last:
             if level < count:
                 component_boxes[index] = component_boxes[index + 1]
@@ -367,49 +369,22 @@ def sweep(normalized, thresholds, gt_boxes, uniform=False):
                 if root < 0:
                     root = other
                 elif other != root:
-                    if area[root] < area[other]:
-                        root, other = other, root
-                    parent[other] = root
-                    area[root] += area[other]
-                    x_min[root] = min(x_min[root], x_min[other])
-                    y_min[root] = min(y_min[root], y_min[other])
-                    x_max[root] = max(x_max[root], x_max[other])
-                    y_max[root] = max(y_max[root], y_max[other])
+                    root, other = _union(parent, area, x_min, y_min, x_max, y_max, root, other)
                     block[root] = min(block[root], block[other])
                     polygon2[root] += polygon2[other]
                     euler4[root] += euler4[other]
             if root < 0:  # a new component
-                root = pixel
-                parent[pixel] = pixel
-                area[pixel] = 1
-                x_min[pixel] = x
-                y_min[pixel] = y
-                x_max[pixel] = x + 1
-                y_max[pixel] = y + 1
                 block[pixel] = (y >> 1) * block_width + (x >> 1)
                 polygon2[pixel] = 0
                 euler4[pixel] = 0
                 roots[root_count] = pixel
                 root_count += 1
-            else:
-                parent[pixel] = root
-                area[root] += 1
-                x_min[root] = min(x_min[root], x)
-                y_min[root] = min(y_min[root], y)
-                x_max[root] = max(x_max[root], x + 1)
-                y_max[root] = max(y_max[root], y + 1)
-                block[root] = min(block[root], (y >> 1) * block_width + (x >> 1))
+            root = _add_pixel(parent, area, x_min, y_min, x_max, y_max, root, pixel, x, y)
+            block[root] = min(block[root], (y >> 1) * block_width + (x >> 1))
             polygon2[root] += polygon_delta[pattern]
             euler4[root] += euler_delta[pattern]
 
-        # keep only the components that are still roots
-        kept = 0
-        for slot in range(root_count):
-            node = roots[slot]
-            if parent[node] == node:
-                roots[kept] = node
-                kept += 1
-        root_count = kept
+        root_count = _keep_roots(parent, roots, root_count)  # only the components that are still roots
 
         # largest component: most pixels, then OpenCV's label order (first 2x2 block)
         best = roots[0]

@@ -1,15 +1,13 @@
 """Backbones cut at the layer whose maps feed the GAP head.
 
 * ``inception_v3``: Keras' InceptionV3, cut at ``mixed7`` (17×17×768 at 299²).
-* ``googlenet``: Inception v1 (Szegedy et al. 2015) built here, cut after
-  ``inception_4e`` as in Zhou et al. 2016 (14×14×832 at 224²).  The local
-  response normalisation layers of the original are left out (Keras has none,
-  and Zhou's GoogLeNet-GAP fine-tunes from weights that must come from a file).
+* ``googlenet``: Inception v1 (Szegedy et al. 2015) built here, cut after ``inception_4e`` as in Zhou et al. 2016
+  (14×14×832 at 224²).  The local response normalisation layers of the original are left out (Keras has none, and
+  Zhou's GoogLeNet-GAP fine-tunes from weights that must come from a file).
 * ``tiny``: four conv-BN-ReLU blocks (stride 8), for CPU runs and tests.
 
-Every backbone takes images already scaled to [-1, 1] (InceptionV3
-preprocessing, see ``mindgap.data.preprocess``) and is returned as a
-``keras.Model`` named ``"backbone"`` so that it can be frozen as one piece.
+Every backbone takes images already scaled to [-1, 1] (InceptionV3 preprocessing, see ``mindgap.data.preprocess``) and
+is returned as a ``keras.Model`` named ``"backbone"`` so that it can be frozen as one piece.
 """
 
 import os
@@ -159,13 +157,10 @@ def build_backbone(backbone, input_shape=(299, 299, 3), weights=None, cut_layer=
     Args:
         backbone: ``"inception_v3"``, ``"googlenet"`` or ``"tiny"``.
         input_shape: (height, width, 3).
-        weights: None, ``"imagenet"`` (InceptionV3 only; Keras' own download
-            or cache), ``"pretrained"`` (Tiny only: the shipped weights of the
-            scenes recipe, ``"pretrained:RECIPE"`` another, ``mindgap.shipped``)
-            or the path of a weights file for this backbone (uncut, as Keras
-            distributes it, or as cut here).
-        cut_layer: layer whose output feeds the head; default ``mixed7``,
-            ``inception_4e`` or ``tiny_block4``.
+        weights: None, ``"imagenet"`` (InceptionV3 only; Keras' own download or cache), ``"pretrained"`` (Tiny only:
+            the shipped weights of the scenes recipe, ``"pretrained:RECIPE"`` another, ``mindgap.shipped``) or the
+            path of a weights file for this backbone (uncut, as Keras distributes it, or as cut here).
+        cut_layer: layer whose output feeds the head; default ``mixed7``, ``inception_4e`` or ``tiny_block4``.
     """
     candidates = cut_candidates(backbone)
     cut_layer = DEFAULT_CUT_LAYERS[backbone] if cut_layer is None else cut_layer

@@ -2,10 +2,9 @@
 
 * GAPm heads: ``CAM_c = sum_{k of class c} f_k`` (paper eq. 4), from the
   ``gap_maps`` output by :class:`~mindgap.layers.GroupedClassMaps`.
-* Zhou heads: ``CAM_c = sum_k w_{k,c} f_k`` (Zhou et al. 2016), with ``w``
-  the kernel of the model's own ``dense`` layer, shared, not copied: the
-  layer is applied to every pixel of the maps, and its bias, obtained by
-  applying it to zeros, is subtracted.
+* Zhou heads: ``CAM_c = sum_k w_{k,c} f_k`` (Zhou et al. 2016), with ``w`` the kernel of the model's own ``dense``
+  layer, shared, not copied: the layer is applied to every pixel of the maps, and its bias, obtained by applying it to
+  zeros, is subtracted.
 
 In both cases the spatial mean of ``CAM_c`` is the logit of class c (plus the
 dense bias for Zhou), so ``softmax(mean(CAM))`` reproduces the probabilities.

@@ -1,15 +1,13 @@
 """The CNN-LSTM-LSTM captioner of thesis §7.3 / §7.5 (Venugopalan et al. 2015, the thesis's [119]) in miniature.
 
-Per frame the Tiny backbone, flattened, two fully-connected ReLU layers ``fc1`` and
-``fc2`` (VGG's fc6 and fc7); for clips the ``fc2`` features are averaged over the
-frames (``mean_pool``), for images the pooling is dropped, "as the thesis does".  The
-decoder: at every step the visual feature and the embedding of the previous word
-(``<start>`` first; teacher forcing in training) go into ``lstm1``, whose hidden state
-goes into ``lstm2``, whose hidden state gives the next word's logits (``word_logits``)
-and probabilities (``word_probabilities``, a ``ClassProbabilities`` that carries the
-vocabulary inside the ``.keras`` file).  Both LSTMs use ReLU (thesis §7.1: tanh breaks
-EB's assumptions A1/A2).  Registry names: ``Tiny-Captioner`` (images) and
-``Tiny-Captioner-Clips`` (clips (batch, T, H, W, 3)).
+Per frame the Tiny backbone, flattened, two fully-connected ReLU layers ``fc1`` and ``fc2`` (VGG's fc6 and fc7); for
+clips the ``fc2`` features are averaged over the frames (``mean_pool``), for images the pooling is dropped, "as the
+thesis does".  The decoder: at every step the visual feature and the embedding of the previous word (``<start>``
+first; teacher forcing in training) go into ``lstm1``, whose hidden state goes into ``lstm2``, whose hidden state
+gives the next word's logits (``word_logits``) and probabilities (``word_probabilities``, a ``ClassProbabilities``
+that carries the vocabulary inside the ``.keras`` file).  Both LSTMs use ReLU (thesis §7.1: tanh breaks EB's
+assumptions A1/A2).  Registry names: ``Tiny-Captioner`` (images) and ``Tiny-Captioner-Clips`` (clips (batch, T, H, W,
+3)).
 
 Inputs: ``image`` (batch, H, W, 3) or ``video`` (batch, T, H, W, 3), scaled to [-1, 1]
 (``mindgap.data.pipeline.preprocess``), and ``words`` (batch, L) int: ``<start>`` and the
@@ -30,13 +28,14 @@ import tensorflow as tf
 
 from mindgap import registry
 from mindgap.backbones import BACKBONE_LAYER, build_backbone
+from mindgap.data.pipeline import preprocess
 from mindgap.layers import ClassProbabilities
 from mindgap.models import BACKBONE_NAMES, BACKBONE_PATTERN, backbone_prefix
+from mindgap.recurrent import FC_LAYERS, fc_encoder
 
 SPECIALS = ("<pad>", "<start>", "<end>", "<unk>")
 PAD, START, END, UNKNOWN = range(len(SPECIALS))
 IMAGE_INPUT, VIDEO_INPUT, WORDS_INPUT = "image", "video", "words"
-FC_LAYERS = ("fc1", "fc2")
 FEATURE_LAYER = "fc2"
 DECODER_LAYERS = ("embedding", "visual_steps", "decoder_input", "lstm1", "lstm2", "word_logits", "word_probabilities")
 FC_UNITS, EMBEDDING_UNITS, LSTM_UNITS = 256, 32, 128
@@ -220,12 +219,7 @@ def vocabulary_of(model):
 def frame_encoder(model):
     """Image → ``fc2``: the per-frame CNN of a captioner, sharing its layers (for EB below the decoder, eq. 7.8)."""
     backbone = check_captioner(model).get_layer(BACKBONE_LAYER)
-    cnn = backbone.layer if isinstance(backbone, keras.layers.TimeDistributed) else backbone
-    inputs = keras.Input(tuple(cnn.inputs[0].shape[1:]), name="image")
-    features = keras.layers.Flatten(name="frame_flatten")(cnn(inputs))
-    for layer_name in FC_LAYERS:
-        features = model.get_layer(layer_name)(features)
-    return keras.Model(inputs, features, name=f"{model.name}-frames")
+    return fc_encoder(model, backbone.layer if isinstance(backbone, keras.layers.TimeDistributed) else backbone)
 
 
 def visual_features(model, images):
@@ -311,7 +305,6 @@ def exact_match(references, hypotheses):
 
 
 # ---------------------------------------------------------------- data and training
-
 def load_images(paths, image_size):
     """Image files → (n, s, s, 3) float32 in [-1, 1] (``mindgap.data.pipeline.preprocess`` of RGB)."""
     import cv2
@@ -323,7 +316,7 @@ def load_images(paths, image_size):
             raise ValueError(f"Cannot read the image {os.fspath(path)!r}; check the file.")
         image = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (image_size, image_size), interpolation=cv2.INTER_AREA)
         arrays.append(image)
-    return np.stack(arrays).astype(np.float32) / 127.5 - 1.0
+    return preprocess(np.stack(arrays)).numpy()
 
 
 def caption_arrays(records, vocabulary, length):

@@ -1,15 +1,12 @@
 """The ``mindgap`` command: ``train``, ``evaluate``, ``explain`` (``--refiner``: Guided Zoom), ``explain-video``, ``explain-caption``, ``digits`` and ``serve``.
 
-Bad input (a missing file, a file that is not an image, a ``.keras`` file that
-is not a mindgap model, an unknown class, an empty folder, a broken dataset)
-ends with one line on stderr and exit code 2; so does a run folder in use by
-another process or holding a run with other settings.  A full disk or an
-unwritable place ends with one line naming the path and its free space, exit 1.
-``train`` and ``evaluate`` read
-any layout of ``mindgap.data.layouts`` (``--format``, detected by default) and,
-like ``explain`` on a folder, decode every image and check every box first
-(``mindgap.data.check``; ``--skip-bad-images`` drops the bad ones instead).  Each command imports what it needs
-when it runs (start-up time: ``mindgap --help`` loads no TensorFlow); the library does the work (``mindgap.explain``).
+Bad input (a missing file, a file that is not an image, a ``.keras`` file that is not a mindgap model, an unknown
+class, an empty folder, a broken dataset) ends with one line on stderr and exit code 2; so does a run folder in use by
+another process or holding a run with other settings.  A full disk or an unwritable place ends with one line naming
+the path and its free space, exit 1.  ``train`` and ``evaluate`` read any layout of ``mindgap.data.layouts``
+(``--format``, detected by default) and, like ``explain`` on a folder, decode every image and check every box first
+(``mindgap.data.check``; ``--skip-bad-images`` drops the bad ones instead).  Each command imports what it needs when
+it runs (start-up time: ``mindgap --help`` loads no TensorFlow); the library does the work (``mindgap.explain``).
 """
 
 import argparse
@@ -116,9 +113,12 @@ def resolve_model(name_or_path, kinds=shipped.KINDS):
         raise CliError(str(error)) from None
 
 
-def _check_explain_arguments(top, threshold):
-    if isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 1:
+def _check_top(top):
+    if top is not None and (isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 1):
         raise CliError(f"--top must be an integer >= 1, got {top!r}.")
+
+
+def _check_threshold(threshold):
     if not isinstance(threshold, numbers.Real) or not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
         raise CliError(f"--threshold must be a fraction of the CAM's max in [0, 1], got {float(threshold) if isinstance(threshold, numbers.Real) else threshold!r}.")
 
@@ -169,7 +169,8 @@ def explain(target, model_path, out_dir, class_name=None, top=None, threshold=0.
     from mindgap.data.pipeline import deprocess, model_input
     from mindgap.models import model_info
 
-    _check_explain_arguments(5 if top is None else top, threshold)
+    _check_top(top)
+    _check_threshold(threshold)
     model = load_mindgap_model(model_path)
     info = model_info(model)
     if top is None:
@@ -213,8 +214,7 @@ def explain_refined(target, refiner_dir, out_dir, top=None, print_fn=print, skip
         refiner = Refiner.load(refiner_dir)
     except ValueError as error:
         raise CliError(str(error)) from None
-    if top is not None and (isinstance(top, bool) or top < 1):
-        raise CliError(f"--top must be an integer >= 1, got {top!r}.")
+    _check_top(top)
     paths = explaining.image_files(target)
     if os.path.isdir(target):
         paths = checked_image_paths(paths, skip_bad_images)
@@ -248,11 +248,10 @@ def _refuse_video_set_root(folder):
 def explain_video(clip, model_path, out_dir, method="ceb_r", class_name=None, layer="backbone", print_fn=print):
     """Classify a clip with a CNN-LSTM and ground the class in space and time (thesis ch. 7).
 
-    ``clip``: a folder of frames (``mindgap.data.video``'s clip folders, or any folder of
-    images of one size, in name order).  Prints the class (the last step's prediction, or
-    ``class_name``) and the localized segment (§7.2: from the highest frame sum, grown until
-    a negative sum; for the non-negative ``eb_r``/``bp_r`` the sums minus their mean), and
-    writes ``<clip>_<method>.png`` (the frames, their maps, the curve over time) and
+    ``clip``: a folder of frames (``mindgap.data.video``'s clip folders, or any folder of images of one size, in name
+    order).  Prints the class (the last step's prediction, or ``class_name``) and the localized segment (§7.2: from
+    the highest frame sum, grown until a negative sum; for the non-negative ``eb_r``/``bp_r`` the sums minus their
+    mean), and writes ``<clip>_<method>.png`` (the frames, their maps, the curve over time) and
     ``<clip>_<method>.json`` into ``out_dir``.  Returns the JSON record.
     """
     from mindgap import explanation as explaining, saliency, storage  # start-up time: loaded when the command runs
@@ -305,7 +304,7 @@ def _run_explain_caption(args):
     print(f"wrote {args.out}")
 
 
-def _run_explain_video(args):
+def _run_explain_video(args):  # the exit code is main's: explain_video's record is for library callers
     explain_video(args.clip, args.model, args.out, method=args.method, class_name=args.class_name, layer=args.layer)
 
 
@@ -433,12 +432,6 @@ def _run_serve(args):
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
-def _add_models_command(commands):
-    models_parser = commands.add_parser("models", help="list the model names of every family, e.g. mindgap models '*LSTM*'")
-    models_parser.add_argument("pattern", nargs="?", default="*", help="a shell pattern, any case (default: every name)")
-    models_parser.set_defaults(handler=_run_models)
-
-
 _SHIPPED_HINT = "a .keras file saved by mindgap, or a shipped model's name (mindgap models)"
 
 
@@ -504,7 +497,9 @@ def build_parser():
     export_parser.add_argument("--out", required=True, help="output folder (savedmodel/, model.tflite or model.onnx inside)")
     export_parser.set_defaults(handler=_run_export)
 
-    _add_models_command(commands)
+    models_parser = commands.add_parser("models", help="list the model names of every family, e.g. mindgap models '*LSTM*'")
+    models_parser.add_argument("pattern", nargs="?", default="*", help="a shell pattern, any case (default: every name)")
+    models_parser.set_defaults(handler=_run_models)
     digits_parser = commands.add_parser("digits", help="write the embedded digits localization set")
     digits_parser.add_argument("out_dir", help="output folder of the set")
     digits_parser.add_argument("--seed", type=int, default=0)
@@ -525,19 +520,16 @@ def build_parser():
 def _parse(parser, argv):
     """``parser.parse_args``, but a flag the command does not know is refused with the command's own usage and
     the closest flag it has."""
-    import difflib
-
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        subparser = _subparsers(parser)[args.command]
+        import difflib  # start-up time: only for a mistyped flag
+
+        subparsers = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+        subparser = subparsers.choices[args.command]
         flags = [flag for action in subparser._actions for flag in action.option_strings]
         close = difflib.get_close_matches(unknown[0].split("=")[0], flags, n=1)
         subparser.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" (did you mean {close[0]}?)" if close else ""))
     return args
-
-
-def _subparsers(parser):
-    return next(action.choices for action in parser._actions if isinstance(action, argparse._SubParsersAction))
 
 
 def main(argv=None):

@@ -1,10 +1,8 @@
 """Evaluate a trained model in one pass: probabilities and CAMs from the same forward pass.
 
-``evaluate(model, dataset)`` takes a dataset from
-``make_dataset(..., with_boxes=True)`` and returns an :class:`EvaluationReport`
-with every classification and localization number of ``mindgap.metrics``.
-CAMs of the true and of the predicted class are upsampled (bilinear) to the
-input size batch by batch, so memory stays bounded on 2,000 images at 299².
+``evaluate(model, dataset)`` takes a dataset from ``make_dataset(..., with_boxes=True)`` and returns an
+:class:`EvaluationReport` with every classification and localization number of ``mindgap.metrics``.  CAMs of the
+true and of the predicted class are upsampled (bilinear) to the input size batch by batch, so memory stays bounded.
 """
 
 import dataclasses
@@ -27,11 +25,8 @@ def _class_maps(cams, class_indices):
 
 
 def cam_mass_on_class(cams, labels):
-    """Share of each image's positive CAM mass that lies on class ``labels[i]`` (0 when there is none).
-
-    The sparsity number of the paper's Figure 3 claim: L1 CAMs leave absent classes near zero.
-    ``cams`` is (batch, h, w, c).
-    """
+    """Share of each image's positive CAM mass (``cams`` (batch, h, w, c)) on class ``labels[i]`` (0 when there is
+    none): the sparsity number of the paper's Figure 3 claim, L1 CAMs leave absent classes near zero."""
     positive = np.maximum(np.asarray(cams), 0).sum(axis=(1, 2))
     total = positive.sum(axis=-1)
     on_class = positive[np.arange(len(positive)), np.asarray(labels)]
@@ -50,15 +45,11 @@ def batch_measures(probs, cams, labels, boxes, image_size, thresholds, *, box_th
         thresholds: CAM thresholds (fractions of the max) of the paper's box.
 
     Returns:
-        dict of per-image arrays: ``correct``, ``com_true`` / ``com_pred``
-        (centre-of-mass hits of the true / predicted class's CAM),
-        ``iou_true`` / ``iou_pred`` (b, T) best IoU of the paper's box,
-        ``zhou_true`` / ``zhou_pred`` (Zhou's box at ``box_threshold``),
-        ``pointing`` and ``mass_true`` (share of positive CAM mass on the
-        true class), and ``v2_true`` (b, T) when asked.  ``boxed`` marks the
-        images with a ground-truth box; the box measures (and
-        ``correct_boxed``) cover those images only, and are absent when no
-        image of the batch has a box.
+        dict of per-image arrays: ``correct``, ``com_true`` / ``com_pred`` (centre-of-mass hits of the true /
+        predicted class's CAM), ``iou_true`` / ``iou_pred`` (b, T) best IoU of the paper's box, ``zhou_true`` /
+        ``zhou_pred`` (Zhou's box at ``box_threshold``), ``pointing``, ``mass_true`` (share of positive CAM mass on the
+        true class), and ``v2_true`` (b, T) when asked.  ``boxed`` marks the images with a ground-truth box; the box
+        measures (and ``correct_boxed``) cover those only, and are absent when no image of the batch has a box.
     """
     probs, cams, labels = np.asarray(probs), np.asarray(cams), np.asarray(labels)
     predictions = probs.argmax(axis=-1)
@@ -121,7 +112,6 @@ class EvaluationReport:
         """Write the IoU-vs-threshold figure; returns None (and writes nothing) when no image had a box."""
         if not self.iou_curve_true:
             return None
-
         plot_iou_curves({f"{self.model_name} (true class)": self.iou_curve_true,
                          f"{self.model_name} (prediction)": self.iou_curve_pred}, self.thresholds, path)
 
@@ -132,12 +122,9 @@ def evaluate(model, dataset, *, thresholds=metrics.DEFAULT_THRESHOLDS, box_thres
 
     Args:
         model: a mindgap model (or its ``cam_model``).
-        dataset: batches ``(images, one-hot labels, padded boxes)`` from
-            ``make_dataset(..., with_boxes=True)``.
-        thresholds: CAM thresholds (fractions of the max) for the IoU curve
-            (Figure 4) and MaxBoxAcc.
-        box_threshold: threshold of Zhou's box (largest component) for
-            GT-known Loc and Top-1 Loc (Hide-and-Seek's measures).
+        dataset: batches ``(images, one-hot labels, padded boxes)`` from ``make_dataset(..., with_boxes=True)``.
+        thresholds: CAM thresholds (fractions of the max) for the IoU curve (Figure 4) and MaxBoxAcc.
+        box_threshold: threshold of Zhou's box (largest component) for GT-known Loc and Top-1 Loc (Hide-and-Seek's).
         pointing_tolerance: slack of the pointing game: ``"scaled"`` (15 px · side / 224),
             ``"fixed"`` (15 px) or pixels (:func:`mindgap.metrics.pointing_tolerance`).
         with_max_box_acc_v2: also compute MaxBoxAccV2 (all contours; slower).
@@ -162,26 +149,15 @@ def evaluate(model, dataset, *, thresholds=metrics.DEFAULT_THRESHOLDS, box_thres
     data = {key: np.concatenate(parts) for key, parts in gathered.items()}
     labels, probs = data["labels"], data["probs"]
     precision, recall = metrics.precision_recall_keras1(labels, probs)
-    classification = {
-        "accuracy": metrics.top_k_accuracy(labels, probs, 1),
-        "top5": metrics.top_k_accuracy(labels, probs, min(5, probs.shape[1])),
-        "precision": precision,
-        "recall": recall,
-        "map": metrics.mean_average_precision(labels, probs),
-    }
+    classification = {"accuracy": metrics.top_k_accuracy(labels, probs, 1),
+                      "top5": metrics.top_k_accuracy(labels, probs, min(5, probs.shape[1])), "precision": precision,
+                      "recall": recall, "map": metrics.mean_average_precision(labels, probs)}
     localization, curve_true, curve_pred, notes = _localization(data, thresholds)
-    return EvaluationReport(
-        model_name=model.name.removesuffix("-cam"),
-        num_images=int(len(labels)),
-        classification=classification,
-        localization=localization,
-        thresholds=thresholds.tolist(),
-        iou_curve_true=curve_true.tolist(),
-        iou_curve_pred=curve_pred.tolist(),
-        per_class=metrics.per_class_table(labels, probs, list(info.class_names)),
-        confusion=metrics.confusion_matrix(labels, probs).tolist(),
-        notes=notes,
-    )
+    return EvaluationReport(model_name=model.name.removesuffix("-cam"), num_images=int(len(labels)),
+                            classification=classification, localization=localization, thresholds=thresholds.tolist(),
+                            iou_curve_true=curve_true.tolist(), iou_curve_pred=curve_pred.tolist(),
+                            per_class=metrics.per_class_table(labels, probs, list(info.class_names)),
+                            confusion=metrics.confusion_matrix(labels, probs).tolist(), notes=notes)
 
 
 def _localization(data, thresholds):
@@ -213,7 +189,6 @@ def _localization(data, thresholds):
         **localization,
     }
     if "v2_true" in data:
-        localization["max_box_acc_v2"] = float(np.mean([
-            (data["v2_true"] >= delta).mean(axis=0).max() for delta in metrics.CHOE_IOU_THRESHOLDS
-        ]))
+        localization["max_box_acc_v2"] = float(np.mean([(data["v2_true"] >= delta).mean(axis=0).max()
+                                                        for delta in metrics.CHOE_IOU_THRESHOLDS]))
     return localization, curve_true, curve_pred, notes

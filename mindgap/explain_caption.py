@@ -1,11 +1,10 @@
 """``mindgap explain-caption``: caption an image (or a clip folder) and write one cEB-R map per word.
 
-The model's greedy caption is fed back (the thesis grounds generated captions, §7.5: "our
-method can better highlight evidence using generated captions"), or a given caption (Table 7.5
-feeds the ground-truth ones), and each chosen word is
-grounded at the step where it was predicted (``mindgap.saliency.caption``).  A clip folder's
-frames go through a ``Tiny-Captioner-Clips`` (mean pooling over frames); the figure then shows
-every frame's map for each word (thesis Figure 7.7).
+The model's greedy caption is fed back (the thesis grounds generated captions, §7.5: "our method can better highlight
+evidence using generated captions"), or a given caption (Table 7.5 feeds the ground-truth ones), and each chosen word
+is grounded at the step where it was predicted (``mindgap.saliency.caption``).  A clip folder's frames go through a
+``Tiny-Captioner-Clips`` (mean pooling over frames); the figure then shows every frame's map for each word (thesis
+Figure 7.7).
 """
 
 import os

@@ -182,8 +182,7 @@ def explain(model, image, method=saliency.DEFAULT_METHOD, top_k=DEFAULT_TOP_K, c
             threshold=DEFAULT_THRESHOLD, **options):
     """The :class:`Explanation` of one image by ``method`` (an image method of :data:`mindgap.saliency.METHODS`) for
     ``class_name`` (default the predicted one), or with a Guided Zoom ``Refiner`` its :class:`RefinedExplanation`;
-    ``class_name`` (default the predicted one); ``threshold``: the box's, a fraction of the map's maximum;
-    ``options`` go to the method (``layer``, RISE's ``num_masks``, ...)."""
+    ``threshold``: the box's, a fraction of the map's maximum; ``options`` go to the method (``layer``, ...)."""
     if isinstance(model, Refiner):  # Guided Zoom: its own grounding methods and classes
         return explain_refined(model, [image], top_k)[0]
     return explain_images(model, [image], method, top_k, class_name, threshold, **options)[0]

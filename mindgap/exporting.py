@@ -7,15 +7,12 @@ Every artifact takes ``image`` (batch, H, W, 3) float32 scaled to [-1, 1]
 * ``cams`` (batch, h, w, c): every class's CAM at the maps' resolution (eq. 4 for
   a GAPm head, Zhou et al.'s for a Zhou head), from :func:`mindgap.cam_model`.
 
-Keras 3's own ``model.export`` writes each format (``tf_saved_model``;
-``onnx`` through tf2onnx; ``litert`` through TensorFlow's converter), so
-the artifacts are what Keras documents; run them with TensorFlow
-(``tf.saved_model.load(...).signatures["serving_default"]``), ``ai-edge-litert``
-and ``onnxruntime``.
+Keras 3's own ``model.export`` writes each format (``tf_saved_model``; ``onnx`` through tf2onnx; ``litert`` through
+TensorFlow's converter), so the artifacts are what Keras documents; run them with TensorFlow
+(``tf.saved_model.load(...).signatures["serving_default"]``), ``ai-edge-litert`` and ``onnxruntime``.
 
-The module is ``exporting`` so that ``mindgap.export`` can be the function
-(a module of that name would be shadowed by it, as ``mindgap.saliency_maps`` is
-named beside the ``mindgap.saliency`` package).
+The module is ``exporting`` so that ``mindgap.export`` can be the function (a module of that name would be shadowed by
+it, as ``mindgap.saliency_maps`` is named beside the ``mindgap.saliency`` package).
 """
 
 import errno
@@ -44,10 +41,9 @@ def named_outputs_model(model):
 def export(model, out_dir, format="savedmodel"):
     """Write ``model`` as ``format`` into ``out_dir``; returns the artifact's path.
 
-    The artifact is written under a temporary name beside its place and renamed when complete
-    (``mindgap.storage``): a full disk, a read-only place or a kill leaves the earlier export (or
-    nothing) and no half-written files such as TensorFlow's ``variables_temp/``; such failures are a
-    :class:`~mindgap.storage.StorageError` naming the path.
+    The artifact is written under a temporary name beside its place and renamed when complete (``mindgap.storage``): a
+    full disk, a read-only place or a kill leaves the earlier export (or nothing) and no half-written files such as
+    TensorFlow's ``variables_temp/``; such failures are a :class:`~mindgap.storage.StorageError` naming the path.
 
     Args:
         model: a mindgap model (built, or loaded with :func:`mindgap.load_model`).

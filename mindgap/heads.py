@@ -1,9 +1,8 @@
 """The two GAP heads of the paper, as functions on a feature tensor.
 
 Layer names are stable so that CAMs can be read from any model:
-``"gap_maps"`` (the last convolution, maps f_k), ``"maps_penalty"`` (eq. 5/6,
-when present), ``"grouped_gap"`` (GAPm, eq. 1–2) or ``"gap"`` + ``"dense"``
-(Zhou), and ``"probabilities"`` (softmax, eq. 3).
+``"gap_maps"`` (the last convolution, maps f_k), ``"maps_penalty"`` (eq. 5/6, when present), ``"grouped_gap"`` (GAPm,
+eq. 1–2) or ``"gap"`` + ``"dense"`` (Zhou), and ``"probabilities"`` (softmax, eq. 3).
 """
 
 import keras
@@ -41,9 +40,8 @@ def zhou_head(features, num_classes, units=ZHOU_UNITS, penalty=None, alpha=1e-7,
               dropout=None, dropout_retain=0.5):
     """Zhou et al.'s head: 1024 maps → GAP → Dense(c) → softmax.
 
-    ``dropout``: a name of ``mindgap.dropout.METHODS`` puts a ``GuidedDropout``
-    layer (``"gap_dropout"``, retaining probability ``dropout_retain``) on the
-    pooled features before ``dense`` (ours: the thesis applies Excitation
+    ``dropout``: a name of ``mindgap.dropout.METHODS`` puts a ``GuidedDropout`` layer (``"gap_dropout"``, retaining
+    probability ``dropout_retain``) on the pooled features before ``dense`` (ours: the thesis applies Excitation
     Dropout to fully-connected layers of CNN-2 and VGG, not to a GAP head).
     """
     maps = _maps(features, units, penalty, alpha, reduction)

@@ -46,10 +46,9 @@ class _ClassMajorGroups(keras.layers.Layer):
 class GroupedSumGAP(_ClassMajorGroups):
     """Global average pooling then the grouped **sum** per class (paper eq. 1–2).
 
-    ``g_k = sum_{x,y} f_k(x, y) / (X*Y)`` (eq. 1), then
-    ``g'_c = sum_{k of class c} g_k`` (eq. 2), with class-major channels:
-    kernels ``c*m … c*m+m-1`` belong to class ``c``.  The output is the
-    vector of class logits fed to the softmax (eq. 3).
+    ``g_k = sum_{x,y} f_k(x, y) / (X*Y)`` (eq. 1), then ``g'_c = sum_{k of class c} g_k`` (eq. 2), with class-major
+    channels: kernels ``c*m … c*m+m-1`` belong to class ``c``.  The output is the vector of class logits fed to the
+    softmax (eq. 3).
 
     Args:
         maps_per_class: int, m (5 in Inception-GAP5).
@@ -80,9 +79,8 @@ class GroupedSumGAP(_ClassMajorGroups):
 class GroupedClassMaps(_ClassMajorGroups):
     """Class activation maps of a GAPm head (paper eq. 4).
 
-    ``CAM_c(x, y) = sum_{k of class c} f_k(x, y)``: the CAMs come straight out
-    of the forward pass, m sums per pixel and class.  The spatial mean of
-    ``CAM_c`` is the logit ``g'_c`` of :class:`GroupedSumGAP`.
+    ``CAM_c(x, y) = sum_{k of class c} f_k(x, y)``: the CAMs come straight out of the forward pass, m sums per pixel
+    and class.  The spatial mean of ``CAM_c`` is the logit ``g'_c`` of :class:`GroupedSumGAP`.
 
     Args:
         maps_per_class: int, m.

@@ -4,20 +4,15 @@ Pure functions on numpy arrays.  Conventions, used everywhere here:
 
 * Labels are integer class indices; ``probs`` is (n, c).
 * A box is ``(x_min, y_min, x_max, y_max)`` in **pixel-edge coordinates**:
-  0-based, ends exclusive, so a box covers the pixel columns
-  ``x_min … x_max - 1`` and its area is ``(x_max - x_min) * (y_max - y_min)``.
-  Stanford 40's 1-based inclusive ``[a, b]`` is ``[a - 1, b)`` here.  A point
-  (centre of mass, CAM maximum) is in the same frame: pixel ``i`` has its
-  centre at ``i + 0.5``.
+  0-based, ends exclusive, so a box covers the pixel columns ``x_min … x_max - 1`` and its area is ``(x_max - x_min) *
+  (y_max - y_min)``.  Stanford 40's 1-based inclusive ``[a, b]`` is ``[a - 1, b)`` here.  A point (centre of mass, CAM
+  maximum) is in the same frame: pixel ``i`` has its centre at ``i + 0.5``.
 * A CAM is a 2-D map on its own pixel grid.  Evidence is its positive part:
-  negative values (possible in Zhou CAMs) are clipped to 0 and the map is
-  divided by its maximum before thresholding.  A map whose maximum is not
-  positive has no box (``(0, 0, 0, 0)``, IoU 0) and no centre of mass.
-  Choe et al. (2020) min-max normalise instead; the two agree on any
-  non-negative map whose minimum is 0.
-* ``threshold`` is a fraction of the maximum: a pixel is kept when
-  ``cam >= threshold * max`` and ``cam > 0`` (so t = 0 keeps all evidence,
-  not the whole image, and t = 1 keeps the maximum).
+  negative values (possible in Zhou CAMs) are clipped to 0 and the map is divided by its maximum before thresholding.
+  A map whose maximum is not positive has no box (``(0, 0, 0, 0)``, IoU 0) and no centre of mass.  Choe et al. (2020)
+  min-max normalise instead; the two agree on any non-negative map whose minimum is 0.
+* ``threshold`` is a fraction of the maximum: a pixel is kept when ``cam >= threshold * max`` and ``cam > 0`` (so t =
+  0 keeps all evidence, not the whole image, and t = 1 keeps the maximum).
 * Components are 8-connected (OpenCV's ``connectedComponentsWithStats``
   with connectivity 8; ``findContours`` follows 8-connected borders too).
 
@@ -56,19 +51,19 @@ t = 1               the pixels at the maximum: a box             nothing kept: b
 largest contour     largest ``contourArea``, ties: larger box    largest ``contourArea``, ties: first
 ==================  ===========================================  ==========================================
 
-Speed: the component and contour boxes of every threshold come from one pass
-over the pixels (``mindgap._component_tree``), equal to one OpenCV call per
-threshold (the ``_reference_*`` functions, kept for the tests); evaluations
-over many images run on threads (``workers``).
+Speed: the component and contour boxes of every threshold come from one pass over the pixels
+(``mindgap._component_tree``), equal to one OpenCV call per threshold (the ``_reference_*`` functions, kept for the
+tests); evaluations over many images run on threads (``workers``).
 """
 
 import numbers
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 from sklearn.metrics import average_precision_score, confusion_matrix as _sk_confusion_matrix
+
+from mindgap.cores import usable_cores
 
 BOX_METHODS = ("paper", "largest_component", "largest_contour")
 EMPTY_BOX = np.zeros(4, dtype=np.float64)
@@ -138,11 +133,10 @@ def top_k_accuracy(labels, probs, k=1):
 def precision_recall_keras1(labels, probs):
     """Precision and recall as Keras 1 computed them (paper §4).
 
-    A label counts as predicted when its probability is over 0.5; both are
-    micro-averaged over the one-hot matrix: precision = TP / #(p > 0.5),
-    recall = TP / #positives.  Keras 1 averaged these per batch during
-    ``evaluate``; here they are computed over the whole set at once.  With no
-    predicted label at all the precision is 0 (Keras 1's epsilon gave 0 too).
+    A label counts as predicted when its probability is over 0.5; both are micro-averaged over the one-hot matrix:
+    precision = TP / #(p > 0.5), recall = TP / #positives.  Keras 1 averaged these per batch during ``evaluate``; here
+    they are computed over the whole set at once.  With no predicted label at all the precision is 0 (Keras 1's
+    epsilon gave 0 too).
     """
     labels, probs = _check_labels_probs(labels, probs)
     predicted = probs > 0.5
@@ -154,10 +148,9 @@ def precision_recall_keras1(labels, probs):
 def mean_average_precision(labels, probs):
     """MaP: the mean over classes of scikit-learn's average precision of each class's scores.
 
-    Classes with no positive sample are left out of the mean.  The paper's
-    MaP (63.8 % for GAP5) is below its accuracy (75.9 %), which this standard
-    definition rarely gives; its exact computation is not stated, so the
-    numbers may differ from the paper's for that reason alone.
+    Classes with no positive sample are left out of the mean.  The paper's MaP (63.8 % for GAP5) is below its accuracy
+    (75.9 %), which this standard definition rarely gives; its exact computation is not stated, so the numbers may
+    differ from the paper's for that reason alone.
     """
     labels, probs = _check_labels_probs(labels, probs)
     scores = [
@@ -181,16 +174,12 @@ def per_class_table(labels, probs, class_names=None):
     rows = []
     for class_index in range(probs.shape[1]):
         members = labels == class_index
-        rows.append(
-            {
-                "class": class_names[class_index] if class_names is not None else str(class_index),
-                "support": int(members.sum()),
-                "accuracy": float((predictions[members] == class_index).mean()) if members.any() else float("nan"),
-                "average_precision": float(average_precision_score(members, probs[:, class_index]))
-                if members.any()
-                else float("nan"),
-            }
-        )
+        some = members.any()
+        rows.append({"class": class_names[class_index] if class_names is not None else str(class_index),
+                     "support": int(members.sum()),
+                     "accuracy": float((predictions[members] == class_index).mean()) if some else float("nan"),
+                     "average_precision": float(average_precision_score(members, probs[:, class_index]))
+                     if some else float("nan")})
     return rows
 
 
@@ -202,15 +191,8 @@ def _paper_boxes(normalized, thresholds):
     column_peaks = normalized.max(axis=0)
     rows_on = (row_peaks[None, :] >= thresholds[:, None]) & (row_peaks[None, :] > 0)
     columns_on = (column_peaks[None, :] >= thresholds[:, None]) & (column_peaks[None, :] > 0)
-    boxes = np.stack(
-        [
-            columns_on.argmax(axis=1),
-            rows_on.argmax(axis=1),
-            width - columns_on[:, ::-1].argmax(axis=1),
-            height - rows_on[:, ::-1].argmax(axis=1),
-        ],
-        axis=1,
-    ).astype(np.float64)
+    boxes = np.stack([columns_on.argmax(axis=1), rows_on.argmax(axis=1), width - columns_on[:, ::-1].argmax(axis=1),
+                      height - rows_on[:, ::-1].argmax(axis=1)], axis=1).astype(np.float64)
     boxes[~rows_on.any(axis=1)] = EMPTY_BOX
     return boxes
 
@@ -231,9 +213,8 @@ def _contour_boxes(mask):
         return EMPTY_BOX[None]
     # cv2.contourArea is 0 for one-pixel-wide contours: break ties by the box area.
     rects = [cv2.boundingRect(contour) for contour in contours]
-    order = sorted(
-        range(len(contours)), key=lambda i: (cv2.contourArea(contours[i]), rects[i][2] * rects[i][3]), reverse=True
-    )
+    order = sorted(range(len(contours)), key=lambda i: (cv2.contourArea(contours[i]), rects[i][2] * rects[i][3]),
+                   reverse=True)
     return np.array([[x, y, x + w, y + h] for x, y, w, h in (rects[i] for i in order)], dtype=np.float64)
 
 
@@ -266,11 +247,10 @@ def _check_thresholds(thresholds):
 def _sweep(normalized, thresholds, gt_boxes=None, largest_contour=True):
     """All thresholds of one normalized CAM in one pass (mindgap._component_tree), in the caller's threshold order.
 
-    Returns the largest component's boxes, the largest contour's boxes and
-    the all-contours best IoU (None without ``gt_boxes``), each (T, ...),
-    equal to the per-threshold code's: levels the pass cannot decide (holes,
-    ties in contour area) are redone with OpenCV.  ``largest_contour=False``
-    skips that for the largest contour's boxes, which are then not to be used.
+    Returns the largest component's boxes, the largest contour's boxes and the all-contours best IoU (None without
+    ``gt_boxes``), each (T, ...), equal to the per-threshold code's: levels the pass cannot decide (holes, ties in
+    contour area) are redone with OpenCV.  ``largest_contour=False`` skips that for the largest contour's boxes, which
+    are then not to be used.
     """
     from mindgap import _component_tree  # numba: compiled only when a sweep runs
 
@@ -308,16 +288,13 @@ def cam_boxes(cam, thresholds, method="paper"):
 
     Methods:
         ``"paper"``: smallest rectangle around every pixel >= t·max (paper §4.4).
-        ``"largest_component"``: Zhou et al.'s, the box of the largest
-        8-connected component (their default t is 0.2); between components of
-        equal size, the first in OpenCV's label order.
-        ``"largest_contour"``: the box of the contour (``cv2.RETR_TREE``, as
-        Choe et al.'s code) of largest ``cv2.contourArea``, ties broken by the
-        larger box (Choe et al.'s code takes the first).
+        ``"largest_component"``: Zhou et al.'s, the box of the largest 8-connected component (their default t is 0.2);
+        between components of equal size, the first in OpenCV's label order.
+        ``"largest_contour"``: the box of the contour (``cv2.RETR_TREE``, as Choe et al.'s code) of largest
+        ``cv2.contourArea``, ties broken by the larger box (Choe et al.'s code takes the first).
 
-    With many thresholds the two component methods use one pass over the
-    pixels for all thresholds (see ``mindgap._component_tree``); the boxes are
-    those of one OpenCV labelling per threshold, identical, only faster.
+    With many thresholds the two component methods use one pass over the pixels for all thresholds (see
+    ``mindgap._component_tree``); the boxes are those of one OpenCV labelling per threshold, identical, only faster.
     """
     if method not in BOX_METHODS:
         raise ValueError(f"Unknown box method {method!r}; use one of {BOX_METHODS}.")
@@ -332,12 +309,8 @@ def cam_boxes(cam, thresholds, method="paper"):
 
 
 def cam_to_box(cam, threshold, method="paper"):
-    """One box ``(x_min, y_min, x_max, y_max)`` from a CAM on its own pixel grid.
-
-    ``threshold`` is a fraction of the CAM's maximum (0.2 = 20 %); see
-    :func:`cam_boxes` for the methods and the module docstring for the
-    pixel convention.
-    """
+    """One box ``(x_min, y_min, x_max, y_max)`` from a CAM on its own pixel grid at ``threshold`` (a fraction of its
+    maximum, 0.2 = 20 %); the methods as in :func:`cam_boxes`."""
     return cam_boxes(cam, [threshold], method)[0]
 
 
@@ -376,11 +349,13 @@ def center_of_mass(cam):
     return (float(x), float(y))
 
 
+def _box_gaps(x, y, x_min, y_min, x_max, y_max):
+    """How far (x, y) lies outside [x_min, x_max] and [y_min, y_max] along each axis (0 inside); broadcasts."""
+    return np.maximum(np.maximum(x_min - x, 0.0), x - x_max), np.maximum(np.maximum(y_min - y, 0.0), y - y_max)
+
+
 def _point_box_distance(point, boxes):
-    x, y = point
-    dx = np.maximum.reduce([boxes[:, 0] - x, np.zeros(len(boxes)), x - boxes[:, 2]])
-    dy = np.maximum.reduce([boxes[:, 1] - y, np.zeros(len(boxes)), y - boxes[:, 3]])
-    return np.hypot(dx, dy)
+    return np.hypot(*_box_gaps(point[0], point[1], *boxes.T))
 
 
 def center_of_mass_hit(cam, gt_boxes):
@@ -425,22 +400,16 @@ def pointing_tolerance(tolerance, shape):
 def pointing_game_hit(cam, boxes, tolerance="scaled", convention="zhang"):
     """Pointing game (Zhang et al. 2016): the CAM's maximum hits a box, with ``tolerance`` of slack.
 
-    Zhang et al. count a hit when the maximum "falls into" an annotated
-    object "with a 15-pixel tolerance", on images of a few hundred pixels.
-    A fixed 15 px on a 64 px input covers a quarter of the image's side, and every
-    method scores close to 100 %, so the tolerance scales with the input:
-    ``tolerance="scaled"`` (default) is ``15 · min(H, W) / 224`` px for a map of
-    H × W pixels (the map must be at the input's resolution); ``"fixed"`` keeps
-    15 px; a number gives the pixels.  The maximum is the first in raster
-    order when several pixels share it.  Conventions:
+    Zhang et al. count a hit when the maximum "falls into" an annotated object "with a 15-pixel tolerance", on
+    images of a few hundred pixels; 15 px on a 64 px input covers a quarter of its side (every method near 100 %),
+    so by default the tolerance scales with the input (:func:`pointing_tolerance`; the map must be at the input's
+    resolution).  The maximum is the first in raster order when several pixels share it.  Conventions:
 
-    ``"zhang"`` (default): the maximum is the pixel's centre (x + 0.5, y + 0.5)
-        and a box the continuous rectangle of its pixel-edge coordinates; a
-        hit when the Euclidean distance from the point to the nearest box is
-        <= the tolerance.
-    ``"torchray"``: TorchRay's ``PointingGame``: pixel indices on both sides,
-        the box being the pixels whose centres lie inside it; a hit when some
-        such pixel is at a distance < the tolerance from the maximum's index.
+    ``"zhang"`` (default): the maximum is the pixel's centre (x + 0.5, y + 0.5) and a box the continuous rectangle of
+        its pixel-edge coordinates; a hit when the Euclidean distance from the point to the nearest box is <= the
+        tolerance.
+    ``"torchray"``: TorchRay's ``PointingGame``: pixel indices on both sides, the box being the pixels whose centres
+        lie inside it; a hit when some such pixel is at a distance < the tolerance from the maximum's index.
 
     The two disagree only when the nearest box is about the tolerance
     away: with 15 px, a box edge 14.5 px from the maximum's centre is a hit for the
@@ -458,8 +427,7 @@ def pointing_game_hit(cam, boxes, tolerance="scaled", convention="zhang"):
     first = np.ceil(boxes[:, :2] - 0.5)
     last = np.ceil(boxes[:, 2:] - 0.5) - 1
     nonempty = (last >= first).all(axis=1)
-    dx = np.maximum.reduce([first[:, 0] - x, np.zeros(len(boxes)), x - last[:, 0]])
-    dy = np.maximum.reduce([first[:, 1] - y, np.zeros(len(boxes)), y - last[:, 1]])
+    dx, dy = _box_gaps(x, y, first[:, 0], first[:, 1], last[:, 0], last[:, 1])
     return bool((nonempty & (dx**2 + dy**2 < tolerance**2)).any())
 
 
@@ -481,16 +449,13 @@ def uniform_pointing_expectation(boxes, shape, tolerance="scaled"):
     boxes = _check_boxes(boxes)
     x = np.arange(width, dtype=np.float64)[None, :, None] + 0.5
     y = np.arange(height, dtype=np.float64)[:, None, None] + 0.5
-    dx = np.maximum(np.maximum(boxes[:, 0] - x, 0.0), x - boxes[:, 2])
-    dy = np.maximum(np.maximum(boxes[:, 1] - y, 0.0), y - boxes[:, 3])
-    return float((np.hypot(dx, dy) <= tolerance_px).any(axis=-1).mean())
+    return float((np.hypot(*_box_gaps(x, y, *boxes.T)) <= tolerance_px).any(axis=-1).mean())
 
 
 # ---------------------------------------------------------- set-level measures
 def _resolve_workers(workers, count):
     if workers is None:
-        available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, min(available, count))
+        return max(1, min(usable_cores(), count))
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers must be a positive integer or None (all cores), got {workers!r}.")
     return int(min(workers, max(count, 1)))
@@ -499,9 +464,8 @@ def _resolve_workers(workers, count):
 def _map_images(function, cams, boxes_per_image, workers, sweeps=True):
     """``[function(cam, boxes) ...]`` in image order, on ``workers`` threads.
 
-    Threads, not processes: the heavy parts (the compiled sweep, OpenCV,
-    numpy on whole maps) release the GIL, and no map is copied.  The result
-    does not depend on ``workers``.
+    Threads, not processes: the heavy parts (the compiled sweep, OpenCV, numpy on whole maps) release the GIL, and no
+    map is copied.  The result does not depend on ``workers``.
     """
     workers = _resolve_workers(workers, len(cams))
     if workers == 1:
@@ -551,8 +515,7 @@ def _all_contours_rows(cams, boxes_per_image, thresholds, workers, reference=Fal
 def iou_over_thresholds(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, method="paper", workers=None):
     """(n, len(thresholds)) best IoU of each image's box at each threshold.
 
-    ``workers``: threads over images (None: every available core, 1: serial);
-    the result does not depend on it.
+    ``workers``: threads over images (None: every available core, 1: serial); the result does not depend on it.
     """
     return _iou_rows(cams, boxes_per_image, thresholds, method, workers)
 
@@ -560,9 +523,8 @@ def iou_over_thresholds(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, me
 def all_contours_iou_over_thresholds(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, workers=None):
     """(n, T) IoU of the best box among all contours' boxes at each threshold (Choe et al. 2020).
 
-    All contours of ``cv2.findContours(mask, cv2.RETR_TREE, ...)``, as Choe
-    et al.'s code: every 8-connected component's outer contour, those nested
-    in holes included, and every hole's contour.  ``workers`` as in
+    All contours of ``cv2.findContours(mask, cv2.RETR_TREE, ...)``, as Choe et al.'s code: every 8-connected
+    component's outer contour, those nested in holes included, and every hole's contour.  ``workers`` as in
     :func:`iou_over_thresholds`.
     """
     return _all_contours_rows(cams, boxes_per_image, thresholds, workers)
@@ -572,15 +534,12 @@ def max_box_acc(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, iou_thresh
                 workers=None, inclusive=True):
     """MaxBoxAcc (Choe et al. 2020): box accuracy at the best single threshold over the whole set.
 
-    A box is correct when its IoU with some ground-truth box is **>=**
-    ``iou_threshold`` (Choe et al.'s definition and their code's ``>=``);
-    ``inclusive=False`` counts IoU > δ instead, the rule of the paper's
-    Figure 4 ("over 50 %").
+    A box is correct when its IoU with some ground-truth box is **>=** ``iou_threshold`` (Choe et al.'s definition and
+    their code's ``>=``); ``inclusive=False`` counts IoU > δ instead, the rule of the paper's Figure 4 ("over 50 %").
 
-    Returns a dict with ``value`` (the accuracy), ``threshold`` (the one
-    threshold chosen for the whole set, not per image; the first of equal
-    best) and ``curve`` (the accuracy at every threshold: the paper's
-    Figure 4 for ``method="paper"``, IoU 0.5 and ``inclusive=False``).
+    Returns a dict with ``value`` (the accuracy), ``threshold`` (the one threshold chosen for the whole set, not per
+    image; the first of equal best) and ``curve`` (the accuracy at every threshold: the paper's Figure 4 for
+    ``method="paper"``, IoU 0.5 and ``inclusive=False``).
     ``workers`` as in :func:`iou_over_thresholds`.
     """
     ious = iou_over_thresholds(cams, boxes_per_image, thresholds, method, workers)
@@ -598,8 +557,7 @@ def max_box_acc_v2(cams, boxes_per_image, thresholds=DEFAULT_THRESHOLDS, iou_thr
                    workers=None):
     """MaxBoxAccV2 (Choe et al. 2020): all-contour boxes, IoU >= δ, mean over δ in {0.3, 0.5, 0.7}.
 
-    Each δ picks its own best threshold, as Choe et al.  ``workers`` as in
-    :func:`iou_over_thresholds`.
+    Each δ picks its own best threshold, as Choe et al.  ``workers`` as in :func:`iou_over_thresholds`.
     """
     ious = all_contours_iou_over_thresholds(cams, boxes_per_image, thresholds, workers)
     per_iou = {float(delta): best_threshold(ious >= delta, thresholds)["value"] for delta in iou_thresholds}
@@ -610,18 +568,14 @@ def localization_accuracy(true_class_hits, predicted_class_hits, labels, predict
     """Table 4's two numbers from per-image hits.
 
     ``"ground_truth"``: share of hits with the true class's CAM;
-    ``"prediction"``: share of images whose prediction is right *and* whose
-    predicted class's CAM hits.
+    ``"prediction"``: share of images whose prediction is right *and* whose predicted class's CAM hits.
     """
     correct = np.asarray(labels) == np.asarray(predictions)
-    return {
-        "ground_truth": float(np.mean(true_class_hits)),
-        "prediction": float(np.mean(np.asarray(predicted_class_hits) & correct)),
-    }
+    return {"ground_truth": float(np.mean(true_class_hits)),
+            "prediction": float(np.mean(np.asarray(predicted_class_hits) & correct))}
 
 
 # ---------------------------------------------------------------- temporal (thesis ch. 7)
-
 def segment_iou(segment_a, segment_b):
     """Temporal IoU of two segments ``(start, end)`` (frames, end exclusive)."""
     (start_a, end_a), (start_b, end_b) = segment_a, segment_b
@@ -641,9 +595,8 @@ def temporal_average_precision(detections, ground_truth, iou_threshold=0.5):
             ground truth of the same clip is ``>= iou_threshold`` (the highest-IoU one).
 
     Returns:
-        The area under the precision-recall curve with precision made monotone
-        (VOC 2010+ "all points"), or NaN without ground truth.  Detections are
-        ranked by score, ties in the given order.
+        The area under the precision-recall curve with precision made monotone (VOC 2010+ "all points"), or NaN
+        without ground truth.  Detections are ranked by score, ties in the given order.
     """
     if not ground_truth:
         return float("nan")

@@ -1,9 +1,8 @@
 """The paper's family of the model registry (:mod:`mindgap.registry`): a name such as ``"Inception-GAP5-L1"`` resolves
 to arguments; also loading any mindgap ``.keras`` file and describing a CAM model.
 
-Grammar: ``<Backbone>-GAP<m>[-L1|-L2]`` or ``<Backbone>-GAP-Zhou[-L1|-L2]`` with
-``<Backbone>`` one of ``Inception`` (InceptionV3 cut at ``mixed7``),
-``GoogLeNet`` (cut after ``inception_4e``) or ``Tiny`` (a small CPU backbone).
+Grammar: ``<Backbone>-GAP<m>[-L1|-L2]`` or ``<Backbone>-GAP-Zhou[-L1|-L2]`` with ``<Backbone>`` one of ``Inception``
+(InceptionV3 cut at ``mixed7``), ``GoogLeNet`` (cut after ``inception_4e``) or ``Tiny`` (a small CPU backbone).
 """
 
 import dataclasses
@@ -25,15 +24,8 @@ INPUT_NAME = "image"
 
 BACKBONE_NAMES = {"Inception": "inception_v3", "GoogLeNet": "googlenet", "Tiny": "tiny"}
 BACKBONE_PATTERN = "(?P<backbone>" + "|".join(BACKBONE_NAMES) + ")"
-TABLE1_NAMES = (
-    "Inception-GAP5",
-    "Inception-GAP5-L1",
-    "Inception-GAP5-L2",
-    "Inception-GAP-Zhou",
-    "Inception-GAP-Zhou-L1",
-    "Inception-GAP-Zhou-L2",
-    "GoogLeNet-GAP-Zhou",
-)
+TABLE1_NAMES = ("Inception-GAP5", "Inception-GAP5-L1", "Inception-GAP5-L2", "Inception-GAP-Zhou", "Inception-GAP-Zhou-L1",
+                "Inception-GAP-Zhou-L2", "GoogLeNet-GAP-Zhou")
 LISTED_MAPS_PER_CLASS = (1, 5, 10)
 _OVERRIDES = ("cut_layer", "zhou_units", "reduction", "class_names", "dropout", "dropout_retain")
 
@@ -105,9 +97,8 @@ def _build_gap(match, num_classes, *, weights=None, input_shape=(299, 299, 3), a
         check_base_retain(overrides.get("dropout_retain", 0.5))
         if spec.head != "zhou":
             raise ValueError(f"dropout={dropout!r} needs a fully-connected layer: GAP-Zhou heads only, not {spec.name!r}.")
-    backbone = backbones.build_backbone(
-        spec.backbone, input_shape=input_shape, weights=weights, cut_layer=overrides.get("cut_layer")
-    )
+    backbone = backbones.build_backbone(spec.backbone, input_shape=input_shape, weights=weights,
+                                        cut_layer=overrides.get("cut_layer"))
     inputs = keras.Input(tuple(input_shape), name=INPUT_NAME)
     features = backbone(inputs)
     head_arguments = dict(penalty=spec.penalty, alpha=alpha, reduction=reduction, class_names=class_names)
@@ -135,18 +126,17 @@ def build_model(name, num_classes, **arguments):
     Args:
         name: a name from :func:`list_models`, e.g. ``"Inception-GAP5-L1"`` (any case).
         num_classes: c, at least 2 (40 for Stanford 40).
-        weights: backbone weights: None, ``"imagenet"`` (InceptionV3, Keras'
-            download or cache) or a path to a weights file of the backbone.
+        weights: backbone weights: None, ``"imagenet"`` (InceptionV3, Keras' download or cache) or a path to a
+            weights file of the backbone.
         input_shape: (height, width, 3); 299×299 in the paper.
         alpha: weight of the L1 (eq. 5) / group-L2 (eq. 6) penalty, 1e-7.
-        **overrides: ``cut_layer`` (default ``mixed7`` / ``inception_4e`` /
-            ``tiny_block4``), ``zhou_units`` (1024), ``reduction`` of the
-            penalty over the batch (``"sum"``, the paper's Keras, or
-            ``"mean"``), ``class_names`` (saved inside the model).
+        **overrides: ``cut_layer`` (default ``mixed7`` / ``inception_4e`` / ``tiny_block4``), ``zhou_units``
+            (1024), ``reduction`` of the penalty over the batch (``"sum"``, the paper's Keras, or ``"mean"``),
+            ``class_names`` (saved inside the model).
 
     Returns:
-        A functional ``keras.Model`` named after ``name`` whose input takes
-        images scaled to [-1, 1] and whose output is the class probabilities.
+        A functional ``keras.Model`` named after ``name`` whose input takes images scaled to [-1, 1] and whose
+        output is the class probabilities.
     """
     return registry.build_model(name, num_classes, **arguments)
 
@@ -154,10 +144,9 @@ def build_model(name, num_classes, **arguments):
 def _config_with_backbone_class(config):
     """Make the nested backbone of a saved config a :class:`~mindgap.backbones.Backbone`.
 
-    Files saved before issue 19 hold it as a plain Keras ``Functional``, whose ``output``
-    is its inner graph's: ``keras.Model(model.inputs, [model.get_layer("backbone").output, ...])``
-    then fails ("The name "image" is used 2 times").  Returns None when there is nothing to change.
-    """
+    Files saved before issue 19 hold it as a plain Keras ``Functional``, whose ``output`` is its inner graph's:
+    ``keras.Model(model.inputs, [model.get_layer("backbone").output, ...])`` then fails ("The name "image" is used 2
+    times").  Returns None when there is nothing to change."""
     layers = config.get("config", {}).get("layers", []) if isinstance(config, dict) else []
     backbone = next((layer for layer in layers if layer.get("name") == backbones.BACKBONE_LAYER), None)
     if backbone is None or backbone.get("class_name") != "Functional" or \
@@ -171,11 +160,9 @@ def load_model(path, safe_mode=True):
     """``keras.saving.load_model(path, compile=False)`` for a ``.keras`` file saved by any mindgap version,
     or for a shipped model by its name (``load_model("scenes-gap5-l1")``, :mod:`mindgap.shipped`).
 
-    Files saved from models built now load the same with plain ``keras.saving.load_model``
-    (after ``import mindgap``).  In older files the backbone is a plain Keras ``Functional``:
-    the model is rebuilt from its config with a :class:`~mindgap.backbones.Backbone` instead
-    and given the loaded weights, so the Keras idiom works on it too (same outputs).
-    """
+    Files saved from models built now load the same with plain ``keras.saving.load_model`` (after ``import
+    mindgap``).  In older files the backbone is a plain Keras ``Functional``: the model is rebuilt from its config
+    with a :class:`~mindgap.backbones.Backbone` and given the loaded weights, so the Keras idiom works on it too."""
     loaded = keras.saving.load_model(shipped.resolve(path), compile=False, safe_mode=safe_mode)
     config = _config_with_backbone_class(keras.saving.serialize_keras_object(loaded))
     if config is None:
@@ -254,27 +241,20 @@ def model_info(model):
         raise ValueError(f"Model {model.name!r} is {family.description} (it takes {family.takes}), not one with a "
                          "CAM head (GAPm or GAP-Zhou); build one with mindgap.build_model('Tiny-GAP5', ...).")
     if not isinstance(probabilities, ClassProbabilities) or heads.MAPS_LAYER not in layer_names:
-        raise ValueError(
-            f"Model {getattr(model, 'name', model)!r} is not a mindgap model (no 'gap_maps' and "
-            "'probabilities' layers); build it with mindgap.build_model."
-        )
+        raise ValueError(f"Model {getattr(model, 'name', model)!r} is not a mindgap model (no 'gap_maps' and "
+                         "'probabilities' layers); build it with mindgap.build_model.")
     num_classes = int(probabilities.output.shape[-1])
-    if heads.GROUPED_GAP_LAYER in layer_names:
-        head, maps_per_class = "gapm", model.get_layer(heads.GROUPED_GAP_LAYER).maps_per_class
-    else:
-        head, maps_per_class = "zhou", None
+    grouped = heads.GROUPED_GAP_LAYER in layer_names
+    head, maps_per_class = ("gapm", model.get_layer(heads.GROUPED_GAP_LAYER).maps_per_class) if grouped else ("zhou", None)
     class_names = probabilities.class_names or [f"class_{index}" for index in range(num_classes)]
     return ModelInfo(head, num_classes, maps_per_class, tuple(class_names), tuple(model.input.shape[1:]))
 
 
 def logits_model(model):
-    """The same model (shared layers) ending at the class logits, the softmax's input (eq. 3).
-
-    ``grouped_gap`` for a GAPm head, ``dense`` for a Zhou head.  For tools that differentiate a
-    linear class score, such as tf-keras-vis or Keras' Grad-CAM example (where it replaces
-    ``model.layers[-1].activation = None``, which a :class:`~mindgap.layers.ClassProbabilities`
-    layer does not have).
-    """
+    """The same model (shared layers) ending at the class logits, the softmax's input (eq. 3): ``grouped_gap`` for a
+    GAPm head, ``dense`` for a Zhou head.  For tools that differentiate a linear class score, such as tf-keras-vis or
+    Keras' Grad-CAM example (in place of ``model.layers[-1].activation = None``, which a
+    :class:`~mindgap.layers.ClassProbabilities` layer does not have)."""
     info = model_info(model)
     layer = heads.GROUPED_GAP_LAYER if info.head == "gapm" else heads.DENSE_LAYER
     return keras.Model(model.inputs, model.get_layer(layer).output, name=f"{model.name}-logits")

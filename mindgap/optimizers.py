@@ -1,10 +1,8 @@
 """Nadam as the Keras of 2017 defined it, which the paper used (§3.3).
 
-Keras 1/2's Nadam had ``schedule_decay=0.004``: the momentum schedule is
-``mu_t = beta_1 * (1 - 0.5 * 0.96 ** (0.004 * t))``, which stays near
-``beta_1 / 2`` for thousands of steps.  Keras 3's Nadam uses
-``0.96 ** t``, reaching ``beta_1`` within a few hundred steps.  Everything
-else (bias corrections, the Nesterov step) is the same in both.
+Keras 1/2's Nadam had ``schedule_decay=0.004``: the momentum schedule is ``mu_t = beta_1 * (1 - 0.5 * 0.96 ** (0.004 *
+t))``, which stays near ``beta_1 / 2`` for thousands of steps.  Keras 3's Nadam uses ``0.96 ** t``, reaching
+``beta_1`` within a few hundred steps.  Everything else (bias corrections, the Nesterov step) is the same in both.
 
 **Steps are counted per variable.**  Keras' optimizers count one global step
 ``t`` for the bias corrections ``1 - beta_2 ** t`` and ``1 - prod(mu)``.  A

@@ -1,13 +1,10 @@
 """A pretrained start for the Tiny backbone, the CPU stand-in for ImageNet weights.
 
-The paper starts from an ImageNet-trained InceptionV3 and freezes it for the
-first epochs.  A Tiny backbone trained from scratch inside a GAPm head learns
-slowly (its ReLU maps tend to die before the head finds a signal), so the
-quick experiments give it the same kind of start: once, it is trained to
-classify centred digits (scikit-learn's digits on the same photo clutter,
-**training half of the source digits only**, so no test digit is ever seen),
-and its weights are cached.  ``build_model("Tiny-…", weights=path)`` then
-loads them like any weights file.
+The paper starts from an ImageNet-trained InceptionV3 and freezes it for the first epochs.  A Tiny backbone trained
+from scratch inside a GAPm head learns slowly (its ReLU maps tend to die before the head finds a signal), so the quick
+experiments give it the same kind of start: once, it is trained to classify centred digits (scikit-learn's digits on
+the same photo clutter, **training half of the source digits only**, so no test digit is ever seen), and its weights
+are cached.  ``build_model("Tiny-…", weights=path)`` then loads them like any weights file.
 
 **Shipped.**  The weights made by ``python -m mindgap.pretrain`` with the
 settings of :data:`PRETRAIN_SETTINGS` ship inside the package
@@ -19,15 +16,12 @@ before its first model.  If either changes, the test suite says so (the
 shipped file no longer matches), and until the file is remade the weights
 are trained once into the cache as before.
 
-Why 24,000 images: with 8,000 (the first version) the backbone reached 96 %
-training accuracy but 68 % on its own validation split, i.e. it memorised
-renders of the ~900 training-half digits and their backgrounds.  Triple the
-renders (each a new position, scale, colour and background crop of a digit)
-and the same six epochs gave about 90 % on centred renders of the *test-half*
-digits, which it never saw (``pretraining_report``).  Most of the rest were
-digits that nearly vanished on mixed backgrounds; with the contrasting ink and
-outline of the digits renderer 2 the same recipe reaches 94.4 % (99.8 % on its
-training renders).
+Why 24,000 images: with 8,000 (the first version) the backbone reached 96 % training accuracy but 68 % on its own
+validation split, i.e. it memorised renders of the ~900 training-half digits and their backgrounds.  Triple the
+renders (each a new position, scale, colour and background crop of a digit) and the same six epochs gave about 90 % on
+centred renders of the *test-half* digits, which it never saw (``pretraining_report``).  Most of the rest were digits
+that nearly vanished on mixed backgrounds; with the contrasting ink and outline of the digits renderer 2 the same
+recipe reaches 94.4 % (99.8 % on its training renders).
 
 **Recipes.**  ``"centred-digits"`` (above) is the start of the digits set and
 of the thesis's experiments.  ``"scenes"`` is the start of the scenes set
@@ -42,7 +36,6 @@ recipe ships its own file and record.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -54,10 +47,12 @@ from sklearn.datasets import load_digits
 from mindgap.backbones import build_backbone
 from mindgap.data.digits import (RENDERER_VERSION, background_crop, distort_digit, load_backgrounds, render_canvas,  # noqa: F401
                                   source_halves)
+from mindgap.data.derived import cache_root
 from mindgap.data.pipeline import preprocess
 from mindgap.data.scenes import SCENES_VERSION, load_source_pictures, render_scene, render_source_scene
+from mindgap.storage import file_sha256, write_json
 
-DEFAULT_CACHE_DIR = os.environ.get("MINDGAP_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "mindgap")
+DEFAULT_CACHE_DIR = cache_root()
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 # distorted: the share of renders whose digit shape is rotated, sheared and stretched first (distort_digit);
 # distractors: (fewest, most) letters beside the digit, for the scenes recipe; start: the recipe whose weights
@@ -187,8 +182,7 @@ def shipped_record_mismatches(path=None, recipe=DEFAULT_RECIPE):
     expected = json.loads(json.dumps(wanted))  # tuples as lists, as in the record
     if settings != expected:
         problems.append(f"settings {settings} != {expected}")
-    with open(path, "rb") as handle:
-        digest = hashlib.sha256(handle.read()).hexdigest()
+    digest = file_sha256(path)
     if record.get("sha256") != digest:
         problems.append(f"SHA-256 {digest} != the recorded {record.get('sha256')}")
     if not problems:
@@ -244,8 +238,7 @@ def pretrain_tiny(path, settings=None, held_out_samples=HELD_OUT_SAMPLES, verbos
     held_out = classifier.evaluate(held_out_images, held_out_labels, verbose=0, return_dict=True)["accuracy"]
     temporary = path + ".tmp.weights.h5"
     backbone.save_weights(temporary)
-    with open(temporary, "rb") as handle:
-        digest = hashlib.sha256(handle.read()).hexdigest()
+    digest = file_sha256(temporary)
     record = {"train_accuracy": float(history.history["accuracy"][-1]), "test_half_accuracy": float(held_out),
               "test_half_images": held_out_samples, **settings, "renderer": _renderer(settings), "sha256": digest,
               "recipe": _recipe_of(settings), "command": f"python -m mindgap.pretrain --recipe {_recipe_of(settings)}", "keras": keras.__version__,
@@ -253,9 +246,7 @@ def pretrain_tiny(path, settings=None, held_out_samples=HELD_OUT_SAMPLES, verbos
     if verbose:
         print(f"Pretrained Tiny backbone: {100 * record['train_accuracy']:.1f} % on its training renders, "
               f"{100 * held_out:.1f} % on {held_out_samples} renders of test-half digits it never saw", flush=True)
-    with open(_record_path(path) + ".tmp", "w") as handle:
-        json.dump(record, handle, indent=2)
-    os.replace(_record_path(path) + ".tmp", _record_path(path))
+    write_json(_record_path(path), record)
     os.replace(temporary, path)
     return path
 

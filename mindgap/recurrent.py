@@ -6,9 +6,8 @@
 * ``<Backbone>-LSTM`` (§7.2, Donahue et al.'s LRCN as the thesis uses it): the same layers on
   every frame (the backbone in a ``TimeDistributed`` named ``"backbone"``, so the freeze of
   ``mindgap.train`` applies to it), then one LSTM layer ``lstm`` with ReLU activation (§7.1:
-  EB needs non-negative activations; ``-tanh`` gives Keras' default), and a class output at
-  every time step (``logits``, ``probabilities``: (batch, T, c)).  The CNN stops at ``fc2``,
-  as the thesis's VGG-16 at fc7.
+  EB needs non-negative activations; ``-tanh`` gives Keras' default), and a class output at every time step
+  (``logits``, ``probabilities``: (batch, T, c)).  The CNN stops at ``fc2``, as the thesis's VGG-16 at fc7.
 
 The video model takes clips (batch, T, H, W, 3) of any length T, scaled to [-1, 1] as the
 images.  ``weights`` may be a ``.keras`` file of a ``-Frames`` model (the thesis fine-tunes the
@@ -144,11 +143,13 @@ def frame_backbone(model):
 
 
 def frame_encoder(model):
-    """A functional model, image → ``fc2`` (the LSTM's input), sharing the CNN-LSTM's layers.
+    """A functional model, image → ``fc2`` (the LSTM's input), sharing the CNN-LSTM's layers: the per-frame CNN of
+    the CNN-LSTM, for Excitation Backprop below the LSTM (eqs. 7.8–7.9)."""
+    return fc_encoder(model, frame_backbone(model))
 
-    The per-frame CNN of the CNN-LSTM, for Excitation Backprop below the LSTM (eqs. 7.8–7.9).
-    """
-    cnn = frame_backbone(model)
+
+def fc_encoder(model, cnn):
+    """Image → ``cnn`` → flatten → ``model``'s ``fc1`` and ``fc2``, sharing their layers (a CNN-LSTM's or a captioner's)."""
     inputs = keras.Input(tuple(cnn.inputs[0].shape[1:]), name="image")
     features = keras.layers.Flatten(name="frame_flatten")(cnn(inputs))
     for name in FC_LAYERS:

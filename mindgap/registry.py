@@ -6,10 +6,9 @@ help lists the names at once.
     def build(match, num_classes, **arguments): ...
 
 As timm's ``register_model`` / ``list_models("*pattern*")``: the registry imports no family; a family
-(:mod:`mindgap.models`' GAP heads, :mod:`mindgap.recurrent`'s frame CNN and CNN-LSTM,
-:mod:`mindgap.dropout`'s CNN-2 and Tiny-FC) adds itself when its module is imported, and
-``import mindgap`` imports them all.  Names match case-insensitively (``tiny-gap5``); an unknown
-name gets the closest registered ones.
+(:mod:`mindgap.models`' GAP heads, :mod:`mindgap.recurrent`'s frame CNN and CNN-LSTM, :mod:`mindgap.dropout`'s CNN-2
+and Tiny-FC) adds itself when its module is imported, and ``import mindgap`` imports them all.  Names match
+case-insensitively (``tiny-gap5``); an unknown name gets the closest registered ones.
 """
 
 import dataclasses

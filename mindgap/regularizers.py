@@ -6,14 +6,12 @@ last convolution, for each image of a batch:
 * eq. (5), L1:        ``alpha * sum_k | sum_{x,y} f_k(x, y) |``
 * eq. (6), group L2:  ``alpha * sum_k sqrt( sum_{x,y} f_k(x, y)^2 )``
 
-Eq. (6) is a group norm per map, not Keras' squared L2.  The paper's second
-line of eq. (6) writes ``max(0, (W_k * z)^2)``; its first line, and the text
-("f_k the ReLU output"), give ``f_k^2 = max(0, W_k * z)^2``, which is what is
+Eq. (6) is a group norm per map, not Keras' squared L2.  The paper's second line of eq. (6) writes ``max(0, (W_k *
+z)^2)``; its first line, and the text ("f_k the ReLU output"), give ``f_k^2 = max(0, W_k * z)^2``, which is what is
 computed here.
 
-The Keras of 2017 summed activity penalties over the batch; Keras 3 divides
-them by the batch size.  ``reduction="sum"`` (the default) is the faithful
-one, ``reduction="mean"`` gives Keras 3's convention.
+The Keras of 2017 summed activity penalties over the batch; Keras 3 divides them by the batch size.
+``reduction="sum"`` (the default) is the faithful one, ``reduction="mean"`` gives Keras 3's convention.
 """
 
 import keras

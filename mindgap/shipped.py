@@ -14,9 +14,10 @@ module), so the command line resolves names at once.
 
 import dataclasses
 import difflib
-import hashlib
 import json
 import os
+
+from mindgap.storage import file_sha256  # noqa: F401 (mindgap.shipped.file_sha256, as before)
 
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 REGISTRY_FILE = "models.json"
@@ -47,24 +48,6 @@ class ShippedModel:
     trained_on: str = ""
     size_bytes: int = 0
     keras: str = ""
-
-
-def file_sha256(path):
-    """SHA-256 of a file, or of a folder (every file's relative path and bytes, in sorted order)."""
-    digest = hashlib.sha256()
-    if os.path.isdir(path):
-        for root, folders, files in os.walk(path):
-            folders.sort()
-            for name in sorted(files):
-                full = os.path.join(root, name)
-                digest.update(os.path.relpath(full, path).encode())
-                with open(full, "rb") as handle:
-                    digest.update(handle.read())
-        return digest.hexdigest()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def shipped_models(directory=SHIPPED_DIR):

@@ -4,9 +4,8 @@
   temporary file beside the target, flush, fsync, rename it over the target, fsync the folder;
   on any failure the temporary file is removed and the target keeps its previous content.
 * :func:`atomic_folder`: the same for a whole folder (a generated set, an export, a refiner):
-  written under a hidden temporary name beside the target and renamed when complete, so the
-  target is either absent, its previous self, or whole.  What a killed writer left is removed
-  by the next writer of the same target.
+  written under a hidden temporary name beside the target and renamed when complete, so the target is either absent,
+  its previous self, or whole.  What a killed writer left is removed by the next writer of the same target.
 * :func:`require_free_space` / :class:`StorageError`: a full disk or an unwritable place as one
   line naming the path and the free space.
 
@@ -148,7 +147,17 @@ def read_json(path):
 
 
 def file_sha256(path):
+    """SHA-256 of a file, or of a folder (every file's relative path and bytes, in sorted order)."""
     digest = hashlib.sha256()
+    if os.path.isdir(path):
+        for root, folders, files in os.walk(path):
+            folders.sort()
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                digest.update(os.path.relpath(full, path).encode())
+                with open(full, "rb") as handle:
+                    digest.update(handle.read())
+        return digest.hexdigest()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -164,6 +173,13 @@ def remove_temporaries(*folders):
             if TEMPORARY_MARK in name or name.endswith((".tmp", ".tmp.keras")):
                 with contextlib.suppress(OSError):
                     os.remove(os.path.join(folder, name))
+
+
+def remove_files(folder, *names):
+    """Remove the files ``names`` of ``folder`` that exist."""
+    for name in names:
+        if os.path.isfile(os.path.join(folder, name)):
+            os.remove(os.path.join(folder, name))
 
 
 def write_text(path, text):
@@ -239,11 +255,9 @@ def _fsync_tree(folder):
 def atomic_folder(path, replace=True):
     """Yield a new temporary folder beside ``path``; when the body ends, it takes ``path``'s place.
 
-    Every file is flushed to disk, then the folder is renamed to ``path``.  An existing
-    ``path`` is replaced (moved aside, the new one renamed in, the old one
-    removed) when ``replace``, else a non-empty ``path`` raises
-    ``FileExistsError``.  If the body raises, the temporary folder is removed
-    and ``path`` is left as it was; an ``OSError`` comes out as
+    Every file is flushed to disk, then the folder is renamed to ``path``.  An existing ``path`` is replaced (moved aside, the
+    new one renamed in, the old one removed) when ``replace``, else a non-empty ``path`` raises ``FileExistsError``.
+    If the body raises, the temporary folder is removed and ``path`` is left as it was; an ``OSError`` comes out as
     :class:`StorageError` naming ``path``.
     """
     path = os.path.abspath(os.fspath(path))

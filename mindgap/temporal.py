@@ -3,11 +3,10 @@
 ``S_t`` = the sum of the saliency map of frame t (Algorithm 3, step 7): positive where the
 queried action's evidence is, negative where the evidence of other actions is (cEB-R).
 
-* **Unknown length** (§7.2): the anchor is the frame with the highest sum; the window grows
-  greedily in both directions, one frame at a time, until the next frame's sum is negative
-  (a zero sum does not stop it).  It assumes negative values at the boundaries, so EB-R
-  (non-negative) would take the whole clip: the thesis reports it for cEB-R and the
-  thresholded probabilities only (Table 7.2, bottom).
+* **Unknown length** (§7.2): the anchor is the frame with the highest sum; the window grows greedily in both
+  directions, one frame at a time, until the next frame's sum is negative (a zero sum does not stop it).  It assumes
+  negative values at the boundaries, so EB-R (non-negative) would take the whole clip: the thesis reports it for cEB-R
+  and the thresholded probabilities only (Table 7.2, bottom).
 * **Known length** (Table 7.2, top): the window of the given length with the highest sum
   (the first such window on ties).
 * **Probability baseline** (§7.4.2): the predicted probability of the queried class at every

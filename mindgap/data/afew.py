@@ -7,20 +7,17 @@ On disk (AFEW 6.0 as EmotiW distributes it: ``Train_AFEW/Angry/000046280.avi`` �
     ROOT/<split>/<Emotion>/<clip>.json       optional: {"boxes": [[x_min, y_min, x_max, y_max], …]}, the face box
                                              of every frame (pixel edges, exclusive ends), as the stand-in writes
 
-``<split>`` is a folder whose name starts with ``train``, ``val`` or ``test``
-(any case: ``Train_AFEW``, ``Val_AFEW``, ``val``); ``<Emotion>`` one of
-:data:`mindgap.data.emotions.EMOTIONS` or an alias (``Angry``, ``Happy``,
-``Surprise``, …); other folders (AFEW's ``AlignedFaces_LBPTOP_Points``) are not
-read.  An unlabelled test folder (no emotion folders) gives no test clip.
+``<split>`` is a folder whose name starts with ``train``, ``val`` or ``test`` (any case: ``Train_AFEW``, ``Val_AFEW``,
+``val``); ``<Emotion>`` one of :data:`mindgap.data.emotions.EMOTIONS` or an alias (``Angry``, ``Happy``, ``Surprise``,
+…); other folders (AFEW's ``AlignedFaces_LBPTOP_Points``) are not read.  An unlabelled test folder (no emotion
+folders) gives no test clip.
 
-Every frame is a :class:`~mindgap.data.records.Record` of the clip's emotion
-whose ``clip`` names the clip (its path under ROOT) and whose box is the face
-box of that frame (when the sidecar gives one).  A video file's frames are
-decoded once into JPEG files (quality 95) under the cache folder (keyed by the
-file's path, size and modification time); a frame folder is read in place.
-``frames_per_clip`` keeps that many frames per clip, evenly spaced (default: all).
-Problems (an unreadable video, an empty frame folder, a sidecar with another
-number of boxes than frames) are gathered into one ``DatasetError`` before
+Every frame is a :class:`~mindgap.data.records.Record` of the clip's emotion whose ``clip`` names the clip (its path
+under ROOT) and whose box is the face box of that frame (when the sidecar gives one).  A video file's frames are
+decoded once into JPEG files (quality 95) under the cache folder (keyed by the file's path, size and modification
+time); a frame folder is read in place.
+``frames_per_clip`` keeps that many frames per clip, evenly spaced (default: all).  Problems (an unreadable video, an
+empty frame folder, a sidecar with another number of boxes than frames) are gathered into one ``DatasetError`` before
 anything trains; :func:`group_clips` gives the frames of each clip in order.
 """
 

@@ -15,16 +15,14 @@ grammar over the digits' attributes and relations::
   :data:`BIG_MIN` px, nothing in between;
 * **colour**: the renderer draws light ink on dark ground and dark on light (``render_canvas``):
   ``white`` / ``black`` is the ink it chose;
-* **relation** of the first phrase to the second: along the axis where their ink boxes' centres
-  differ most.
+* **relation** of the first phrase to the second: along the axis where their ink boxes' centres differ most.
 
-Every noun phrase is linked to its digit's ink box (``digits.ink_box``), the
-Flickr30kEntities annotation; each image has :data:`CAPTIONS_PER_IMAGE` captions (the
-digits in other orders), the same digit keeping its entity id across them (a coreference chain).
-Written in the Flickr30kEntities layout (``Sentences/``, ``Annotations/``,
-``flickr30k-images/``, ``train.txt`` …; :mod:`mindgap.data.flickr30k` reads it), with
-``mindgap_captions.json`` holding the settings.  Training images use the training half of
-scikit-learn's digits (``digits.source_halves``), validation and test images the test half.
+Every noun phrase is linked to its digit's ink box (``digits.ink_box``), the Flickr30kEntities annotation; each image
+has :data:`CAPTIONS_PER_IMAGE` captions (the digits in other orders), the same digit keeping its entity id across them
+(a coreference chain). Written in the Flickr30kEntities layout (``Sentences/``, ``Annotations/``,
+``flickr30k-images/``, ``train.txt`` …; :mod:`mindgap.data.flickr30k` reads it), with ``mindgap_captions.json``
+holding the settings.  Training images use the training half of scikit-learn's digits (``digits.source_halves``),
+validation and test images the test half.
 
 :func:`parse_caption` reads a caption of this grammar back to its phrases (digit, size, colour)
 and relation.  Command line: ``python -m mindgap.data.captions OUT_DIR [--seed 0] ...``
@@ -42,7 +40,7 @@ from mindgap.data.digits import (CLASS_NAMES, background_crop, distort_digit, lo
                                  source_halves)
 from mindgap.data.flickr30k import ANNOTATIONS_DIR, IMAGE_DIRS, SENTENCES_DIR, read_flickr30k_entities
 from mindgap.data.generated import known_settings, run_generator, settings_parser, writes_whole_set
-from mindgap.data.records import DatasetError
+from mindgap.data.records import DatasetError, write_lines
 from mindgap.data.scenes import MARGIN, place_squares, random_letter
 
 SETTINGS_FILE = "mindgap_captions.json"
@@ -274,14 +272,12 @@ def generate_captions_set(out_dir, **settings):
             lines = [markup(*describe(digits, order), entity_ids) for order in orders]
             cv2.imwrite(os.path.join(out_dir, IMAGE_DIRS[0], f"{image_id}.jpg"), canvas,
                         [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
-            with open(os.path.join(out_dir, SENTENCES_DIR, f"{image_id}.txt"), "w", encoding="utf-8") as handle:
-                handle.write("".join(f"{line}\n" for line in lines))
+            write_lines(os.path.join(out_dir, SENTENCES_DIR, f"{image_id}.txt"), lines)
             with open(os.path.join(out_dir, ANNOTATIONS_DIR, f"{image_id}.xml"), "w", encoding="utf-8") as handle:
                 handle.write(annotation_xml(f"{image_id}.jpg", size,
                                             {entity: [digit["box"]] for entity, digit in zip(entity_ids, digits)}))
             ids.append(image_id)
-        with open(os.path.join(out_dir, f"{split}.txt"), "w", encoding="utf-8") as handle:
-            handle.write("".join(f"{image_id}\n" for image_id in ids))
+        write_lines(os.path.join(out_dir, f"{split}.txt"), ids)
     with open(os.path.join(out_dir, SETTINGS_FILE), "w", encoding="utf-8") as handle:
         json.dump(_recorded(settings), handle, indent=1)
 

@@ -1,27 +1,18 @@
 """Every image decoded and every box checked before anything trains or evaluates.
 
-:func:`check_dataset` decodes each image of the asked splits once, with the
-decoder the input pipeline uses (``tf.io.decode_image``), in parallel (one
-worker per core); the result is remembered per file path, size and
-modification time in a small SQLite file (``~/.cache/mindgap/image_checks.sqlite``,
-or ``$MINDGAP_CACHE_DIR``), so a second run on unchanged files decodes nothing.
+:func:`check_dataset` decodes each image of the asked splits once, with the pipeline's decoder
+(``tf.io.decode_image``), one worker per core; the result is remembered per file path, size and modification time
+in a small SQLite file (``~/.cache/mindgap/image_checks.sqlite``, or ``$MINDGAP_CACHE_DIR``), so a second run on
+unchanged files decodes nothing.  Then every box is checked against its image: finite, ``x_min < x_max`` and
+``y_min < y_max``, overhanging each edge by at most a pixel (then clipped to it).  An image listed twice in one
+split, or in two splits (a leak), is an error too (``allow_train_duplicates`` permits repeats within ``train``).
 
-Then every box is checked against its decoded image: finite, ``x_min < x_max``
-and ``y_min < y_max``, and inside the image after clipping by at most one
-pixel (a box may overhang each edge by up to a pixel, and is then clipped to
-it; more is an error).  An image listed twice in one split, or in two splits
-(a leak), is an error too (``allow_train_duplicates`` permits repeats within
-``train``, e.g. for oversampling).
+Clips (the video layout, ``mindgap.data.clips``) get the same decoding and box check (:func:`check_clips`), and a
+clip folder given for inference the training check's rules (:func:`load_checked_clip`).
 
-Clips (the video layout, ``mindgap.data.clips``) get the same decoding and box check
-(:func:`check_clips`), and a clip folder given for inference the training check's
-rules (:func:`load_checked_clip`).
-
-Every problem is gathered into one :class:`~mindgap.data.records.DatasetError`
-naming the first few files and the count.  With ``skip_bad_images`` the
-unreadable images and the bad boxes are dropped instead, with a warning naming
-them, and the returned report lists all of them (``mindgap.train`` writes it
-into ``config.json``).  Duplicates and leaks are never dropped silently.
+Every problem is gathered into one :class:`~mindgap.data.records.DatasetError` naming the first few files and the
+count.  With ``skip_bad_images`` the unreadable images and the bad boxes are dropped instead, with a warning, and the
+returned report lists them (``mindgap.train`` writes it into ``config.json``); duplicates and leaks never are.
 """
 
 import collections
@@ -35,7 +26,9 @@ import time
 
 import numpy as np
 
+from mindgap.cores import usable_cores
 from mindgap.data.clips import frame_numbers, load_clip_frames, odd_lengths, read_clip
+from mindgap.data.derived import cache_root
 from mindgap.data.records import SPLITS, DatasetError, summarize
 
 CACHE_FILE = "image_checks.sqlite"
@@ -43,8 +36,7 @@ EDGE_TOLERANCE = 1.0  # pixels a box may overhang an image edge before it is an 
 
 
 def default_cache_path():
-    folder = os.environ.get("MINDGAP_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "mindgap")
-    return os.path.join(folder, CACHE_FILE)
+    return os.path.join(cache_root(), CACHE_FILE)
 
 
 @contextlib.contextmanager
@@ -166,13 +158,12 @@ def check_images(paths, *, workers=None, cache_path="default", refresh=False):
 
     Args:
         paths: image files.
-        workers: parallel decoders (default: one per core).
-        cache_path: the SQLite cache file; "default" for
-            :func:`default_cache_path`, None for no cache.
+        workers: parallel decoders (default: one per usable core).
+        cache_path: the SQLite cache file; "default" for :func:`default_cache_path`, None for no cache.
         refresh: decode every file even if the cache knows it (and store what was found).
     """
     started = time.perf_counter()
-    workers = max(1, int(workers or os.cpu_count() or 1))
+    workers = max(1, int(workers or usable_cores()))
     unique = list(dict.fromkeys(os.path.abspath(os.fspath(path)) for path in paths))
     stats = {path: _stat(path) for path in unique}
     errors = {path: "no such file" for path, stat in stats.items() if stat is None}
@@ -271,14 +262,12 @@ def check_dataset(dataset, *, splits=SPLITS, skip_bad_images=False, allow_train_
                   cache_path="default", print_fn=None):
     """Check ``dataset`` (a ``SplitDataset``) before use; return (the dataset to use, :class:`CheckReport`).
 
-    Images of ``splits`` are decoded; duplicates and leaks are looked for over
-    all splits.  Good boxes that overhang an edge by at most a pixel come back
-    clipped to the image.
+    Images of ``splits`` are decoded; duplicates and leaks are looked for over all splits.  Good boxes that overhang
+    an edge by at most a pixel come back clipped to the image.
 
     Raises:
-        DatasetError: one message naming the first few bad files and the
-            count of each kind of problem; with ``skip_bad_images`` only for
-            duplicates and leaks.
+        DatasetError: one message naming the first few bad files and the count of each kind of problem; with
+            ``skip_bad_images`` only for duplicates and leaks.
     """
     print_fn = print_fn or (lambda line: print(line, file=sys.stderr, flush=True))
     duplicates, leaks = find_duplicates(dataset, allow_train_duplicates)
@@ -287,9 +276,8 @@ def check_dataset(dataset, *, splits=SPLITS, skip_bad_images=False, allow_train_
 
     unreadable, bad_boxes, wrong_sizes = [], [], []
     dropped_images, dropped_boxes, clipped = [], [], 0
-    kept = {}
+    kept = {split: [] for split in splits}
     for split in splits:
-        kept[split] = []
         for record in records[split]:
             path = os.path.abspath(record.path)
             if path in images.errors:
@@ -311,8 +299,7 @@ def check_dataset(dataset, *, splits=SPLITS, skip_bad_images=False, allow_train_
                     continue
                 clipped += int(not np.array_equal(fixed, np.asarray(box, np.float32)))
                 good.append(fixed)
-            boxes = np.asarray(good, np.float32).reshape(-1, 4)
-            kept[split].append(dataclasses.replace(record, boxes=boxes))
+            kept[split].append(dataclasses.replace(record, boxes=np.asarray(good, np.float32).reshape(-1, 4)))
 
     droppable = [(unreadable, "unreadable images"), (wrong_sizes, "images whose size disagrees with the metadata"),
                  (bad_boxes, "bad boxes")]
@@ -338,10 +325,8 @@ def check_clips(dataset, *, splits=None, workers=None, cache_path="default", **_
     """The video layout's :func:`check_dataset`: decode every frame of ``splits`` (default all) and check the boxes;
     (the dataset with its boxes clipped, :class:`CheckReport`), or a ``DatasetError`` listing every problem.
 
-    Frames of one clip must share one size; each box must lie inside its frame
-    (:func:`box_problem`: one pixel of overhang is clipped); a clip may be in
-    one split only.  A clip set has no bad image to skip: the image options
-    (``skip_bad_images`` …) do not apply.
+    Frames of one clip must share one size; each box must lie inside its frame (:func:`box_problem`: one pixel of
+    overhang is clipped); a clip may be in one split only.  The image options (``skip_bad_images`` …) do not apply.
     """
     names = list(dataset.splits) if splits is None else splits
     clips = [clip for name in names for clip in dataset.split(name)]

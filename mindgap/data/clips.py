@@ -7,14 +7,11 @@ Layout (written by :mod:`mindgap.data.video`)::
     ROOT/clips/<clip>/000.jpg ...   the frames (T JPEGs of one size)
     ROOT/clips/<clip>/clip.json     label, segment [start, end), boxes, frame labels
 
-``clip.json``: ``label`` (the GT class index), ``segment`` (first frame and
-one past the last, 0-based), ``boxes`` (one box per frame: the tight box of
-the digit's ink, ``[x_min, y_min, x_max, y_max]`` pixel-edge, exclusive ends,
-as everywhere in mindgap), ``frame_labels`` (the class drawn in each frame).
-A clip folder is also what ``mindgap explain-video`` takes (``clip.json``
-optional there).  ``mindgap.data.check.check_clips`` decodes every frame
-and checks the annotations before training; ``mindgap.data.pipeline.make_video_dataset``
-batches clips.
+``clip.json``: ``label`` (the GT class index), ``segment`` (first frame and one past the last, 0-based), ``boxes``
+(one box per frame: the tight box of the digit's ink, ``[x_min, y_min, x_max, y_max]`` pixel-edge, exclusive ends, as
+everywhere in mindgap), ``frame_labels`` (the class drawn in each frame).  A clip folder is also what ``mindgap
+explain-video`` takes (``clip.json`` optional there).  ``mindgap.data.check.check_clips`` decodes every frame and
+checks the annotations before training; ``mindgap.data.pipeline.make_video_dataset`` batches clips.
 """
 
 import collections

@@ -1,27 +1,22 @@
 """The embedded default dataset: scikit-learn's handwritten digits on natural-image canvases.
 
-Each image is a random crop of one of scikit-learn's sample photos
-(``china.jpg``, ``flower.jpg``) as clutter, with one 8×8 digit from
-``sklearn.datasets.load_digits`` scaled up and blended in at a random position
-and scale.  The class is the digit ("zero" … "nine"), the box is the tight box
-of the digit's ink.  Everything is written in the Stanford 40 layout, so
-``read_stanford40`` and the whole pipeline run on it unchanged.
+Each image is a random crop of one of scikit-learn's sample photos (``china.jpg``, ``flower.jpg``) as clutter, with
+one 8×8 digit from ``sklearn.datasets.load_digits`` scaled up and blended in at a random position and scale.  The
+class is the digit ("zero" … "nine"), the box is the tight box of the digit's ink.  Everything is written in the
+Stanford 40 layout, so ``read_stanford40`` and the whole pipeline run on it unchanged.
 
 Training and test images are made from disjoint source digits; the result is
 a deterministic function of the arguments and the seed.
 
-**The fine-grained variant** (:data:`FINE_GRAINED`, ``--fine-grained``; Guided
-Zoom, thesis ch. 6): small digits (16–24 px on a 96 px canvas) on crops of
-scikit-image's bundled photos as well (``backgrounds="skimage"``: astronaut,
-chelsea, coffee, hubble, ihc, motorcycle, retina, rocket in colour; grass,
-gravel, brick in grey), with ``clutter`` small photo crops pasted beside the
-digit (never over its box), so that the detail that tells the classes apart
-is a small part of the image.
+**The fine-grained variant** (:data:`FINE_GRAINED`, ``--fine-grained``; Guided Zoom, thesis ch. 6): small digits
+(16–24 px on a 96 px canvas) on crops of scikit-image's bundled photos as well (``backgrounds="skimage"``: astronaut,
+chelsea, coffee, hubble, ihc, motorcycle, retina, rocket in colour; grass, gravel, brick in grey), with ``clutter``
+small photo crops pasted beside the digit (never over its box), so that the detail that tells the classes apart is a
+small part of the image.
 
 Command line: ``python -m mindgap.data.digits OUT_DIR [--seed 0] [--fine-grained] ...``
 """
 
-import argparse
 import json
 import os
 import sys
@@ -31,7 +26,8 @@ import numpy as np
 import sklearn
 from sklearn.datasets import load_digits
 
-from mindgap.data.generated import ensure_set, run_generator, writes_whole_set
+from mindgap.data.generated import ensure_set, run_generator, settings_parser, writes_whole_set
+from mindgap.data.records import write_lines
 from mindgap.data.stanford40 import ACTIONS_FILE, ANNOTATIONS_DIR, IMAGES_DIR, SPLITS_DIR
 
 CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -110,13 +106,9 @@ def background_crop(rng, backgrounds, canvas_size):
 
 
 def render_canvas(rng, digit, background, digit_size, *, side=None, position=None):
-    """Blend one digit (8×8, 0–16) onto a BGR canvas.
-
-    ``side`` and ``position`` (top, left) place the digit (a video frame of
-    ``mindgap.data.video``); by default both are drawn from ``rng``.
-    Returns the canvas, the ink map (canvas-sized, in [0, 1]) and the tight
-    box of ink > ``INK_THRESHOLD`` in pixel-edge coordinates (exclusive ends).
-    """
+    """Blend one digit (8×8, 0–16) onto a BGR canvas, at ``side`` and ``position`` (top, left) when given (a video
+    frame of ``mindgap.data.video``), else drawn from ``rng``.  Returns the canvas, the ink map (canvas-sized, in
+    [0, 1]) and the tight box of ink > ``INK_THRESHOLD`` in pixel-edge coordinates (exclusive ends)."""
     canvas_size = background.shape[0]
     if side is None:
         side = int(rng.integers(digit_size[0], digit_size[1] + 1))
@@ -174,44 +166,18 @@ def distort_digit(rng, digit, rotation=_DISTORTION["rotation"], shear=_DISTORTIO
 
 def _annotation_xml(file_name, action, boxes, canvas_size, source_index):
     """Stanford 40's XML: one ``<object>`` per box (pixel-edge boxes → Stanford's 1-based inclusive)."""
-    objects = "".join(
-        "  <object>\n"
-        "    <name>person</name>\n"
-        f"    <action>{action}</action>\n"
-        "    <bndbox>\n"
-        f"      <xmax>{x_max}</xmax>\n"
-        f"      <xmin>{x_min + 1}</xmin>\n"
-        f"      <ymax>{y_max}</ymax>\n"
-        f"      <ymin>{y_min + 1}</ymin>\n"
-        "    </bndbox>\n"
-        "  </object>\n" for x_min, y_min, x_max, y_max in boxes)
-    return (
-        "<annotation>\n"
-        f"  <filename>{file_name}</filename>\n"
-        "  <folder>Stanford40</folder>\n"
-        + objects +
-        "  <size>\n"
-        "    <depth>3</depth>\n"
-        f"    <height>{canvas_size}</height>\n"
-        f"    <width>{canvas_size}</width>\n"
-        "  </size>\n"
-        f"  <source_index>{source_index}</source_index>\n"
-        "</annotation>\n"
-    )
-
-
-def _write_lines(path, lines):
-    with open(path, "w", newline="") as handle:
-        handle.write("".join(f"{line}\r\n" for line in lines))  # CRLF, as the real split files
+    objects = "".join(f"  <object>\n    <name>person</name>\n    <action>{action}</action>\n    <bndbox>\n"
+                      f"      <xmax>{x_max}</xmax>\n      <xmin>{x_min + 1}</xmin>\n      <ymax>{y_max}</ymax>\n"
+                      f"      <ymin>{y_min + 1}</ymin>\n    </bndbox>\n  </object>\n" for x_min, y_min, x_max, y_max in boxes)
+    return (f"<annotation>\n  <filename>{file_name}</filename>\n  <folder>Stanford40</folder>\n{objects}  <size>\n"
+            f"    <depth>3</depth>\n    <height>{canvas_size}</height>\n    <width>{canvas_size}</width>\n  </size>\n"
+            f"  <source_index>{source_index}</source_index>\n</annotation>\n")
 
 
 def source_halves(targets):
-    """Per class, the source digit indices for training and for test: disjoint halves.
-
-    Fixed by the digit's index (alternate images of each class), not by the
-    seed, so that anything built from the training half (the Tiny
-    backbone's pretraining) never sees a test digit of any generated set.
-    """
+    """Per class, the source digit indices for training and for test: disjoint halves, fixed by the digit's index
+    (alternate images of each class), not by the seed, so that anything built from the training half (the Tiny
+    backbone's pretraining) never sees a test digit of any generated set."""
     halves = {}
     for label in range(len(CLASS_NAMES)):
         indices = np.flatnonzero(np.asarray(targets) == label)
@@ -224,13 +190,10 @@ def write_stanford40_set(out_dir, render, *, seed, canvas_size, train_per_class,
                          class_names=CLASS_NAMES):
     """Write an embedded localization set at ``out_dir`` in the Stanford 40 layout (the digits and scenes sets).
 
-    ``render(rng, label, half)`` draws one image of class ``label`` (an index
-    of ``class_names``) from the source digits of ``half`` (0 training, 1
-    test) and returns ``(BGR canvas, box or list of boxes, source index)``;
-    it is called class by class, image by image, from one
-    generator seeded with ``seed``, so the set is a function of the arguments.
-    ``settings`` are written to :data:`SETTINGS_FILE`, last: the set is
-    written whole (``mindgap.data.generated``).  Returns ``out_dir``.
+    ``render(rng, label, half)`` draws one image of class ``label`` (an index of ``class_names``) from the source
+    digits of ``half`` (0 training, 1 test) and returns ``(BGR canvas, box or list of boxes, source index)``; it is
+    called class by class, image by image, from one generator seeded with ``seed``, so the set is a function of the
+    arguments.  ``settings`` are written to :data:`SETTINGS_FILE`, last (the set is written whole).  Returns ``out_dir``.
     """
     rng = np.random.default_rng(seed)
     for folder in (IMAGES_DIR, ANNOTATIONS_DIR, SPLITS_DIR):
@@ -251,14 +214,13 @@ def write_stanford40_set(out_dir, render, *, seed, canvas_size, train_per_class,
                 per_class_lines[(action, split)].append(stem + ".jpg")
 
     splits = os.path.join(out_dir, SPLITS_DIR)
-    _write_lines(
-        os.path.join(splits, ACTIONS_FILE),
-        ["Action name\tNumber of images"] + [f"{name}\t{train_per_class + test_per_class}" for name in class_names],
-    )
+    crlf = "\r\n"  # as the real split files
+    write_lines(os.path.join(splits, ACTIONS_FILE), ["Action name\tNumber of images"]
+                + [f"{name}\t{train_per_class + test_per_class}" for name in class_names], crlf)
     for split, lines in split_lines.items():
-        _write_lines(os.path.join(splits, f"{split}.txt"), sorted(lines))
+        write_lines(os.path.join(splits, f"{split}.txt"), sorted(lines), crlf)
     for (action, split), lines in per_class_lines.items():
-        _write_lines(os.path.join(splits, f"{action}_{split}.txt"), lines)
+        write_lines(os.path.join(splits, f"{action}_{split}.txt"), lines, crlf)
     with open(os.path.join(out_dir, SETTINGS_FILE), "w") as handle:
         json.dump(settings, handle, indent=2)
     return out_dir
@@ -273,13 +235,12 @@ def generate_digits_dataset(out_dir, *, seed=0, canvas_size=96, train_per_class=
         seed: everything written is a function of the arguments and this seed.
         canvas_size: side of the square images, in pixels.
         train_per_class: images per class in ``train.txt``.
-        test_per_class: images per class in ``test.txt``; ``read_stanford40``
-            takes the first 50 of each class as test and the rest as val.
+        test_per_class: images per class in ``test.txt``; ``read_stanford40`` takes the first 50 of each class as
+            test and the rest as val.
         digit_size: (smallest, largest) side of the scaled digit, in pixels.
-        backgrounds: ``"sklearn"`` (scikit-learn's two photos) or
-            ``"skimage"`` (those and scikit-image's, :data:`SKIMAGE_PHOTOS`).
-        clutter: small photo crops pasted beside the digit per image
-            (:func:`paste_clutter`); 0 leaves the renders as they were.
+        backgrounds: ``"sklearn"`` (scikit-learn's two photos) or ``"skimage"`` (those and :data:`SKIMAGE_PHOTOS`).
+        clutter: small photo crops pasted beside the digit per image (:func:`paste_clutter`); 0 leaves the renders
+            as they were.
 
     Returns:
         ``out_dir``.
@@ -321,14 +282,9 @@ def ensure_digits_dataset(out_dir, **settings):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m mindgap.data.digits", description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", help="new or empty folder to write the dataset into")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    parser.add_argument("--canvas-size", type=int, default=None, help=f"default {DEFAULTS['canvas_size']}")
-    parser.add_argument("--train-per-class", type=int, default=DEFAULTS["train_per_class"])
-    parser.add_argument("--test-per-class", type=int, default=DEFAULTS["test_per_class"])
-    parser.add_argument("--digit-size", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
-                        help=f"default {DEFAULTS['digit_size']}, or {FINE_GRAINED['digit_size']} with --fine-grained")
+    parser = settings_parser("digits", __doc__, DEFAULTS, helps={
+        "digit_size": f"default {DEFAULTS['digit_size']}, or {FINE_GRAINED['digit_size']} with --fine-grained"})
+    parser.set_defaults(canvas_size=None, digit_size=None)  # unset: the chosen set's
     parser.add_argument("--fine-grained", action="store_true",
                         help="Guided Zoom's set: small digits, scikit-image's photos too, clutter beside the digit")
     args = parser.parse_args(argv)

@@ -1,10 +1,9 @@
 """The seven emotion classes of EmotiW / AFEW and FER2013, and the names each data set gives them.
 
-:data:`EMOTIONS` is the class order of every emotion set in mindgap: AFEW's
-folder names, lower-cased and sorted (``Angry Disgust Fear Happy Neutral Sad
-Surprise``), which is also the order a class-folder set of them sorts into.
-FER2013 numbers its ``emotion`` column otherwise (:data:`FER2013_ORDER`); FER+
-names its vote columns otherwise again (:data:`FERPLUS_COLUMNS`).
+:data:`EMOTIONS` is the class order of every emotion set in mindgap: AFEW's folder names, lower-cased and sorted
+(``Angry Disgust Fear Happy Neutral Sad Surprise``), which is also the order a class-folder set of them sorts into.
+FER2013 numbers its ``emotion`` column otherwise (:data:`FER2013_ORDER`); FER+ names its vote columns otherwise again
+(:data:`FERPLUS_COLUMNS`).
 """
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")

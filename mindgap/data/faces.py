@@ -12,37 +12,33 @@ AU6+12, sad AU1+4+15, surprise AU1+2+5+26, fear AU1+2+4+5+20+26, anger
 AU4+5+7+23, disgust AU9+10+15 with AU4).  What a classifier learns here is which
 drawn strokes go with which label; nothing about real faces.
 
-* **Web images** (``web/``, FER2013's ``fer2013.csv`` and FER+'s
-  ``fer2013new.csv``): one face at its apex filling a 48×48 grey image.  Some are
-  ambiguous, a blend of the emotion and the one crowds confuse it with
-  (:data:`CONFUSED_WITH`: fear↔surprise, disgust↔anger, sad↔neutral, and happy
-  with neutral); ten simulated annotators vote from a distribution that follows
-  the blend (plus a little noise and, at low intensity, neutral), and the
+* **Web images** (``web/``, FER2013's ``fer2013.csv`` and FER+'s ``fer2013new.csv``): one face at its apex filling a
+  48×48 grey image.  Some are ambiguous, a blend of the emotion and the one crowds confuse it with
+  (:data:`CONFUSED_WITH`: fear↔surprise, disgust↔anger, sad↔neutral, and happy with neutral); ten simulated annotators
+  vote from a distribution that follows the blend (plus a little noise and, at low intensity, neutral), and the
   ``emotion`` column holds the emotion the image was drawn for.
-* **Videos** (``video/``, AFEW's ``Train_AFEW/<Emotion>/<clip>.avi``, ``Val_AFEW``,
-  ``Test_AFEW``): a clip of ``frames`` frames in which the expression rises from
-  neutral (onset), holds (apex) and falls part of the way back (offset) at a
-  milder peak than the web images, while the head drifts, turns and changes size
-  and the light changes in strength and direction; ``<clip>.json`` beside each
-  file gives the face box of every frame (the stand-in's known box).
+* **Videos** (``video/``, AFEW's ``Train_AFEW/<Emotion>/<clip>.avi``, ``Val_AFEW``, ``Test_AFEW``): a clip of
+  ``frames`` frames in which the expression rises from neutral (onset), holds (apex) and falls part of the way back
+  (offset) at a milder peak than the web images, while the head drifts, turns and changes size and the light changes
+  in strength and direction; ``<clip>.json`` beside each file gives the face box of every frame (the stand-in's known
+  box).
 
 Command line: ``python -m mindgap.data.faces OUT_DIR [--seed 0] ...``
 """
 
-import argparse
 import csv
 import dataclasses
 import json
 import os
-import shutil
 import sys
 
 import cv2
 import numpy as np
 
 from mindgap.data.emotions import EMOTIONS, FER2013_ORDER, FERPLUS_COLUMNS
-from mindgap.data.generated import known_settings
+from mindgap.data.generated import known_settings, settings_parser
 from mindgap.data.video import load_photos
+from mindgap.storage import atomic_folder
 
 SETTINGS_FILE = "mindgap_faces.json"
 RENDERER_VERSION = 1
@@ -375,19 +371,16 @@ def _write_video(out_dir, rng, photos, settings):
 
 
 def generate_emotion_set(out_dir, **settings):
-    """Write the stand-in to ``out_dir``: ``web/`` (FER2013 + FER+ CSVs) and ``video/`` (AFEW folders). Returns the settings."""
+    """Write the stand-in to ``out_dir`` (whole, replacing what is there): ``web/`` (FER2013 + FER+ CSVs) and ``video/``
+    (AFEW folders).  Returns the settings."""
     settings = resolve_settings(**settings)
     photos = load_photos()
-    temporary = f"{os.fspath(out_dir)}.tmp{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
     web_rng, video_rng = (np.random.default_rng([settings["seed"], part]) for part in (1, 2))
-    _write_web(os.path.join(temporary, WEB_DIR), web_rng, photos, settings)
-    _write_video(os.path.join(temporary, VIDEO_DIR), video_rng, photos, settings)
-    with open(os.path.join(temporary, SETTINGS_FILE), "w") as handle:
-        json.dump({**settings, "renderer_version": RENDERER_VERSION}, handle, indent=2)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
-    os.rename(temporary, out_dir)
+    with atomic_folder(out_dir) as temporary:
+        _write_web(os.path.join(temporary, WEB_DIR), web_rng, photos, settings)
+        _write_video(os.path.join(temporary, VIDEO_DIR), video_rng, photos, settings)
+        with open(os.path.join(temporary, SETTINGS_FILE), "w") as handle:
+            json.dump({**settings, "renderer_version": RENDERER_VERSION}, handle, indent=2)
     return settings
 
 
@@ -406,16 +399,11 @@ def ensure_emotion_set(out_dir, **settings):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Write the embedded emotion stand-in (FER2013/FER+ CSVs and AFEW folders).")
-    parser.add_argument("out_dir")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    parser.add_argument("--web-per-class", type=int, nargs=3, default=DEFAULTS["web_per_class"], metavar=("TRAIN", "VAL", "TEST"))
-    parser.add_argument("--clips-per-class", type=int, nargs=3, default=DEFAULTS["clips_per_class"], metavar=("TRAIN", "VAL", "TEST"))
-    parser.add_argument("--frames", type=int, default=DEFAULTS["frames"])
-    args = parser.parse_args(argv)
-    settings = generate_emotion_set(args.out_dir, seed=args.seed, web_per_class=args.web_per_class,
-                                    clips_per_class=args.clips_per_class, frames=args.frames)
-    print(f"wrote the emotion stand-in to {args.out_dir}: {settings}", file=sys.stderr)
+    splits = ("TRAIN", "VAL", "TEST")
+    args = vars(settings_parser("faces", __doc__, DEFAULTS, metavars={"web_per_class": splits, "clips_per_class": splits,
+                                                                      "frame_size": ("WIDTH", "HEIGHT")}).parse_args(argv))
+    out_dir = args.pop("out_dir")
+    print(f"wrote the emotion stand-in to {out_dir}: {generate_emotion_set(out_dir, **args)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

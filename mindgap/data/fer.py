@@ -8,21 +8,18 @@ On disk (Kaggle's FER2013 and Microsoft's FER+, as distributed)::
     ROOT/fer2013new.csv   optional (FER+): header Usage,Image name,neutral,happiness,surprise,sadness,anger,
                           disgust,fear,contempt,unknown,NF; one row per row of fer2013.csv, same order
 
-Splits: Training → train, PublicTest → val, PrivateTest → test (FER+'s own use).
-Classes: :data:`mindgap.data.emotions.EMOTIONS` (EmotiW's seven; FER+'s contempt is
-not one of them).  With ``fer2013new.csv`` each image gets its FER+ votes on the
-seven classes and their majority as its label, following FER+'s reference reader
-(``src/ferplus.py``): a row without an image name is not a face and is left out;
-a count of one vote is an outlier and set to 0; an image whose most voted tag is
-*unknown* or *NF* (not a face) is left out; then contempt's votes are dropped, and
-an image left without votes is left out.  Ties go to the first class of EMOTIONS.
-Without it the label is FER2013's ``emotion`` and there are no votes.
+Splits: Training → train, PublicTest → val, PrivateTest → test (FER+'s own use). Classes:
+:data:`mindgap.data.emotions.EMOTIONS` (EmotiW's seven; FER+'s contempt is not one of them).  With ``fer2013new.csv``
+each image gets its FER+ votes on the seven classes and their majority as its label, following FER+'s reference reader
+(``src/ferplus.py``): a row without an image name is not a face and is left out; a count of one vote is an outlier and
+set to 0; an image whose most voted tag is *unknown* or *NF* (not a face) is left out; then contempt's votes are
+dropped, and an image left without votes is left out.  Ties go to the first class of EMOTIONS. Without it the label is
+FER2013's ``emotion`` and there are no votes.
 
-The images are written once as PNG files into a class-folder set with a
-``votes.csv`` and ``splits/`` (:mod:`mindgap.data.folders`) under the cache
-folder (``$MINDGAP_CACHE_DIR`` or ``~/.cache/mindgap``, keyed by the two CSV
-files' paths, sizes and modification times), and read from there: every
-later step (the image check, the input pipeline, ``mindgap explain``) sees files.
+The images are written once as PNG files into a class-folder set with a ``votes.csv`` and ``splits/``
+(:mod:`mindgap.data.folders`) under the cache folder (``$MINDGAP_CACHE_DIR`` or ``~/.cache/mindgap``, keyed by the two
+CSV files' paths, sizes and modification times), and read from there: every later step (the image check, the input
+pipeline, ``mindgap explain``) sees files.
 """
 
 import os
@@ -33,7 +30,7 @@ import numpy as np
 from mindgap.data.derived import cache_root, file_key, write_once
 from mindgap.data.emotions import EMOTIONS, FER2013_ORDER, FERPLUS_COLUMNS
 from mindgap.data.folders import SPLITS_DIR, VOTES_FILE, read_folders, write_votes_csv
-from mindgap.data.records import DatasetError, csv_rows, summarize
+from mindgap.data.records import DatasetError, csv_rows, summarize, write_lines
 
 FER_FILE = "fer2013.csv"
 FERPLUS_FILE = "fer2013new.csv"
@@ -146,8 +143,7 @@ def materialize_fer2013(root, out_dir=None):
                 votes_of.append((relative, votes))
         os.makedirs(os.path.join(folder, SPLITS_DIR))
         for split, lines in splits.items():
-            with open(os.path.join(folder, SPLITS_DIR, f"{split}.txt"), "w") as handle:
-                handle.write("".join(f"{line}\n" for line in lines))
+            write_lines(os.path.join(folder, SPLITS_DIR, f"{split}.txt"), lines)
         if plus is not None:
             write_votes_csv(os.path.join(folder, VOTES_FILE), EMOTIONS, votes_of)
 

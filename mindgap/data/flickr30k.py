@@ -7,18 +7,15 @@ The layout (as distributed, with Flickr30k's images beside it)::
     ROOT/flickr30k-images/<id>.jpg    Flickr30k's images (or ROOT/images/)
     ROOT/{train,val,test}.txt         image ids of each split
 
-A caption marks each phrase as ``[/EN#<id>/<type>[/<type>...] words of the phrase]``;
-the same id in several captions of an image is the same entity (a coreference chain),
-``EN#0`` / type ``notvisual`` has no box.  An ``<object>`` of the XML holds one or more
-``<name>`` (entity ids) and either a ``<bndbox>`` (1-based, inclusive pixel coordinates,
-as the authors' ``flickr30k_entities_utils.get_annotations`` reads them) or
-``<nobndbox>``/``<scene>``.  An entity may have several boxes (one object each): a phrase
-"two men" points at both men.  Boxes are returned in mindgap's convention, pixel-edge
-``[x_min, y_min, x_max, y_max]`` with exclusive ends, so a 1-based inclusive
-``xmin..xmax`` becomes ``[xmin - 1, xmax]``.
+A caption marks each phrase as ``[/EN#<id>/<type>[/<type>...] words of the phrase]``; the same id in several captions
+of an image is the same entity (a coreference chain), ``EN#0`` / type ``notvisual`` has no box.  An ``<object>`` of
+the XML holds one or more ``<name>`` (entity ids) and either a ``<bndbox>`` (1-based, inclusive pixel coordinates, as
+the authors' ``flickr30k_entities_utils.get_annotations`` reads them) or ``<nobndbox>``/``<scene>``.  An entity may
+have several boxes (one object each): a phrase "two men" points at both men.  Boxes are returned in mindgap's
+convention, pixel-edge ``[x_min, y_min, x_max, y_max]`` with exclusive ends, so a 1-based inclusive ``xmin..xmax``
+becomes ``[xmin - 1, xmax]``.
 
-The embedded captioned set (:mod:`mindgap.data.captions`) is written in this layout,
-so one reader serves both.
+The embedded captioned set (:mod:`mindgap.data.captions`) is written in this layout, so one reader serves both.
 """
 
 import dataclasses

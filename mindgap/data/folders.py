@@ -7,24 +7,19 @@ On disk::
     ROOT/votes.csv                         optional: header image,<class 0>,…,<class c-1> (crowd votes per class)
     ROOT/splits/train.txt, val.txt, test.txt   optional: one image path (relative to ROOT) per line
 
-Classes are the sub-folders of ROOT in sorted order (as Keras does); ``splits``
-and hidden folders are not classes.  ``boxes.csv`` gives one row per box
-(several rows for several boxes of one image), the image path relative to
-ROOT with ``/`` separators, in mindgap's pixel-edge convention: 0-based,
-ends exclusive (a box covering a whole 640×480 image is ``0,0,640,480``).
-Images without a row have no box.
+Classes are the sub-folders of ROOT in sorted order (as Keras does); ``splits`` and hidden folders are not classes.
+``boxes.csv`` gives one row per box (several rows for several boxes of one image), the image path relative to ROOT
+with ``/`` separators, in mindgap's pixel-edge convention: 0-based, ends exclusive (a box covering a whole 640×480
+image is ``0,0,640,480``). Images without a row have no box.
 
-``votes.csv`` gives an image's crowd votes (one non-negative count per class,
-the columns named as the class folders, in their order), for Probabilistic
-Label Drawing (``mindgap.data.labels``); the image's class folder stays its
-label (the majority).  Images without a row have no votes.
+``votes.csv`` gives an image's crowd votes (one non-negative count per class, the columns named as the class folders,
+in their order), for Probabilistic Label Drawing (``mindgap.data.labels``); the image's class folder stays its label
+(the majority).  Images without a row have no votes.
 
-With split files, ``train.txt`` is required and each listed image is taken
-from its class folder (the first path component).  Without them the split is
-stratified and seeded: per class, the sorted image list is shuffled with
-``seed`` and ``round(val_fraction · n)`` images go to val,
-``round(test_fraction · n)`` to test (at least one each when the class has
-three images or more), the rest to train.
+With split files, ``train.txt`` is required and each listed image is taken from its class folder (the first path
+component).  Without them the split is stratified and seeded: per class, the sorted image list is shuffled with
+``seed`` and ``round(val_fraction · n)`` images go to val, ``round(test_fraction · n)`` to test (at least one each
+when the class has three images or more), the rest to train.
 """
 
 import csv
@@ -138,19 +133,16 @@ def stratified_split(relatives_by_class, seed, val_fraction, test_fraction):
 def read_folders(root, *, seed=0, val_fraction=0.1, test_fraction=0.1, allow_empty_classes=False):
     """Read a class-folder dataset at ``root`` (see the module docstring).
 
-    Structural problems (no class folder, a split line naming a file that is
-    not an image of a class folder, a bad ``boxes.csv`` row) are gathered and
-    raised as one :class:`DatasetError`.  Image contents and box values are
+    Structural problems (no class folder, a split line naming a file that is not an image of a class folder, a bad
+    ``boxes.csv`` row) are gathered and raised as one :class:`DatasetError`.  Image contents and box values are
     checked by ``mindgap.data.check``.
 
     Args:
         root: the folder holding one sub-folder per class.
         seed: seeds the stratified split (used only without split files).
-        val_fraction, test_fraction: shares of each class drawn into val and
-            test when there is no split file.
-        allow_empty_classes: keep a class folder without any image as a
-            class (default: an error naming it, since a folder such as
-            ``metadata/`` beside ``images/`` is more often a wrong root).
+        val_fraction, test_fraction: shares of each class drawn into val and test when there is no split file.
+        allow_empty_classes: keep a class folder without any image as a class (default: an error naming it, since a
+            folder such as ``metadata/`` beside ``images/`` is more often a wrong root).
     """
     root = os.fspath(root)
     if not os.path.isdir(root):

@@ -1,11 +1,9 @@
 """Generated sets are written whole or not at all.
 
-Decorate a generator ``generate(out_dir, ...)`` with :func:`writes_whole_set`: it
-then writes into a hidden temporary folder beside ``out_dir`` (``.NAME.tmp-PID``)
-and that folder is renamed to ``out_dir`` only when the generator returns
-(``mindgap.storage.atomic_folder``).  A generation killed half-way leaves
-``out_dir`` as it was (absent or empty) and its temporary folder is removed by
-the next run, so the same command simply starts again.
+Decorate a generator ``generate(out_dir, ...)`` with :func:`writes_whole_set`: it then writes into a hidden temporary
+folder beside ``out_dir`` (``.NAME.tmp-PID``) and that folder is renamed to ``out_dir`` only when the generator
+returns (``mindgap.storage.atomic_folder``).  A generation killed half-way leaves ``out_dir`` as it was (absent or
+empty) and its temporary folder is removed by the next run, so the same command simply starts again.
 """
 
 import argparse
@@ -57,19 +55,21 @@ def known_settings(settings, defaults, what):
     return {**defaults, **settings}
 
 
-def settings_parser(module, doc, defaults):
+def settings_parser(module, doc, defaults, metavars=None, helps=None):
     """The command line of a generator ``python -m mindgap.data.<module>`` (``doc``: its docstring): ``OUT_DIR`` and one
-    flag per setting of ``defaults`` (a pair MIN MAX for a tuple, several integers for a None default)."""
+    flag per setting of ``defaults`` (a pair MIN MAX for a tuple unless ``metavars`` names its parts, several integers
+    for a None default), its help ``helps[name]`` or its default."""
     parser = argparse.ArgumentParser(prog=f"python -m mindgap.data.{module}", description=doc.splitlines()[0])
     parser.add_argument("out_dir", help="new or empty folder to write the set into")
     for name, value in defaults.items():
-        flag = "--" + name.replace("_", "-")
+        flag, shown = "--" + name.replace("_", "-"), (helps or {}).get(name, f"default {value}")
         if isinstance(value, tuple):
-            parser.add_argument(flag, type=int, nargs=len(value), default=value, metavar=("MIN", "MAX")[:len(value)])
+            metavar = (metavars or {}).get(name, ("MIN", "MAX")[:len(value)])
+            parser.add_argument(flag, type=int, nargs=len(value), default=value, metavar=metavar, help=shown)
         elif value is None:
-            parser.add_argument(flag, type=int, nargs="+", default=None)
+            parser.add_argument(flag, type=int, nargs="+", default=None, help=shown)
         else:
-            parser.add_argument(flag, type=type(value), default=value)
+            parser.add_argument(flag, type=type(value), default=value, help=shown)
     return parser
 
 

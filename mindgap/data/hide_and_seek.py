@@ -1,13 +1,11 @@
 """Hide-and-Seek (Singh & Lee 2017): hide random grid patches of training images.
 
-Per training image a patch size S is drawn from ``grid_sizes`` (0 = no
-hiding), the image is cut into S×S cells and each cell is hidden with
-probability ``hide_probability`` (0.5) by setting it to ``fill_value``: the
-dataset mean, which is 0 after InceptionV3 preprocessing.  Never at inference.
+Per training image a patch size S is drawn from ``grid_sizes`` (0 = no hiding), the image is cut into S×S cells and
+each cell is hidden with probability ``hide_probability`` (0.5) by setting it to ``fill_value``: the dataset mean,
+which is 0 after InceptionV3 preprocessing.  Never at inference.
 
-Two forms share one implementation: :func:`hide_patches`, a graph op on one
-image with a stateless seed (used by ``make_dataset``), and
-:class:`HideAndSeek`, a Keras preprocessing layer for a batch.
+Two forms share one implementation: :func:`hide_patches`, a graph op on one image with a stateless seed (used by
+``make_dataset``), and :class:`HideAndSeek`, a Keras preprocessing layer for a batch.
 """
 
 import keras
@@ -53,8 +51,7 @@ class HideAndSeek(keras.layers.Layer):
     """Keras preprocessing layer: Hide-and-Seek on a batch, only when ``training``.
 
     Args:
-        grid_sizes: tuple of int, patch sizes to draw from; 0 = no hiding.
-            Default (0, 16, 32, 44, 56).
+        grid_sizes: tuple of int, patch sizes to draw from; 0 = no hiding.  Default (0, 16, 32, 44, 56).
         hide_probability: float, chance of hiding each cell, 0.5.
         fill_value: float, value of hidden pixels (the dataset mean after
             preprocessing; 0 for InceptionV3 preprocessing).

@@ -1,11 +1,9 @@
 """Training labels from crowd votes: the majority, or Probabilistic Label Drawing (Barsoum et al. 2016).
 
-A record may carry ``votes`` (one non-negative count per class, e.g. FER+'s
-crowd tags).  ``"majority"`` trains on ``record.label`` (the layout sets it to
-the most voted class); ``"probabilistic"`` draws a label from the record's vote
-distribution, anew for every image in every epoch (Barsoum et al., *Training
-deep networks for facial expression recognition with crowd-sourced label
-distribution*, ICMI 2016, §3.3; the thesis §3.6.2).  A record without votes
+A record may carry ``votes`` (one non-negative count per class, e.g. FER+'s crowd tags).  ``"majority"`` trains on
+``record.label`` (the layout sets it to the most voted class); ``"probabilistic"`` draws a label from the record's
+vote distribution, anew for every image in every epoch (Barsoum et al., *Training deep networks for facial expression
+recognition with crowd-sourced label distribution*, ICMI 2016, §3.3; the thesis §3.6.2).  A record without votes
 counts as all its votes on its label, so its drawn label is always that label.
 """
 

@@ -9,11 +9,10 @@
 ``video``      ``mindgap_video.json``, ``clips/<clip>/`` frames + ``clip.json``, ``splits/`` (``mindgap.data.clips``): one record per clip
 =============  ==============================================================
 
-Every reader returns a :class:`~mindgap.data.records.SplitDataset` (the video
-layout its subclass ``VideoDataset``, of clips); ``LAYOUTS[name].holds`` says
-whether its records are images or clips, what a model must take.
-:func:`detect_layout` tells which layout a folder holds; :func:`load_dataset`
-reads it (``format="auto"`` detects) and runs ``mindgap.data.check`` on it.
+Every reader returns a :class:`~mindgap.data.records.SplitDataset` (the video layout its subclass ``VideoDataset``, of
+clips); ``LAYOUTS[name].holds`` says whether its records are images or clips, what a model must take.
+:func:`detect_layout` tells which layout a folder holds; :func:`load_dataset` reads it (``format="auto"`` detects) and
+runs ``mindgap.data.check`` on it.
 """
 
 import dataclasses
@@ -102,9 +101,8 @@ def detect_layout(root):
 def read_dataset(root, format="auto", **options):
     """Read ``root`` in layout ``format`` (``auto`` detects it) without decoding images.
 
-    Options go to the reader that understands them: ``test_per_class``
-    (stanford40), ``seed``, ``val_fraction``, ``test_fraction`` (folders
-    without split files), ``allow_empty_classes`` (folders), ``image_root`` (wsol),
+    Options go to the reader that understands them: ``test_per_class`` (stanford40), ``seed``, ``val_fraction``,
+    ``test_fraction`` (folders without split files), ``allow_empty_classes`` (folders), ``image_root`` (wsol),
     ``frames_per_clip`` (afew).
     """
     if format not in FORMATS:
@@ -123,9 +121,8 @@ def load_dataset(root, format="auto", *, splits=SPLITS, require=(), skip_bad_ima
         require: splits that must not be empty.
 
     Returns:
-        (dataset, summary): the checked dataset, and a JSON-ready dict of
-        the layout, the split's origin, the sizes and the check's report
-        (timings and everything dropped).
+        (dataset, summary): the checked dataset, and a JSON-ready dict of the layout, the split's origin, the sizes
+        and the check's report (timings and everything dropped).
     """
     dataset = read_dataset(root, format, **options)
     empty = [split for split in require if not getattr(dataset, split)]

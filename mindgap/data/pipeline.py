@@ -1,20 +1,17 @@
 """tf.data input pipeline: decode, resize, InceptionV3 preprocessing, Hide-and-Seek, batches.
 
-Aspect-ratio policy: every image is stretched to ``image_size × image_size``
-(the paper resizes to 299×299 RGB); its boxes are scaled by the same factors
-along x and y, so they stay on the object.  Images of any mode (grayscale,
-RGBA, CMYK JPEG, PNG) are decoded to 3-channel RGB.
-
-Preprocessing is InceptionV3's: ``x / 127.5 - 1`` into [-1, 1].  Every mindgap
-model takes images in that range.
+Aspect-ratio policy: every image is stretched to ``image_size × image_size`` (the paper resizes to 299×299 RGB); its
+boxes are scaled by the same factors along x and y, so they stay on the object.  Images of any mode (grayscale, RGBA,
+CMYK JPEG, PNG) are decoded to 3-channel RGB.  Preprocessing is InceptionV3's: ``x / 127.5 - 1`` into [-1, 1], the
+range every mindgap model takes.
 """
 
 import functools
-import os
 
 import numpy as np
 import tensorflow as tf
 
+from mindgap.cores import usable_cores
 from mindgap.data.clips import odd_lengths
 from mindgap.data.hide_and_seek import DEFAULT_GRID_SIZES, HIDE_PROBABILITY, hide_patches
 from mindgap.data.labels import LABEL_DRAWINGS, draw_label, vote_distributions
@@ -23,11 +20,6 @@ from mindgap.data.records import summarize
 DEFAULT_IMAGE_SIZE = 299
 _PREFETCH_BATCHES = 2
 PADDING_BOX = (-1.0, -1.0, -1.0, -1.0)  # rows of the padded box tensor that hold no box
-
-
-def _parallel_calls():
-    """One call per usable core, read when a dataset is made (a training process pinned to one core gets one)."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def preprocess(images):
@@ -79,45 +71,26 @@ def valid_boxes(padded):
     return padded[padded[:, 2] > padded[:, 0]]
 
 
-def make_dataset(
-    records,
-    *,
-    num_classes,
-    image_size=DEFAULT_IMAGE_SIZE,
-    batch_size=32,
-    training=False,
-    hide_and_seek=False,
-    grid_sizes=DEFAULT_GRID_SIZES,
-    hide_probability=HIDE_PROBABILITY,
-    fill_value=0.0,
-    seed=0,
-    with_boxes=False,
-    cache=False,
-    drop_remainder=False,
-    label_drawing="majority",
-):
+def make_dataset(records, *, num_classes, image_size=DEFAULT_IMAGE_SIZE, batch_size=32, training=False, hide_and_seek=False,
+                 grid_sizes=DEFAULT_GRID_SIZES, hide_probability=HIDE_PROBABILITY, fill_value=0.0, seed=0, with_boxes=False,
+                 cache=False, drop_remainder=False, label_drawing="majority"):
     """Batches of (images, one-hot labels) for ``fit``, or (images, one-hot labels, boxes).
 
     Args:
         records: sequence of ``mindgap.data.Record``.
         num_classes: c, the length of the one-hot labels.
         image_size: side of the square input (299 in the paper).
-        batch_size: the global batch size (split across replicas by ``fit``
-            under a ``tf.distribute`` strategy).
-        training: shuffle (seeded, reshuffled every epoch) and allow
-            Hide-and-Seek; False gives the records in order.
-        hide_and_seek: hide random patches of training images (never when
-            ``training`` is False).
+        batch_size: the global batch size (split across replicas by ``fit`` under a ``tf.distribute`` strategy).
+        training: shuffle (seeded, reshuffled every epoch) and allow Hide-and-Seek; False gives the records in order.
+        hide_and_seek: hide random patches of training images (never when ``training`` is False).
         grid_sizes, hide_probability, fill_value: Hide-and-Seek settings.
         seed: seeds the shuffle and the hiding; the same seed gives the same epochs.
-        with_boxes: also yield the boxes (batch, k, 4) scaled to the resized
-            image, padding rows -1 (see :func:`valid_boxes`); not for ``fit``.
+        with_boxes: also yield the boxes (batch, k, 4) scaled to the resized image, padding rows -1 (see
+            :func:`valid_boxes`); not for ``fit``.
         cache: keep decoded, resized images in memory (True) or in a file (a path).
         drop_remainder: drop the last incomplete batch.
-        label_drawing: ``"majority"`` (each record's label) or
-            ``"probabilistic"``: while ``training``, a label drawn from each
-            record's vote distribution anew every epoch (Barsoum et al. 2016,
-            ``mindgap.data.labels``; seeded by ``seed``).
+        label_drawing: ``"majority"`` (each record's label) or ``"probabilistic"``: while ``training``, a label drawn
+            from each record's vote distribution anew every epoch (Barsoum et al. 2016, ``mindgap.data.labels``).
     """
     drawing = training and label_drawing == "probabilistic"
     source = tf.data.Dataset.from_tensor_slices(_columns(records, num_classes, label_drawing, drawing))
@@ -126,7 +99,7 @@ def make_dataset(
         image, original_size = decode_resized(path, image_size)
         return (tf.cast(tf.round(image), tf.uint8), label, scale_boxes(boxes, original_size, image_size), *votes)
 
-    parallel = _parallel_calls()
+    parallel = usable_cores()
     if cache is not False:
         dataset = source.map(load, num_parallel_calls=parallel).cache("" if cache is True else str(cache))
         if training:
@@ -183,10 +156,8 @@ def _finish(*element, num_classes, hide, drawing, with_boxes):
 def make_video_dataset(clips, *, num_classes, image_size, batch_size=8, training=False, seed=0, cache=False):
     """Batches of (clips (batch, T, S, S, 3) in [-1, 1], one-hot labels (batch, T, c): the clip's label at every step).
 
-    The frames are decoded and resized as :func:`make_dataset` decodes images;
-    every clip of ``clips`` (``mindgap.data.clips.Clip``) must have the same T.
-    ``training`` shuffles (seeded, reshuffled every epoch).
-    """
+    The frames are decoded and resized as :func:`make_dataset` decodes images; every clip of ``clips``
+    (``mindgap.data.clips.Clip``) must have the same T.  ``training`` shuffles (seeded, reshuffled every epoch)."""
     lengths = sorted({clip.num_frames for clip in clips})
     if len(lengths) != 1:
         raise ValueError(summarize(odd_lengths(clips), "clip(s) of another length") + "; clips of one batch need one "
@@ -201,7 +172,7 @@ def make_video_dataset(clips, *, num_classes, image_size, batch_size=8, training
         target = tf.repeat(tf.one_hot(label, num_classes)[None], steps, axis=0)
         return preprocess(frames), target
 
-    data = tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=_parallel_calls())
+    data = tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=usable_cores())
     if cache:
         data = data.cache()
     if training:
@@ -210,11 +181,8 @@ def make_video_dataset(clips, *, num_classes, image_size, batch_size=8, training
 
 
 def load_image(path, image_size):
-    """One image file → (preprocessed (s, s, 3) float32 array, resized RGB uint8 for display).
-
-    Raises ``ValueError`` naming the file when it is missing or not a
-    decodable image.
-    """
+    """One image file → (preprocessed (s, s, 3) float32 array, resized RGB uint8 for display); a ``ValueError``
+    naming the file when it is missing or not a decodable image."""
     path = str(path)
     if not tf.io.gfile.exists(path):
         raise ValueError(f"Image {path!r} does not exist; check the path.")

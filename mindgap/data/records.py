@@ -1,10 +1,9 @@
 """The record type every dataset layout reads into, and the dataset that holds three splits of them.
 
 Every reader of ``mindgap.data.layouts`` returns a :class:`SplitDataset`:
-class names (label ``i`` is ``class_names[i]``) and ``train`` / ``val`` /
-``test`` lists of :class:`Record`.  Boxes are in mindgap's pixel-edge
-convention everywhere: 0-based, ends exclusive, ``(x_min, y_min, x_max, y_max)``
-in pixels of the image file; an image without a box has a (0, 4) array.
+class names (label ``i`` is ``class_names[i]``) and ``train`` / ``val`` / ``test`` lists of :class:`Record`.  Boxes
+are in mindgap's pixel-edge convention everywhere: 0-based, ends exclusive, ``(x_min, y_min, x_max, y_max)`` in pixels
+of the image file; an image without a box has a (0, 4) array.
 """
 
 import csv
@@ -25,12 +24,10 @@ class DatasetError(ValueError):
 class Record:
     """One image: its path, integer label and every box (n, 4) in pixel-edge coordinates.
 
-    ``size`` is the (width, height) the layout's metadata declares for the
-    file (the WSOL layout's ``image_sizes.txt``), or None; the check compares
-    it with the decoded image.  ``votes``: one crowd vote count per class (a
-    ``votes.csv`` of the folders layout, FER+), or None; ``label`` is then
-    their majority (``mindgap.data.labels``).  ``clip``: the clip a video frame
-    comes from (the AFEW layout), or None.
+    ``size`` is the (width, height) the layout's metadata declares for the file (the WSOL layout's
+    ``image_sizes.txt``), or None; the check compares it with the decoded image.  ``votes``: one crowd vote count per
+    class (a ``votes.csv`` of the folders layout, FER+), or None; ``label`` is then their majority
+    (``mindgap.data.labels``).  ``clip``: the clip a video frame comes from (the AFEW layout), or None.
     """
 
     path: str
@@ -99,6 +96,12 @@ def summarize(problems, what):
     shown = "; ".join(problems[:SHOWN_PROBLEMS])
     more = f" (and {len(problems) - SHOWN_PROBLEMS} more)" if len(problems) > SHOWN_PROBLEMS else ""
     return f"{len(problems)} {what}: {shown}{more}"
+
+
+def write_lines(path, lines, end="\n"):
+    """A text file (UTF-8) of ``lines``, each ended by ``end``: a split file, a caption's sentences."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        handle.write("".join(f"{line}{end}" for line in lines))
 
 
 def csv_rows(path, header, fix):

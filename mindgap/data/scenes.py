@@ -1,54 +1,40 @@
 """The scenes set: one small class digit anywhere among letters drawn the same way, on photos.
 
-The digits set (:mod:`mindgap.data.digits`) draws one large digit as the only
-high-contrast object of its canvas: every saliency method finds it, and a
-point at the image's centre already hits its box on 68 % of the images.
-Here the task of localization is real:
+The digits set (:mod:`mindgap.data.digits`) draws one large digit as the only high-contrast object of its canvas:
+every saliency method finds it, and a point at the image's centre already hits its box on 68 % of the images.  Here
+the task of localization is real:
 
-* **the class digit is small and anywhere**: a square of ``digit_size``
-  pixels (18–27 px on a 96 px canvas; the digit's ink box, about two thirds
-  as wide as tall, covers 2.4–5.4 % of the image) at a uniformly random
-  position (12–18 px at the quick mode's 64² input: at 10–16 px the best
-  quick model read 78 % of the test digits);
-* **distractors look like it but belong to no class**: 2–4 capital letters
-  of OpenCV's Hershey fonts from an alphabet that shares no shape with a
-  digit (:data:`LETTERS`: no O, I, Z, S, B, G, …), each first reduced to an
-  8×8 glyph of 0–16 like scikit-learn's digits, so that the same renderer
-  draws it at the same sizes with the same ink and outline
-  (``digits.render_canvas``); their squares never overlap the class digit's
-  (a margin of :data:`MARGIN` px around it), so the class box is the digit's
-  ink alone;
+* **the class digit is small and anywhere**: a square of ``digit_size`` pixels (18–27 px on a 96 px canvas; the
+  digit's ink box, about two thirds as wide as tall, covers 2.4–5.4 % of the image) at a uniformly random position
+  (12–18 px at the quick mode's 64² input: at 10–16 px the best quick model read 78 % of the test digits);
+* **distractors look like it but belong to no class**: 2–4 capital letters of OpenCV's Hershey fonts from an alphabet
+  that shares no shape with a digit (:data:`LETTERS`: no O, I, Z, S, B, G, …), each first reduced to an 8×8 glyph of
+  0–16 like scikit-learn's digits, so that the same renderer draws it at the same sizes with the same ink and outline
+  (``digits.render_canvas``); their squares never overlap the class digit's (a margin of :data:`MARGIN` px around it),
+  so the class box is the digit's ink alone;
 * **backgrounds**: crops of scikit-learn's and scikit-image's photos;
-* **more hands**: in the training split, a share ``distorted`` of the digits
-  *and* of the letters is rotated, sheared and stretched first
-  (``digits.distort_digit``), since scikit-learn's 1,797 digits give about 90
-  training sources a class; the same share for both, so that distortion tells
-  nothing of the class.  Test images show their source digits as written.
+* **more hands**: in the training split, a share ``distorted`` of the digits *and* of the letters is rotated, sheared
+  and stretched first (``digits.distort_digit``), since scikit-learn's 1,797 digits give about 90 training sources a
+  class; the same share for both, so that distortion tells nothing of the class.  Test images show their source digits
+  as written.
 
-The class digit comes from the training half of scikit-learn's digits for
-``train.txt`` and the test half for ``test.txt`` (``digits.source_halves``).
-Written in the Stanford 40 layout by ``digits.write_stanford40_set``.
+The class digit comes from the training half of scikit-learn's digits for ``train.txt`` and the test half for
+``test.txt`` (``digits.source_halves``). Written in the Stanford 40 layout by ``digits.write_stanford40_set``.
 
-**Pairs** (:func:`generate_pairs_dataset`, Guided Zoom's fine-grained set,
-thesis ch. 6): a class is an unordered pair of two different digits of
-:data:`PAIR_DIGITS` ("zero-one" … "three-four", 10 classes), drawn apart in
-one scene with the letters.  Each digit alone leaves four classes open, so
-the evidence of a class is in two places: the first erasing round of Guided
-Zoom has the second part to find.  Each image has two boxes (two
-``<object>`` elements), one per digit.
+**Pairs** (:func:`generate_pairs_dataset`, Guided Zoom's fine-grained set, thesis ch. 6): a class is an unordered pair
+of two different digits of :data:`PAIR_DIGITS` ("zero-one" … "three-four", 10 classes), drawn apart in one scene with
+the letters.  Each digit alone leaves four classes open, so the evidence of a class is in two places: the first
+erasing round of Guided Zoom has the second part to find.  Each image has two boxes (two ``<object>`` elements), one
+per digit.
 
-**A source domain** (:func:`render_source_scene`; the pretraining of chapter
-3's conservative-filter study, thesis §3.4, where ImageNet differs from the
-video frames): printed digits (:data:`FONTS`, reduced like the letters)
-among the same letters, in saturated colours without an outline
-(:func:`draw_printed`), on tinted crops of scikit-image's grey pictures
-(:data:`SOURCE_PICTURES`): other glyphs, other ink, other backgrounds than
-the frames, the same task.
+**A source domain** (:func:`render_source_scene`; the pretraining of chapter 3's conservative-filter study, thesis
+§3.4, where ImageNet differs from the video frames): printed digits (:data:`FONTS`, reduced like the letters) among
+the same letters, in saturated colours without an outline (:func:`draw_printed`), on tinted crops of scikit-image's
+grey pictures (:data:`SOURCE_PICTURES`): other glyphs, other ink, other backgrounds than the frames, the same task.
 
 Command line: ``python -m mindgap.data.scenes OUT_DIR [--pairs] [--seed 0] ...``
 """
 
-import argparse
 import functools
 import itertools
 import sys
@@ -59,7 +45,7 @@ from sklearn.datasets import load_digits
 
 from mindgap.data.digits import (CLASS_NAMES, INK_FLOOR, INK_SOLID, SETTINGS_FILE, background_crop, distort_digit, ink_box,
                                  load_backgrounds, render_canvas, skimage_photos, source_halves, write_stanford40_set)
-from mindgap.data.generated import ensure_set, known_settings, run_generator
+from mindgap.data.generated import ensure_set, known_settings, run_generator, settings_parser
 
 SCENES_VERSION = 1
 # Capital letters that share no shape with a digit (no O/D/Q ~ 0, I/J/L/T ~ 1/7, Z ~ 2, E ~ 3, A ~ 4, S ~ 5,
@@ -172,10 +158,9 @@ def render_scene(rng, digit, background, *, digit_size=DEFAULTS["digit_size"], d
                  distorted=DEFAULTS["distorted"], draw=render_canvas):
     """Draw the class ``digit`` (8×8, 0–16) and its distractor letters on ``background`` (a square BGR canvas).
 
-    ``draw`` puts one glyph on the canvas (``digits.render_canvas``: light or
-    dark ink with an outline; :func:`draw_printed` for the source domain).
-    Returns ``(canvas, box, distractor_boxes)``: the class digit's ink box and
-    each letter's, in pixel-edge coordinates (exclusive ends).
+    ``draw`` puts one glyph on the canvas (``digits.render_canvas``: light or dark ink with an outline;
+    :func:`draw_printed` for the source domain).  Returns ``(canvas, box, distractor_boxes)``: the class digit's ink
+    box and each letter's, in pixel-edge coordinates (exclusive ends).
     """
     canvas_size = background.shape[0]
     # The class digit is drawn first and from its own draws, so a scene differs from the digit alone only by letters.
@@ -297,27 +282,19 @@ def _ensure(out_dir, wanted, kind, generate):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m mindgap.data.scenes", description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", help="new or empty folder to write the set into")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    parser.add_argument("--canvas-size", type=int, default=DEFAULTS["canvas_size"])
-    parser.add_argument("--train-per-class", type=int, default=DEFAULTS["train_per_class"])
-    parser.add_argument("--test-per-class", type=int, default=DEFAULTS["test_per_class"])
-    parser.add_argument("--digit-size", type=int, nargs=2, default=DEFAULTS["digit_size"], metavar=("MIN", "MAX"))
-    parser.add_argument("--distractors", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
-                        help=f"letters per image (default {DEFAULTS['distractors']}, pairs {PAIRS_DEFAULTS['distractors']})")
-    parser.add_argument("--distorted", type=float, default=DEFAULTS["distorted"],
-                        help="share of digits and letters rotated, sheared and stretched first")
+    parser = settings_parser("scenes", __doc__, DEFAULTS, helps={
+        "distractors": f"letters per image (default {DEFAULTS['distractors']}, pairs {PAIRS_DEFAULTS['distractors']})",
+        "distorted": f"share of digits and letters rotated, sheared and stretched first (default {DEFAULTS['distorted']})"})
+    parser.set_defaults(distractors=None)  # unset: the chosen set's
     parser.add_argument("--pairs", action="store_true", help="Guided Zoom's set: a class is a pair of digits (two boxes)")
-    args = parser.parse_args(argv)
-    generate = generate_pairs_dataset if args.pairs else generate_scenes_dataset
-    if args.distractors is None:
-        args.distractors = (PAIRS_DEFAULTS if args.pairs else DEFAULTS)["distractors"]
-    total = (args.train_per_class + args.test_per_class) * len(CLASS_NAMES)
-    return run_generator(generate, args.out_dir, lambda: f"Wrote {total} scenes of {len(CLASS_NAMES)} classes to "
-                         f"{args.out_dir} (Stanford 40 layout).", seed=args.seed, canvas_size=args.canvas_size,
-                         train_per_class=args.train_per_class, test_per_class=args.test_per_class,
-                         digit_size=args.digit_size, distractors=args.distractors, distorted=args.distorted)
+    args = vars(parser.parse_args(argv))
+    out_dir, pairs = args.pop("out_dir"), args.pop("pairs")
+    if args["distractors"] is None:
+        args["distractors"] = (PAIRS_DEFAULTS if pairs else DEFAULTS)["distractors"]
+    total = (args["train_per_class"] + args["test_per_class"]) * len(CLASS_NAMES)
+    return run_generator(generate_pairs_dataset if pairs else generate_scenes_dataset, out_dir,
+                         lambda: f"Wrote {total} scenes of {len(CLASS_NAMES)} classes to {out_dir} (Stanford 40 layout).",
+                         **args)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,12 @@ On disk (the three official archives unzipped side by side)::
     ROOT/ImageSplits/actions.txt            header line, then "<action> <count>" per class
     ROOT/ImageSplits/train.txt, test.txt    one JPEG file name per line (CRLF)
 
-Class index = row order of ``actions.txt``.  The paper's split (§4.1): the
-official train list is ``train``; from the official test list, per class, the
-first 50 images in list order are ``test`` and the rest ``val``
-(4,000 / 3,532 / 2,000 images on the full dataset).
+Class index = row order of ``actions.txt``.  The paper's split (§4.1): the official train list is ``train``; from the
+official test list, per class, the first 50 images in list order are ``test`` and the rest ``val`` (4,000 / 3,532 /
+2,000 images on the full dataset).
 
-Boxes are returned in mindgap's pixel-edge convention (see
-``mindgap.metrics``): 0-based, ends exclusive.  Stanford's 1-based inclusive
-``xmin … xmax`` becomes ``(xmin - 1, …, xmax)``.
+Boxes are returned in mindgap's pixel-edge convention (see ``mindgap.metrics``): 0-based, ends exclusive.  Stanford's
+1-based inclusive ``xmin … xmax`` becomes ``(xmin - 1, …, xmax)``.
 """
 
 import dataclasses
@@ -80,18 +78,16 @@ _summarize = summarize
 def read_stanford40(root, test_per_class=TEST_PER_CLASS, check_images=True):
     """Read the dataset at ``root`` and split it as the paper did.
 
-    Every problem (a missing folder, split file, image or annotation, a file
-    that is not an image, an annotation whose action disagrees with its file
-    name, a class absent from ``actions.txt``) is collected and raised as one
+    Every problem (a missing folder, split file, image or annotation, a file that is not an image, an annotation whose
+    action disagrees with its file name, a class absent from ``actions.txt``) is collected and raised as one
     :class:`DatasetError` before anything else runs.
 
     Args:
         root: folder holding ``JPEGImages``, ``XMLAnnotations`` and ``ImageSplits``.
         test_per_class: images per class taken, in list order, from the
             official test list into ``test`` (50 in the paper); the rest is ``val``.
-        check_images: report missing image files and files that are not
-            images here; False leaves that to ``mindgap.data.check``, which
-            decodes every image (and can drop bad ones).
+        check_images: report missing image files and files that are not images here; False leaves that to
+            ``mindgap.data.check``, which decodes every image (and can drop bad ones).
     """
     root = os.fspath(root)
     if not os.path.isdir(root):

@@ -1,13 +1,10 @@
 """The embedded video set: moving digits on panning photos, trimmed clips and the thesis's untrimmed ones.
 
-Thesis ch. 7 §7.4.2 concatenates a ground-truth (*GT*) UCF101 video with a
-random (*rand*) one of another class; here an *action* is one digit of a class
-(scikit-learn's 8×8 digits, drawn by ``mindgap.data.digits``' renderer) that
-moves along a straight path and changes size over a background crop that pans
-across a photo; a new action starts with a new digit, path and photo (a cut,
-as between two concatenated videos).  The photos are scikit-learn's two
-(``china.jpg``, ``flower.jpg``) and the colour photos bundled in scikit-image
-(:data:`SKIMAGE_PHOTOS`).
+Thesis ch. 7 §7.4.2 concatenates a ground-truth (*GT*) UCF101 video with a random (*rand*) one of another class; here
+an *action* is one digit of a class (scikit-learn's 8×8 digits, drawn by ``mindgap.data.digits``' renderer) that moves
+along a straight path and changes size over a background crop that pans across a photo; a new action starts with a new
+digit, path and photo (a cut, as between two concatenated videos).  The photos are scikit-learn's two (``china.jpg``,
+``flower.jpg``) and the colour photos bundled in scikit-image (:data:`SKIMAGE_PHOTOS`).
 
 **Splits** (``splits/<name>.txt``, one clip folder name a line):
 
@@ -22,12 +19,10 @@ as between two concatenated videos).  The photos are scikit-learn's two
 ``gt_lengths`` default to the thesis's 11, 41 and 65 of 128 frames scaled to
 ``long_frames`` (:func:`scaled_lengths`: 3, 10, 16 of 32).
 
-**Distractors** (``distractors=(fewest, most)``, :data:`SCENES_VIDEO`): capital
-letters of :mod:`mindgap.data.scenes` (an alphabet disjoint from the digits,
-drawn by the same renderer) that move along their own straight paths, never
-within ``scenes.MARGIN`` px of the digit's square in any frame, so that the
-digit's box stays its ink alone.  The default ``(0, 0)`` draws none and leaves
-the renders of a set made before they existed unchanged.
+**Distractors** (``distractors=(fewest, most)``, :data:`SCENES_VIDEO`): capital letters of :mod:`mindgap.data.scenes`
+(an alphabet disjoint from the digits, drawn by the same renderer) that move along their own straight paths, never
+within ``scenes.MARGIN`` px of the digit's square in any frame, so that the digit's box stays its ink alone.  The
+default ``(0, 0)`` draws none and leaves the renders of a set made before they existed unchanged.
 
 **Layout**: ``mindgap.data.clips`` (the ``video`` layout of ``mindgap.data.layouts``) reads
 the set, ``mindgap.data.check.check_clips`` checks it, ``mindgap.data.pipeline.make_video_dataset``
@@ -51,6 +46,7 @@ from mindgap.data.clips import (CLIP_FILE, CLIPS_DIR, SETTINGS_FILE, SPLITS, SPL
                                 load_clip_frames, read_video_set)
 from mindgap.data.generated import ensure_set, known_settings, run_generator, settings_parser, writes_whole_set
 from mindgap.data.pipeline import make_video_dataset  # noqa: F401 (importable from here, as before)
+from mindgap.data.records import write_lines
 from mindgap.data.scenes import MARGIN, random_letter, squares_overlap
 
 THESIS_LONG_FRAMES = 128
@@ -193,13 +189,11 @@ def generate_video_set(out_dir, **settings):
     """Write the video set at ``out_dir`` (new or empty, written whole: ``mindgap.data.generated``); see the module
     docstring. Returns ``out_dir``.
 
-    Settings (defaults in :data:`DEFAULTS`): ``seed``, ``frame_size`` (square
-    frames), ``short_frames`` (trimmed, GT + rand and rand + GT clips),
-    ``long_frames`` (rand + GT + rand clips), ``gt_lengths`` (None: the
-    thesis's in proportion), ``train_per_class``, ``val_per_class``,
-    ``test_per_class`` (trimmed clips), ``untrimmed_per_class`` (per class, of
-    each untrimmed kind and GT length), ``digit_size`` (smallest, largest side
-    in pixels), ``digit_growth`` (largest relative change of the side over an action).
+    Settings (defaults in :data:`DEFAULTS`): ``seed``, ``frame_size`` (square frames), ``short_frames`` (trimmed, GT +
+    rand and rand + GT clips), ``long_frames`` (rand + GT + rand clips), ``gt_lengths`` (None: the thesis's in
+    proportion), ``train_per_class``, ``val_per_class``, ``test_per_class`` (trimmed clips), ``untrimmed_per_class``
+    (per class, of each untrimmed kind and GT length), ``digit_size`` (smallest, largest side in pixels),
+    ``digit_growth`` (largest relative change of the side over an action).
     """
     settings = resolve_settings(**settings)
     rng = np.random.default_rng(settings["seed"])
@@ -234,8 +228,7 @@ def generate_video_set(out_dir, **settings):
                             + (f"_gt{end - start:03d}" if kind == "rand_gt_rand" else ""))
                     _write_clip(os.path.join(out_dir, CLIPS_DIR, name), frames, boxes, frame_labels, label, (start, end), kind)
                     names.append(name)
-        with open(os.path.join(out_dir, SPLITS_DIR, f"{split}.txt"), "w") as handle:
-            handle.write("".join(f"{name}\n" for name in names))
+        write_lines(os.path.join(out_dir, SPLITS_DIR, f"{split}.txt"), names)
     record = {**settings, "digit_size": list(settings["digit_size"]), "gt_lengths": list(settings["gt_lengths"]),
               "distractors": list(settings["distractors"]),  # left out below when none, as in sets made before them
               "class_names": list(digits.CLASS_NAMES), "renderer": digits.RENDERER_VERSION, "photos": len(photos)}

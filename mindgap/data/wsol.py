@@ -15,18 +15,16 @@ as the dataset folder, or the checkout itself when ``metadata/`` holds one
 dataset (with several, the error names the folders to choose from).
 
 **Box convention.**  wsolevaluation's boxes are 0-based pixel indices with
-*inclusive* ends: its IoU adds one to every side
-(``area = (x1 - x0 + 1) · (y1 - y0 + 1)`` in ``calculate_multiple_iou``), a
-one-pixel box has ``x0 == x1``, and CUB's 500-pixel-wide images have boxes
-ending at 499, never 500.  In mindgap's pixel-edge convention (0-based, ends
-exclusive) the box ``x0,y0,x1,y1`` is ``(x0, y0, x1 + 1, y1 + 1)``.
+*inclusive* ends: its IoU adds one to every side (``area = (x1 - x0 + 1) · (y1 - y0 + 1)`` in
+``calculate_multiple_iou``), a one-pixel box has ``x0 == x1``, and CUB's 500-pixel-wide images have boxes ending at
+499, never 500.  In mindgap's pixel-edge convention (0-based, ends exclusive) the box ``x0,y0,x1,y1`` is ``(x0, y0, x1
++ 1, y1 + 1)``.
 
 **Image root.**  ``image_root`` (``--image-root``) is the folder the image ids
 are relative to (wsolevaluation's ``--data_root``/<dataset>, e.g.
 ``dataset/CUB``).  Without it, the first of these that holds the first listed
-image is used: ``METADATA/images``, ``METADATA`` itself, and
-wsolevaluation's own arrangement ``<repo>/dataset/<NAME>`` for
-``METADATA = <repo>/metadata/<NAME>``.
+image is used: ``METADATA/images``, ``METADATA`` itself, and wsolevaluation's own arrangement
+``<repo>/dataset/<NAME>`` for ``METADATA = <repo>/metadata/<NAME>``.
 
 **Class names.**  From an optional ``METADATA/class_names.txt`` (one name
 per line, in label order; a mindgap addition), else the parent folder of a

@@ -11,16 +11,13 @@
   ``curriculum`` (Morerio et al. 2017), ``adaptive`` (Ba & Frey 2013's standout:
   keep probability sigmoid(alpha (W x + b) + beta)), ``mirrored_excitation`` (ours:
   eq. 5.1 turned round, the least relevant dropped),
-  ``excitation``, and ours, ``excitation_prediction``: p_EB of the predicted
-  class); inverted scaling by each unit's own retaining probability (``scaling="unit"``)
-  or by P (``scaling="base"``);
+  ``excitation``, and ours, ``excitation_prediction``: p_EB of the predicted class); inverted scaling by each unit's
+  own retaining probability (``scaling="unit"``) or by P (``scaling="base"``);
 * :class:`GuidedDropoutModel`: the functional model whose ``train_step`` runs
   Figure 5.1 (EB from ``mindgap.saliency.excitation``);
-* :func:`build_cnn2`, :func:`build_finetuned` (:data:`ARCHITECTURES`), and
-  ``mindgap.build_model("Tiny-GAP-Zhou", c, dropout="excitation")`` on the
-  GAP features of a Zhou head;
-* :mod:`mindgap.dropout.utilization`: Table 5.3's measures and Figure 5.5's
-  switched-off neurons.
+* :func:`build_cnn2`, :func:`build_finetuned` (:data:`ARCHITECTURES`), and ``mindgap.build_model("Tiny-GAP-Zhou", c,
+  dropout="excitation")`` on the GAP features of a Zhou head;
+* :mod:`mindgap.dropout.utilization`: Table 5.3's measures and Figure 5.5's switched-off neurons.
 """
 
 from mindgap.dropout.architectures import (ARCHITECTURES, DROPOUT_LAYER, EVIDENCE_LAYER, build_cnn2, build_dropout_model,

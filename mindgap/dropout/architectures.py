@@ -1,18 +1,14 @@
 """The chapter's two kinds of model, with the dropout layer in the first fully-connected layer (§5.2.1).
 
-* ``CNN-2`` (trained from scratch): the network of Srivastava et al. 2014 that
-  Morerio et al. 2017 and the thesis use: three 5×5 convolutions (96, 128, 256
-  filters, ReLU, 3×3 max-pooling with stride 2), two fully-connected layers of
-  2,048 ReLU units (``fc1``, ``fc2``) and the classifier (``logits``); dropout
-  in ``fc1``.
-* ``Tiny-FC`` (fine-tuned): the chapter's VGG16 ``fc6`` case in miniature: the
-  pretrained Tiny backbone (``mindgap.pretrain``), flattened, then ``fc1`` and
-  ``fc2`` (1,024 ReLU units each, VGG's 4,096 in proportion to its smaller
-  feature map) and the classifier; dropout in ``fc1`` (VGG's ``fc6``).
+* ``CNN-2`` (trained from scratch): the network of Srivastava et al. 2014 that Morerio et al. 2017 and the thesis use:
+  three 5×5 convolutions (96, 128, 256 filters, ReLU, 3×3 max-pooling with stride 2), two fully-connected layers of
+  2,048 ReLU units (``fc1``, ``fc2``) and the classifier (``logits``); dropout in ``fc1``.
+* ``Tiny-FC`` (fine-tuned): the chapter's VGG16 ``fc6`` case in miniature: the pretrained Tiny backbone
+  (``mindgap.pretrain``), flattened, then ``fc1`` and ``fc2`` (1,024 ReLU units each, VGG's 4,096 in proportion to its
+  smaller feature map) and the classifier; dropout in ``fc1`` (VGG's ``fc6``).
 
-Layer names are stable: ``fc1``, ``fc1_dropout``, ``fc2``, ``logits``,
-``probabilities``.  Every model is a :class:`GuidedDropoutModel`, the variant
-a name of :data:`METHODS` (``"none"`` keeps the same layers and never drops).
+Layer names are stable: ``fc1``, ``fc1_dropout``, ``fc2``, ``logits``, ``probabilities``.  Every model is a
+:class:`GuidedDropoutModel`, the variant a name of :data:`METHODS` (``"none"`` keeps the same layers and never drops).
 """
 
 import keras

@@ -33,21 +33,17 @@ class GuidedDropout(keras.layers.Dropout):
 
     * ``"excitation"``: eq. (5.1), per neuron and per image from p_EB, the
       Excitation Backprop probability of the ground-truth class at this layer;
-    * ``"excitation_prediction"``: eq. (5.1) with p_EB of the class the model
-      predicts for the image (ours; the thesis's "neurons that are more
-      relevant to the current prediction", §5.1).  The mask is then a function
-      of the image alone: with the true class the mask tells the layers above
-      which class is right, and a small network learns to read it (NOTES.md);
+    * ``"excitation_prediction"``: eq. (5.1) with p_EB of the class the model predicts for the image (ours; the
+      thesis's "neurons that are more relevant to the current prediction", §5.1).  The mask is then a function of the
+      image alone: with the true class the mask tells the layers above which class is right, and a small network
+      learns to read it (NOTES.md);
     * ``"adaptive"``: Adaptive Dropout, Ba & Frey 2013's standout (Table 5.1):
-      keep probability ``sigmoid(alpha (W x + b) + beta)`` from the layer's own
-      pre-activations through its shared weights (``alpha``, ``beta``), per
-      image (:func:`standout_retaining_probability`);
-    * ``"mirrored_excitation"`` (ours): eq. (5.1) turned round, drops the
-      *least* relevant neurons (:func:`mirrored_retaining_probability`; this
-      was ``"adaptive"`` before issue 28);
-    * ``"standard"``: probability P, **one mask per batch** (as the thesis
-      describes its Standard Dropout); ``"standard_per_image"``: one per image
-      ("Standard Dropout + Mask/Img");
+      keep probability ``sigmoid(alpha (W x + b) + beta)`` from the layer's own pre-activations through its shared
+      weights (``alpha``, ``beta``), per image (:func:`standout_retaining_probability`);
+    * ``"mirrored_excitation"`` (ours): eq. (5.1) turned round, drops the *least* relevant neurons
+      (:func:`mirrored_retaining_probability`; this was ``"adaptive"`` before issue 28);
+    * ``"standard"``: probability P, **one mask per batch** (as the thesis describes its Standard Dropout);
+      ``"standard_per_image"``: one per image ("Standard Dropout + Mask/Img");
     * ``"curriculum"``: Morerio et al. 2017, theta(t) = (1 - P) e^(-gamma t) + P
       with t the optimizer's step, one mask per batch like ``"standard"``;
     * ``"none"``: never drops (the same architecture without dropout).
@@ -59,25 +55,21 @@ class GuidedDropout(keras.layers.Dropout):
     p = 0 is never kept.  (Ba & Frey instead keep units unscaled and multiply by
     p at test time: the same expectation, but the layer would not be the identity.)
 
-    The evidence variants need the labels and ``curriculum`` the step, so they
-    drop only in :class:`~mindgap.dropout.GuidedDropoutModel`'s ``train_step``,
-    which calls :meth:`retaining_probabilities` and :meth:`drop` (Figure 5.1,
-    steps 3–4).  A plain training-mode call of the layer (another model's
-    ``fit``, or the BatchNorm statistics pass of ``mindgap.train``, which runs
-    the model with ``training=True`` and no labels) passes their input
-    unchanged; ``standard`` and ``standard_per_image`` drop in any Keras model.
+    The evidence variants need the labels and ``curriculum`` the step, so they drop only in
+    :class:`~mindgap.dropout.GuidedDropoutModel`'s ``train_step``, which calls :meth:`retaining_probabilities` and
+    :meth:`drop` (Figure 5.1, steps 3–4).  A plain training-mode call of the layer (another model's ``fit``, or the
+    BatchNorm statistics pass of ``mindgap.train``, which runs the model with ``training=True`` and no labels) passes
+    their input unchanged; ``standard`` and ``standard_per_image`` drop in any Keras model.
 
     Args:
         method: str, a name of :data:`METHODS`; default ``"excitation"``.
         base_retain: float in (0, 1], P, the probability of keeping a neuron
             when all contribute equally; 0.5 in the thesis.
         gamma: float, the curriculum's decay per step (5e-4, Morerio et al.).
-        scaling: ``"unit"`` (default, above: each kept unit divided by its own
-            p) or ``"base"``: kept units of the guided variants (evidence and
-            standout) divided by P instead of their own p (biased: the
-            expected training value of a unit is ``p / P`` of its inference
-            value; the thesis is silent, see NOTES.md).  The largest factor a
-            step used is in ``fit``'s logs as ``largest_scale``.
+        scaling: ``"unit"`` (default, above: each kept unit divided by its own p) or ``"base"``: kept units of the
+            guided variants (evidence and standout) divided by P instead of their own p (biased: the expected training
+            value of a unit is ``p / P`` of its inference value; the thesis is silent, see NOTES.md).  The largest
+            factor a step used is in ``fit``'s logs as ``largest_scale``.
         alpha, beta: floats, standout's scale and shift (``"adaptive"``).
         seed: int or None, of the Bernoulli draws.
 
@@ -92,8 +84,7 @@ class GuidedDropout(keras.layers.Dropout):
     True
 
     Reference: Zunino, Bargal, Morerio, Zhang, Sclaroff, Murino, "Excitation
-    Dropout: Encouraging Plasticity in Deep Neural Networks", arXiv:1805.09092;
-    Bargal 2019, eq. (5.1).
+    Dropout: Encouraging Plasticity in Deep Neural Networks", arXiv:1805.09092; Bargal 2019, eq. (5.1).
     """
 
     def __init__(self, method="excitation", base_retain=0.5, gamma=CURRICULUM_GAMMA, seed=None, scaling="unit",

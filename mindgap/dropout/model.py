@@ -49,14 +49,11 @@ class GuidedDropoutModel(keras.Model):
     4. forward pass from the dropout layer to the end with the mask applied;
     5. the standard backward pass and update.
 
-    The layers above the dropout layer run twice (in step 2 in inference mode,
-    then in step 4), those below once, as in the thesis (§5.2.5).  Every
-    variant goes through the same steps (only step 2 is skipped), so the
-    scaling and the cost comparison are alike.  Inference, ``evaluate`` and
-    ``predict`` are the plain functional model (the dropout layer is the
-    identity), so a saved ``.keras`` file loads after ``import mindgap`` and
-    predicts as its weights say.  It works under ``tf.distribute`` (each
-    replica draws its own masks for its images).
+    The layers above the dropout layer run twice (in step 2 in inference mode, then in step 4), those below once, as
+    in the thesis (§5.2.5).  Every variant goes through the same steps (only step 2 is skipped), so the scaling and
+    the cost comparison are alike.  Inference, ``evaluate`` and ``predict`` are the plain functional model (the
+    dropout layer is the identity), so a saved ``.keras`` file loads after ``import mindgap`` and predicts as its
+    weights say.  It works under ``tf.distribute`` (each replica draws its own masks for its images).
 
     Built like a functional model: ``GuidedDropoutModel(inputs, outputs, name=...)``
     (see :func:`mindgap.dropout.build_dropout_model`); the labels may be one-hot or ints.
@@ -125,10 +122,9 @@ class GuidedDropoutModel(keras.Model):
     def masked_probabilities(self, images, mask_classes):
         """Class probabilities with one training mask drawn from p_EB of ``mask_classes`` (numpy).
 
-        The layers above the dropout layer in inference mode, fed the masked
-        activations as in training.  Masks from the true class against masks
-        from a wrong class measure how much the mask tells the layers above
-        (the label leak of NOTES.md); the evidence variants only.
+        The layers above the dropout layer in inference mode, fed the masked activations as in training.  Masks from
+        the true class against masks from a wrong class measure how much the mask tells the layers above (the label
+        leak of NOTES.md); the evidence variants only.
         """
         layer = self._parts().layer
         if not layer.needs_evidence:

@@ -1,8 +1,7 @@
 """Retaining probabilities of the dropout family: eq. (5.1), its mirror, standout and the curriculum schedule.
 
-Bargal, "Grounding deep models of visual data", PhD thesis, Boston University
-2019, chapter 5 (Zunino, Bargal et al., "Excitation Dropout", arXiv:1805.09092).
-Every function here is the probability of **keeping** a neuron (the thesis's
+Bargal, "Grounding deep models of visual data", PhD thesis, Boston University 2019, chapter 5 (Zunino, Bargal et al.,
+"Excitation Dropout", arXiv:1805.09092).  Every function here is the probability of **keeping** a neuron (the thesis's
 p and P), never the dropout rate; they work on numpy arrays and on tensors.
 """
 
@@ -48,11 +47,10 @@ def mirrored_retaining_probability(p_eb, num_neurons, base_retain):
 
         p_adaptive(p_EB; P) = 1 - p_(5.1)(p_EB; 1 - P)
 
-    p = 0 at p_EB = 0, p = P at p_EB = 1/N and p = 1 at p_EB = 1: what
-    Excitation Dropout keeps with probability p, this variant drops with the
-    same probability (at the chapter's P = 0.5 exactly): only the choice of
-    neurons differs from eq. 5.1.  Not the thesis's "Adaptive Dropout" (Ba &
-    Frey 2013, :func:`standout_retaining_probability`).  P = 1 keeps every neuron.
+    p = 0 at p_EB = 0, p = P at p_EB = 1/N and p = 1 at p_EB = 1: what Excitation Dropout keeps with probability p,
+    this variant drops with the same probability (at the chapter's P = 0.5 exactly): only the choice of neurons
+    differs from eq. 5.1.  Not the thesis's "Adaptive Dropout" (Ba & Frey 2013,
+    :func:`standout_retaining_probability`).  P = 1 keeps every neuron.
     """
     base_retain = check_base_retain(base_retain)
     if base_retain == 1.0:

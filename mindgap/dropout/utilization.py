@@ -1,24 +1,20 @@
 """How much of the dropout layer a model uses (Table 5.3), and how it copes with neurons switched off (Figure 5.5).
 
-All functions take numpy arrays at the dropout layer: ``activations`` (images, N)
-and ``p_eb`` (images, N), the EB probabilities of each image's true class.
-Every measure is computed per test image and averaged over the images.
+All functions take numpy arrays at the dropout layer: ``activations`` (images, N) and ``p_eb`` (images, N), the EB
+probabilities of each image's true class. Every measure is computed per test image and averaged over the images.
 
 * **neurons ON** (Mittal et al. 2018's average percentage of zeros, turned
   round): the number of neurons with a positive activation;
 * **peak p_EB**: the largest p_EB of the image;
 * **entropy of p_EB** (nats): ``-sum_i p_i ln p_i``, higher when the evidence
   is spread over more neurons (at most ln N);
-* **entropy of activations** (nats): the same of the activations divided by
-  their sum, ``a_i / sum_j a_j`` (the analogue the thesis pairs with the entropy of
-  p_EB; an image without any active neuron counts 0);
-* **conservative filters** (Ma et al. 2017): neurons whose incoming weights
-  (``fc1``'s kernel column and bias) moved by less than Δ in training,
-  ``||w_hat_k - w_k|| < Δ``; Δ is the caller's and must be stated.
+* **entropy of activations** (nats): the same of the activations divided by their sum, ``a_i / sum_j a_j`` (the
+  analogue the thesis pairs with the entropy of p_EB; an image without any active neuron counts 0);
+* **conservative filters** (Ma et al. 2017): neurons whose incoming weights (``fc1``'s kernel column and bias) moved
+  by less than Δ in training, ``||w_hat_k - w_k|| < Δ``; Δ is the caller's and must be stated.
 
-Compression (§5.2.4): at test time neurons are switched off (activation 0, no
-rescaling): the most relevant first until their cumulative p_EB reaches p_c,
-the least relevant first while it stays within p_c, or k at random.
+Compression (§5.2.4): at test time neurons are switched off (activation 0, no rescaling): the most relevant first
+until their cumulative p_EB reaches p_c, the least relevant first while it stays within p_c, or k at random.
 """
 
 import numpy as np
@@ -82,11 +78,10 @@ def utilization(activations, p_eb):
 def relevance_keep_masks(p_eb, level, most_relevant=True):
     """Which neurons stay on (bool, images × N) when neurons are switched off by relevance up to cumulative p_EB ``level``.
 
-    ``most_relevant``: in decreasing p_EB, a neuron is switched off while the
-    p_EB of those switched off before it is below ``level`` (so the smallest
-    set reaching ``level``; none at 0).  Otherwise, in increasing p_EB, a
-    neuron is switched off while the cumulative p_EB including it stays within
-    ``level`` (none at 0).  Ties go by neuron index (stable sort).
+    ``most_relevant``: in decreasing p_EB, a neuron is switched off while the p_EB of those switched off before it is
+    below ``level`` (so the smallest set reaching ``level``; none at 0).  Otherwise, in increasing p_EB, a neuron is
+    switched off while the cumulative p_EB including it stays within ``level`` (none at 0).  Ties go by neuron index
+    (stable sort).
     """
     p_eb = _rows(p_eb)
     order = np.argsort(-p_eb if most_relevant else p_eb, axis=1, kind="stable")

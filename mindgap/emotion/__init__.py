@@ -1,8 +1,7 @@
 """Facial emotion from video with web images (thesis §3.6): pre-processing, feature encoding, the video SVM.
 
-Data: ``mindgap.data.fer`` (FER2013 + FER+ votes), ``mindgap.data.afew`` (AFEW folders),
-``mindgap.data.faces`` (the embedded stand-in); training with Probabilistic Label
-Drawing: ``mindgap.train(..., label_drawing="probabilistic")``.
+Data: ``mindgap.data.fer`` (FER2013 + FER+ votes), ``mindgap.data.afew`` (AFEW folders), ``mindgap.data.faces`` (the
+embedded stand-in); training with Probabilistic Label Drawing: ``mindgap.train(..., label_drawing="probabilistic")``.
 """
 
 from mindgap.emotion.classify import THESIS_C_GRID, VideoClassifier, fit_video_classifier, linear_svm

@@ -1,13 +1,10 @@
 """Per-frame features at named layers, normalised (SSR + L2) and concatenated; per-video statistics (thesis §3.6.2).
 
-For each frame, the output of each named layer (a 4-D output is averaged over
-space first) is signed-square-rooted and L2-normalised on its own, then the
-layers are concatenated (the thesis: fc5 of VGG13 + fc7 of VGG16 + pool of a
-ResNet).  A video is the concatenation of the mean, the variance, the minimum
-and the maximum of its frames' features, dimension by dimension (4× the
-dimension), L2-normalised ("we now normalize this encoded feature").  The
-baseline's features are uniform LBP histograms on a grid of cells of the face
-crop (our stand-in for the challenge's LBP-TOP).
+For each frame, the output of each named layer (a 4-D output is averaged over space first) is signed-square-rooted and
+L2-normalised on its own, then the layers are concatenated (the thesis: fc5 of VGG13 + fc7 of VGG16 + pool of a
+ResNet).  A video is the concatenation of the mean, the variance, the minimum and the maximum of its frames' features,
+dimension by dimension (4× the dimension), L2-normalised ("we now normalize this encoded feature").  The baseline's
+features are uniform LBP histograms on a grid of cells of the face crop (our stand-in for the challenge's LBP-TOP).
 """
 
 import keras

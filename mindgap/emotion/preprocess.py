@@ -80,9 +80,8 @@ def preprocess_face(frame, box, size=FACE_SIZE):
 def face_boxes(frames, cascade=None, known=None):
     """One box per frame: ``known`` boxes, or the largest Haar detection.
 
-    Frames where the cascade finds nothing take the box of the nearest frame
-    that has one; a clip without any detection takes whole frames.  Returns
-    ((T, 4) boxes, number of frames with a detection of their own).
+    Frames where the cascade finds nothing take the box of the nearest frame that has one; a clip without any
+    detection takes whole frames.  Returns ((T, 4) boxes, number of frames with a detection of their own).
     """
     if known is not None:
         return np.asarray(known, np.float32).reshape(len(frames), 4), len(frames)

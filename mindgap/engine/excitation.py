@@ -1,8 +1,7 @@
 """Excitation Backprop (EB) and contrastive Excitation Backprop (cEB).
 
-Zhang, Bargal, Lin, Brandt, Shen, Sclaroff, "Top-down neural attention by
-Excitation Backprop", ECCV 2016 / IJCV 2018; Bargal, "Grounding deep models of
-visual data", PhD thesis, Boston University 2019, eq. (4.1)-(4.2), (7.1)-(7.9).
+Zhang, Bargal, Lin, Brandt, Shen, Sclaroff, "Top-down neural attention by Excitation Backprop", ECCV 2016 / IJCV 2018;
+Bargal, "Grounding deep models of visual data", PhD thesis, Boston University 2019, eq. (4.1)-(4.2), (7.1)-(7.9).
 
 **Marginal Winning Probability (MWP).**  A prior over the output units (one-hot
 on the class logit) is passed down through the excitatory connections only:
@@ -11,29 +10,23 @@ for a parent unit ``a_j`` with non-negative children ``a_i``,
     P(a_i | a_j) = Z_j a_i w_ij  if w_ij >= 0, else 0,   Z_j = 1 / sum_{i: w_ij >= 0} a_i w_ij
     P(a_i) = sum_{j parent of i} P(a_i | a_j) P(a_j)                                   (4.1)
 
-so the MWP of every layer that all paths go through is a probability
-distribution (it sums to 1).  For any layer whose output is a positive linear
-map ``z = f(a)`` of its inputs (no bias), this is one vector-Jacobian product:
-``P_in = a * J_f^T (P_out / z)``; the rules of this module are that product with:
+so the MWP of every layer that all paths go through is a probability distribution (it sums to 1).  For any layer whose
+output is a positive linear map ``z = f(a)`` of its inputs (no bias), this is one vector-Jacobian product: ``P_in = a
+* J_f^T (P_out / z)``; the rules of this module are that product with:
 
-* ``Conv2D`` / ``Dense``: ``f`` = the layer with its kernel's positive part and
-  no bias; a ``BatchNormalization`` (inference mode) right after it is folded
-  into the kernel first (``w * gamma / sqrt(var + eps)``: conv + BN is one
-  linear unit; Zhang et al.'s networks had no BN, so this choice is ours); the layer's own ReLU and any ``ReLU``/``Activation("relu")`` pass the MWP
-  unchanged (same neurons).
-* ``MaxPooling2D``: winner-take-all (the max child gets all), as the vjp of max
-  pooling routes it; ``AveragePooling2D``, ``GlobalAveragePooling2D``,
-  ``Add``, ``Concatenate``, ``Flatten``/``Reshape``, mindgap's
-  ``GroupedSumGAP`` (eq. 1-2) and ``GroupedClassMaps`` (eq. 4): ``f`` = the
-  layer itself (positive weights); the pass starts at the input of
-  ``ClassProbabilities`` (the logits: EB's prior is one-hot on the class unit);
+* ``Conv2D`` / ``Dense``: ``f`` = the layer with its kernel's positive part and no bias; a ``BatchNormalization``
+  (inference mode) right after it is folded into the kernel first (``w * gamma / sqrt(var + eps)``: conv + BN is one
+  linear unit; Zhang et al.'s networks had no BN, so this choice is ours); the layer's own ReLU and any
+  ``ReLU``/``Activation("relu")`` pass the MWP unchanged (same neurons).
+* ``MaxPooling2D``: winner-take-all (the max child gets all), as the vjp of max pooling routes it;
+  ``AveragePooling2D``, ``GlobalAveragePooling2D``, ``Add``, ``Concatenate``, ``Flatten``/``Reshape``, mindgap's
+  ``GroupedSumGAP`` (eq. 1-2) and ``GroupedClassMaps`` (eq. 4): ``f`` = the layer itself (positive weights); the pass
+  starts at the input of ``ClassProbabilities`` (the logits: EB's prior is one-hot on the class unit);
   ``MapActivityPenalty`` and ``Dropout`` are identities at inference.
 
-A parent whose excitatory children all have zero activation passes nothing
-(its ``Z_j`` is undefined; it can be active only through its bias); then the
-sum is below 1.
-Any other layer (a sigmoid, a ``BatchNormalization`` not after a conv, ...)
-stops the pass with a ``ValueError`` naming it.
+A parent whose excitatory children all have zero activation passes nothing (its ``Z_j`` is undefined; it can be active
+only through its bias); then the sum is below 1. Any other layer (a sigmoid, a ``BatchNormalization`` not after a
+conv, ...) stops the pass with a ``ValueError`` naming it.
 
 **cEB.**  The dual unit of class c has the negated input weights of the top
 learned layer ("the classification layer", thesis §7.1): ``dense`` for a Zhou
@@ -45,11 +38,10 @@ signed difference is propagated down with the same conditional probabilities
 (eq. 7.9); the map is its positive part (thesis Figure 4.2: "thresholding the
 values at 0").
 
-**Returned maps** (batch, h, w, n) at the resolution of the target ``layer``
-(default: the backbone's output, the layer that feeds the head: the same grid
-as the CAM); the MWP of each neuron summed over channels.  EB: a probability
-distribution over the layer's positions (it sums to 1).  cEB: the positive
-part of a difference of two such distributions.
+**Returned maps** (batch, h, w, n) at the resolution of the target ``layer`` (default: the backbone's output, the
+layer that feeds the head: the same grid as the CAM); the MWP of each neuron summed over channels.  EB: a probability
+distribution over the layer's positions (it sums to 1).  cEB: the positive part of a difference of two such
+distributions.
 
 **Closed form on a GAPm head.**  From the class logit ``g_c = sum_{k in c}
 mean_xy f_k(x, y)`` (weights 1/XY >= 0 on the class's maps, 0 elsewhere) down
@@ -131,17 +123,12 @@ class Plan:
         layer = step.layer
         if layer is None or isinstance(layer, _graph.IDENTITY_LAYERS + PASS_THROUGH + POSITIVE_LINEAR):
             return
-        if isinstance(layer, WEIGHTED):
+        if isinstance(layer, WEIGHTED + (keras.layers.Activation,)):
             if _activation_name(layer) not in ("relu", "linear"):
                 raise ValueError(f"Excitation Backprop can't pass layer {layer.name!r}: activation "
                                  f"{_activation_name(layer)!r} (only relu or linear).")
             if isinstance(layer, keras.layers.Conv2D) and getattr(layer, "groups", 1) != 1:
                 raise ValueError(f"Excitation Backprop can't pass layer {layer.name!r}: grouped convolution.")
-            return
-        if isinstance(layer, keras.layers.Activation):
-            if _activation_name(layer) not in ("relu", "linear"):
-                raise ValueError(f"Excitation Backprop can't pass layer {layer.name!r}: activation "
-                                 f"{_activation_name(layer)!r} (only relu or linear).")
             return
         if isinstance(layer, keras.layers.BatchNormalization):
             producer = self.graph.step_of(step.inputs[0])
@@ -208,13 +195,11 @@ def plan_of(model, layer, top=None):
 def marginal_winning_probabilities_at(model, layer, activations, classes):
     """EB's MWP at ``layer`` (batch, ...) for ``classes`` (batch,) int, from that layer's own ``activations``.
 
-    The layers above ``layer`` run in inference mode on ``activations`` (no image
-    is needed), then the MWP of the one-hot prior on each image's class goes down
-    to ``layer`` with the rules of this module: the same numbers as
-    :func:`excitation_backprop` at ``layer`` before the sum over channels.  ``layer``
-    must be a cut of the graph (every path to the logits goes through it).
-    Traceable: Excitation Dropout calls it inside ``train_step`` (thesis §5.1,
-    Figure 5.1 step 2), on the activations of its own forward pass.
+    The layers above ``layer`` run in inference mode on ``activations`` (no image is needed), then the MWP of the
+    one-hot prior on each image's class goes down to ``layer`` with the rules of this module: the same numbers as
+    :func:`excitation_backprop` at ``layer`` before the sum over channels.  ``layer`` must be a cut of the graph
+    (every path to the logits goes through it).  Traceable: Excitation Dropout calls it inside ``train_step`` (thesis
+    §5.1, Figure 5.1 step 2), on the activations of its own forward pass.
     """
     plan = plan_of(model, layer)
     values = _graph.run_from(plan.graph, plan.target_key, activations, until=plan.logits_key)

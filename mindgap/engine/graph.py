@@ -1,11 +1,9 @@
 """A flat view of a Keras functional graph, nested models expanded, to run it layer by layer.
 
-A mindgap model holds its backbone as a nested ``keras.Model`` named
-``"backbone"``; Grad-CAM at a backbone layer and Excitation Backprop need the
-tensors inside it.  :func:`flat_graph` lists every layer call of the model in
-topological order, with the nested model's inputs and outputs joined to the
-outer graph by ``alias`` steps, and :func:`run` executes that list in
-inference mode, keeping every intermediate tensor.
+A mindgap model holds its backbone as a nested ``keras.Model`` named ``"backbone"``; Grad-CAM at a backbone layer and
+Excitation Backprop need the tensors inside it.  :func:`flat_graph` lists every layer call of the model in topological
+order, with the nested model's inputs and outputs joined to the outer graph by ``alias`` steps, and :func:`run`
+executes that list in inference mode, keeping every intermediate tensor.
 """
 
 import dataclasses
@@ -119,9 +117,8 @@ def call_step(step, values):
 def run(graph, images, until=None, on_output=None):
     """Run the graph on ``images``; returns the dict tensor key -> value.
 
-    ``until``: stop once this tensor key is computed.  ``on_output(key, value)``
-    is called on every new tensor (a ``GradientTape.watch`` hook) and may return
-    a replacement value.
+    ``until``: stop once this tensor key is computed.  ``on_output(key, value)`` is called on every new tensor (a
+    ``GradientTape.watch`` hook) and may return a replacement value.
     """
     values = {graph.input_key: images}
     for step in graph.steps:

@@ -1,10 +1,9 @@
 """The Evidence CNN: a model of the registry trained on the evidence pool through ``mindgap.train``.
 
-Bargal 2019, ch. 6, §6.1.1: "We then train a CNN model, *Evidence CNN*, on the generated evidence
-pool P" with the images' labels.  The pools are written as a class-folder dataset
-(:func:`mindgap.guided_zoom.pool.write_pool`: ``train`` from the training images, ``val`` from the
-validation images, both by Algorithm 1) and trained like any other model, so the run folder,
-resume, logs and ``best.keras`` (lowest validation loss) are ``mindgap.train``'s own.
+Bargal 2019, ch. 6, §6.1.1: "We then train a CNN model, *Evidence CNN*, on the generated evidence pool P" with the
+images' labels.  The pools are written as a class-folder dataset (:func:`mindgap.guided_zoom.pool.write_pool`:
+``train`` from the training images, ``val`` from the validation images, both by Algorithm 1) and trained like any
+other model, so the run folder, resume, logs and ``best.keras`` (lowest validation loss) are ``mindgap.train``'s own.
 """
 
 import json

@@ -1,14 +1,12 @@
 """The evidence pool: Algorithm 1 (adversarial erasing) and the ensemble pool of eq. (6.1).
 
-Bargal 2019, ch. 6.  For every training image that the conventional CNN classifies correctly,
-the patch around the peak of the grounding method's map of the **ground-truth** class is added to
-the pool (``e_0``); then, for ``l = 1 … L``, the previous peak is erased (a black square, the
-erasures accumulate) and, **only while the erased image is still classified correctly**, the
-patch around the new peak is added (``e_l``).  The first erasure that flips the prediction ends
-that image's rounds.  The new peak is searched outside the squares already erased (their pixels
-carry no evidence; a coarse map upsampled to the image would often peak in its own black square
-again).  Patches are cut from the original image (not the erased one) at the peaks found on the
-erased one; every patch inherits the image's label.
+Bargal 2019, ch. 6.  For every training image that the conventional CNN classifies correctly, the patch around the
+peak of the grounding method's map of the **ground-truth** class is added to the pool (``e_0``); then, for ``l = 1 …
+L``, the previous peak is erased (a black square, the erasures accumulate) and, **only while the erased image is still
+classified correctly**, the patch around the new peak is added (``e_l``).  The first erasure that flips the prediction
+ends that image's rounds.  The new peak is searched outside the squares already erased (their pixels carry no
+evidence; a coarse map upsampled to the image would often peak in its own black square again).  Patches are cut from
+the original image (not the erased one) at the peaks found on the erased one; every patch inherits the image's label.
 
 Images may be larger than the conventional CNN's input: they are resized (bilinear) for the
 model, the maps are resized back to the image, and patches are cut at the image's own resolution,
@@ -23,6 +21,7 @@ import numpy as np
 from mindgap import saliency
 from mindgap.data.folders import SPLITS_DIR
 from mindgap.data.pipeline import deprocess
+from mindgap.data.records import write_lines
 from mindgap.engine.forward import predict, resized
 from mindgap.guided_zoom import patches as gz_patches
 
@@ -53,12 +52,9 @@ def check_rounds(rounds):
 
 
 def class_peaks(model, images, classes, method, saliency_options=None, excluded=None):
-    """Peaks (n, k, 2) (row, column in the images' pixels) of ``method``'s maps of ``classes`` (n, k).
-
-    ``excluded`` (n, h, w) bool: pixels where no peak may be (the squares already erased; a map
-    upsampled from a coarse grid otherwise often peaks inside its own black square again).  An
-    image whose every pixel is excluded is searched whole.
-    """
+    """Peaks (n, k, 2) (row, column in the images' pixels) of ``method``'s maps of ``classes`` (n, k); ``excluded``
+    (n, h, w) bool: pixels where no peak may be (the squares already erased, see the module docstring), unless that
+    is every pixel of the image."""
     classes = np.asarray(classes, np.int64).reshape(len(images), -1)
     peaks = np.zeros((len(images), classes.shape[1], 2), np.int64)
     for start in range(0, len(images), _CHUNK):
@@ -210,6 +206,5 @@ def write_pool(folder, pools, class_names):
             if not cv2.imwrite(os.path.join(folder, relative), patch[..., ::-1]):
                 raise OSError(f"could not write {os.path.join(folder, relative)}; check the disk and the folder's permissions.")
             lines.append(relative)
-        with open(os.path.join(folder, SPLITS_DIR, f"{split}.txt"), "w") as handle:
-            handle.write("".join(line + "\n" for line in lines))
+        write_lines(os.path.join(folder, SPLITS_DIR, f"{split}.txt"), lines)
     return folder

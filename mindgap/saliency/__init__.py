@@ -3,17 +3,15 @@
     maps = mindgap.saliency.compute(model, images, classes=None, method="cam", **options)
     # also exported as mindgap.saliency_maps(...)
 
-The package is ``mindgap.saliency`` and its entry point ``compute`` (a
-function ``mindgap.saliency`` would clash with the subpackage of the same
-name).  ``METHODS`` maps each name to its :class:`Method` (its function, what it takes and
+The package is ``mindgap.saliency`` and its entry point ``compute`` (a function ``mindgap.saliency`` would clash with
+the subpackage of the same name).  ``METHODS`` maps each name to its :class:`Method` (its function, what it takes and
 needs, whether it is signed, takes a layer, its defaults); one module per family:
 
 * ``cam``: Moreaux et al. 2018 eq. 4 / Zhou et al. 2016 (cam.py); at the
   ``gap_maps`` resolution; raw (its spatial mean is the logit).
 * ``gradcam``: Selvaraju et al. 2017 at any ``layer`` (gradcam.py); at that
   layer's resolution; raw ``ReLU(sum_k alpha_k A_k)``.
-* ``rise``: Petsiuk et al. 2018 (rise.py); at the input resolution; the
-  expected class probability under random masks.
+* ``rise``: Petsiuk et al. 2018 (rise.py); at the input resolution; the expected class probability under random masks.
 * ``eb``: Excitation Backprop, Zhang et al. 2016/2018 (excitation.py); at
   ``layer``'s resolution; a distribution (sums to 1).
 * ``ceb``: contrastive EB (excitation.py; Bargal 2019 §4, §7); at ``layer``'s
@@ -21,27 +19,22 @@ needs, whether it is signed, takes a layer, its defaults); one module per family
 * ``bp``: gradient saliency (recurrent.py; Simonyan et al. 2014); at the input
   resolution; ``max_channels |d logit / d image|``.
 
-**Video** (thesis ch. 7; recurrent.py): clips (batch, T, H, W, 3) give maps
-(batch, T, h, w, n).  ``eb_r`` / ``ceb_r`` (EB-R, cEB-R; a CNN-LSTM of
-``mindgap.recurrent``; ``step``: the time step queried, default the last):
-normalised over space and time (eq. 7.5), cEB-R signed (eq. 7.7); ``rule``: how
-probability passes through the LSTM, ``"authors"`` (default: the authors' Caffe code, time
-through the cell state only) or ``"conserving"`` (ours: gates as weights, mass conserved
-through the cell and the hidden state; recurrent.py's docstring); ``bp_r``:
-the gradient of the step's logit through time.  An image method on clips runs
-on every frame independently (the thesis's per-frame EB / cEB / BP baselines,
-with an image model such as ``Tiny-Frames``).
+**Video** (thesis ch. 7; recurrent.py): clips (batch, T, H, W, 3) give maps (batch, T, h, w, n).  ``eb_r`` / ``ceb_r``
+(EB-R, cEB-R; a CNN-LSTM of ``mindgap.recurrent``; ``step``: the time step queried, default the last): normalised over
+space and time (eq. 7.5), cEB-R signed (eq. 7.7); ``rule``: how probability passes through the LSTM, ``"authors"``
+(default: the authors' Caffe code, time through the cell state only) or ``"conserving"`` (ours: gates as weights, mass
+conserved through the cell and the hidden state; recurrent.py's docstring); ``bp_r``: the gradient of the step's logit
+through time.  An image method on clips runs on every frame independently (the thesis's per-frame EB / cEB / BP
+baselines, with an image model such as ``Tiny-Frames``).
 
-**Words of a caption** (thesis §7.3, §7.5; caption.py): with a captioner of
-``mindgap.captioning``, ``classes`` are the word ids to ground and ``words`` (the fed
-caption's ids) and ``steps`` (the step of each queried word) are options:
-``word_eb_r`` / ``word_ceb_r`` (EB-R, cEB-R through the two-LSTM decoder, ``rule``
-as above) and ``caption_guided`` (Ramanishka et al. 2017); `method_names("words")`.
+**Words of a caption** (thesis §7.3, §7.5; caption.py): with a captioner of ``mindgap.captioning``, ``classes`` are
+the word ids to ground and ``words`` (the fed caption's ids) and ``steps`` (the step of each queried word) are
+options: ``word_eb_r`` / ``word_ceb_r`` (EB-R, cEB-R through the two-LSTM decoder, ``rule`` as above) and
+``caption_guided`` (Ramanishka et al. 2017); `method_names("words")`.
 
-``layer`` defaults to ``"backbone"`` (the backbone's output, which feeds the
-head).  :func:`upsample` resizes any of them to the input size; scores are
-in :mod:`mindgap.saliency.scores` (pointing game, box accuracy, MaxBoxAccV2,
-centre of mass) and :mod:`mindgap.saliency.causal` (insertion, deletion).
+``layer`` defaults to ``"backbone"`` (the backbone's output, which feeds the head).  :func:`upsample` resizes any of
+them to the input size; scores are in :mod:`mindgap.saliency.scores` (pointing game, box accuracy, MaxBoxAccV2, centre
+of mass) and :mod:`mindgap.saliency.causal` (insertion, deletion).
 """
 
 import numpy as np
@@ -97,15 +90,13 @@ def compute(model, images, classes=None, method="cam", upsample=False, batch_siz
         method: a name of :data:`METHODS` (its :class:`Method` says what it takes and needs).
         upsample: resize the maps to the input size (bilinear, :func:`upsample`).
         batch_size: images per call of the method (bounds memory).
-        **options: the method's own: ``layer`` (gradcam, eb, ceb, eb_r, ceb_r); ``step``
-            and ``rule`` ("authors" or "conserving"; eb_r, ceb_r);
-            ``num_masks``, ``grid_size``, ``keep_probability``, ``seed``,
-            ``baseline``, ``settings`` (rise).
+        **options: the method's own: ``layer`` (gradcam, eb, ceb, eb_r, ceb_r); ``step`` and ``rule`` ("authors" or
+            "conserving"; eb_r, ceb_r); ``num_masks``, ``grid_size``, ``keep_probability``, ``seed``, ``baseline``,
+            ``settings`` (rise).
 
     Returns:
-        float32 numpy array (batch, h, w, n), n = the number of classes asked,
-        at the resolution stated in the method's docstring (see the table in
-        this package's docstring), or at the input size with ``upsample``.
+        float32 numpy array (batch, h, w, n), n = the number of classes asked, at the resolution stated in the
+        method's docstring (see the table in this package's docstring), or at the input size with ``upsample``.
     """
     spec = method_of(method)
     if spec.takes == "words":  # a captioner's words (options words= and steps=), mindgap.saliency.caption

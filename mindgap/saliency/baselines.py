@@ -1,18 +1,15 @@
 """Maps that know no model and no class: the baselines a grounding method has to beat.
 
-A localization score means something only where it beats what needs no model
-at all.  On a set where the object sits near the middle, the centre of the
-image already "points" at it; where it is the only high-contrast thing, a
-bottom-up contrast peak finds it.  Three baselines, each at the input
-resolution like the maps of :mod:`mindgap.saliency`:
+A localization score means something only where it beats what needs no model at all.  On a set where the object sits
+near the middle, the centre of the image already "points" at it; where it is the only high-contrast thing, a bottom-up
+contrast peak finds it.  Three baselines, each at the input resolution like the maps of :mod:`mindgap.saliency`:
 
 * :func:`centre_maps`: a cone peaking at the image's centre (its pointing
   game is :func:`mindgap.metrics.centre_pointing_hit`, the exact centre);
 * a uniformly random point: no map, its expected pointing game in closed form
   (:func:`mindgap.metrics.uniform_pointing_expectation`);
-* :func:`contrast_maps`: bottom-up centre-surround contrast of the
-  luminance, smoothed to blobs (Itti, Koch and Niebur 1998's intensity
-  channel, one scale): the most salient blob with no class knowledge.
+* :func:`contrast_maps`: bottom-up centre-surround contrast of the luminance, smoothed to blobs (Itti, Koch and Niebur
+  1998's intensity channel, one scale): the most salient blob with no class knowledge.
 """
 
 import cv2

@@ -1,13 +1,11 @@
 """The one-pass class activation map, behind the saliency interface.
 
-GAPm heads: ``CAM_c = sum_{k of class c} f_k`` (Moreaux et al., VISAPP 2018,
-eq. 4); Zhou heads: ``CAM_c = sum_k w_{k,c} f_k`` (Zhou et al., "Learning deep
-features for discriminative localization", CVPR 2016).  Computed by
+GAPm heads: ``CAM_c = sum_{k of class c} f_k`` (Moreaux et al., VISAPP 2018, eq. 4); Zhou heads: ``CAM_c = sum_k
+w_{k,c} f_k`` (Zhou et al., "Learning deep features for discriminative localization", CVPR 2016).  Computed by
 :func:`mindgap.cam.cam_model` in the same forward pass as the probabilities.
 
-Returns (batch, h, w, n) float32 at the resolution of ``gap_maps`` (17×17 for
-InceptionV3 at 299²), not normalised: the spatial mean of ``CAM_c`` is the
-class logit (minus the dense bias for Zhou); Zhou CAMs may be negative.
+Returns (batch, h, w, n) float32 at the resolution of ``gap_maps`` (17×17 for InceptionV3 at 299²), not normalised:
+the spatial mean of ``CAM_c`` is the class logit (minus the dense bias for Zhou); Zhou CAMs may be negative.
 """
 
 import numpy as np

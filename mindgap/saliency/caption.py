@@ -1,10 +1,9 @@
 """Word grounding in a captioner: EB-R and cEB-R through the decoder (thesis §7.3, §7.5), Caption-Guided Saliency.
 
-Bargal, "Grounding deep models of visual data", PhD thesis, Boston University 2019, §7.1 eqs.
-(7.1)–(7.9), Algorithm 3, §7.3 and Table 7.5; Ramanishka, Das, Zhang, Saenko, "Top-down visual
-saliency guided by captions", CVPR 2017 (the thesis's [97]).  The model is
-``mindgap.captioning``'s CNN-LSTM-LSTM; the caption is fed (teacher forcing: the ground-truth
-caption, or the model's own generated one) and a query is a word id at a step.
+Bargal, "Grounding deep models of visual data", PhD thesis, Boston University 2019, §7.1 eqs. (7.1)–(7.9), Algorithm
+3, §7.3 and Table 7.5; Ramanishka, Das, Zhang, Saenko, "Top-down visual saliency guided by captions", CVPR 2017 (the
+thesis's [97]).  The model is ``mindgap.captioning``'s CNN-LSTM-LSTM; the caption is fed (teacher forcing: the
+ground-truth caption, or the model's own generated one) and a query is a word id at a step.
 
 **cEB-R of a word** (§7.3: "an indicator vector for the words to be visualized starting at the
 time-steps they were predicted, through time, to the average pooling layer … distribute and
@@ -12,14 +11,12 @@ backpropagate probabilities among frames according to their forward activations 
 
 1. prior one-hot on the word's logit at step n; ``P(h2_n) = h2_n V+_w / (h2_n . V+_w)`` (eq. 7.1;
    the dual uses ``(-V)+``, eq. 7.2);
-2. back through ``lstm2`` over steps n … 0 to its inputs ``h1_t``, then through ``lstm1`` — whose
-   ``h1_t`` receive that signal at *every* step — to its inputs ``x_t = [v, E onehot(w_{t-1})]``,
-   by the LSTM rule chosen (``rule``: ``"authors"``, the authors' Caffe code, or ``"conserving"``,
-   ours; :mod:`mindgap.saliency.recurrent` and NOTES.md "The authors' protocols").  The word
-   embedding is the linear layer it is on the one-hot word, so the input's children are the
-   visual feature ``v`` (>= 0) and the one-hot previous word with weights ``(E W_word)+``;
-   the visual share ``P(v) = sum_t P(v at step t)`` is kept (the words' share is the caption's
-   own evidence, not the image's);
+2. back through ``lstm2`` over steps n … 0 to its inputs ``h1_t``, then through ``lstm1`` — whose ``h1_t`` receive
+   that signal at *every* step — to its inputs ``x_t = [v, E onehot(w_{t-1})]``, by the LSTM rule chosen (``rule``:
+   ``"authors"``, the authors' Caffe code, or ``"conserving"``, ours; :mod:`mindgap.saliency.recurrent` and NOTES.md
+   "The authors' protocols").  The word embedding is the linear layer it is on the one-hot word, so the input's
+   children are the visual feature ``v`` (>= 0) and the one-hot previous word with weights ``(E W_word)+``; the visual
+   share ``P(v) = sum_t P(v at step t)`` is kept (the words' share is the caption's own evidence, not the image's);
 3. through the mean pooling (clips): ``P(f_t,i) = P(v_i) f_t,i / sum_t' f_t',i`` (EB of a positive
    average, the frames' forward activations);
 4. eq. 7.5: divide by the sum over frames and units; cEB-R (eq. 7.7): ``P_N - P̄_N``;
@@ -28,17 +25,15 @@ backpropagate probabilities among frames according to their forward activations 
    (14 × 14, 16 px cells at 224 px, on Flickr30kEntities' large boxes); at the Tiny backbone's output (8 × 8,
    8 px cells against digit boxes of median 11 × 16 px) the maps fell beside the digits (NOTES.md).
 
-The authors' repository (sbargal/Caffe-ExcitationBP-RNNs) ships the action model only; its LSTM
-rule is in ``src/caffe/layers/lstm_layer.cpp``, ``lstm_unit_layer.cu``, ``eltwise_layer.cu`` and the
-InnerProduct of jimmie33/Caffe-ExcitationBP (``inner_product_layer.cu``), read for
-``mindgap.saliency.recurrent``.  The stacking of two LSTMs, the embedding and the mean pooling follow
-the text above; the code for them is not published.
+The authors' repository (sbargal/Caffe-ExcitationBP-RNNs) ships the action model only; its LSTM rule is in
+``src/caffe/layers/lstm_layer.cpp``, ``lstm_unit_layer.cu``, ``eltwise_layer.cu`` and the InnerProduct of
+jimmie33/Caffe-ExcitationBP (``inner_product_layer.cu``), read for ``mindgap.saliency.recurrent``.  The stacking of
+two LSTMs, the embedding and the mean pooling follow the text above; the code for them is not published.
 
-**Caption-Guided Saliency** (Ramanishka et al. 2017, the comparison of Table 7.5): each of the m
-cells of ``layer`` (8 × 8 = 64 at 64² on the Tiny backbone, the paper's m = 64) is kept alone (the
-others set to 0) and the rest of the network (``fc1``, ``fc2``, the pooling, the decoder with the
-same fed caption) gives the word's probability at its step: the map's value at that cell.  Cost:
-one CNN pass and m passes of everything above ``layer`` per map.
+**Caption-Guided Saliency** (Ramanishka et al. 2017, the comparison of Table 7.5): each of the m cells of ``layer`` (8
+× 8 = 64 at 64² on the Tiny backbone, the paper's m = 64) is kept alone (the others set to 0) and the rest of the
+network (``fc1``, ``fc2``, the pooling, the decoder with the same fed caption) gives the word's probability at its
+step: the map's value at that cell.  Cost: one CNN pass and m passes of everything above ``layer`` per map.
 
 **Returned maps** (batch, h, w, n) for images, (batch, T, h, w, n) for clips, at ``layer``'s
 resolution (16 × 16 for EB-R / cEB-R, 8 × 8 for Caption-Guided Saliency, at 64 px with the defaults).  EB-R: sums to 1 over space (and time); cEB-R: signed, sums to 0 (its positive

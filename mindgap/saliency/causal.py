@@ -1,21 +1,17 @@
 """Insertion and deletion: causal scores of a saliency map (Petsiuk, Das, Saenko, BMVC 2018, §4.1).
 
-**Deletion**: starting from the image, pixels are replaced by ``baseline``
-(0.0, mid-grey in the model's input space) in order of decreasing saliency,
-``ceil(H·W / steps)`` pixels per step; the curve is the class probability after
-0, 1, ..., ``steps`` steps.  A good map makes it fall fast: lower is better.
+**Deletion**: starting from the image, pixels are replaced by ``baseline`` (0.0, mid-grey in the model's input space)
+in order of decreasing saliency, ``ceil(H·W / steps)`` pixels per step; the curve is the class probability after 0, 1,
+..., ``steps`` steps.  A good map makes it fall fast: lower is better.
 
-**Insertion**: starting from a blurred copy of the image (Gaussian, 11×11,
-σ = 5, as the paper's code; OpenCV's reflected border), the image's pixels are
-put back in the same order: higher is better.
+**Insertion**: starting from a blurred copy of the image (Gaussian, 11×11, σ = 5, as the paper's code; OpenCV's
+reflected border), the image's pixels are put back in the same order: higher is better.
 
-Each AUC is the trapezoid area under the curve with the x axis scaled to
-[0, 1] (the share of pixels changed): ``(sum(curve) - curve[0]/2 - curve[-1]/2) / steps``.
-The paper changes 224 pixels per step at 224² (``steps`` = the image width,
-``steps=None`` here); the default, 100 steps, is cheaper.  Cost:
-``2 (steps + 1)`` forward passes per image and class, ``batch_size`` at a time.
-Ties in the saliency are broken by pixel index (row-major), so a constant map
-deletes from the top left.
+Each AUC is the trapezoid area under the curve with the x axis scaled to [0, 1] (the share of pixels changed):
+``(sum(curve) - curve[0]/2 - curve[-1]/2) / steps``.  The paper changes 224 pixels per step at 224² (``steps`` = the
+image width, ``steps=None`` here); the default, 100 steps, is cheaper.  Cost:
+``2 (steps + 1)`` forward passes per image and class, ``batch_size`` at a time.  Ties in the saliency are broken by
+pixel index (row-major), so a constant map deletes from the top left.
 """
 
 import cv2

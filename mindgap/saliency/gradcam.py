@@ -8,16 +8,14 @@ explanations from deep networks via gradient-based localization", ICCV 2017:
 with ``y^c`` the class logit (the input of the softmax: ``grouped_gap`` for a
 GAPm head, ``dense`` for a Zhou head) and ``A`` the output of ``layer``.
 
-* ``layer`` (default ``"backbone"``): any layer of the model, including layers
-  inside the nested backbone (``"mixed5"``, ``"tiny_block3"``, ...).  The
-  default is the backbone's output, the layer that feeds the head: there the
-  gradient goes through ``gap_maps`` and Grad-CAM differs from the CAM.
+* ``layer`` (default ``"backbone"``): any layer of the model, including layers inside the nested backbone
+  (``"mixed5"``, ``"tiny_block3"``, ...).  The default is the backbone's output, the layer that feeds the head: there
+  the gradient goes through ``gap_maps`` and Grad-CAM differs from the CAM.
 * ``layer="gap_maps"``: for a GAPm head ``d g_c / d f_k(x, y) = 1/XY`` for the
   class's maps and 0 otherwise, so Grad-CAM is ``CAM_c / XY``: the CAM again.
 
-Returns (batch, h, w, n) float32 at the resolution of ``layer``, in logit units
-per unit of activation (not normalised).  One forward pass and one backward
-pass per requested class (memory of one gradient), compiled with
+Returns (batch, h, w, n) float32 at the resolution of ``layer``, in logit units per unit of activation (not
+normalised).  One forward pass and one backward pass per requested class (memory of one gradient), compiled with
 ``tf.function`` per model and layer.
 """
 

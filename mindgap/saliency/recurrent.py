@@ -31,20 +31,17 @@ sbargal/Caffe-ExcitationBP-RNNs (commit a116f74) and the EB Caffe it extends (ji
 * ``src/caffe/layers/eltwise_layer.cu``, ``EltwiseLayer::Backward_eb_gpu``, SUM: bottoms 1 and 2
   receive the top's signal, bottom 0 (``W_hc_h_{t-1}``) receives 0, so nothing flows back through
   the recurrent weights and ``h_{t-1}`` gets no signal from step t;
-* ``src/caffe/layers/lstm_unit_layer.cu`` (and ``.cpp``), ``LSTMUnitLayer::Backward_eb_gpu``: the
-  plain gradient kernels ``LSTMUnitBackward`` and ``LSTMActsBackward`` (ReLU in place of tanh for g
-  and c): ``c_term = C_diff + H_diff o [c > 0]``, ``C_prev_diff = cont c_term f``, and the four gate
-  signals ``i: c_term g i(1-i)``, ``f: c_term c_{t-1} f(1-f)``, ``o: H_diff ReLU(c) o(1-o)``,
-  ``g: c_term i [g > 0]``;
-* ``src/caffe/layers/inner_product_layer.cu`` (jimmie33/Caffe-ExcitationBP),
-  ``InnerProductLayer::Backward_eb_gpu``: ``P(x) = x * (W+ (P_out / (x W+)))`` (0 where
-  ``x W+ = 0``), here with ``W_xc`` of all four gates, so each frame's input x_t gets the EB of
-  its step's four gate signals.
+* ``src/caffe/layers/lstm_unit_layer.cu`` (and ``.cpp``), ``LSTMUnitLayer::Backward_eb_gpu``: the plain gradient
+  kernels ``LSTMUnitBackward`` and ``LSTMActsBackward`` (ReLU in place of tanh for g and c): ``c_term = C_diff +
+  H_diff o [c > 0]``, ``C_prev_diff = cont c_term f``, and the four gate signals ``i: c_term g i(1-i)``, ``f: c_term
+  c_{t-1} f(1-f)``, ``o: H_diff ReLU(c) o(1-o)``, ``g: c_term i [g > 0]``;
+* ``src/caffe/layers/inner_product_layer.cu`` (jimmie33/Caffe-ExcitationBP), ``InnerProductLayer::Backward_eb_gpu``:
+  ``P(x) = x * (W+ (P_out / (x W+)))`` (0 where ``x W+ = 0``), here with ``W_xc`` of all four gates, so each frame's
+  input x_t gets the EB of its step's four gate signals.
 
-So time flows back through the cell state only (``C_diff`` of step t-1 is ``c_term f`` of step t),
-``H_diff`` is the prior's ``P(h_n)`` at the queried step and 0 before it, and the gate signals are
-gradients, not probabilities: the mass that reaches x_t is not conserved, and eq. 7.5 makes it a
-distribution over space and time.
+So time flows back through the cell state only (``C_diff`` of step t-1 is ``c_term f`` of step t), ``H_diff`` is the
+prior's ``P(h_n)`` at the queried step and 0 before it, and the gate signals are gradients, not probabilities: the
+mass that reaches x_t is not conserved, and eq. 7.5 makes it a distribution over space and time.
 
 ``rule="conserving"`` (ours, mindgap's first rule): the gates i, f, o act as the non-negative
 weights they are in the forward pass and probability flows through the signal neurons:
@@ -59,27 +56,26 @@ Every step conserves the mass (except where a unit is active only through its bi
 ``sum_t sum_i P(x_t,i) = 1`` up to that loss.  Its known weakness: with saturated gates and
 ``h_{-1} = 0`` the first frame collects most of the mass (NOTES.md).
 
-Then, for both rules, **temporal normalization** (eqs. 7.5, 7.6)
-divides by the sum over space and time: ``P_N(x_t) = P(x_t) / sum_t sum_i P(x_t,i)``.
-**cEB-R** (eq. 7.7): ``Map^t = P_N(x_t) - P̄_N(x_t)``, signed.  **CNN backward** (eqs. 7.8,
-7.9): ``Map^t`` (or ``P_N`` for EB-R) goes down through each frame's CNN with EB's rules
+Then, for both rules, **temporal normalization** (eqs. 7.5, 7.6) divides by the sum over space and time: ``P_N(x_t) =
+P(x_t) / sum_t sum_i P(x_t,i)``. **cEB-R** (eq. 7.7): ``Map^t = P_N(x_t) - P̄_N(x_t)``, signed.  **CNN backward**
+(eqs. 7.8, 7.9): ``Map^t`` (or ``P_N`` for EB-R) goes down through each frame's CNN with EB's rules
 (``mindgap.saliency.excitation``, the same code as for images) to ``layer``.
 
-**Closed forms on one step** (T = 1, tested): ``c = i g``, ``h = o i g``, ``s = P(h)``.
-Conserving: ``s_j = o_j i_j g_j V+_jA / sum_k o_k i_k g_k V+_kA`` and
-``P(x_d) = x_d sum_j W_g+_dj s_j / (sum_d' x_d' W_g+_d'j)``: EB of the two linear layers
-``x -> g -> logit`` with the gates folded into ``V``.  Authors: the gate signals
-``d_i = s o g i(1-i)``, ``d_f = 0``, ``d_o = s ReLU(c) o(1-o)``, ``d_g = s o i [g > 0]`` go to x by
-EB through the whole input kernel ``W+`` (all four gates).
+**Closed forms on one step** (T = 1, tested): ``c = i g``, ``h = o i g``, ``s = P(h)``. Conserving: ``s_j = o_j i_j
+g_j V+_jA / sum_k o_k i_k g_k V+_kA`` and ``P(x_d) = x_d sum_j W_g+_dj s_j / (sum_d' x_d' W_g+_d'j)``: EB of the two
+linear layers ``x -> g -> logit`` with the gates folded into ``V``.  Authors: the gate signals ``d_i = s o g i(1-i)``,
+``d_f = 0``, ``d_o = s ReLU(c) o(1-o)``, ``d_g = s o i [g > 0]`` go to x by EB through the whole input kernel ``W+``
+(all four gates).
 
-**Returned maps** (batch, T, h, w, n): EB-R sums to 1 over space *and* time (eq. 7.5);
-cEB-R is the signed difference of two such maps (it sums to 0 over space and time; the
-sum of each frame's map over time is the temporal grounding of §7.2: positive where the
-queried action is, negative elsewhere); frames after step n get 0.  BP / BP-R: at the input
-resolution, ``max_channels |d logit_A / d frame|`` (Simonyan et al. 2014) of the per-frame
-CNN (BP) or of the CNN-LSTM's step-n logit (BP-R, through time).  Per-frame EB / cEB (the
-thesis's CNN baselines) are ``eb`` / ``ceb`` of an image model on every frame (``compute``).
+**Returned maps** (batch, T, h, w, n): EB-R sums to 1 over space *and* time (eq. 7.5); cEB-R is the signed difference
+of two such maps (it sums to 0 over space and time; the sum of each frame's map over time is the temporal grounding of
+§7.2: positive where the queried action is, negative elsewhere); frames after step n get 0.  BP / BP-R: at the input
+resolution, ``max_channels |d logit_A / d frame|`` (Simonyan et al. 2014) of the per-frame CNN (BP) or of the
+CNN-LSTM's step-n logit (BP-R, through time).  Per-frame EB / cEB (the thesis's CNN baselines) are ``eb`` / ``ceb`` of
+an image model on every frame (``compute``).
 """
+
+import functools
 
 import tensorflow as tf
 
@@ -233,30 +229,20 @@ class _Plan:
 
     def input_mwp(self, inputs, states, prior, step, contrastive, rule=DEFAULT_RULE):
         """P_N of eq. (7.5) at the LSTM's input, or Map of eq. (7.7) when ``contrastive``, by ``rule``."""
-        if rule == "authors":
-            kernel = tf.nn.relu(tf.convert_to_tensor(self.lstm.cell.kernel))
-
-            def backward(classifier_kernel):
-                return lstm_excitation_authors(states, inputs, kernel, classifier_kernel, prior, step)
-        else:
-            kernels = self.candidate_kernels()
-
-            def backward(classifier_kernel):
-                return lstm_excitation(states, inputs, kernels, classifier_kernel, prior, step)
+        authors = rule == "authors"
+        through = lstm_excitation_authors if authors else lstm_excitation  # the same arguments, W+ or (W_g+, U_g+)
+        kernels = tf.nn.relu(tf.convert_to_tensor(self.lstm.cell.kernel)) if authors else self.candidate_kernels()
         classifier = tf.convert_to_tensor(self.classifier.kernel)
-        mwp = temporal_normalization(backward(tf.nn.relu(classifier)))
+        mwp = temporal_normalization(through(states, inputs, kernels, tf.nn.relu(classifier), prior, step))
         if contrastive:
-            mwp = mwp - temporal_normalization(backward(tf.nn.relu(-classifier)))
+            mwp = mwp - temporal_normalization(through(states, inputs, kernels, tf.nn.relu(-classifier), prior, step))
         return mwp
 
 
 def _plan(model, layer):
     def make():
         plan = _Plan(model, layer)
-        plan.function = tf.function(
-            lambda clips, classes, count, step, contrastive, at_input, rule: _maps(plan, clips, classes, count, step,
-                                                                                   contrastive, at_input, rule),
-            reduce_retracing=True)
+        plan.function = tf.function(functools.partial(_maps, plan), reduce_retracing=True)
         return plan
 
     return per_model(model, ("eb-r", layer), make)
@@ -326,7 +312,6 @@ def input_winning_probabilities(model, clips, classes, step=None, contrastive=Fa
 
 
 # ---------------------------------------------------------------- gradient saliency
-
 def _gradient_maps(model, inputs, classes, step=None):
     graph = _graph.flat_graph(model)
     key = _graph.logits_key(graph, model)

@@ -1,33 +1,26 @@
 """RISE: randomized input sampling for explanation of black-box models.
 
-Petsiuk, Das, Saenko, BMVC 2018.  ``N`` binary masks on an ``s × s`` grid,
-each cell kept with probability ``p``, bilinearly upsampled to ``(s+1)·cell``
-(``cell = ceil(H / s)``) and cropped at a random shift in ``[0, cell)``, so the
-kept regions are smooth and not aligned to the grid.  The saliency of class c
-at pixel x is the mask-weighted mean of the class probability:
+Petsiuk, Das, Saenko, BMVC 2018.  ``N`` binary masks on an ``s × s`` grid, each cell kept with probability ``p``,
+bilinearly upsampled to ``(s+1)·cell`` (``cell = ceil(H / s)``) and cropped at a random shift in ``[0, cell)``, so the
+kept regions are smooth and not aligned to the grid.  The saliency of class c at pixel x is the mask-weighted mean of
+the class probability:
 
     S_c(x) = 1 / (N p) · sum_i f_c(I ⊙ M_i) M_i(x)
 
-Masked-out pixels are set to ``baseline`` in the model's input space (0.0:
-mid-grey after InceptionV3 preprocessing; the paper's 0 after mean
-subtraction is the mean colour).  ``f_c`` is the class probability (the
-model's output), so any Keras model with a probability output works.
+Masked-out pixels are set to ``baseline`` in the model's input space (0.0: mid-grey after InceptionV3 preprocessing;
+the paper's 0 after mean subtraction is the mean colour).  ``f_c`` is the class probability (the model's output), so
+any Keras model with a probability output works.
 
-Masks are generated ``batch_size`` at a time from one seeded generator and
-shared by all images (as the paper does); for each chunk every image is
-scored on its masked copies and the chunk is dropped, so memory is bounded by
-``batch_size`` masked images and one (h, w, n) sum per image, independently
-of ``N``.  Cost: ``N`` forward passes per image (all classes come from the
-same passes).
+Masks are generated ``batch_size`` at a time from one seeded generator and shared by all images (as the paper does);
+for each chunk every image is scored on its masked copies and the chunk is dropped, so memory is bounded by
+``batch_size`` masked images and one (h, w, n) sum per image, independently of ``N``.  Cost: ``N`` forward passes per
+image (all classes come from the same passes).
 
-Settings: ``PAPER_SETTINGS`` (N = 4000, s = 7, p = 0.5: the paper's
-ResNet50 setting; it used 8000 for VGG16), ``settings="paper"``; the default
-is cheaper, N = 1000, s = 7, p = 0.5 (Monte Carlo error about twice the
-paper's).
+Settings: ``PAPER_SETTINGS`` (N = 4000, s = 7, p = 0.5: the paper's ResNet50 setting; it used 8000 for VGG16),
+``settings="paper"``; the default is cheaper, N = 1000, s = 7, p = 0.5 (Monte Carlo error about twice the paper's).
 
-Returns (batch, H, W, n) float32 at the **input** resolution, the expected
-class probability under the masks (values near the class probability, not
-min-max normalised; maps carry an offset).
+Returns (batch, H, W, n) float32 at the **input** resolution, the expected class probability under the masks (values
+near the class probability, not min-max normalised; maps carry an offset).
 """
 
 import math

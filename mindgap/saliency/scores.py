@@ -1,30 +1,23 @@
 """Localization scores of saliency maps of any method, one map per image at the input resolution.
 
-Conventions are those of :mod:`mindgap.metrics` (boxes in 0-based pixel-edge
-coordinates, exclusive ends; pixel i has its centre at i + 0.5), whose public
-functions compute every number here:
+Conventions are those of :mod:`mindgap.metrics` (boxes in 0-based pixel-edge coordinates, exclusive ends; pixel i has
+its centre at i + 0.5), whose public functions compute every number here:
 
-* ``pointing``: the pointing game (Zhang et al., ECCV 2016): a hit when the
-  map's maximum pixel (its centre; first in row-major order on ties) lies
-  within the tolerance of a ground-truth box, the distance being the
-  Euclidean distance from that point to the nearest point of the box (0
-  inside).  The tolerance is Zhang et al.'s 15 px as a radius (their code
-  dilates the boxes), scaled with the input: ``15 · min(H, W) / 224`` px
-  (``tolerance="scaled"``, the default; 4.3 px at 64², 20 px at 299²), since
-  a fixed 15 px on a 64² input lets every method hit; ``"fixed"`` keeps 15 px,
-  a number gives the pixels.  The grounding thesis (§7.2) words it as "a
-  15-pixel diameter circle": half the radius, ``tolerance=7.5`` at 224².
-* ``box_iou50``: GT-class box accuracy: the box of the largest connected
-  component of the map at ``box_threshold`` (20 %) of its range (Zhou et al.
-  2016's box) has IoU >= 0.5 with a ground-truth box.
-* ``centre_of_mass``: the map's centre of mass falls inside a ground-truth box
-  (the paper's Table 4).
+* ``pointing``: the pointing game (Zhang et al., ECCV 2016): a hit when the map's maximum pixel (its centre; first in
+  row-major order on ties) lies within the tolerance of a ground-truth box, the distance being the Euclidean distance
+  from that point to the nearest point of the box (0 inside).  The tolerance is Zhang et al.'s 15 px as a radius
+  (their code dilates the boxes), scaled with the input: ``15 · min(H, W) / 224`` px (``tolerance="scaled"``, the
+  default; 4.3 px at 64², 20 px at 299²), since a fixed 15 px on a 64² input lets every method hit; ``"fixed"`` keeps
+  15 px, a number gives the pixels.  The grounding thesis (§7.2) words it as "a 15-pixel diameter circle": half the
+  radius, ``tolerance=7.5`` at 224².
+* ``box_iou50``: GT-class box accuracy: the box of the largest connected component of the map at ``box_threshold`` (20
+  %) of its range (Zhou et al. 2016's box) has IoU >= 0.5 with a ground-truth box.
+* ``centre_of_mass``: the map's centre of mass falls inside a ground-truth box (the paper's Table 4).
 * ``max_box_acc_v2``: MaxBoxAccV2 (Choe et al., CVPR 2020), over the set.
 
-Maps of different methods have different offsets (RISE's is the mean class
-probability; EB's a distribution; a Zhou CAM can be negative), so for the box
-and centre-of-mass scores each map is min-max normalised first, as Choe et al.
-do (the pointing game does not depend on it).
+Maps of different methods have different offsets (RISE's is the mean class probability; EB's a distribution; a Zhou
+CAM can be negative), so for the box and centre-of-mass scores each map is min-max normalised first, as Choe et al. do
+(the pointing game does not depend on it).
 """
 
 import numpy as np

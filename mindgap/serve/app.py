@@ -1,34 +1,24 @@
 """The CAM viewer's web app: ``create_app(models, ...)`` returns a FastAPI app.
 
-One forward pass per (image, model) gives the probabilities and every class's
-CAM (:func:`mindgap.cam.cam_model`); the results are cached by the SHA-256 of
-the uploaded bytes, so choosing another class, moving the threshold, drawing
-the grid of all CAMs or uploading the same file again never runs the model.
-Both caches are LRU and bounded (``cache_images`` images).
+One forward pass per (image, model) gives the probabilities and every class's CAM (:func:`mindgap.cam.cam_model`),
+cached (LRU, ``cache_images`` images) by the SHA-256 of the uploaded bytes: another class, another threshold, the
+grid of all CAMs or the same file again never runs the model.  Requests that miss the cache at the same time run as
+one batch (one worker thread per model takes every waiting image, up to ``max_batch``); identical concurrent
+requests wait for the same result.
 
-Requests that miss the cache at the same time are run as one batch: each
-model has one worker thread that takes every image waiting in its queue
-(up to ``max_batch``) and runs them together, so concurrent clients share a
-forward pass instead of queueing for one each.  Identical concurrent requests
-wait for the same result.
+Every image method of :mod:`mindgap.saliency` can be chosen (``method``): ``cam`` comes from the cached forward
+pass; the others are computed per (image, model, method, class), one at a time per model, cached and reported with
+their cost in milliseconds.  RISE is bounded: :data:`RISE_MASKS` masks (not the library's 1000) in passes of
+:data:`RISE_BATCH` masked images.
 
-Every saliency method of :mod:`mindgap.saliency` can be chosen (``method``):
-``cam`` comes from the same cached forward pass; ``gradcam``, ``eb``, ``ceb``
-and ``rise`` are computed per (image, model, method, class), one at a time per
-model, cached (LRU) and reported with their cost in milliseconds.  RISE is
-bounded: :data:`RISE_MASKS` masks (not the library's 1000) in forward passes of
-:data:`RISE_BATCH` masked images, so one map costs ``RISE_MASKS`` forward passes
-and the memory of ``RISE_BATCH`` images.
-
-All state lives on ``app.state.viewer`` (a :class:`Viewer`), none in module
-globals, so tests build apps with tiny models side by side.
+All state lives on ``app.state.viewer`` (a :class:`Viewer`), none in module globals, so tests build apps with tiny
+models side by side.
 """
 
 import collections
 import concurrent.futures
 import dataclasses
 import hashlib
-import logging
 import os
 import queue
 import threading
@@ -54,7 +44,6 @@ DEFAULT_TOP_K = explaining.DEFAULT_TOP_K
 # RISE's N in the viewer (N forward passes per map) and masked images per pass (its memory bound): its serving options
 RISE_MASKS, RISE_BATCH = (METHODS["rise"].serving[key] for key in ("num_masks", "batch_size"))
 _FORM_OVERHEAD = 64 * 2**10  # multipart boundaries and the small form fields, on top of the file
-_log = logging.getLogger("mindgap.serve")
 
 
 class _BadRequest(Exception):
@@ -191,10 +180,7 @@ class Viewer:
     def __init__(self, models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES, max_pixels=imaging.DEFAULT_MAX_PIXELS,
                  min_side=imaging.DEFAULT_MIN_SIDE, display_side=imaging.DEFAULT_DISPLAY_SIDE, cache_images=DEFAULT_CACHE_IMAGES,
                  max_batch=DEFAULT_MAX_BATCH):
-        if isinstance(models, dict):
-            named = list(models.items())
-        else:
-            named = [(model.name, model) for model in models]
+        named = list(models.items()) if isinstance(models, dict) else [(model.name, model) for model in models]
         if not named:
             raise ValueError("create_app needs at least one model; pass {'name': model} or a list of models.")
         names = [name for name, _ in named]
@@ -204,9 +190,8 @@ class Viewer:
                              ("display_side", display_side), ("cache_images", cache_images), ("max_batch", max_batch)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}.")
-        self.models = {}
-        for name, model in named:
-            self.models[name] = _ServedModel(name, model_info(model), _Batcher(_compiled_explainer(model), max_batch), model)
+        self.models = {name: _ServedModel(name, model_info(model), _Batcher(_compiled_explainer(model), max_batch), model)
+                       for name, model in named}
         self.max_upload_bytes = max_upload_bytes
         self.max_pixels = max_pixels
         self.min_side = min_side
@@ -246,7 +231,7 @@ class Viewer:
 
     # -------------------------------------------------------------- lookups
     def model(self, name):
-        if name is None or name == "":
+        if not name:
             return next(iter(self.models.values()))
         served = self.models.get(name)
         if served is None:
@@ -324,7 +309,7 @@ class Viewer:
 
     @staticmethod
     def class_index(served, class_name, probabilities):
-        if class_name is None or class_name == "":
+        if not class_name:
             return int(np.argmax(probabilities))
         if class_name not in served.info.class_names:
             raise _BadRequest(f"Unknown class {class_name!r} for model {served.name!r}; GET /api/models lists its {served.info.num_classes} classes.", 422)
@@ -347,7 +332,7 @@ SERVED_METHODS = tuple(method_names("images", shown=True))  # the registry's: cl
 
 
 def _check_method(method):
-    if method is None or method == "":
+    if not method:
         return DEFAULT_METHOD
     if method not in SERVED_METHODS:
         raise _BadRequest(f"Unknown method {method!r}; use one of {', '.join(SERVED_METHODS)}.", 422)
@@ -373,10 +358,8 @@ def _check_threshold(threshold):
 class _UploadLimit:
     """ASGI middleware: answers 413 to a body over the limit, from its Content-Length or while it is read.
 
-    The body is counted chunk by chunk as the app reads it, so a client that
-    sends no (or a false) Content-Length cannot make the server buffer more
-    than the limit.
-    """
+    The body is counted chunk by chunk as the app reads it: a client that sends no (or a false) Content-Length
+    cannot make the server buffer more than the limit."""
 
     def __init__(self, app, max_bytes):
         self.app = app
@@ -431,24 +414,21 @@ class _UploadTooLarge(Exception):
     pass
 
 
-def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES, max_pixels=imaging.DEFAULT_MAX_PIXELS,
-               min_side=imaging.DEFAULT_MIN_SIDE, display_side=imaging.DEFAULT_DISPLAY_SIDE, cache_images=DEFAULT_CACHE_IMAGES,
-               max_batch=DEFAULT_MAX_BATCH):
+def create_app(models, **options):
     """The CAM viewer: the page at ``/`` and its JSON API under ``/api``.
 
     Args:
-        models: ``{"name": keras.Model}`` or a list of models (named by
-            ``model.name``); mindgap models, as :func:`mindgap.cli.load_mindgap_model` loads them.
-        examples: a folder of example images for the page; default, six
-            canvases built from the embedded digits set.
-        max_upload_bytes: larger uploads get HTTP 413 (default 32 MiB).
-        max_pixels: images with more pixels get HTTP 422 before they are
-            decoded (default 40 million).
-        min_side: images with a side below this get HTTP 422 (default 16).
-        display_side: CAM overlays are drawn on the image scaled down to this
-            longer side (default 1024); boxes are always in the upload's pixels.
-        cache_images: how many images (and their results per model) are kept.
-        max_batch: largest batch one forward pass takes from concurrent requests.
+        models: ``{"name": keras.Model}`` or a list of models (named by ``model.name``); mindgap models, as
+            :func:`mindgap.cli.load_mindgap_model` loads them.
+        **options: keyword options of :class:`Viewer` (the numbers positive integers):
+            ``examples``: a folder of example images for the page; default, six canvases of the digits set.
+            ``max_upload_bytes``: larger uploads get HTTP 413 (default 32 MiB).
+            ``max_pixels``: images with more pixels get HTTP 422 before they are decoded (default 40 million).
+            ``min_side``: images with a side below this get HTTP 422 (default 16).
+            ``display_side``: overlays are drawn on the image scaled down to this longer side (default 1024);
+            boxes are always in the upload's pixels.
+            ``cache_images``: how many images (and their results per model) are kept.
+            ``max_batch``: largest batch one forward pass takes from concurrent requests.
 
     Returns:
         ``fastapi.FastAPI`` with ``app.state.viewer`` (a :class:`Viewer`).
@@ -457,8 +437,7 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
 
     from fastapi import FastAPI  # the viewer's optional dependency
 
-    viewer = Viewer(models, examples=examples, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, min_side=min_side,
-                    display_side=display_side, cache_images=cache_images, max_batch=max_batch)
+    viewer = Viewer(models, **options)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -467,7 +446,7 @@ def create_app(models, *, examples=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYT
 
     app = FastAPI(title="mindgap CAM viewer", lifespan=lifespan)
     app.state.viewer = viewer
-    app.add_middleware(_UploadLimit, max_bytes=max_upload_bytes)
+    app.add_middleware(_UploadLimit, max_bytes=viewer.max_upload_bytes)
     _add_error_handlers(app)
     _add_routes(app, viewer)
     _add_explain_routes(app, viewer)
@@ -483,13 +462,11 @@ def _add_error_handlers(app):
     def error(status, message):
         return JSONResponse({"error": message}, status_code=status)
 
-    @app.exception_handler(_BadRequest)
-    async def _bad_request(request, exc):
+    async def bad_input(request, exc):  # both carry their status
         return error(exc.status, str(exc))
 
-    @app.exception_handler(imaging.ImageError)
-    async def _bad_image(request, exc):
-        return error(exc.status, str(exc))
+    app.add_exception_handler(_BadRequest, bad_input)
+    app.add_exception_handler(imaging.ImageError, bad_input)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_parameter(request, exc):
@@ -500,7 +477,6 @@ def _add_error_handlers(app):
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, exc):
         return error(exc.status_code, str(exc.detail))
-
 
 
 def _add_routes(app, viewer):
@@ -535,7 +511,6 @@ def _add_routes(app, viewer):
     def stats():
         """Forward passes run and cache sizes (the cache is working when switching classes leaves forward_passes alone)."""
         return viewer.stats()
-
 
 
 def _add_explain_routes(app, viewer):

@@ -1,11 +1,9 @@
 """Uploaded bytes → checked RGB array, and the arrays the models and the page need.
 
-Checks run in the order that keeps a hostile file cheap: the size of the
-bytes (enforced while the request is read, see ``app._UploadLimit``), then the
-format and dimensions from the header alone (Pillow reads no pixel data in
-``Image.open``), and only then the full decode, which fails cleanly on a
-truncated file.  Every failure is an :class:`ImageError` carrying an HTTP
-status and one line naming the problem and the fix.
+Checks run in the order that keeps a hostile file cheap: the size of the bytes (enforced while the request is read,
+see ``app._UploadLimit``), then the format and dimensions from the header alone (Pillow reads no pixel data in
+``Image.open``), and only then the full decode, which fails cleanly on a truncated file.  Every failure is an
+:class:`ImageError` carrying an HTTP status and one line naming the problem and the fix.
 """
 
 import io

@@ -48,25 +48,19 @@ UNFREEZE_OPTIMIZER_MODES = ("fresh", "per_variable")
 class BackboneFreeze(keras.callbacks.Callback):
     """Keep the layer ``layer_name`` frozen for the first ``freeze_epochs`` epochs, trainable after.
 
-    The optimizer must have been built on all variables before ``fit`` (so
-    its state covers the backbone from the start); the train function is
-    rebuilt at the switch, inside the same ``fit``, so the epoch counter
-    carries on.  Works after a resume too: the state is set from the epoch
-    number alone, and the optimizer reset happens only at the switch epoch
-    itself (a backup taken after it already holds the reset state).
+    The optimizer must have been built on all variables before ``fit`` (its state covers the backbone from the
+    start); the train function is rebuilt at the switch, inside the same ``fit``.  A resume works too: the state
+    follows from the epoch number, and the optimizer is reset only at the switch epoch itself.
 
     What the optimizer does at the switch (``unfreeze_optimizer``):
 
-    * ``"fresh"`` (default): its whole state is reset, as a Keras 2017 user's
-      ``model.compile(optimizer=Nadam())`` after unfreezing did (the Keras
-      fine-tuning recipe); the head's moments start again too.
-    * ``"per_variable"``: nothing is reset; the backbone's moments start
-      from zero and, with :class:`mindgap.optimizers.Nadam2017`, its bias
-      corrections count from its own first update, while the head carries on.
+    * ``"fresh"`` (default): its whole state is reset, as a Keras 2017 user's ``model.compile(optimizer=Nadam())``
+      after unfreezing did (the Keras fine-tuning recipe); the head's moments start again too.
+    * ``"per_variable"``: nothing is reset; the backbone's moments start from zero and, with
+      :class:`mindgap.optimizers.Nadam2017`, its bias corrections count from its own first update.
 
-    With ``freeze_batchnorm`` the backbone's BatchNormalization layers stay
-    frozen (inference mode, moving statistics) after the switch, as Keras
-    advises for fine-tuning.
+    With ``freeze_batchnorm`` the backbone's BatchNormalization layers stay in inference mode after the switch, as
+    Keras advises for fine-tuning.
     """
 
     def __init__(self, freeze_epochs=10, layer_name="backbone", freeze_batchnorm=False, unfreeze_optimizer="fresh"):
@@ -105,11 +99,10 @@ def training_batchnorm_layers(model):
 def recompute_batchnorm_statistics(model, batches):
     """Replace the moving statistics of ``model``'s training BatchNorm layers by averages over ``batches`` (PreciseBN).
 
-    The weights stay fixed; the model runs forward in training mode, as in a training step, and
-    each layer's moving mean and variance become the mean of its batch means and batch variances
-    (the momentum of batch k is k / (k + 1), so no batch weighs more than another).  Wu & Johnson,
-    "Rethinking 'Batch' in BatchNorm" (2021), §3.1; the batch variance of Keras' BN is the biased one
-    and the spread of the batch means is left out, as in their implementation.
+    The weights stay fixed; the model runs forward in training mode, as in a training step, and each layer's moving
+    mean and variance become the mean of its batch means and batch variances (the momentum of batch k is k / (k + 1),
+    so no batch weighs more than another).  Wu & Johnson, "Rethinking 'Batch' in BatchNorm" (2021), §3.1; the batch
+    variance of Keras' BN is the biased one and the spread of the batch means is left out, as in their implementation.
 
     Args:
         model: a Keras model.
@@ -147,15 +140,14 @@ def recompute_batchnorm_statistics(model, batches):
 class PreciseBatchNorm(keras.callbacks.Callback):
     """Population BatchNorm statistics, recomputed at fixed weights before each epoch's validation.
 
-    While a BatchNormalization layer trains, its moving mean and variance are an exponential
-    average over the last batches (momentum 0.9 in Tiny: about ten batches; 0.99 in InceptionV3),
-    taken while the weights under it move, and they are what validation, the best checkpoint and
-    every later prediction use.  Right after the unfreeze they lag badly: a quick-mode Tiny-GAP5
-    two epochs into fine-tuning classified its validation images at 59.8 % with them and at 87.8 %
-    with statistics recomputed over the training images at the same weights.  This callback does
-    that recomputation (:func:`recompute_batchnorm_statistics`) over ``batches`` training batches,
-    only for layers in training mode (a frozen backbone's statistics are left alone).  Training
-    itself is unchanged: its batches normalise with their own statistics either way.
+    While a BatchNormalization layer trains, its moving mean and variance are an exponential average over the last
+    batches (momentum 0.9 in Tiny: about ten batches; 0.99 in InceptionV3), taken while the weights under it move, and
+    they are what validation, the best checkpoint and every later prediction use.  Right after the unfreeze they lag
+    badly: a quick-mode Tiny-GAP5 two epochs into fine-tuning classified its validation images at 59.8 % with them and
+    at 87.8 % with statistics recomputed over the training images at the same weights.  This callback does that
+    recomputation (:func:`recompute_batchnorm_statistics`) over ``batches`` training batches, only for layers in
+    training mode (a frozen backbone's statistics are left alone).  Training itself is unchanged: its batches
+    normalise with their own statistics either way.
 
     Args:
         dataset: batches of the training distribution (the training pipeline).
@@ -220,8 +212,7 @@ MAX_BOX_ACC_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
 class LocalizationMetrics(_FixedImages):
     """Adds ``val_loc_gt``, ``val_loc_pred`` and ``val_box_iou50`` to every epoch's logs.
 
-    * ``val_loc_gt``: the true class's CAM centre of mass lies in a
-      ground-truth box (paper Table 4, "ground truth");
+    * ``val_loc_gt``: the true class's CAM centre of mass lies in a ground-truth box (paper Table 4, "ground truth");
     * ``val_loc_pred``: the prediction is right and its CAM's centre of mass
       lies in a box (Table 4, "prediction only");
     * ``val_box_iou50``: the paper's box of the true class's CAM at
@@ -274,9 +265,8 @@ class LocalizationMetrics(_FixedImages):
 
 
 class CamSnapshots(_FixedImages):
-    """Every epoch, one PNG of fixed images: the image with the true box and the
-    CAM's box, the true class's CAM and the predicted class's CAM; the same
-    panels go to TensorBoard as images when ``log_dir`` is given.
+    """Every epoch, one PNG of fixed images: the image with the true box and the CAM's box, the true class's CAM and
+    the predicted class's CAM; the same panels go to TensorBoard as images when ``log_dir`` is given.
 
     Args:
         images, labels, boxes: the fixed images (preprocessed), labels, padded boxes.
@@ -307,11 +297,8 @@ class CamSnapshots(_FixedImages):
             boxed = plots.draw_box(shown, cam_to_box(upsampled, self.threshold), plots.CAM_BOX_COLOUR)
             for box in valid_boxes(boxes):
                 boxed = plots.draw_box(boxed, box, plots.TRUE_BOX_COLOUR)
-            rows.append([
-                (boxed, f"true {names[label]} / pred {names[predicted]} {prob[predicted]:.2f}"),
-                (true_cam, f"CAM {names[label]} (true)"),
-                (predicted_cam, f"CAM {names[predicted]} (pred)"),
-            ])
+            rows.append([(boxed, f"true {names[label]} / pred {names[predicted]} {prob[predicted]:.2f}"),
+                         (true_cam, f"CAM {names[label]} (true)"), (predicted_cam, f"CAM {names[predicted]} (pred)")])
         return rows
 
     def on_epoch_end(self, epoch, logs=None):
@@ -333,16 +320,11 @@ class CamSnapshots(_FixedImages):
 class AtomicBestCheckpoint(keras.callbacks.Callback):
     """Save the model with the lowest ``monitor`` as ``filepath`` (a ``.keras`` file), crash-safe.
 
-    The model and its record ``filepath + ".json"`` (best value, epoch,
-    monitor, SHA-256 of the model) are committed as one: the model is written
-    to a hidden pending file and fsynced, then the record is written
-    atomically (the commit point), then the pending file is renamed over
-    ``filepath``.  A run that starts again finishes an interrupted commit, or
-    drops it if the record was not written; a ``filepath`` that its record
-    does not describe is replaced by the next epoch's model (with a warning),
-    so a worse model can never pass for the best one.  Free space is checked
-    before each write: a full disk raises ``StorageError`` and leaves the
-    previous best intact.
+    The model and its record ``filepath + ".json"`` (best value, epoch, monitor, SHA-256) are committed as one: the
+    model goes to a hidden pending file (fsynced), the record is written atomically (the commit point), then the
+    pending file is renamed over ``filepath``.  A restart finishes an interrupted commit or drops an uncommitted
+    one; a ``filepath`` its record does not describe is replaced by the next epoch's model (with a warning), so a
+    worse model never passes for the best.  A full disk raises ``StorageError`` and leaves the previous best intact.
     """
 
     def __init__(self, filepath, monitor="val_loss", print_fn=None):
@@ -412,22 +394,15 @@ def state_bytes(model):
 class AtomicBackup(keras.callbacks.Callback):
     """Back up the training state (weights and optimizer) after every epoch; :meth:`restore` resumes from it.
 
-    Each state is ``backup_dir/epoch-000005.weights.h5``, written to a
-    temporary file, fsynced and renamed, so a file of that name is always
-    whole; ``training_metadata.json`` (written the same way) records the
-    newest one and its SHA-256.  The two newest states are kept, so an
-    unreadable newest state falls back to the one before; with none readable
-    the run restarts from epoch 0 with a warning.  Free space for one more
-    state is checked before each write (h5py can crash the process on a full
-    disk).  The backup stays after the run ends, so that a finished run can be
-    extended with more epochs.
+    Each state is ``backup_dir/epoch-000005.weights.h5``, written to a temporary file, fsynced and renamed (always
+    whole); ``training_metadata.json`` (written the same way) records the newest and its SHA-256.  The two newest
+    are kept, so an unreadable newest state falls back to the one before; with none readable the run restarts from
+    epoch 0 with a warning.  Free space is checked before each write (h5py can crash the process on a full disk).
+    The backup stays after the run, so a finished run can be extended.
 
-    Replaces ``keras.callbacks.BackupAndRestore``, whose Keras 3.15 version
-    writes ``latest.weights.h5`` in place and keeps a ``.bkp`` copy only
-    from the second epoch on (a crash during the first write leaves an
-    unloadable file and no fallback), and whose metadata file is read
-    without a guard.  Its files (``latest.weights.h5``, ``.bkp``) are still
-    read when resuming an older run.
+    Replaces ``keras.callbacks.BackupAndRestore``: Keras 3.15's writes ``latest.weights.h5`` in place with a ``.bkp``
+    copy only from the second epoch on (a crash in the first write leaves no loadable file) and reads its metadata
+    unguarded.  Its files are still read when resuming an older run.
     """
 
     PATTERN = re.compile(r"^epoch-(\d+)\.weights\.h5$")
@@ -470,16 +445,12 @@ class AtomicBackup(keras.callbacks.Callback):
             self.model.save_weights(temporary)
         run_folder.write_json(self.metadata_path, {"epoch": epoch, "batch": 0, "weights": os.path.basename(path),
                                                    "sha256": run_folder.file_sha256(path)})
-        for name in ("latest.weights.h5", "latest.weights.h5.bkp", self.METADATA + ".bkp"):  # Keras BackupAndRestore's
-            if os.path.isfile(os.path.join(self.backup_dir, name)):
-                os.remove(os.path.join(self.backup_dir, name))
+        run_folder.remove_files(self.backup_dir, "latest.weights.h5", "latest.weights.h5.bkp",
+                                self.METADATA + ".bkp")  # Keras BackupAndRestore's
 
     def restore(self, model=None):
         """Load the newest readable state into ``model`` (built, optimizer built); return its epoch, 0 for none.
-
-        Unreadable states are reported, removed, and skipped; the model is left
-        as it was before a failed load.
-        """
+        Unreadable states are reported, removed and skipped; a failed load leaves the model as it was."""
         model = model or self.model
         run_folder.remove_temporaries(self.backup_dir)
         states = self.states()
@@ -505,9 +476,7 @@ class AtomicBackup(keras.callbacks.Callback):
             self.print_fn(f"warning: the backup of epoch {epoch} ({path}) {problem}; it is removed and an older one is tried.")
             os.remove(path)
         self.print_fn(f"warning: no readable backup left in {self.backup_dir}; the run restarts from epoch 0.")
-        for name in (self.METADATA, self.METADATA + ".bkp"):
-            if os.path.isfile(os.path.join(self.backup_dir, name)):
-                os.remove(os.path.join(self.backup_dir, name))
+        run_folder.remove_files(self.backup_dir, self.METADATA, self.METADATA + ".bkp")
         return 0
 
 
@@ -559,12 +528,11 @@ class _PhaseMark(keras.callbacks.Callback):
 class PhaseTimes:
     """Where each epoch's time goes: training steps, validation, and each callback, in wall and CPU seconds.
 
-    ``callbacks = timer.interleave([...])`` puts a clock reading before, between and after the
-    callbacks; Keras calls a list's callbacks in order, so the time between two readings at one
-    hook is the callback's between them.  Training steps run from the last reading at
-    ``on_epoch_begin`` to the first at ``on_test_begin`` (validation begins), validation from the
-    last reading there to the first at ``on_test_end``.  CPU seconds are the process's (every
-    thread), so CPU / wall above 1 means more than one core was busy.
+    ``callbacks = timer.interleave([...])`` puts a clock reading before, between and after the callbacks; Keras calls
+    a list's callbacks in order, so the time between two readings at one hook is the callback's between them.
+    Training steps run from the last reading at ``on_epoch_begin`` to the first at ``on_test_begin`` (validation
+    begins), validation from the last reading there to the first at ``on_test_end``.  CPU seconds are the process's
+    (every thread), so CPU / wall above 1 means more than one core was busy.
 
     Args:
         path: a JSON file rewritten after every epoch (``{epoch: {part: [wall, cpu]}}``), or None.
@@ -608,12 +576,9 @@ class PhaseTimes:
         if validated:
             parts["validation"] = self._between(("test_begin", last), ("test_end", 0))
         for position, name in enumerate(self._names, start=1):
-            seconds = [0.0, 0.0]
-            for hook in ("epoch_begin", "test_begin", "test_end", "epoch_end"):
-                spent = self._between((hook, position - 1), (hook, position))
-                if spent:
-                    seconds = [seconds[0] + spent[0], seconds[1] + spent[1]]
-            parts[name] = [round(value, 4) for value in seconds]
+            spent = [self._between((hook, position - 1), (hook, position))
+                     for hook in ("epoch_begin", "test_begin", "test_end", "epoch_end")]
+            parts[name] = [round(sum(pair[axis] for pair in spent if pair), 4) for axis in (0, 1)]
         parts["epoch"] = self._between(("epoch_begin", 0), ("epoch_end", last))
         self.epochs[self.current_epoch + 1] = parts
         self._readings = {}
@@ -626,9 +591,6 @@ class PhaseTimes:
         total = {}
         for parts in epochs.values():
             for name, seconds in parts.items():
-                if not seconds:
-                    continue
-                wall, cpu = seconds
-                previous = total.get(name, [0.0, 0.0])
-                total[name] = [previous[0] + wall, previous[1] + cpu]
+                if seconds:
+                    total[name] = [before + spent for before, spent in zip(total.get(name, [0.0, 0.0]), seconds)]
         return total

@@ -1,9 +1,8 @@
 """Training the captioner (``mindgap.captioning``) on a captioned set, into a run folder.
 
-Teacher forcing: the decoder is fed ``<start>`` and the caption's words and learns the
-next word at every step (padding weighs 0).  Every caption of an image is one example.
-The run folder holds what ``mindgap.train`` writes for the other models: ``config.json``
-(the settings), ``history.csv``, ``model.keras`` (the lowest validation loss, by
+Teacher forcing: the decoder is fed ``<start>`` and the caption's words and learns the next word at every step
+(padding weighs 0).  Every caption of an image is one example.  The run folder holds what ``mindgap.train`` writes for
+the other models: ``config.json`` (the settings), ``history.csv``, ``model.keras`` (the lowest validation loss, by
 ``AtomicBestCheckpoint``), under one writer (``RunLock``).
 """
 

@@ -12,14 +12,12 @@ class TrainConfig(DataOptions):
     """Every setting of a training run: the data options (``mindgap.data.options``) and the recipe, whose defaults are
     the paper's; each field's help says what it does.
 
-    Optimizer: Nadam with the Keras defaults of 2017 (lr 0.002, β1 0.9,
-    β2 0.999, ε 1e-8, momentum schedule decay 0.004; Keras 3's own Nadam
-    differs in all but the betas), see ``mindgap.optimizers.Nadam2017``.  Learning rate ×0.94
-    every second epoch (Szegedy et al. 2016).  Backbone frozen for the first
-    10 epochs.  At most 125 epochs; the lowest-validation-loss weights are kept.
-    ``batch_size`` is the **global** batch: under a ``tf.distribute``
-    strategy each of the N replicas sees ``batch_size / N`` images per step.
-    The paper does not give it; 32 is our choice.
+    Optimizer: Nadam with the Keras defaults of 2017 (lr 0.002, β1 0.9, β2 0.999, ε 1e-8, momentum schedule decay
+    0.004; Keras 3's own Nadam differs in all but the betas), see ``mindgap.optimizers.Nadam2017``.  Learning rate
+    ×0.94 every second epoch (Szegedy et al. 2016).  Backbone frozen for the first 10 epochs.  At most 125 epochs; the
+    lowest-validation-loss weights are kept.
+    ``batch_size`` is the **global** batch: under a ``tf.distribute`` strategy each of the N replicas sees
+    ``batch_size / N`` images per step.  The paper does not give it; 32 is our choice.
     """
 
     epochs: int = option(125, "epochs in all (a finished run in the same --out extends to this many)")

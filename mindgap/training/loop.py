@@ -13,16 +13,14 @@ Outputs in ``out_dir``::
     done.json         written when all epochs ran
     run.lock          the lock of the one process writing the folder
 
-Every file that can be half-written is written to a temporary file, fsynced
-and renamed (history.csv is appended to and repaired on resume).
+Every file that can be half-written is written to a temporary file, fsynced and renamed (history.csv is appended
+to and repaired on resume).
 
-Running the same command again after an interruption (kill -9 included)
-continues from the last backed-up epoch (an unreadable backup falls back to
-the one before, or to a clean restart, with a warning); after a finished run
-it returns at once, and with a larger ``epochs`` it extends the run.  Any other
-change of a setting that changes the result is refused with the list of
-differences (see ``run_folder.SAFE_TO_CHANGE``).  A second process writing
-into the same folder is refused while the first runs.
+The same command again after an interruption (kill -9 included) continues from the last backed-up epoch (an
+unreadable backup falls back to the one before, or to a clean restart, with a warning); after a finished run it
+returns at once, and with a larger ``epochs`` it extends the run.  Any other change of a setting that changes the
+result is refused with the list of differences (``run_folder.SAFE_TO_CHANGE``), and so is a second process writing
+into the same folder while the first runs.
 """
 
 import contextlib
@@ -86,19 +84,13 @@ def _cluster():
 def select_strategy(name="auto"):
     """The ``tf.distribute`` strategy for ``name``.
 
-    ``auto``: MultiWorkerMirroredStrategy when ``TF_CONFIG`` names several
-    workers, MirroredStrategy when several GPUs are visible, else the default
-    strategy.  Create it before any other TensorFlow op (MultiWorker needs that).
+    ``auto``: MultiWorkerMirroredStrategy when ``TF_CONFIG`` names several workers, MirroredStrategy when several
+    GPUs are visible, else the default strategy.  Create it before any other TensorFlow op (MultiWorker needs that).
     """
     cluster, _ = _cluster()
-    workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
     if name == "auto":
-        if workers > 1:
-            name = "multi_worker"
-        elif len(tf.config.list_physical_devices("GPU")) > 1:
-            name = "mirrored"
-        else:
-            name = "default"
+        workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+        name = "multi_worker" if workers > 1 else "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "default"
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored":
@@ -160,11 +152,9 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
 
     Args:
         model_name: a name from ``mindgap.list_models()``.
-        data_dir: a Stanford 40 (or digits), class-folder or wsolevaluation
-            folder; every image and box is checked before training starts.
-            A video set (the ``video`` layout) trains a CNN-LSTM
-            (``Tiny-LSTM``) on its trimmed clips, every frame checked; the
-            CAM callbacks (localization, snapshots) are left out.
+        data_dir: a Stanford 40 (or digits), class-folder or wsolevaluation folder; every image and box is checked
+            before training starts.  A video set (the ``video`` layout) trains a CNN-LSTM (``Tiny-LSTM``) on its
+            trimmed clips, every frame checked, without the CAM callbacks (localization, snapshots).
         out_dir: where the outputs go (see the module docstring).
         config: a :class:`TrainConfig` (default: the paper's recipe).
         **overrides: any ``TrainConfig`` field.
@@ -173,10 +163,9 @@ def train(model_name, data_dir, out_dir, *, config=None, **overrides):
         :class:`TrainResult`.
 
     Raises:
-        run_folder.RunFolderError: another process writes ``out_dir``, or it
-            holds a run with other settings (the message lists them).
-        run_folder.StorageError: a full disk or an unwritable place; the
-            previous good state of the folder is left intact.
+        run_folder.RunFolderError: another process writes ``out_dir``, or it holds a run with other settings (the
+            message lists them).
+        run_folder.StorageError: a full disk or an unwritable place; the folder's previous good state is left intact.
     """
     registry.resolve(model_name)  # an unknown name fails here, before any data is read or a folder is made
     config = (config or TrainConfig()).replace(**overrides)
@@ -201,18 +190,14 @@ def _forget_untrained_settings(out_dir):
         return
     if os.path.isfile(os.path.join(out_dir, HISTORY)) and read_history(os.path.join(out_dir, HISTORY)):
         return
-    for name in ("config.json", HISTORY, TIMING):
-        if os.path.isfile(os.path.join(out_dir, name)):
-            os.remove(os.path.join(out_dir, name))
+    run_folder.remove_files(out_dir, "config.json", HISTORY, TIMING)
 
 
 def _check_settings(out_dir, current, backup):
     """Refuse a folder whose run has other settings; return the finished run if it is this one; else record ``current``.
 
-    Safe to change: ``run_folder.SAFE_TO_CHANGE``, and ``epochs`` when the
-    run did not go further (a finished run is extended from its last
-    epoch's backup, with the optimizer state and the epoch-driven learning
-    rate and freeze carrying on exactly).
+    Safe to change: ``run_folder.SAFE_TO_CHANGE``, and ``epochs`` when the run did not go further (a finished run is
+    extended from its last epoch's backup; the optimizer state and the epoch-driven learning rate and freeze carry on).
     """
     config_path = os.path.join(out_dir, "config.json")
     best_path = os.path.join(out_dir, BEST_MODEL)
@@ -258,9 +243,7 @@ def _prepare_outputs(out_dir, initial_epoch):
         _truncate_history(history_path, initial_epoch)
         return
     earlier_attempt = os.path.isfile(history_path) or os.path.isfile(os.path.join(out_dir, BEST_MODEL + ".json"))
-    for name in (HISTORY, BEST_MODEL, BEST_MODEL + ".json", DONE):
-        if os.path.isfile(os.path.join(out_dir, name)):
-            os.remove(os.path.join(out_dir, name))
+    run_folder.remove_files(out_dir, HISTORY, BEST_MODEL, BEST_MODEL + ".json", DONE)
     if earlier_attempt:  # its epochs are gone; so go their images and TensorBoard steps
         print(f"note: {out_dir} holds no usable backup of its earlier attempt; the run starts over from epoch 0.", file=sys.stderr)
         for name in ("logs", "cam_snapshots"):
@@ -320,11 +303,8 @@ def _batches(dataset, config, holds):
     label drawing on training images only), and the training and validation batches."""
     common = dict(num_classes=dataset.num_classes, image_size=config.image_size, batch_size=config.batch_size,
                   seed=config.seed, cache=config.cache)
-    if holds == "clips":
-        make = functools.partial(make_video_dataset, **common)
-    else:
-        make = functools.partial(make_dataset, hide_and_seek=config.hide_and_seek, label_drawing=config.label_drawing,
-                                 **common)
+    make = functools.partial(make_video_dataset, **common) if holds == "clips" else functools.partial(
+        make_dataset, hide_and_seek=config.hide_and_seek, label_drawing=config.label_drawing, **common)
     return make, make(dataset.train, training=True), make(dataset.val)
 
 

@@ -3,12 +3,10 @@
 Keras 3.15 with TensorFlow 2.21 fails twice on that strategy (upstream:
 keras-team/keras#20585, tensorflow/tensorflow#72388, both open):
 
-1. ``fit`` builds the model symbolically from the first distributed batch,
-   reduced with ``strategy.reduce("MEAN", batch, axis=None)``, which
-   MultiWorkerMirroredStrategy cannot do eagerly on a batch of images.
-2. Every step's logs are reduced with ``strategy.reduce("MEAN", v, axis=0)``,
-   which fails on scalar metrics; the single-machine path takes the mean
-   across replicas, which is ``axis=None``.
+1. ``fit`` builds the model symbolically from the first distributed batch, reduced with ``strategy.reduce("MEAN",
+   batch, axis=None)``, which MultiWorkerMirroredStrategy cannot do eagerly on a batch of images.
+2. Every step's logs are reduced with ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalar metrics; the
+   single-machine path takes the mean across replicas, which is ``axis=None``.
 
 Both are applied only when the strategy is MultiWorkerMirroredStrategy; the
 training itself (gradients all-reduced by the optimizer) is Keras' own.

@@ -1,16 +1,13 @@
 """The run folder of ``mindgap.train``: one writer, a settings fingerprint, atomic writes, free-space checks.
 
-* :class:`RunLock`: an advisory ``fcntl.flock`` on ``run.lock`` held for the
-  run's life.  The OS drops it when the process dies (kill -9 included), so a
-  lock is never stale; a second writer gets :class:`RunFolderError` naming the
+* :class:`RunLock`: an advisory ``fcntl.flock`` on ``run.lock`` held for the run's life.  The OS drops it when the
+  process dies (kill -9 included), so a lock is never stale; a second writer gets :class:`RunFolderError` naming the
   holder's pid.
 * :func:`fingerprint` / :func:`settings_differences`: what must match to write
   into a folder again (:data:`SAFE_TO_CHANGE` lists what may differ).
-* :func:`atomic_path` / :func:`write_json`, :func:`require_free_space` /
-  :class:`StorageError` (from :mod:`mindgap.storage`, which every writer of
-  the package shares): write to a temporary file beside the target, fsync,
-  rename over it; a full disk or an unwritable place as one line naming the
-  path and the free space.
+* :func:`atomic_path` / :func:`write_json`, :func:`require_free_space` / :class:`StorageError` (from
+  :mod:`mindgap.storage`, which every writer of the package shares): write to a temporary file beside the target,
+  fsync, rename over it; a full disk or an unwritable place as one line naming the path and the free space.
 
 No TensorFlow here: the module is imported by the CLI before anything heavy.
 """
@@ -24,7 +21,7 @@ import math
 import os
 
 from mindgap.storage import (TEMPORARY_MARK, StorageError, atomic_path, file_sha256, free_bytes,  # noqa: F401
-                             fsync_folder, read_json, remove_temporaries, require_free_space, storage_error,
+                             fsync_folder, read_json, remove_files, remove_temporaries, require_free_space, storage_error,
                              temporary_path, write_json)
 
 LOCK_NAME = "run.lock"
@@ -123,9 +120,8 @@ def _same(old, new):
 def settings_differences(stored, current, defaults):
     """``[(name, stored value, current value)]`` of the settings that differ and may not (epochs excluded).
 
-    A setting the stored fingerprint lacks (a folder written before it
-    existed) counts as its default ``defaults[name]``.  Without a stored
-    data digest, the data folder is compared instead.
+    A setting the stored fingerprint lacks (a folder written before it existed) counts as its default
+    ``defaults[name]``.  Without a stored data digest, the data folder is compared instead.
     """
     found = []
     for name, value in current.items():

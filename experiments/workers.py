@@ -16,7 +16,6 @@ user gone multiprocessing's resource tracker ends too.
 """
 
 import ctypes
-import importlib.util
 import os
 import signal
 import sys
@@ -27,18 +26,10 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PARENT_POLL_SECONDS = 1.0
 
 
-def _mindgap_usable_cores():
-    """``mindgap.cores.usable_cores``, loaded from its file: importing the ``mindgap`` package would start TensorFlow,
-    which must wait until a worker has pinned itself to its cores (``find_spec`` locates the package without running
-    its ``__init__``)."""
-    folder = importlib.util.find_spec("mindgap").submodule_search_locations[0]
-    spec = importlib.util.spec_from_file_location("_mindgap_cores", os.path.join(folder, "cores.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.usable_cores
-
-
-usable_cores = _mindgap_usable_cores()
+def usable_cores():
+    """``mindgap.cores.usable_cores`` (its rule, restated): importing any ``mindgap`` module starts TensorFlow, which
+    must wait until a worker has pinned itself to its cores.  ``tests/test_workers.py`` checks that both agree."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def add_workers_argument(parser, what="models trained at once"):

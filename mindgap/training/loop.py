@@ -45,6 +45,7 @@ from mindgap.data.layouts import LAYOUTS, dataset_options, detect_layout, load_d
 from mindgap.data.pipeline import make_dataset, make_video_dataset
 from mindgap import registry
 from mindgap.models import build_model, load_model
+from mindgap.engine.fit import build_before_fit
 from mindgap.optimizers import Nadam2017
 from mindgap.training import callbacks as mg_callbacks
 from mindgap.training import run_folder
@@ -281,22 +282,7 @@ def compiled_model(model_name, num_classes, config, class_names=None):
                           epsilon=config.epsilon, schedule_decay=config.nadam_schedule_decay)
     optimizer.build(model.trainable_variables)
     model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=config.jit_compile)
-    build_compiled_metrics(model)
-    return model
-
-
-def build_compiled_metrics(model):
-    """Create the compiled metrics' variables now, eagerly, then zero them.
-
-    Without a distribution strategy Keras builds them inside the first traced train step; a variable created
-    while tracing makes TensorFlow trace the whole step a second time, a second or more of every run's start.
-    The metrics only count (zeros in, reset after), so the training is the same."""
-    if tf.distribute.has_strategy() or all(getattr(metric, "built", True) for metric in model.metrics):
-        return  # under a strategy Keras builds them symbolically before the first step
-    outputs = [keras.ops.zeros([1] + [size or 1 for size in output.shape[1:]], output.dtype) for output in model.outputs]
-    predictions = outputs[0] if len(outputs) == 1 else outputs
-    model.compute_metrics(None, predictions, predictions)
-    model.reset_metrics()
+    return build_before_fit(model)
 
 
 @contextlib.contextmanager

@@ -321,3 +321,17 @@ def test_fc_units_reach_the_cnn_lstm_and_are_validated():
     assert model.get_layer("fc1").kernel.shape[0] == 2 * 2 * 128  # the flattened 2x2x128 maps of a 16 px frame
     with pytest.raises(ValueError, match="fc_units must be an integer >= 1"):
         TrainConfig(fc_units=0).validate()
+
+
+def test_a_compiled_model_traces_its_train_step_once_with_its_metrics_at_zero(monkeypatch):
+    model = compiled_model("Tiny-GAP5", 3, TrainConfig(image_size=32, weights=None))
+    assert [float(value) for metric in model.metrics for value in metric.variables] == [0.0, 0.0, 0.0, 0.0]
+    traces, step = [], model.train_step
+    monkeypatch.setattr(model, "train_step", lambda data: traces.append(1) or step(data))
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
+    labels = np.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2, 0, 1]]
+    predicted = np.asarray(model(images, training=True)).argmax(axis=1)  # as fit sees them (batch statistics)
+    model.optimizer.learning_rate.assign(0.0)  # the weights stay: the logged accuracy is the share of these predictions right
+    history = model.fit(images, labels, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    assert len(traces) == 1  # Keras alone builds the metrics inside the first trace, and TensorFlow traces again
+    assert history.history["accuracy"][0] == pytest.approx(np.mean(predicted == labels.argmax(axis=1)))

@@ -308,8 +308,6 @@ def run_job(settings_dict, runs_dir, architecture, variant, base_retain, seed):
         learning_rate = settings.finetuned_learning_rate
     beta_1 = MORERIO_BETA_1 if cnn2 and settings.cnn2_optimizer == "adam-morerio" else 0.9
     model.compile(keras.optimizers.Adam(learning_rate, beta_1=beta_1), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    from mindgap.engine.fit import build_before_fit
-    build_before_fit(model)  # one trace of the train step, not two
 
     probe_images, probe_labels = test_images[:settings.probe_images], test_labels[:settings.probe_images]
     over_training = {name: [] for name, _ in METRICS}

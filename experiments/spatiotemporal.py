@@ -221,8 +221,6 @@ def pretrain_frame_head(settings, num_classes, class_names, path):
     backbone = model.get_layer("backbone")
     backbone.trainable = False
     model.compile(keras.optimizers.Adam(settings.frame_learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    from mindgap.engine.fit import build_before_fit
-    build_before_fit(model)  # one trace of the train step, not two
     model.fit(_preprocess(renders[..., ::-1]), render_labels, batch_size=settings.frame_batch,
               epochs=settings.head_pretrain_epochs, verbose=0)
     backbone.trainable = True
@@ -273,8 +271,6 @@ def train_frame_cnn(settings, variant, frames, labels, images, image_labels, num
     log(f"training the frame CNN ({variant}) on {len(frames)} frames" + (f" and {len(images)} images" if images is not None else ""))
     data = training_batches(frames, labels, images, image_labels, num_classes, settings.frame_batch, settings.seed)
     model.compile(keras.optimizers.Adam(settings.frame_learning_rate), "categorical_crossentropy", metrics=["accuracy"])
-    from mindgap.engine.fit import build_before_fit
-    build_before_fit(model)  # one trace of the train step, not two
     steps = max(1, len(frames) // settings.frame_batch)
     model.fit(data.prefetch(2), epochs=settings.frame_epochs, steps_per_epoch=steps, verbose=2 if sys.stdout.isatty() else 0)
     mindgap.storage.save_model(model, path)

@@ -281,9 +281,8 @@ def test_full_disk_during_the_first_backup_stops_cleanly_and_resumes(small_disk,
     keras.saving.load_model(out / "best.keras", compile=False)  # the committed best model is whole
     assert not list((out / "backup").glob("*.weights.h5"))
 
-    small_disk.mount("20m")  # space freed: the run restarts and finishes
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    small_disk.mount("20m")  # space freed: the same command restarts the run and finishes it (here in-process: one
+    assert main(_train_args(digits_dir, out)) == 0  # TensorFlow start fewer than a second subprocess)
     assert _epochs_logged(out) == [0, 1] and (out / "done.json").exists()
     assert not _temporaries(out)
 

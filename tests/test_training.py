@@ -144,22 +144,50 @@ def _epochs_logged(path):
         return [int(row["epoch"]) for row in csv.DictReader(handle)]
 
 
-def test_resume_after_kill_9(digits_dir, tmp_path):
-    out = tmp_path / "run"
-    history = out / "history.csv"
-    process = subprocess.Popen(_train_command(digits_dir, out, 6), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _ctrl_c_as_from_a_terminal():
+    # A child inherits an ignored or blocked SIGINT from the test process (the suite's worker may have either);
+    # the command under test should see Ctrl-C as a user's shell delivers it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _start_and_wait_for_epochs(command, history, epochs, **options):
+    """The command started, once ``history`` logs ``epochs`` epochs (or it ended, or 300 s passed)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **options)
     deadline = time.time() + 300
-    while len(_epochs_logged(history)) < 2 and process.poll() is None and time.time() < deadline:
+    while len(_epochs_logged(history)) < epochs and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed: " + process.stderr.read().decode()[-1500:]
+    return process
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(digits_dir, tmp_path_factory):
+    """One run of 4 epochs, as a user may see it: Ctrl-C in epoch 1, the same command killed with -9 an epoch later, the
+    same command again to the end.  The Ctrl-C and the kill -9 tests share it (three starts of TensorFlow, not four)."""
+    out = tmp_path_factory.mktemp("interrupted") / "run"
+    history, command = out / "history.csv", _train_command(digits_dir, out, 4)
+    process = _start_and_wait_for_epochs(command, history, 1, preexec_fn=_ctrl_c_as_from_a_terminal)
+    assert process.poll() is None, "the run ended before it could be interrupted: " + process.stderr.read()[-1500:]
+    process.send_signal(signal.SIGINT)
+    _, ctrl_c_stderr = process.communicate(timeout=120)
+    ctrl_c = dict(returncode=process.returncode, stderr=ctrl_c_stderr, logged=_epochs_logged(history))
+    process = _start_and_wait_for_epochs(command, history, len(ctrl_c["logged"]) + 1)
+    assert process.poll() is None, "the run ended before it could be killed: " + process.stderr.read()[-1500:]
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     killed_at = _epochs_logged(history)
-    assert 2 <= len(killed_at) < 6
-    finished = subprocess.run(_train_command(digits_dir, out, 6), capture_output=True, text=True, timeout=600)
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return dict(out=out, ctrl_c=ctrl_c, killed_at=killed_at, finished=finished, history=_epochs_logged(history))
+
+
+def test_resume_after_kill_9(interrupted_run):
+    before = interrupted_run["ctrl_c"]["logged"]
+    killed_at = interrupted_run["killed_at"]
+    assert len(before) + 1 <= len(killed_at) < 4  # the resumed run logged an epoch, then died mid-run
+    finished = interrupted_run["finished"]
     assert finished.returncode == 0, finished.stderr[-2000:]
-    assert _epochs_logged(history) == [0, 1, 2, 3, 4, 5]
-    assert (out / "done.json").exists()
+    assert interrupted_run["history"] == [0, 1, 2, 3]
+    assert (interrupted_run["out"] / "done.json").exists()
 
 
 def _free_ports(count):
@@ -252,30 +280,16 @@ def test_phase_times_attribute_each_callback_its_own_time():
     assert totals["Sleeper#2"][0] >= 0.6
 
 
-def _ctrl_c_as_from_a_terminal():
-    # A child inherits an ignored or blocked SIGINT from the test process (the suite's worker may have either);
-    # the command under test should see Ctrl-C as a user's shell delivers it.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
-def test_ctrl_c_says_one_line_and_the_same_command_resumes(digits_dir, tmp_path):
-    out = tmp_path / "run"
-    history = out / "history.csv"
-    process = subprocess.Popen(_train_command(digits_dir, out, 3), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=_ctrl_c_as_from_a_terminal)
-    deadline = time.time() + 300
-    while len(_epochs_logged(history)) < 1 and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be interrupted: " + process.stderr.read()[-1500:]
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr[-2000:]
+def test_ctrl_c_says_one_line_and_the_same_command_resumes(interrupted_run):
+    ctrl_c = interrupted_run["ctrl_c"]
+    stderr = ctrl_c["stderr"]
+    assert ctrl_c["returncode"] == 130, stderr[-2000:]
+    assert 1 <= len(ctrl_c["logged"]) < 4
     lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("warning:")]
     assert len(lines) == 1 and "interrupted in epoch" in lines[0] and "run the same command to resume" in lines[0], stderr[-2000:]
-    finished = subprocess.run(_train_command(digits_dir, out, 3), capture_output=True, text=True, timeout=600)
+    finished = interrupted_run["finished"]
     assert finished.returncode == 0, finished.stderr[-2000:]
-    assert _epochs_logged(history) == [0, 1, 2]
+    assert interrupted_run["history"] == [0, 1, 2, 3]
 
 
 def test_a_lost_peer_worker_ends_the_other_with_one_line(digits_dir, tmp_path):
@@ -307,3 +321,17 @@ def test_fc_units_reach_the_cnn_lstm_and_are_validated():
     assert model.get_layer("fc1").kernel.shape[0] == 2 * 2 * 128  # the flattened 2x2x128 maps of a 16 px frame
     with pytest.raises(ValueError, match="fc_units must be an integer >= 1"):
         TrainConfig(fc_units=0).validate()
+
+
+def test_a_compiled_model_traces_its_train_step_once_with_its_metrics_at_zero(monkeypatch):
+    model = compiled_model("Tiny-GAP5", 3, TrainConfig(image_size=32, weights=None))
+    assert [float(value) for metric in model.metrics for value in metric.variables] == [0.0, 0.0, 0.0, 0.0]
+    traces, step = [], model.train_step
+    monkeypatch.setattr(model, "train_step", lambda data: traces.append(1) or step(data))
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
+    labels = np.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2, 0, 1]]
+    predicted = np.asarray(model(images, training=True)).argmax(axis=1)  # as fit sees them (batch statistics)
+    model.optimizer.learning_rate.assign(0.0)  # the weights stay: the logged accuracy is the share of these predictions right
+    history = model.fit(images, labels, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    assert len(traces) == 1  # Keras alone builds the metrics inside the first trace, and TensorFlow traces again
+    assert history.history["accuracy"][0] == pytest.approx(np.mean(predicted == labels.argmax(axis=1)))

@@ -43,6 +43,7 @@ from mindgap.data.layouts import LAYOUTS, dataset_options, detect_layout, load_d
 from mindgap.data.pipeline import make_dataset, make_video_dataset
 from mindgap import registry
 from mindgap.models import build_model, load_model
+from mindgap.engine.fit import build_before_fit
 from mindgap.optimizers import Nadam2017
 from mindgap.training import callbacks as mg_callbacks
 from mindgap.training import run_folder
@@ -264,7 +265,7 @@ def compiled_model(model_name, num_classes, config, class_names=None):
                           epsilon=config.epsilon, schedule_decay=config.nadam_schedule_decay)
     optimizer.build(model.trainable_variables)
     model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=config.jit_compile)
-    return model
+    return build_before_fit(model)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The README's main job: the paper's six models on the embedded digits set, on a CPU (about 10 minutes on 2 cores).
+"""The README's main job: the paper's six models on the embedded scenes set, on a CPU (about 10 minutes on 2 cores).
 
 Generates the digits set if absent, trains (or reuses) GAP5 and GAP-Zhou with
 no penalty, L1 and L2, evaluates them on the test split, prints one table

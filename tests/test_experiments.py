@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from experiments import claims, figure3, figure4, maps_per_class, quickstart, table2, table3, table4
@@ -47,6 +48,15 @@ def test_tables(runs, module, name, models, keys, header):
         assert all(0.0 <= values[key] <= 1.0 for key in keys)
     assert header in table
     assert "Tiny-GAP5 (paper: Inception-GAP5)" in table and "extra-small mode" in table
+    for paper_name, values in results.items():  # the table shows what the model's own test report measured
+        with open(f"{values['run_dir']}/report_test.json") as handle:
+            report = json.load(handle)
+        confusion = np.asarray(report["confusion"])
+        assert confusion.sum() == report["num_images"]
+        assert values["accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())  # by hand, from the counts
+        if "accuracy" in keys:
+            label = values["model"] if values["model"] == paper_name else f"{values['model']} (paper: {paper_name})"
+            assert f"| {label} | {100 * values['accuracy']:.1f} / " in table
     if name == "table3":
         assert "| Tiny-GAP5-L1 (paper: Inception-GAP5-L1) |" in table and "/ 88.8 |" in table
 

@@ -82,11 +82,16 @@ def test_figure4(runs):
 
 def test_quickstart_reuses_models_and_reports_claims(runs, capsys):
     import os
-    trained_before = sorted(os.listdir(f"{runs}/models")) if os.path.isdir(f"{runs}/models") else []
+
     _run(quickstart, runs)
     _, results, table = _outputs(runs, "quickstart")
-    if trained_before:
-        assert sorted(os.listdir(f"{runs}/models")) == trained_before  # the six models were reused, not retrained
+    saved = {name: os.stat(f"{runs}/models/{name}/best.keras").st_mtime_ns for name in os.listdir(f"{runs}/models")
+             if os.path.isfile(f"{runs}/models/{name}/best.keras")}
+    assert {os.path.basename(values["run_dir"]) for values in results["models"].values()} <= set(saved)
+    _run(quickstart, runs)  # again: every model is reused, none trained or saved again, the same numbers
+    assert {name: os.stat(f"{runs}/models/{name}/best.keras").st_mtime_ns for name in saved} == saved
+    again = _outputs(runs, "quickstart")[1]
+    assert again["models"] == results["models"] and again["one_seed_observations"] == results["one_seed_observations"]
     assert len(results["one_seed_observations"]) == len(claims.CLAIMS)
     assert "one-seed observations, not verdicts" in table and "python -m experiments.claims" in table
     assert "share of positive CAM mass on the true class" in table

@@ -149,19 +149,22 @@ def read_json(path):
 def file_sha256(path):
     """SHA-256 of a file, or of a folder (every file's relative path and bytes, in sorted order)."""
     digest = hashlib.sha256()
-    if os.path.isdir(path):
-        for root, folders, files in os.walk(path):
-            folders.sort()
-            for name in sorted(files):
-                full = os.path.join(root, name)
-                digest.update(os.path.relpath(full, path).encode())
-                with open(full, "rb") as handle:
-                    digest.update(handle.read())
+    if not os.path.isdir(path):
+        _digest_file(digest, path)
         return digest.hexdigest()
-    with open(path, "rb") as handle:
+    for root, folders, files in os.walk(path):
+        folders.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            digest.update(os.path.relpath(full, path).encode())
+            _digest_file(digest, full)
+    return digest.hexdigest()
+
+
+def _digest_file(digest, path):
+    with open(path, "rb") as handle:  # in blocks: a model file need not fit in memory twice
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
 
 
 def remove_temporaries(*folders):

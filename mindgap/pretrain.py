@@ -61,6 +61,9 @@ RECIPES = {
     "centred-digits": dict(seed=0, image_size=48, samples=24000, epochs=6, batch_size=64, digit_size=(26, 44), distorted=0.0),
     "scenes": dict(seed=0, image_size=48, samples=24000, epochs=8, batch_size=64, digit_size=(12, 18), distorted=0.5,
                    distractors=(1, 3), start="centred-digits"),
+    # The main job's start: the scenes recipe with four times the renders, each seen 3 times instead of 8.
+    "scenes-96k": dict(seed=0, image_size=48, samples=96000, epochs=3, batch_size=64, digit_size=(12, 18), distorted=0.5,
+                       distractors=(1, 3), start="centred-digits"),
     # Chapter 3's source domain (the stand-in for ImageNet beside the video frames): printed digits in coloured ink
     # on tinted grey pictures, from random weights (mindgap.data.scenes.render_source_scene).
     "printed-scenes": dict(seed=0, image_size=48, samples=24000, epochs=8, batch_size=64, digit_size=(12, 18),
@@ -72,15 +75,21 @@ HELD_OUT_SAMPLES = 1000
 FINGERPRINT_RENDERS = 32
 
 
-def _recipe_of(settings):
+def _kind_of(settings):
+    """What the renders are: ``"printed-scenes"``, ``"scenes"`` or ``"centred-digits"``."""
     if settings.get("source_domain"):
         return "printed-scenes"
     return "scenes" if "distractors" in settings else "centred-digits"
 
 
+def _recipe_of(settings):
+    """The name of the recipe ``settings`` are (or, for other settings, the kind of their renders)."""
+    return next((name for name, recipe in RECIPES.items() if recipe == settings), _kind_of(settings))
+
+
 def _renderer(settings):
     """What draws the recipe's renders: the digits renderer's version, and the scenes set's for scenes."""
-    return RENDERER_VERSION if _recipe_of(settings) == "centred-digits" else f"{RENDERER_VERSION}-scenes{SCENES_VERSION}"
+    return RENDERER_VERSION if _kind_of(settings) == "centred-digits" else f"{RENDERER_VERSION}-scenes{SCENES_VERSION}"
 
 
 def source_domain_canvases(settings, count, seed):
@@ -96,9 +105,9 @@ def source_domain_canvases(settings, count, seed):
 
 def pretraining_canvases(settings, count, seed, half=0):
     """(BGR uint8 canvases, labels) of a recipe's renders: ``half`` 0 = training-half source digits, 1 = test half."""
-    if _recipe_of(settings) == "centred-digits":
+    if _kind_of(settings) == "centred-digits":
         return centred_digit_canvases(count, settings["image_size"], settings["digit_size"], seed, half, settings["distorted"])
-    if _recipe_of(settings) == "printed-scenes":
+    if _kind_of(settings) == "printed-scenes":
         return source_domain_canvases(settings, count, seed + 1000 * half)
     rng = np.random.default_rng(seed)
     digits = load_digits()

@@ -5,7 +5,7 @@ Each shipped model is a file (or a refiner's folder) in ``mindgap/pretrained/`` 
 takes.  :func:`resolve` turns a name into the file's path wherever a model path is taken (``mindgap.load_model``,
 ``mindgap explain --model``, ``mindgap serve``, ``--refiner``, ``explain-video``); a path is returned unchanged.
 The pretrained Tiny backbones ship beside them with their own records (``mindgap.pretrain``);
-:func:`backbone_weights` resolves ``weights="pretrained"`` to the one that matches the scenes set.
+:func:`backbone_weights` resolves ``weights="pretrained"`` to the main job's start (the scenes-96k recipe).
 
 ``python -m mindgap.shipping add …`` copies a trained model in and records it; ``python -m mindgap.shipping check``
 says which shipped files no longer match their records.  Nothing here imports TensorFlow (nor another mindgap
@@ -22,10 +22,11 @@ from mindgap.storage import file_sha256  # noqa: F401 (mindgap.shipped.file_sha2
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 REGISTRY_FILE = "models.json"
 KINDS = ("image", "clips", "refiner")  # an image model with a CAM head, a CNN-LSTM, a Guided Zoom refiner folder
-# weights="pretrained" is the scenes recipe's backbone (the main job's start); "pretrained:RECIPE" picks another.
+# weights="pretrained" is the scenes-96k recipe's backbone (the main job's start); "pretrained:RECIPE" picks another.
 PRETRAINED = "pretrained"
-DEFAULT_BACKBONE_RECIPE = "scenes"
+DEFAULT_BACKBONE_RECIPE = "scenes-96k"
 BACKBONE_FILES = {  # recipe of mindgap.pretrain -> its shipped weights file (the record is the same name, .json)
+    "scenes-96k": "tiny_scenes_96k_seed0_r2_v1.weights.h5",
     "scenes": "tiny_scenes_seed0_r2_v1.weights.h5",
     "centred-digits": "tiny_centred_digits_seed0_r2.weights.h5",
     "printed-scenes": "tiny_printed_scenes_seed0_r2_v1.weights.h5",
@@ -125,7 +126,7 @@ def mismatches(directory=SHIPPED_DIR):
 
 
 def backbone_weights(weights, backbone="tiny", directory=SHIPPED_DIR):
-    """The shipped weights file that ``weights`` names (``"pretrained"``: the scenes recipe's Tiny backbone;
+    """The shipped weights file that ``weights`` names (``"pretrained"``: the main job's Tiny backbone, scenes-96k;
     ``"pretrained:RECIPE"``: another recipe of :data:`BACKBONE_FILES`), checked against its record's SHA-256.
     Any other value is returned unchanged."""
     if not isinstance(weights, str) or not (weights == PRETRAINED or weights.startswith(PRETRAINED + ":")):
@@ -135,7 +136,7 @@ def backbone_weights(weights, backbone="tiny", directory=SHIPPED_DIR):
                          f"{'imagenet, ' if backbone == 'inception_v3' else ''}None or a weights file.")
     recipe = weights.partition(":")[2] or DEFAULT_BACKBONE_RECIPE
     if recipe not in BACKBONE_FILES:
-        raise ValueError(f"Unknown pretrained Tiny weights {weights!r}; use 'pretrained' (the scenes recipe) or one of "
+        raise ValueError(f"Unknown pretrained Tiny weights {weights!r}; use 'pretrained' (the scenes-96k recipe) or one of "
                          f"{', '.join(PRETRAINED + ':' + name for name in BACKBONE_FILES)}.")
     path = os.path.join(directory, BACKBONE_FILES[recipe])
     with open(path.replace(".weights.h5", ".json")) as handle:

@@ -9,7 +9,8 @@ from mindgap import pretrain
 from mindgap.data.digits import RENDERER_VERSION
 
 
-@pytest.mark.parametrize("recipe, floor", [("centred-digits", 0.9), ("scenes", 0.8), ("printed-scenes", 0.9)])
+@pytest.mark.parametrize("recipe, floor", [("centred-digits", 0.9), ("scenes", 0.8), ("scenes-96k", 0.88),
+                                                  ("printed-scenes", 0.9)])
 def test_shipped_weights_match_the_renderer_and_recipe(recipe, floor):
     # A renderer or recipe change makes the shipped file stale: remake it with `python -m mindgap.pretrain --recipe R`.
     assert pretrain.shipped_record_mismatches(recipe=recipe) == []
@@ -17,6 +18,13 @@ def test_shipped_weights_match_the_renderer_and_recipe(recipe, floor):
     record = pretrain.pretraining_report(recipe=recipe)
     assert str(record["renderer"]).startswith(str(RENDERER_VERSION)) and record["command"].startswith("python -m mindgap.pretrain")
     assert record["test_half_accuracy"] > floor  # what the quick mode's start reached on digits it never saw
+
+
+def test_a_record_names_its_recipe_and_other_settings_their_kind():
+    assert pretrain._recipe_of(dict(pretrain.RECIPES["scenes-96k"])) == "scenes-96k"
+    assert pretrain._recipe_of(dict(pretrain.RECIPES["scenes"])) == "scenes"
+    assert pretrain._recipe_of(dict(pretrain.RECIPES["scenes"], samples=10)) == "scenes"  # a sweep: its renders' kind
+    assert pretrain._recipe_of(dict(pretrain.RECIPES["centred-digits"], samples=10)) == "centred-digits"
 
 
 def test_an_unknown_recipe_is_named():

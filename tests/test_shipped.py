@@ -68,10 +68,11 @@ def test_names_resolve_in_any_case_paths_pass_and_unknown_names_get_the_closest(
 
 
 def test_pretrained_names_the_shipped_tiny_weights_and_checks_them(tmp_path):
-    assert shipped.backbone_weights("pretrained") == os.path.join(shipped.SHIPPED_DIR, shipped.BACKBONE_FILES["scenes"])
+    assert shipped.backbone_weights("pretrained") == os.path.join(shipped.SHIPPED_DIR, shipped.BACKBONE_FILES["scenes-96k"])
+    assert shipped.backbone_weights("pretrained:scenes").endswith("tiny_scenes_seed0_r2_v1.weights.h5")
     assert shipped.backbone_weights("pretrained:centred-digits").endswith("tiny_centred_digits_seed0_r2.weights.h5")
     assert shipped.backbone_weights("imagenet") == "imagenet" and shipped.backbone_weights(None) is None
-    with pytest.raises(ValueError, match="use 'pretrained' \\(the scenes recipe\\) or one of pretrained:scenes"):
+    with pytest.raises(ValueError, match="use 'pretrained' \\(the scenes-96k recipe\\) or one of pretrained:scenes-96k"):
         shipped.backbone_weights("pretrained:imagenet")
     with pytest.raises(ValueError, match="No pretrained weights ship for the inception_v3 backbone"):
         mindgap.build_model("Inception-GAP5", 3, weights="pretrained", input_shape=(75, 75, 3))

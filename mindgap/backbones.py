@@ -158,7 +158,7 @@ def build_backbone(backbone, input_shape=(299, 299, 3), weights=None, cut_layer=
         backbone: ``"inception_v3"``, ``"googlenet"`` or ``"tiny"``.
         input_shape: (height, width, 3).
         weights: None, ``"imagenet"`` (InceptionV3 only; Keras' own download or cache), ``"pretrained"`` (Tiny only:
-            the shipped weights of the scenes recipe, ``"pretrained:RECIPE"`` another, ``mindgap.shipped``) or the
+            the shipped weights of the scenes-96k recipe, ``"pretrained:RECIPE"`` another, ``mindgap.shipped``) or the
             path of a weights file for this backbone (uncut, as Keras distributes it, or as cut here).
         cut_layer: layer whose output feeds the head; default ``mixed7``, ``inception_4e`` or ``tiny_block4``.
     """

@@ -8,6 +8,10 @@ with its 95 % interval (Student's t on the paired differences), and a verdict:
 * **did not hold**: the whole interval lies on the other side;
 * **cannot tell at this N**: the interval contains zero (or N = 1, which has no interval).
 
+Beside each verdict, the paper's own difference (Tables 3 and 4, points) and where it lies against the interval:
+"below" or "above" means the set would have shown a difference of the paper's size and did not, so a claim that
+cannot be told is still a finding about the paper's effect (:func:`paper_size_against`).
+
 Seed 0 is the seed of the other experiments, so its models are reused from the cache;
 ``--seeds 5`` trains four more of each model, two at a time (``--workers``).
 
@@ -76,6 +80,23 @@ def seeds_to_decide(differences, confidence=0.95, most=10_000):
     return most + 1
 
 
+def paper_difference(claim):
+    """The paper's ``better − other`` on the claim's measure, in points (Tables 3 and 4); None where it has none."""
+    tables = {name: {**common.PAPER_TABLE3.get(name, {}), **common.PAPER_TABLE4.get(name, {})} for name in common.PAPER_MODELS}
+    better, other = tables.get(claim.better, {}), tables.get(claim.other, {})
+    if claim.measure not in better or claim.measure not in other:
+        return None
+    return round(better[claim.measure] - other[claim.measure], 1)
+
+
+def paper_size_against(paper, low, high):
+    """Where the paper's difference ``paper`` (points) lies against the interval [``low``, ``high``] (points):
+    ``"inside"``, ``"above"`` (the interval excludes an effect that large), ``"below"``; None without both."""
+    if paper is None or low is None:
+        return None
+    return "above" if paper > high else "below" if paper < low else "inside"
+
+
 def verdict(low, high):
     """held / did not hold / cannot tell, for an interval of "better − other"."""
     if low is None:
@@ -99,9 +120,14 @@ def compare(text, better, other, measure=None, scale=100.0):
 
 def assess(claim, scores):
     """One claim on ``scores[paper model][seed index] = {measure: value}``: a result dict."""
-    return {**compare(claim.text, [run[claim.measure] for run in scores[claim.better]],
-                      [run[claim.measure] for run in scores[claim.other]], claim.measure),
-            "better": claim.better, "other": claim.other}
+    result = compare(claim.text, [run[claim.measure] for run in scores[claim.better]],
+                     [run[claim.measure] for run in scores[claim.other]], claim.measure)
+    paper = paper_difference(claim)
+    scale = result["scale"]
+    against = paper_size_against(paper, None if result["low"] is None else scale * result["low"],
+                                 None if result["high"] is None else scale * result["high"])
+    return {**result, "better": claim.better, "other": claim.other, "paper_difference": paper,
+            "paper_difference_against_interval": against}
 
 
 def one_seed_observation(claim, numbers):
@@ -123,16 +149,24 @@ def _interval(result):
     return f"{scale * result['difference']:+.1f} [{scale * result['low']:+.1f}, {scale * result['high']:+.1f}]"
 
 
+def _paper_column(result):
+    paper, against = result.get("paper_difference"), result.get("paper_difference_against_interval")
+    if paper is None:
+        return "– (not in the paper's tables)"
+    words = {"above": "above: excluded", "below": "below: excluded", "inside": "inside", None: "no interval"}
+    return f"{paper:+.1f}: {words[against]}"
+
+
 def claims_table(results, seeds):
     lines = [f"| claim | A (mean ± sd, N = {seeds}) | B (mean ± sd) | A − B [95 % interval], points | verdict | "
-             "N that would decide |", "|---|---|---|---|---|---|"]
+             "N that would decide | the paper's A − B: against the interval |", "|---|---|---|---|---|---|---|"]
     for result in results:
         needed = result.get("seeds_to_decide")
         decide = "–" if result["verdict"] != "cannot tell at this N" else ("?" if needed is None else
                                                                            (f"> {needed - 1}" if needed > 10_000 else str(needed)))
         lines.append(f"| {result['claim']} | {_spread(result['better_values'], result.get('scale', 100.0))} | "
                      f"{_spread(result['other_values'], result.get('scale', 100.0))} | "
-                     f"{_interval(result)} | **{result['verdict']}** | {decide} |")
+                     f"{_interval(result)} | **{result['verdict']}** | {decide} | {_paper_column(result)} |")
     return "\n".join(lines)
 
 
@@ -167,7 +201,9 @@ def main(argv=None):
         f"*{common.caption(mode, dataset)}* Seeds 0 … {args.seeds - 1} of the training run (initialisation, shuffling); "
         "the data set is fixed. A = the first model named in the claim, B = the second; paired over seeds; "
         "95 % interval from Student's t with N − 1 degrees of freedom. *N that would decide*: for a claim that cannot "
-        "be told, the number of seeds at which the interval would exclude zero if the observed mean and sd held.",
+        "be told, the number of seeds at which the interval would exclude zero if the observed mean and sd held. "
+        "*The paper's A − B*: its Tables 3 and 4 (InceptionV3 on Stanford 40); \"excluded\": the interval rules out "
+        "a difference of the paper's size, so the set could have shown the paper's effect.",
     ])
     common.write_outputs(out_dir, mode, {"experiment": "claims", "seeds": args.seeds},
                          {"claims": results, "runs": runs, "scores": scores}, markdown)

@@ -134,6 +134,13 @@ def test_claims_pair_seeds():
     result = claims.assess(claims.CLAIMS[2], scores)
     assert result["difference"] == pytest.approx(0.02) and result["verdict"] == "held"
     assert result["low"] == pytest.approx(0.02) and result["high"] == pytest.approx(0.02)
+    # The paper's Table 3: GAP5 75.9 against GAP-Zhou 73.7, +2.2 points, just above the 2.0-point interval.
+    assert result["paper_difference"] == pytest.approx(2.2) and result["paper_difference_against_interval"] == "above"
+    assert claims.paper_difference(claims.CLAIMS[3]) == pytest.approx(88.8 - 80.1)  # L1 on GAP5's precision
+    assert claims.paper_difference(claims.CLAIMS[7]) is None  # CAM mass: not in the paper's tables
+    assert claims.paper_size_against(1.0, 0.5, 1.5) == "inside" and claims.paper_size_against(0.2, 0.5, 1.5) == "below"
+    assert claims.paper_size_against(1.0, None, None) is None
+    assert "| +2.2: above: excluded |" in claims.claims_table([result], 3)
 
 
 def test_claims_module_end_to_end(runs):

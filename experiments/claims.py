@@ -82,8 +82,7 @@ def seeds_to_decide(differences, confidence=0.95, most=10_000):
 
 def paper_difference(claim):
     """The paper's ``better − other`` on the claim's measure, in points (Tables 3 and 4); None where it has none."""
-    tables = {name: {**common.PAPER_TABLE3.get(name, {}), **common.PAPER_TABLE4.get(name, {})} for name in common.PAPER_MODELS}
-    better, other = tables.get(claim.better, {}), tables.get(claim.other, {})
+    better, other = common.PAPER_MEASURES.get(claim.better, {}), common.PAPER_MEASURES.get(claim.other, {})
     if claim.measure not in better or claim.measure not in other:
         return None
     return round(better[claim.measure] - other[claim.measure], 1)
